@@ -1,0 +1,126 @@
+//! Byte layout of a ring region: a header of three cache-padded index words
+//! followed by `capacity` 64-byte slots. Position-independent: the region
+//! holds only indices and message bytes, never an address, so two address
+//! spaces may map it at different virtual addresses.
+//!
+//! ```text
+//! offset            size  content                        written by
+//!      0               8  producer index (u64, atomic)   producer (Release)
+//!      8             120  padding (zero, never read)
+//!    128               8  consumer index (u64, atomic)   consumer (Release)
+//!    136             120  padding
+//!    256               8  consumer wake state (u64)      consumer (0 awake, 1 sleeping);
+//!                                                        producer resets to 0 to claim a wakeup
+//!    264             120  padding
+//!    384   64 * capacity  slots; slot i holds the message whose
+//!                         index n satisfies n % capacity == i
+//! ```
+//!
+//! Invariants:
+//! - Indices are free-running `u64`s that wrap; the slot of index `n` is
+//!   `n & (capacity - 1)`, so `capacity` is a non-zero power of two and no
+//!   index value, however corrupt, can name a slot outside the region.
+//! - `producer index - consumer index` (wrapping) is the number of
+//!   published, unreleased messages and is at most `capacity` when both
+//!   sides follow the protocol.
+//! - Every word of the region is only ever accessed atomically (8-byte,
+//!   aligned), so a peer writing any word at any moment is a value change,
+//!   never a data race (see `docs/ringbuf.md`, "Why atomics for slot words").
+//! - Each index sits on its own 128-byte block (`CachePadded`): x86_64's
+//!   adjacent-line prefetcher pairs 64-byte lines.
+
+use crossbeam_utils::CachePadded;
+
+use crate::message::MESSAGE_WORDS;
+use crate::sync::AtomicU64;
+
+/// Required alignment of a ring region's base address.
+pub const REGION_ALIGN: usize = 128;
+/// Byte offset of the producer index word.
+pub const PRODUCER_INDEX_OFFSET: usize = 0;
+/// Byte offset of the consumer index word.
+pub const CONSUMER_INDEX_OFFSET: usize = 128;
+/// Byte offset of the consumer wake-state word.
+pub const WAKE_STATE_OFFSET: usize = 256;
+/// Byte offset of slot 0; slot `i` starts at `SLOTS_OFFSET + 64 * i`.
+pub const SLOTS_OFFSET: usize = 384;
+/// Bytes of one slot.
+pub const SLOT_SIZE: usize = 64;
+
+/// Wake-state value: the consumer is polling (or about to look again).
+pub const WAKE_STATE_AWAKE: u64 = 0;
+/// Wake-state value: the consumer announced it is going to sleep; the
+/// producer that sees it must ring the doorbell. (Any value other than
+/// `WAKE_STATE_AWAKE` is treated as sleeping: a wrong guess costs one
+/// spurious doorbell, never a lost message.)
+pub const WAKE_STATE_SLEEPING: u64 = 1;
+
+/// The header at the start of a ring region (see the module docs).
+#[repr(C)]
+pub(crate) struct RingHeader {
+    pub(crate) producer_index: CachePadded<AtomicU64>,
+    pub(crate) consumer_index: CachePadded<AtomicU64>,
+    pub(crate) wake_state: CachePadded<AtomicU64>,
+}
+
+impl RingHeader {
+    pub(crate) fn new(start_index: u64) -> Self {
+        RingHeader {
+            producer_index: CachePadded::new(AtomicU64::new(start_index)),
+            consumer_index: CachePadded::new(AtomicU64::new(start_index)),
+            wake_state: CachePadded::new(AtomicU64::new(WAKE_STATE_AWAKE)),
+        }
+    }
+}
+
+/// One slot: a message's eight words, each accessed atomically.
+#[repr(C, align(64))]
+pub(crate) struct Slot {
+    pub(crate) words: [AtomicU64; MESSAGE_WORDS],
+}
+
+impl Slot {
+    pub(crate) fn new() -> Self {
+        Slot { words: core::array::from_fn(|_| AtomicU64::new(0)) }
+    }
+}
+
+/// Bytes a region needs for a ring of `capacity` slots (header included).
+pub const fn region_size(capacity: usize) -> Result<usize, crate::LayoutError> {
+    if !capacity.is_power_of_two() {
+        return Err(crate::LayoutError::CapacityNotPowerOfTwo { capacity });
+    }
+    match capacity.checked_mul(SLOT_SIZE) {
+        Some(slot_bytes) => match slot_bytes.checked_add(SLOTS_OFFSET) {
+            Some(total) => Ok(total),
+            None => Err(crate::LayoutError::CapacityTooLarge { capacity }),
+        },
+        None => Err(crate::LayoutError::CapacityTooLarge { capacity }),
+    }
+}
+
+/// The largest power-of-two capacity whose ring fits in `region_len` bytes
+/// (e.g. 32 slots in a 4 KiB page), or `None` if not even one slot fits.
+pub const fn capacity_for_region(region_len: usize) -> Option<usize> {
+    if region_len < SLOTS_OFFSET + SLOT_SIZE {
+        return None;
+    }
+    let slots = (region_len - SLOTS_OFFSET) / SLOT_SIZE;
+    Some(1 << (usize::BITS - 1 - slots.leading_zeros()))
+}
+
+// Under loom the atomics are model objects of another size; the byte layout
+// is only an ABI (and only checked) in real builds.
+#[cfg(not(loom))]
+const _: () = {
+    use core::mem::{align_of, offset_of, size_of};
+    assert!(size_of::<AtomicU64>() == 8);
+    assert!(offset_of!(RingHeader, producer_index) == PRODUCER_INDEX_OFFSET);
+    assert!(offset_of!(RingHeader, consumer_index) == CONSUMER_INDEX_OFFSET);
+    assert!(offset_of!(RingHeader, wake_state) == WAKE_STATE_OFFSET);
+    assert!(size_of::<RingHeader>() == SLOTS_OFFSET);
+    assert!(align_of::<RingHeader>() == REGION_ALIGN);
+    assert!(size_of::<Slot>() == SLOT_SIZE);
+    assert!(align_of::<Slot>() == SLOT_SIZE);
+    assert!(SLOTS_OFFSET.is_multiple_of(REGION_ALIGN));
+};

@@ -1,0 +1,267 @@
+//! The producer handle: writes messages into slots and publishes them with
+//! one Release store of the producer index per push or per batch.
+//!
+//! Invariants:
+//! - `next_write_index` is private and authoritative: the shared producer
+//!   index is only ever *written* from it, never read back (a hostile
+//!   consumer may overwrite the shared word; that cannot move us).
+//! - `cached_consumer_index` holds only values that passed the range check
+//!   `next_write_index - value <= capacity`, so `free` is always in
+//!   `0..=capacity` and a write never overtakes an unreleased slot of a
+//!   consumer that follows the protocol.
+//! - The consumer index is read once per refresh, into a local, and checked
+//!   before use (no double fetch).
+
+use crate::error::{RingError, RingFull};
+use crate::layout::{Slot, WAKE_STATE_AWAKE};
+use crate::message::Message;
+use crate::sync::{AtomicU64, Ordering, fence};
+
+/// The writing end of a ring. `Send`, not `Clone`: there is one producer.
+pub struct Producer<'a> {
+    producer_index: &'a AtomicU64,
+    consumer_index: &'a AtomicU64,
+    wake_state: &'a AtomicU64,
+    slots: &'a [Slot],
+    /// Index of the next slot to write. Private and authoritative.
+    next_write_index: u64,
+    /// Last validated consumer index; everything below it is free.
+    cached_consumer_index: u64,
+}
+
+impl<'a> Producer<'a> {
+    pub(crate) fn new(
+        producer_index: &'a AtomicU64,
+        consumer_index: &'a AtomicU64,
+        wake_state: &'a AtomicU64,
+        slots: &'a [Slot],
+    ) -> Self {
+        // Relaxed: pairs with nothing. The region was initialised before this
+        // handle was made (same thread, or handed over with synchronisation).
+        let next_write_index = producer_index.load(Ordering::Relaxed);
+        Producer {
+            producer_index,
+            consumer_index,
+            wake_state,
+            slots,
+            next_write_index,
+            // "Full" until the first refresh reads and checks the real value.
+            cached_consumer_index: next_write_index.wrapping_sub(slots.len() as u64),
+        }
+    }
+
+    /// Number of slots in the ring.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Index the next written message will get.
+    #[inline]
+    pub fn next_write_index(&self) -> u64 {
+        self.next_write_index
+    }
+
+    /// Free slots as of the last look at the consumer index (a lower bound).
+    #[inline]
+    fn cached_free(&self) -> u64 {
+        self.slots.len() as u64 - self.next_write_index.wrapping_sub(self.cached_consumer_index)
+    }
+
+    /// Reads the shared consumer index once, checks it, caches it; returns free slots.
+    #[inline]
+    fn refresh_consumer_index(&mut self) -> Result<u64, RingError> {
+        // Acquire: pairs with the Release store in `Consumer::release_to`, so
+        // the consumer's copies out of the slots it released happen before
+        // we overwrite those slots.
+        let peer_index = self.consumer_index.load(Ordering::Acquire);
+        let capacity = self.slots.len() as u64;
+        let in_flight = self.next_write_index.wrapping_sub(peer_index);
+        if in_flight > capacity {
+            return Err(RingError::PeerIndexOutOfRange {
+                own_index: self.next_write_index,
+                peer_index,
+                capacity,
+            });
+        }
+        self.cached_consumer_index = peer_index;
+        Ok(capacity - in_flight)
+    }
+
+    /// Free slots, re-reading the consumer index only if the cache shows fewer than `wanted`.
+    #[inline]
+    fn free_slots(&mut self, wanted: u64) -> Result<u64, RingError> {
+        let cached = self.cached_free();
+        if cached >= wanted { Ok(cached) } else { self.refresh_consumer_index() }
+    }
+
+    #[inline(always)]
+    fn slot(&self, index: u64) -> &'a Slot {
+        let slot_number = (index & (self.slots.len() as u64 - 1)) as usize;
+        // SAFETY: `slots.len()` is a non-zero power of two (RingRegion
+        // invariant), so `index & (len - 1) < len`.
+        unsafe { self.slots.get_unchecked(slot_number) }
+    }
+
+    #[inline(always)]
+    fn write_slot(&self, index: u64, message: &Message) {
+        let slot = self.slot(index);
+        for (word, value) in slot.words.iter().zip(message.to_words()) {
+            // Relaxed: made visible to the consumer by the Release store in
+            // `publish` (pairs with the Acquire load in
+            // `Consumer::refresh_producer_index`). Atomic only so that a peer
+            // writing the same word is a value change, not a data race.
+            word.store(value, Ordering::Relaxed);
+        }
+    }
+
+    #[inline(always)]
+    fn publish(&mut self, new_write_index: u64) {
+        self.next_write_index = new_write_index;
+        // Release: pairs with the Acquire load in
+        // `Consumer::refresh_producer_index`; every slot word stored before
+        // this is visible to a consumer that reads this index.
+        self.producer_index.store(new_write_index, Ordering::Release);
+    }
+
+    /// Writes one message and publishes it. A ring that is full — or whose
+    /// consumer index is corrupt, which reads as full here — returns
+    /// `Err(RingFull)` and writes nothing.
+    #[inline]
+    pub fn push(&mut self, message: &Message) -> Result<(), RingFull> {
+        self.push_untrusted(message).map_err(|_| RingFull)
+    }
+
+    /// Writes one message and publishes it, for a producer that does not
+    /// trust the consumer (the mover writing a server's inbox). The shared
+    /// consumer index is read at most once and range-checked;
+    /// `Err(PeerIndexOutOfRange)` reports a consumer that lied.
+    #[inline]
+    pub fn push_untrusted(&mut self, message: &Message) -> Result<(), RingError> {
+        if self.free_slots(1)? == 0 {
+            return Err(RingError::Full);
+        }
+        self.write_slot(self.next_write_index, message);
+        self.publish(self.next_write_index.wrapping_add(1));
+        Ok(())
+    }
+
+    /// Reserves up to `max` free slots to fill and then publish with one
+    /// store. Fewer (maybe none) if the ring is fuller; a corrupt consumer
+    /// index reads as full.
+    #[inline]
+    pub fn reserve(&mut self, max: usize) -> WriteBatch<'_, 'a> {
+        let free = self.free_slots(max as u64).unwrap_or(0);
+        let reserved = free.min(max as u64);
+        WriteBatch { producer: self, reserved, written: 0 }
+    }
+
+    /// [`Producer::reserve`] for a producer that does not trust the
+    /// consumer: `Err(Full)` if no slot is free, `Err(PeerIndexOutOfRange)`
+    /// if the consumer index is corrupt.
+    #[inline]
+    pub fn reserve_untrusted(&mut self, max: usize) -> Result<WriteBatch<'_, 'a>, RingError> {
+        let free = self.free_slots(max as u64)?;
+        if free == 0 || max == 0 {
+            return Err(RingError::Full);
+        }
+        let reserved = free.min(max as u64);
+        Ok(WriteBatch { producer: self, reserved, written: 0 })
+    }
+
+    /// Writes as many of `messages` as fit and publishes them with one
+    /// store; returns how many were written.
+    #[inline]
+    pub fn push_slice(&mut self, messages: &[Message]) -> usize {
+        let mut batch = self.reserve(messages.len());
+        for message in messages {
+            if batch.write_next(message).is_err() {
+                break;
+            }
+        }
+        batch.commit()
+    }
+
+    /// Wake-flag protocol, producer half: call after publishing. Returns
+    /// `true` exactly when the caller must ring the consumer's doorbell
+    /// (it announced sleep and nobody has claimed the wakeup yet).
+    ///
+    /// ```text
+    /// producer                         consumer (prepare_to_sleep)
+    /// store producer index (Release)   store wake = SLEEPING
+    /// fence(SeqCst)  <-- pairs with -> fence(SeqCst)
+    /// load wake                        load producer index
+    /// ```
+    /// With both fences at least one side sees the other's store, so a
+    /// message published while the consumer goes to sleep is never missed.
+    #[inline]
+    pub fn consumer_needs_wakeup(&mut self) -> bool {
+        // SeqCst fence: pairs with the SeqCst fence in
+        // `Consumer::prepare_to_sleep`; orders our earlier producer-index
+        // store before the wake-state load below (store-buffering litmus).
+        fence(Ordering::SeqCst);
+        // Relaxed: ordered by the fence above; reads the consumer's store of
+        // SLEEPING in `Consumer::prepare_to_sleep` (ordered by its fence).
+        if self.wake_state.load(Ordering::Relaxed) == WAKE_STATE_AWAKE {
+            return false;
+        }
+        // Relaxed swap: claims the wakeup so one doorbell rings per sleep;
+        // races only with the consumer's own stores to this word in
+        // `prepare_to_sleep`/`finish_sleep`, and the word's modification
+        // order decides. A garbage value (hostile consumer) reads as asleep:
+        // one extra doorbell, never a lost message.
+        self.wake_state.swap(WAKE_STATE_AWAKE, Ordering::Relaxed) != WAKE_STATE_AWAKE
+    }
+}
+
+/// Slots reserved by [`Producer::reserve`]: fill them in order, then
+/// [`WriteBatch::commit`] publishes all written ones with one Release store.
+/// Dropping the batch without committing publishes nothing.
+pub struct WriteBatch<'p, 'a> {
+    producer: &'p mut Producer<'a>,
+    reserved: u64,
+    written: u64,
+}
+
+impl WriteBatch<'_, '_> {
+    /// Slots reserved.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.reserved as usize
+    }
+
+    /// True if no slot could be reserved.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.reserved == 0
+    }
+
+    /// Messages written so far.
+    #[inline]
+    pub fn written(&self) -> usize {
+        self.written as usize
+    }
+
+    /// Writes the next reserved slot (not yet visible to the consumer).
+    /// `Err(RingFull)` once every reserved slot is written.
+    #[inline]
+    pub fn write_next(&mut self, message: &Message) -> Result<(), RingFull> {
+        if self.written == self.reserved {
+            return Err(RingFull);
+        }
+        let index = self.producer.next_write_index.wrapping_add(self.written);
+        self.producer.write_slot(index, message);
+        self.written += 1;
+        Ok(())
+    }
+
+    /// Publishes every written message with one Release store; returns how many.
+    #[inline]
+    pub fn commit(self) -> usize {
+        if self.written > 0 {
+            let new_write_index = self.producer.next_write_index.wrapping_add(self.written);
+            self.producer.publish(new_write_index);
+        }
+        self.written as usize
+    }
+}
