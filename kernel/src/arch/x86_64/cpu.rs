@@ -1,0 +1,161 @@
+//! CPU features later work depends on, read from CPUID once at boot and
+//! printed. Nothing is probed by trying an instruction or MSR: under TCG
+//! unknown MSRs do not fault, so only CPUID is trustworthy.
+
+use core::arch::x86_64::{CpuidResult, __cpuid, __cpuid_count};
+
+fn cpuid(leaf: u32, sub: u32) -> CpuidResult {
+    __cpuid_count(leaf, sub)
+}
+
+fn max_leaf(base: u32) -> u32 {
+    __cpuid(base).eax
+}
+
+/// The features the kernel cares about.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Features {
+    pub vendor: [u8; 12],
+    pub hypervisor: Option<[u8; 12]>,
+    pub x2apic: bool,
+    pub monitor_mwait: bool,
+    /// MWAIT extensions (leaf 5 ECX[0]) and "interrupt breaks MWAIT even when
+    /// masked" (ECX[1]).
+    pub mwait_extensions: bool,
+    pub mwait_interrupt_break: bool,
+    /// Number of C-state sub-states per C-state from leaf 5 EDX (C0..C7).
+    pub mwait_substates: [u8; 8],
+    pub invariant_tsc: bool,
+    pub tsc_deadline: bool,
+    pub rdtscp: bool,
+    pub hwp: bool,
+    pub hwp_epp: bool,
+    pub turbo: bool,
+    pub arat: bool,
+    pub aperf_mperf: bool,
+    pub energy_perf_bias: bool,
+    pub smep: bool,
+    pub smap: bool,
+    pub pcid: bool,
+    pub amd_rapl: bool,
+}
+
+pub fn probe() -> Features {
+    let mut f = Features::default();
+    let leaf0 = cpuid(0, 0);
+    f.vendor[0..4].copy_from_slice(&leaf0.ebx.to_le_bytes());
+    f.vendor[4..8].copy_from_slice(&leaf0.edx.to_le_bytes());
+    f.vendor[8..12].copy_from_slice(&leaf0.ecx.to_le_bytes());
+    let max = leaf0.eax;
+    let leaf1 = cpuid(1, 0);
+    f.monitor_mwait = leaf1.ecx & (1 << 3) != 0;
+    f.pcid = leaf1.ecx & (1 << 17) != 0;
+    f.x2apic = leaf1.ecx & (1 << 21) != 0;
+    f.tsc_deadline = leaf1.ecx & (1 << 24) != 0;
+    if leaf1.ecx & (1 << 31) != 0 {
+        let hv = cpuid(0x4000_0000, 0);
+        let mut name = [0u8; 12];
+        name[0..4].copy_from_slice(&hv.ebx.to_le_bytes());
+        name[4..8].copy_from_slice(&hv.ecx.to_le_bytes());
+        name[8..12].copy_from_slice(&hv.edx.to_le_bytes());
+        f.hypervisor = Some(name);
+    }
+    if max >= 5 && f.monitor_mwait {
+        let leaf5 = cpuid(5, 0);
+        f.mwait_extensions = leaf5.ecx & 1 != 0;
+        f.mwait_interrupt_break = leaf5.ecx & 2 != 0;
+        for (i, n) in f.mwait_substates.iter_mut().enumerate() {
+            *n = ((leaf5.edx >> (4 * i)) & 0xF) as u8;
+        }
+    }
+    if max >= 6 {
+        let leaf6 = cpuid(6, 0);
+        f.turbo = leaf6.eax & (1 << 1) != 0;
+        f.arat = leaf6.eax & (1 << 2) != 0;
+        f.hwp = leaf6.eax & (1 << 7) != 0;
+        f.hwp_epp = leaf6.eax & (1 << 10) != 0;
+        f.aperf_mperf = leaf6.ecx & 1 != 0;
+        f.energy_perf_bias = leaf6.ecx & (1 << 3) != 0;
+    }
+    if max >= 7 {
+        let leaf7 = cpuid(7, 0);
+        f.smep = leaf7.ebx & (1 << 7) != 0;
+        f.smap = leaf7.ebx & (1 << 20) != 0;
+    }
+    let max_ext = max_leaf(0x8000_0000);
+    if max_ext >= 0x8000_0001 {
+        f.rdtscp = cpuid(0x8000_0001, 0).edx & (1 << 27) != 0;
+    }
+    if max_ext >= 0x8000_0007 {
+        let edx = cpuid(0x8000_0007, 0).edx;
+        f.invariant_tsc = edx & (1 << 8) != 0;
+        f.amd_rapl = edx & (1 << 14) != 0;
+    }
+    f
+}
+
+/// The TSC frequency the CPU (or hypervisor) reports, if any.
+pub fn reported_tsc_hz() -> Option<(u64, &'static str)> {
+    let max = max_leaf(0);
+    if max >= 0x15 {
+        let l = cpuid(0x15, 0);
+        if l.eax != 0 && l.ebx != 0 && l.ecx != 0 {
+            return Some((u64::from(l.ecx) * u64::from(l.ebx) / u64::from(l.eax), "CPUID 0x15"));
+        }
+    }
+    if max >= 0x16 {
+        let mhz = cpuid(0x16, 0).eax & 0xFFFF;
+        if mhz != 0 {
+            return Some((u64::from(mhz) * 1_000_000, "CPUID 0x16 base frequency"));
+        }
+    }
+    if cpuid(1, 0).ecx & (1 << 31) != 0 && max_leaf(0x4000_0000) >= 0x4000_0010 {
+        let khz = cpuid(0x4000_0010, 0).eax;
+        if khz != 0 {
+            return Some((u64::from(khz) * 1000, "hypervisor leaf 0x40000010"));
+        }
+    }
+    None
+}
+
+fn yes(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+fn text(bytes: &[u8]) -> &str {
+    core::str::from_utf8(bytes).unwrap_or("?").trim_end_matches('\0')
+}
+
+/// Prints the features once, in one block.
+pub fn report(f: &Features) {
+    log::info!(
+        "cpu: vendor {} hypervisor {}",
+        text(&f.vendor),
+        f.hypervisor.as_ref().map(|h| text(h)).unwrap_or("none")
+    );
+    log::info!(
+        "cpu: x2apic {} monitor/mwait {} (extensions {}, interrupt-break {}, C-substates {:?})",
+        yes(f.x2apic),
+        yes(f.monitor_mwait),
+        yes(f.mwait_extensions),
+        yes(f.mwait_interrupt_break),
+        f.mwait_substates
+    );
+    log::info!(
+        "cpu: invariant-tsc {} tsc-deadline {} rdtscp {} arat {}",
+        yes(f.invariant_tsc),
+        yes(f.tsc_deadline),
+        yes(f.rdtscp),
+        yes(f.arat)
+    );
+    log::info!(
+        "cpu: power: hwp {} hwp-epp {} turbo {} aperf/mperf {} energy-perf-bias {} amd-rapl {}",
+        yes(f.hwp),
+        yes(f.hwp_epp),
+        yes(f.turbo),
+        yes(f.aperf_mperf),
+        yes(f.energy_perf_bias),
+        yes(f.amd_rapl)
+    );
+    log::info!("cpu: smep {} smap {} pcid {}", yes(f.smep), yes(f.smap), yes(f.pcid));
+}
