@@ -1,0 +1,224 @@
+//! loom model checks: every interleaving (up to the preemption bound) of
+//! push/pop, batch commit/release, the untrusted API and the wake-flag
+//! protocol, with loom's weak-memory model of the atomics.
+//!
+//! Run: `RUSTFLAGS="--cfg loom" cargo test -p ringbuf --release --test loom`
+//! (`LOOM_MAX_PREEMPTIONS` overrides the bound set here).
+
+#![cfg(loom)]
+
+use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
+use loom::thread;
+use ringbuf::{Consumer, Message, OwnedRing, Producer, RingError};
+
+fn message(sequence: u32) -> Message {
+    let mut message = Message::new(sequence, !sequence, &sequence.to_le_bytes()).unwrap();
+    message.sequence = sequence;
+    message.sender_badge = u64::from(sequence) << 40 | 0xbadc;
+    message
+}
+
+fn model(test: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(5);
+    }
+    builder.check(test);
+}
+
+/// Handles for a fresh ring that live as long as the model's threads.
+fn ring<const CAPACITY: usize>(start_index: u64) -> (Producer<'static>, Consumer<'static>) {
+    // Leaked on purpose: loom threads need 'static; one small ring per execution.
+    let ring: &'static mut OwnedRing<CAPACITY> = Box::leak(Box::new(OwnedRing::with_start_index(start_index)));
+    ring.split()
+}
+
+#[test]
+fn push_pop_through_full_ring_in_order() {
+    model(|| {
+        let (mut producer, mut consumer) = ring::<2>(u64::MAX - 1);
+        let producer_thread = thread::spawn(move || {
+            for sequence in 0..3 {
+                while producer.push(&message(sequence)).is_err() {
+                    thread::yield_now();
+                }
+            }
+        });
+        for sequence in 0..3 {
+            loop {
+                if let Some(copy) = consumer.pop() {
+                    assert_eq!(copy, message(sequence));
+                    break;
+                }
+                thread::yield_now();
+            }
+        }
+        producer_thread.join().unwrap();
+        assert_eq!(consumer.pop(), None);
+    });
+}
+
+#[test]
+fn batch_commit_and_release_once() {
+    model(|| {
+        let (mut producer, mut consumer) = ring::<2>(0);
+        let producer_thread = thread::spawn(move || {
+            let mut next = 0;
+            while next < 3 {
+                let mut batch = producer.reserve(2);
+                while next < 3 && batch.write_next(&message(next)).is_ok() {
+                    next += 1;
+                }
+                if batch.commit() == 0 {
+                    thread::yield_now();
+                }
+            }
+        });
+        let mut expected = 0;
+        while expected < 3 {
+            let batch = consumer.read(2);
+            for copy in batch.iter() {
+                assert_eq!(copy, message(expected));
+                expected += 1;
+            }
+            if batch.release() == 0 {
+                thread::yield_now();
+            }
+        }
+        producer_thread.join().unwrap();
+    });
+}
+
+/// The trusted (kernel-side) API against an honest peer: never reports a
+/// lie, delivers in order.
+#[test]
+fn untrusted_api_with_honest_peer() {
+    model(|| {
+        let (mut producer, mut consumer) = ring::<1>(u64::from(u32::MAX));
+        let producer_thread = thread::spawn(move || {
+            for sequence in 0..2 {
+                loop {
+                    match producer.push_untrusted(&message(sequence)) {
+                        Ok(()) => break,
+                        Err(RingError::Full) => thread::yield_now(),
+                        Err(other) => panic!("honest consumer reported as {other:?}"),
+                    }
+                }
+            }
+        });
+        for sequence in 0..2 {
+            loop {
+                match consumer.pop_untrusted() {
+                    Ok(copy) => {
+                        assert_eq!(copy, message(sequence));
+                        break;
+                    }
+                    Err(RingError::Empty) => thread::yield_now(),
+                    Err(other) => panic!("honest producer reported as {other:?}"),
+                }
+            }
+        }
+        producer_thread.join().unwrap();
+    });
+}
+
+/// Lost-wakeup check: the consumer finds the ring empty and goes to sleep
+/// (if `prepare_to_sleep` allows) while the producer publishes and decides
+/// on a doorbell. In no interleaving may the consumer end up asleep with a
+/// message waiting and no doorbell rung.
+#[test]
+fn wake_flag_never_loses_a_wakeup() {
+    model(|| {
+        let (mut producer, mut consumer) = ring::<2>(0);
+        let doorbell = std::sync::Arc::new(AtomicBool::new(false));
+        let producer_doorbell = doorbell.clone();
+        let producer_thread = thread::spawn(move || {
+            producer.push(&message(7)).unwrap();
+            if producer.consumer_needs_wakeup() {
+                producer_doorbell.store(true, Ordering::Relaxed);
+            }
+        });
+        let asleep = match consumer.pop() {
+            Some(copy) => {
+                assert_eq!(copy, message(7));
+                false
+            }
+            None => consumer.prepare_to_sleep(),
+        };
+        producer_thread.join().unwrap();
+        if asleep && !doorbell.load(Ordering::Relaxed) {
+            // Sleeping with no doorbell is only fine if nothing was waiting.
+            panic!("lost wakeup: consumer asleep, message published, no doorbell");
+        }
+        if asleep {
+            consumer.finish_sleep();
+        }
+    });
+}
+
+/// At most one doorbell per sleep, and one whenever it is needed, with two
+/// publishes racing the consumer's sleep.
+#[test]
+fn wake_flag_rings_at_most_once_per_sleep() {
+    model(|| {
+        let (mut producer, mut consumer) = ring::<2>(0);
+        let doorbells = std::sync::Arc::new(AtomicU64::new(0));
+        let producer_doorbells = doorbells.clone();
+        let producer_thread = thread::spawn(move || {
+            for sequence in 0..2 {
+                producer.push(&message(sequence)).unwrap();
+                if producer.consumer_needs_wakeup() {
+                    producer_doorbells.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        let asleep = consumer.prepare_to_sleep();
+        producer_thread.join().unwrap();
+        let rung = doorbells.load(Ordering::Relaxed);
+        assert!(rung <= 1, "two doorbells for one sleep");
+        assert!(!asleep || rung == 1, "lost wakeup");
+    });
+}
+
+/// Shows that the model can see the lost wakeup: the same protocol written
+/// out by hand *without* the SeqCst fences must fail under loom.
+#[test]
+#[should_panic(expected = "lost wakeup")]
+fn wake_flag_without_fences_loses_wakeups() {
+    model(|| {
+        let producer_index = std::sync::Arc::new(AtomicU64::new(0));
+        let wake_state = std::sync::Arc::new(AtomicU64::new(0));
+        let (index, wake) = (producer_index.clone(), wake_state.clone());
+        let producer_thread = thread::spawn(move || {
+            index.store(1, Ordering::Release);
+            // (missing: fence(SeqCst))
+            wake.load(Ordering::Relaxed) != 0
+        });
+        wake_state.store(1, Ordering::Relaxed);
+        // (missing: fence(SeqCst))
+        let asleep = producer_index.load(Ordering::Acquire) == 0;
+        let doorbell = producer_thread.join().unwrap();
+        assert!(!asleep || doorbell, "lost wakeup");
+    });
+}
+
+/// The same hand-written protocol *with* both fences passes: the fences are
+/// what the crate's protocol relies on, and loom models them.
+#[test]
+fn wake_flag_with_fences_keeps_wakeups() {
+    model(|| {
+        let producer_index = std::sync::Arc::new(AtomicU64::new(0));
+        let wake_state = std::sync::Arc::new(AtomicU64::new(0));
+        let (index, wake) = (producer_index.clone(), wake_state.clone());
+        let producer_thread = thread::spawn(move || {
+            index.store(1, Ordering::Release);
+            fence(Ordering::SeqCst);
+            wake.load(Ordering::Relaxed) != 0
+        });
+        wake_state.store(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        let asleep = producer_index.load(Ordering::Acquire) == 0;
+        let doorbell = producer_thread.join().unwrap();
+        assert!(!asleep || doorbell, "lost wakeup");
+    });
+}
