@@ -1,1 +1,244 @@
-fn main() {}
+//! `cargo xtask`: the one entry point for people and CI.
+//!
+//! ```text
+//! cargo xtask run   [options] [-- QEMU ARGS]   build, boot, stream the console
+//! cargo xtask test  [--filter NAME] [--host-only | --qemu-only]
+//! cargo xtask bench [ringbuf]
+//! cargo xtask setup                           install what is missing
+//! ```
+//! Every step is a plain command a person can run; CI runs `cargo xtask test`.
+
+mod cases;
+mod qemu;
+mod setup;
+
+use qemu::{Firmware, QemuOptions};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+/// An error that ends the command with one clear line.
+#[derive(Debug)]
+pub struct Error(String);
+
+impl Error {
+    pub fn new(msg: impl Into<String>) -> Error {
+        Error(msg.into())
+    }
+}
+
+/// Runs `cmd`, failing with a line naming `what` if it does not succeed.
+pub fn run_checked(cmd: &mut Command, what: &str) -> Result<(), Error> {
+    let status = cmd.status().map_err(|e| Error::new(format!("{what}: cannot start {:?}: {e}", cmd.get_program())))?;
+    if status.success() { Ok(()) } else { Err(Error::new(format!("{what} failed ({status})"))) }
+}
+
+const USAGE: &str = "usage: cargo xtask <run|test|bench|setup> [options]
+
+run options:
+  --smp N              processors (default 4)
+  --firmware bios|uefi (default bios)
+  --accel tcg|kvm      (default tcg; kvm only on real hardware hosts)
+  --memory SIZE        guest memory, QEMU syntax (default 256M)
+  --timeout SECS       kill QEMU after this long (default 120)
+  --cpu MODEL          QEMU CPU model (default max)
+  --gdb                start paused with QEMU's gdbstub on :1234
+  --boot-args TEXT     kernel command line (e.g. \"test=SMP0001\")
+  -- ARGS...           passed to QEMU unchanged
+test options:
+  --filter TEXT        run only cases whose name or kernel test id contains TEXT
+  --host-only          only the host tests
+  --qemu-only          only the in-QEMU tests
+bench:
+  cargo xtask bench [ringbuf]   host ring benchmark (the in-guest IPC benchmark is not built yet)";
+
+/// The workspace root (xtask runs with it as its directory under
+/// `cargo xtask`; fall back to this crate's parent).
+pub fn root() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.parent().map(Path::to_path_buf).unwrap_or(here)
+}
+
+/// Builds the kernel ELF (stable, bare-metal target) and returns its path.
+pub fn build_kernel(root: &Path) -> Result<PathBuf, Error> {
+    run_checked(
+        Command::new("cargo")
+            .current_dir(root)
+            .args(["build", "--quiet", "--release", "-p", "kernel", "--target", setup::KERNEL_TARGET]),
+        "building the kernel",
+    )?;
+    Ok(root.join("target").join(setup::KERNEL_TARGET).join("release").join("kernel"))
+}
+
+/// Builds the image builder (pinned nightly; cached by cargo).
+pub fn build_image_builder(root: &Path) -> Result<PathBuf, Error> {
+    let dir = root.join("qemu-scripts").join("image-builder");
+    run_checked(
+        Command::new("cargo")
+            .current_dir(&dir)
+            .env("RUSTUP_TOOLCHAIN", setup::NIGHTLY)
+            .env_remove("RUSTC")
+            .env_remove("CARGO")
+            .env_remove("RUSTFLAGS")
+            .args(["build", "--quiet", "--release", "--locked"]),
+        "building the image builder (first build takes ~2-3 minutes)",
+    )?;
+    Ok(dir.join("target").join("release").join("image-builder"))
+}
+
+/// What to boot: the kernel command line given to the guest.
+pub struct Boot<'a> {
+    pub name: &'a str,
+    pub boot_args: &'a str,
+}
+
+/// Builds the ramdisk and image for `boot` and runs it in QEMU.
+pub fn boot(root: &Path, kernel: &Path, builder: &Path, boot: &Boot, opts: &QemuOptions) -> Result<qemu::Outcome, Error> {
+    let dir = qemu::run_dir(root, boot.name)?;
+    let ramdisk = dir.join("ramdisk.tar");
+    let archive = boot_args::write::ustar(&[("cmdline", boot.boot_args.as_bytes())])
+        .map_err(|e| Error::new(format!("ramdisk: {e}")))?;
+    qemu::write_if_changed(&ramdisk, &archive)?;
+    let image = dir.join(format!("{}.img", opts.firmware.name()));
+    qemu::image(builder, kernel, &ramdisk, opts.firmware, &image)?;
+    let cmd = qemu::command(opts, &image, &dir)?;
+    println!("xtask: {}", qemu::show(&cmd));
+    if opts.gdb {
+        println!("xtask: QEMU waits for gdb: `gdb {} -ex 'target remote :1234'`", kernel.display());
+    }
+    qemu::run(cmd, opts, &dir.join("serial.log"))
+}
+
+struct Args {
+    words: Vec<String>,
+    qemu_extra: Vec<String>,
+}
+
+impl Args {
+    fn take_flag(&mut self, name: &str) -> bool {
+        if let Some(i) = self.words.iter().position(|w| w == name) {
+            self.words.remove(i);
+            true
+        } else {
+            false
+        }
+    }
+
+    fn take_value(&mut self, name: &str) -> Result<Option<String>, Error> {
+        let Some(i) = self.words.iter().position(|w| w == name) else { return Ok(None) };
+        if i + 1 >= self.words.len() {
+            return Err(Error::new(format!("`{name}` needs a value")));
+        }
+        let value = self.words.remove(i + 1);
+        self.words.remove(i);
+        Ok(Some(value))
+    }
+
+    fn finish(self) -> Result<Vec<String>, Error> {
+        if let Some(unknown) = self.words.iter().find(|w| w.starts_with('-')) {
+            return Err(Error::new(format!("unknown option `{unknown}`\n\n{USAGE}")));
+        }
+        Ok(self.words)
+    }
+}
+
+fn qemu_options(args: &mut Args) -> Result<QemuOptions, Error> {
+    let mut opts = QemuOptions::default();
+    if let Some(smp) = args.take_value("--smp")? {
+        opts.smp = smp.parse().ok().filter(|n| (1..=64).contains(n)).ok_or_else(|| Error::new(format!("--smp: `{smp}` is not 1..=64")))?;
+    }
+    if let Some(fw) = args.take_value("--firmware")? {
+        opts.firmware = match fw.as_str() {
+            "bios" => Firmware::Bios,
+            "uefi" => Firmware::Uefi,
+            _ => return Err(Error::new(format!("--firmware: `{fw}` is not bios or uefi"))),
+        };
+    }
+    if let Some(accel) = args.take_value("--accel")? {
+        if accel != "tcg" && accel != "kvm" {
+            return Err(Error::new(format!("--accel: `{accel}` is not tcg or kvm")));
+        }
+        opts.accel = accel;
+    }
+    if let Some(memory) = args.take_value("--memory")? {
+        opts.memory = memory;
+    }
+    if let Some(secs) = args.take_value("--timeout")? {
+        let secs: u64 = secs.parse().map_err(|_| Error::new(format!("--timeout: `{secs}` is not a number of seconds")))?;
+        opts.timeout = Duration::from_secs(secs);
+    }
+    if let Some(cpu) = args.take_value("--cpu")? {
+        opts.cpu = cpu;
+    }
+    opts.gdb = args.take_flag("--gdb");
+    opts.extra = std::mem::take(&mut args.qemu_extra);
+    Ok(opts)
+}
+
+fn cmd_run(mut args: Args) -> Result<ExitCode, Error> {
+    let opts = qemu_options(&mut args)?;
+    let boot_args = args.take_value("--boot-args")?.unwrap_or_default();
+    let rest = args.finish()?;
+    if !rest.is_empty() {
+        return Err(Error::new(format!("unexpected arguments {rest:?}\n\n{USAGE}")));
+    }
+    setup::host_packages()?;
+    setup::rust_toolchains(false)?;
+    let root = root();
+    let kernel = build_kernel(&root)?;
+    let builder = build_image_builder(&root)?;
+    let outcome = boot(&root, &kernel, &builder, &Boot { name: "run", boot_args: &boot_args }, &opts)?;
+    println!("xtask: {} after {:.1} s", outcome.verdict(), outcome.elapsed.as_secs_f64());
+    Ok(if outcome.status == Some(qemu::GUEST_PASS) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn cmd_bench(args: Args) -> Result<ExitCode, Error> {
+    let rest = args.finish()?;
+    let which = rest.first().map(String::as_str).unwrap_or("ringbuf");
+    match which {
+        "ringbuf" => {
+            run_checked(Command::new("cargo").current_dir(root()).args(["bench", "-p", "ringbuf"]), "ringbuf benchmark")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        other => Err(Error::new(format!(
+            "unknown benchmark `{other}`; available: ringbuf (the in-guest IPC benchmark arrives with the mover)"
+        ))),
+    }
+}
+
+fn main() -> ExitCode {
+    let mut words: Vec<String> = std::env::args().skip(1).collect();
+    let qemu_extra = match words.iter().position(|w| w == "--") {
+        Some(i) => {
+            let extra = words.split_off(i + 1);
+            words.pop();
+            extra
+        }
+        None => Vec::new(),
+    };
+    if words.is_empty() || words[0] == "--help" || words[0] == "-h" || words[0] == "help" {
+        println!("{USAGE}");
+        return if words.is_empty() { ExitCode::FAILURE } else { ExitCode::SUCCESS };
+    }
+    let command = words.remove(0);
+    let args = Args { words, qemu_extra };
+    let result = match command.as_str() {
+        "run" => cmd_run(args),
+        "test" => cases::cmd_test(args),
+        "bench" => cmd_bench(args),
+        "setup" => args.finish().and_then(|_| {
+            setup::host_packages()?;
+            setup::rust_toolchains(true)?;
+            println!("xtask: everything is installed");
+            Ok(ExitCode::SUCCESS)
+        }),
+        other => Err(Error::new(format!("unknown command `{other}`\n\n{USAGE}"))),
+    };
+    match result {
+        Ok(code) => code,
+        Err(Error(msg)) => {
+            eprintln!("xtask: error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}

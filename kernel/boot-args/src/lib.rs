@@ -5,7 +5,7 @@
 //! with bounds checks; a malformed archive yields an error value, never a
 //! panic or an out-of-bounds read. The archive is plain ustar so that a person
 //! can inspect it with `tar tvf`.
-#![cfg_attr(not(test), no_std)]
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![forbid(unsafe_code)]
 
 /// Size of a ustar header and of the blocks file data is padded to.
@@ -174,33 +174,77 @@ impl<'a> CmdLine<'a> {
 }
 
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Writes ustar archives (host side: the runner packs the ramdisk).
+#[cfg(any(test, feature = "std"))]
+pub mod write {
+    use super::BLOCK;
 
-    fn header(name: &str, size: usize, type_flag: u8) -> [u8; BLOCK] {
+    /// Why a file cannot go into a ustar archive.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum WriteError {
+        /// Names are limited to 99 bytes of ASCII without NUL.
+        BadName(String),
+        /// Sizes are limited to 8 GiB (11 octal digits).
+        TooLarge(String),
+    }
+
+    impl std::fmt::Display for WriteError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match self {
+                WriteError::BadName(n) => write!(f, "`{n}` is not a valid ustar name (ASCII, 1..=99 bytes)"),
+                WriteError::TooLarge(n) => write!(f, "`{n}` is too large for a ustar archive"),
+            }
+        }
+    }
+
+    fn header(name: &str, size: usize) -> [u8; BLOCK] {
         let mut h = [0u8; BLOCK];
         h[..name.len()].copy_from_slice(name.as_bytes());
         h[100..108].copy_from_slice(b"0000644\0");
-        let size_field = format!("{size:011o}\0");
-        h[124..136].copy_from_slice(size_field.as_bytes());
-        h[156] = type_flag;
+        h[108..116].copy_from_slice(b"0000000\0");
+        h[116..124].copy_from_slice(b"0000000\0");
+        h[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
+        h[136..148].copy_from_slice(b"00000000000\0");
+        h[156] = b'0';
         h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
         h[148..156].copy_from_slice(b"        ");
         let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
         h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
         h
     }
 
-    fn archive(files: &[(&str, &[u8])]) -> Vec<u8> {
+    /// Packs `files` (name, contents) into one archive, in order.
+    pub fn ustar(files: &[(&str, &[u8])]) -> Result<Vec<u8>, WriteError> {
         let mut out = Vec::new();
         for (name, data) in files {
-            out.extend_from_slice(&header(name, data.len(), b'0'));
+            if name.is_empty() || name.len() > 99 || !name.is_ascii() || name.contains('\0') {
+                return Err(WriteError::BadName((*name).to_string()));
+            }
+            if data.len() as u64 >= 8 << 30 {
+                return Err(WriteError::TooLarge((*name).to_string()));
+            }
+            out.extend_from_slice(&header(name, data.len()));
             out.extend_from_slice(data);
             out.resize(out.len().div_ceil(BLOCK) * BLOCK, 0);
         }
         out.extend_from_slice(&[0u8; 2 * BLOCK]);
-        out
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn archive(files: &[(&str, &[u8])]) -> Vec<u8> {
+        write::ustar(files).unwrap()
+    }
+
+    #[test]
+    fn writer_rejects_bad_names() {
+        assert!(write::ustar(&[("", b"")]).is_err());
+        assert!(write::ustar(&[(&"x".repeat(100), b"")]).is_err());
     }
 
     #[test]
