@@ -15,7 +15,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use cores::{CORES, MAX_CORES, Role};
 use smp_boot::apic::{Delivery, LocalApic, SPURIOUS_VECTOR};
 use smp_boot::madt::MadtInfo;
-use smp_boot::trampoline::{LOW_MEMORY_END, TRAMPOLINE_PHYS, Trampoline};
+use smp_boot::trampoline::{ApStart, LOW_MEMORY_END, TRAMPOLINE_PHYS, Trampoline};
 use x86_64::registers::control::{Cr3, Cr4};
 use x86_64::registers::model_specific::{Efer, GsBase};
 
@@ -170,8 +170,8 @@ pub fn start_aps(
         log::error!(
             "smp: physical {TRAMPOLINE_PHYS:#x}..{LOW_MEMORY_END:#x} is not free RAM; application processors not started"
         );
-        for core in 1..count {
-            let _ = report.failed.push(NotStarted { core, apic_id: CORES[core].apic_id.load(Ordering::Relaxed) });
+        for core in &CORES[1..count] {
+            let _ = report.failed.push(NotStarted { core: core.index(), apic_id: core.apic_id.load(Ordering::Relaxed) });
         }
         return report;
     }
@@ -180,15 +180,21 @@ pub fn start_aps(
     // range (see smp-boot's trampoline docs).
     let trampoline = unsafe { Trampoline::install(|phys| (phys + physical_memory_offset) as usize, ap_entry) };
     let tsc_per_us = TSC_PER_US.load(Ordering::Relaxed);
-    for index in 1..count {
-        let core = &CORES[index];
+    for core in &CORES[1..count] {
+        let index = core.index();
         let apic_id = core.apic_id.load(Ordering::Relaxed);
-        let skip = skip_apic.contains(&apic_id);
+        let start = ApStart {
+            apic_id,
+            core_index: index,
+            stack_top: gdt::ap_stack_top(index),
+            online: &core.online,
+            tsc_per_us,
+            timeout_us: 2_000_000,
+            skip_sipi: skip_apic.contains(&apic_id),
+        };
         // SAFETY: the stack is core `index`'s own (gdt module), the AP was
         // never started, and APs start one at a time.
-        let result = unsafe {
-            trampoline.start(&apic, apic_id, index, gdt::ap_stack_top(index), &core.online, tsc_per_us, 2_000_000, skip)
-        };
+        let result = unsafe { trampoline.start(&apic, &start) };
         match result {
             Ok(()) => report.online += 1,
             Err(_) => {

@@ -72,6 +72,21 @@ struct HostStep {
 const HOST_STEPS: &[HostStep] = &[
     HostStep { name: "host: cargo test --workspace", args: &["test", "--workspace", "--quiet"], env: &[], toolchain: None },
     HostStep {
+        name: "host: clippy (kernel target, warnings are errors)",
+        args: &[
+            "clippy", "--quiet", "--release", "--target", "x86_64-unknown-none", "-p", "kernel", "-p", "smp-boot", "-p", "cores",
+            "-p", "boot-args", "--", "-D", "warnings",
+        ],
+        env: &[],
+        toolchain: None,
+    },
+    HostStep {
+        name: "host: clippy (host crates, warnings are errors)",
+        args: &["clippy", "--quiet", "--all-targets", "-p", "xtask", "-p", "boot-args", "-p", "cores", "-p", "smp-boot", "--", "-D", "warnings"],
+        env: &[],
+        toolchain: None,
+    },
+    HostStep {
         name: "host: no_std crates build for x86_64-unknown-none",
         args: &["build", "--quiet", "--release", "--target", "x86_64-unknown-none", "-p", "kernel", "-p", "ringbuf", "-p", "boot-args", "-p", "cores", "-p", "smp-boot"],
         env: &[],

@@ -127,6 +127,21 @@ pub struct Trampoline {
     params: *mut Params,
 }
 
+/// One application processor to start.
+#[derive(Clone, Copy)]
+pub struct ApStart<'a> {
+    pub apic_id: u32,
+    /// Logical core index handed to the entry point.
+    pub core_index: usize,
+    pub stack_top: u64,
+    /// Set (Release) by the AP once it runs kernel code.
+    pub online: &'a AtomicBool,
+    pub tsc_per_us: u64,
+    pub timeout_us: u64,
+    /// Start nothing (fault injection for tests of the "did not start" path).
+    pub skip_sipi: bool,
+}
+
 /// Why an AP did not come up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartError {
@@ -197,25 +212,13 @@ impl Trampoline {
         Trampoline { params }
     }
 
-    /// Starts the AP with `apic_id` as logical core `core_index` on the
-    /// stack ending at `stack_top`, and waits until it sets `online`.
-    /// `skip_sipi` starts nothing (fault injection for tests of the
-    /// "did not start" path).
+    /// Starts the AP described by `ap` and waits until it sets `ap.online`.
     ///
     /// # Safety
-    /// `stack_top` must be the 16-byte-aligned end of a stack no one else
-    /// uses; `apic_id` must be a started-by-nobody AP. One AP at a time.
-    pub unsafe fn start(
-        &self,
-        apic: &LocalApic,
-        apic_id: u32,
-        core_index: usize,
-        stack_top: u64,
-        online: &AtomicBool,
-        tsc_per_us: u64,
-        timeout_us: u64,
-        skip_sipi: bool,
-    ) -> Result<(), StartError> {
+    /// `ap.stack_top` must be the 16-byte-aligned end of a stack no one else
+    /// uses; `ap.apic_id` must be an AP nobody started. One AP at a time.
+    pub unsafe fn start(&self, apic: &LocalApic, ap: &ApStart) -> Result<(), StartError> {
+        let ApStart { apic_id, core_index, stack_top, online, tsc_per_us, timeout_us, skip_sipi } = *ap;
         // SAFETY: `params` points into the installed trampoline; no AP reads
         // it now (the previous one has signalled `online` or timed out).
         unsafe {

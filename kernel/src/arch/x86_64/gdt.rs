@@ -72,26 +72,25 @@ pub fn load_for_this_core(index: usize) {
     // SAFETY: slot `index` belongs to the calling core (module invariant)
     // and this runs once per core, so this is the only reference. The
     // tables live in a 'static, as `lgdt`/`ltr` require.
-    let tables: &'static mut CoreTables = unsafe { &mut *slot };
-    for (i, stack) in tables.ist.iter().enumerate() {
+    let CoreTables { gdt, tss, ist, .. }: &'static mut CoreTables = unsafe { &mut *slot };
+    for (i, stack) in ist.iter().enumerate() {
         let top = VirtAddr::from_ptr(stack.0.as_ptr()) + IST_STACK_SIZE as u64;
-        tables.tss.interrupt_stack_table[i] = top;
+        tss.interrupt_stack_table[i] = top;
     }
-    tables.gdt = GlobalDescriptorTable::new();
-    let code = tables.gdt.append(Descriptor::kernel_code_segment());
-    let data = tables.gdt.append(Descriptor::kernel_data_segment());
+    let tss: &'static TaskStateSegment = tss;
+    *gdt = GlobalDescriptorTable::new();
+    let code = gdt.append(Descriptor::kernel_code_segment());
+    let data = gdt.append(Descriptor::kernel_data_segment());
     // User segments come next, in the order `sysret` needs them.
-    tables.gdt.append(Descriptor::user_data_segment());
-    tables.gdt.append(Descriptor::user_code_segment());
-    // SAFETY: the TSS lives in the same 'static slot and is not moved.
-    let tss_ref: &'static TaskStateSegment = unsafe { &*(&raw const tables.tss) };
-    let tss = tables.gdt.append(Descriptor::tss_segment(tss_ref));
+    gdt.append(Descriptor::user_data_segment());
+    gdt.append(Descriptor::user_code_segment());
+    let tss = gdt.append(Descriptor::tss_segment(tss));
     debug_assert_eq!(code, KERNEL_CODE);
     debug_assert_eq!(data, KERNEL_DATA);
     // SAFETY: the GDT is 'static and holds valid code/data/TSS descriptors;
     // the selectors loaded next index them.
     unsafe {
-        tables.gdt.load_unsafe();
+        gdt.load_unsafe();
         CS::set_reg(code);
         SS::set_reg(data);
         DS::set_reg(data);

@@ -154,7 +154,7 @@ pub fn load_for_this_core(index: usize) {
     let idt: &'static mut InterruptDescriptorTable = unsafe { &mut *IDTS.0[index].get() };
     let base = &raw const trap_stubs_base as u64;
     let stub = |vector: u64| VirtAddr::new(base + 16 * vector);
-    // SAFETY (for every `set_handler_addr` below): each address is a stub
+    // SAFETY: for every `set_handler_addr` below, each address is a stub
     // from the block above, which saves all registers, calls the Rust
     // dispatcher with a valid frame and returns with `iretq`.
     unsafe {
