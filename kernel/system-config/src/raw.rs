@@ -1,0 +1,76 @@
+//! The file's shape as serde sees it: every table, every key, with spans.
+//!
+//! Invariants: every struct denies unknown keys, so a typo is an error at the
+//! key's position, never a silent default. Numbers are read as `i64` and
+//! strings as strings, so that ranges and enumerations are checked by
+//! `check.rs` with our own messages (and negative numbers are reported as out
+//! of range, not as a type error). Nothing here is trusted yet.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFile {
+    pub system: RawSystem,
+    #[serde(default)]
+    pub server: Vec<Spanned<RawServer>>,
+    #[serde(default)]
+    pub power: RawPower,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSystem {
+    pub mover_cores: Spanned<Vec<Spanned<i64>>>,
+    pub ring_slots_default: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServer {
+    pub name: Spanned<String>,
+    pub binary: Option<Spanned<String>>,
+    pub core: Spanned<i64>,
+    pub stack_kib: Option<Spanned<i64>>,
+    pub inbox_slots: Option<Spanned<i64>>,
+    pub outbox_slots: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub endpoints: Vec<Spanned<String>>,
+    pub mover_core: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPower {
+    #[serde(default)]
+    pub default: RawPowerDefaults,
+    #[serde(default)]
+    pub core: BTreeMap<Spanned<String>, RawPowerOverride>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPowerDefaults {
+    #[serde(default)]
+    pub server: RawPowerOverride,
+    #[serde(default)]
+    pub mover: RawPowerOverride,
+    #[serde(default)]
+    pub idle: RawPowerOverride,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPowerOverride {
+    pub spin_polls_before_pause: Option<Spanned<i64>>,
+    pub pause_us_before_sleep: Option<Spanned<i64>>,
+    pub sleep: Option<Spanned<String>>,
+    pub mwait_hint: Option<Spanned<String>>,
+    pub idle_pstate: Option<Spanned<toml::Value>>,
+    pub hwp_epp_idle: Option<Spanned<i64>>,
+}
