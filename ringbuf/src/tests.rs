@@ -96,8 +96,8 @@ fn batches_publish_and_release_once() {
     let copies: Vec<Message> = batch.iter().collect();
     assert_eq!(copies, [message(0), message(1), message(2)]);
     assert_eq!(batch.get(3), None);
-    // Not released: the producer sees only 5 free slots.
-    drop(batch);
+    // Not released (the batch goes out of use): the producer sees only 5 free slots.
+    let _ = batch;
     assert_eq!(producer.reserve(8).len(), 5);
     assert_eq!(consumer.read(2).release(), 2);
     assert_eq!(producer.reserve(8).len(), 7);
@@ -269,8 +269,8 @@ fn region_size_and_capacity_agree() {
 fn raw_region_rejects_bad_layout() {
     let len = region_size(8).unwrap();
     let region = TestRegion::new(len + 128, 128);
-    // SAFETY (all calls below): the region is a live allocation of len + 128
-    // bytes, private to this test; failing calls touch nothing.
+    // SAFETY: the region is a live allocation of len + 128 bytes, private to
+    // this test; every call below fails its checks and touches nothing.
     unsafe {
         assert_eq!(
             RingRegion::init(region.base, len, 6, 0).err(),

@@ -164,14 +164,14 @@ fn check_against_model<const CAPACITY: usize>(start: u64, operations: &[Operatio
 
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: if cfg!(miri) { 3 } else { 256 },
+        cases: if cfg!(miri) { 2 } else { 256 },
         failure_persistence: None,
         ..ProptestConfig::default()
     }
 }
 
 fn operations() -> impl Strategy<Value = Vec<Operation>> {
-    proptest::collection::vec(operation(), 0..if cfg!(miri) { 40 } else { 200 })
+    proptest::collection::vec(operation(), 0..if cfg!(miri) { 24 } else { 200 })
 }
 
 proptest! {
