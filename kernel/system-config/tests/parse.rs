@@ -656,3 +656,51 @@ fn badges_are_index_plus_one() {
     assert_eq!(SystemConfig::badge(41), 42);
     assert_eq!(system_config::KERNEL_BADGE, 0);
 }
+
+#[test]
+fn deep_nesting_and_long_input_are_errors_not_crashes() {
+    for depth in [100, 10_000] {
+        let arrays = format!(
+            "[system]\nmover_cores = {}1{}\n",
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        assert!(parse(&arrays).is_err());
+        let tables = format!("x = {}{}\n", "{a = ".repeat(depth), "}".repeat(depth));
+        assert!(parse(&tables).is_err());
+        let dotted = format!("[{}]\n", vec!["a"; depth].join("."));
+        assert!(parse(&dotted).is_err());
+    }
+    let many = "[system]\nmover_cores = [1]\n".to_string()
+        + &"[[server]]\nname = \"a\"\ncore = 2\n".repeat(5000);
+    let err = parse(&many).unwrap_err();
+    assert_eq!(err.key(), Some("server[1].name"));
+}
+
+/// The kernel parses on the BSP's 256 KiB boot stack (`kernel/src/boot.rs`).
+/// Worst-case nesting (the `toml` crate stops at depth 80) must fit there.
+/// Measured on the host in release: a normal file needs under 32 KiB, the
+/// worst case about 128 KiB (96 KiB overflows).
+#[test]
+fn parse_fits_on_the_boot_stack() {
+    let worst: Vec<String> = vec![
+        format!(
+            "[system]\nmover_cores = {}1{}\n",
+            "[".repeat(79),
+            "]".repeat(79)
+        ),
+        format!("x = {}{}\n", "{a = ".repeat(79), "}".repeat(79)),
+        format!("x = {}1{}\n", "[".repeat(79), "]".repeat(79)),
+        FULL.to_string(),
+    ];
+    std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            for text in &worst {
+                let _ = parse(text).map(|c| c.validate(&roomy()));
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
