@@ -55,9 +55,15 @@ pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
 
 /// What is wrong with a system config, and where.
 ///
-/// Render it with [`ConfigError::render`] to get
-/// `system.toml:5:7: key `server[1].core`: two servers on core 2 (...); expected ...`
-/// followed by the offending line and a caret.
+/// Render it with [`ConfigError::render`] to get the error line followed by
+/// the offending line of the file and carets under the value:
+///
+/// ```text
+/// system.toml:18:8: key `server[1].core`: two servers on core 2 (`hello` and `echo`); expected each server on its own core
+///    |
+/// 18 | core = 2
+///    |        ^
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     span: Option<Span>,
@@ -163,7 +169,8 @@ impl ConfigError {
     }
 }
 
-/// One line, without the file name: `5:7: key `server[1].core`: ...; expected ...`
+/// One line, without the file name, e.g.
+/// ``18:8: key `server[1].core`: two servers on core 2 (…); expected …``
 /// (the position is left out when there is none).
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
