@@ -29,6 +29,8 @@ pub enum Role {
     Mover = 3,
     /// Runs one user-space server.
     Server = 4,
+    /// Stopped after its server exited or faulted; takes mailbox work.
+    Parked = 5,
 }
 
 impl Role {
@@ -38,6 +40,7 @@ impl Role {
             2 => Role::Idle,
             3 => Role::Mover,
             4 => Role::Server,
+            5 => Role::Parked,
             _ => Role::Offline,
         }
     }
@@ -49,6 +52,7 @@ impl Role {
             Role::Idle => "idle",
             Role::Mover => "mover",
             Role::Server => "server",
+            Role::Parked => "parked",
         }
     }
 }
@@ -59,12 +63,33 @@ pub type Work = fn(usize);
 /// Mailbox state while a poster writes the argument (never a valid `fn`).
 const MAILBOX_CLAIMED: usize = 1;
 
+/// Byte offset of [`PerCore::syscall_kernel_rsp`] (used by `gs:` in the
+/// syscall entry stub).
+pub const OFFSET_SYSCALL_KERNEL_RSP: usize = 8;
+/// Byte offset of [`PerCore::syscall_user_rsp`].
+pub const OFFSET_SYSCALL_USER_RSP: usize = 16;
+
+/// No server on this core.
+pub const NO_SERVER: usize = usize::MAX;
+
 /// Everything the kernel keeps per core. `#[repr(C)]` with `self_ptr` first:
 /// `gs:[0]` holds the address of the structure itself.
 #[repr(C, align(128))]
 pub struct PerCore {
     /// Address of this structure; read through `gs:[0]`.
     self_ptr: AtomicUsize,
+    /// Kernel stack top loaded by the syscall entry stub (`gs:[8]`).
+    pub syscall_kernel_rsp: AtomicU64,
+    /// Scratch slot for the user stack pointer during syscall entry (`gs:[16]`).
+    pub syscall_user_rsp: AtomicU64,
+    /// Index of the server this core runs (`NO_SERVER` if none).
+    pub server: AtomicUsize,
+    /// System calls taken on this core.
+    pub syscalls: AtomicU64,
+    /// Exceptions taken on this core (from any privilege level).
+    pub exceptions: AtomicU64,
+    /// CR3 writes on this core (address-space switches).
+    pub cr3_writes: AtomicU64,
     /// Logical core index (0 = BSP), equal to the position in `CORES`.
     pub index: AtomicU32,
     /// Local APIC id of this core.
@@ -87,6 +112,12 @@ impl PerCore {
     const fn new(index: u32) -> Self {
         Self {
             self_ptr: AtomicUsize::new(0),
+            syscall_kernel_rsp: AtomicU64::new(0),
+            syscall_user_rsp: AtomicU64::new(0),
+            server: AtomicUsize::new(NO_SERVER),
+            syscalls: AtomicU64::new(0),
+            exceptions: AtomicU64::new(0),
+            cr3_writes: AtomicU64::new(0),
             index: AtomicU32::new(index),
             apic_id: AtomicU32::new(u32::MAX),
             role: AtomicU8::new(Role::Offline as u8),
@@ -152,6 +183,9 @@ impl PerCore {
         self.mailbox_fn.load(Ordering::Acquire) != 0
     }
 }
+
+const _: () = assert!(core::mem::offset_of!(PerCore, syscall_kernel_rsp) == OFFSET_SYSCALL_KERNEL_RSP);
+const _: () = assert!(core::mem::offset_of!(PerCore, syscall_user_rsp) == OFFSET_SYSCALL_USER_RSP);
 
 /// The per-core table, indexed by logical core index.
 pub static CORES: [PerCore; MAX_CORES] = {

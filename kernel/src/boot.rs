@@ -6,7 +6,7 @@
 //!   -> MADT -> start APs -> boot report -> tests or the system
 //! ```
 
-use crate::arch::x86_64::{cpu, pic, tsc};
+use crate::arch::x86_64::{cpu, gdt, pic, tsc};
 use crate::panic::fatal;
 use crate::qemu;
 use crate::smp;
@@ -14,16 +14,21 @@ use boot_args::{Archive, CmdLine};
 use bootloader_api::config::{BootloaderConfig, Mapping};
 use bootloader_api::info::{BootInfo, MemoryRegionKind};
 use core::sync::atomic::Ordering;
-use cores::CORES;
 
 pub static BOOTLOADER_CONFIG: BootloaderConfig = {
     let mut config = BootloaderConfig::new_default();
     config.mappings.physical_memory = Some(Mapping::Dynamic);
+    // Everything the bootloader maps for the kernel goes to the upper half;
+    // the lower half of every address space belongs to its server.
+    config.mappings.dynamic_range_start = Some(KERNEL_HALF_START);
     config.kernel_stack_size = 256 * 1024;
     config
 };
 
 bootloader_api::entry_point!(kernel_main, config = &BOOTLOADER_CONFIG);
+
+/// First address of the kernel half (PML4 entries 256..512).
+pub const KERNEL_HALF_START: u64 = 0xffff_8000_0000_0000;
 
 /// Boot arguments the kernel understands (see docs/boot.md).
 const KNOWN_ARGS: &[&str] = &["test", "smp.skip_apic"];
@@ -31,11 +36,13 @@ const KNOWN_ARGS: &[&str] = &["test", "smp.skip_apic"];
 fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     crate::serial::init_logging();
     log::info!("microkernel {} booting", env!("CARGO_PKG_VERSION"));
+    log::info!("boot: kernel at {:#x}, physical memory map at {:#x}", kernel_main as *const () as usize, boot_info.physical_memory_offset.into_option().unwrap_or(0));
     smp::init_bsp();
     pic::remap_and_mask();
 
     let features = cpu::probe();
     cpu::report(&features);
+    enable_protections(&features);
 
     let cal = tsc::calibrate();
     smp::TSC_PER_US.store((cal.hz / 1_000_000).max(1), Ordering::Relaxed);
@@ -75,6 +82,10 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     let Some(phys_offset) = boot_info.physical_memory_offset.into_option() else {
         fatal(format_args!("boot: the bootloader did not map physical memory"));
     };
+    crate::mem::set_phys_offset(phys_offset);
+    crate::mem::frames::init(&boot_info.memory_regions);
+    let guards = gdt::unmap_stack_guards(cores::MAX_CORES);
+    log::info!("mem: guard pages below {guards} AP kernel stacks");
     let apic = smp::init_bsp_apic(phys_offset);
     match apic.mode() {
         smp_boot::apic::Mode::X2Apic => log::info!("apic: x2APIC (MSR access), BSP apic id {}", apic.id()),
@@ -114,14 +125,98 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     }
 
     let report = smp::start_aps(&madt, phys_offset, low_memory_free, &skip);
+
+    let config = load_system(ramdisk, report.expected);
+    if let Some(config) = &config {
+        crate::server::load_all(config, |binary| {
+            let path = alloc::format!("servers/{binary}");
+            Archive::find(ramdisk, &path).ok().flatten()
+        });
+    }
+    boot_report(config.as_ref(), &report);
+
+    if let Some(tests) = cmdline.get("test") {
+        crate::ktest::run(tests, &report);
+    }
+    if !report.failed.is_empty() {
+        qemu::exit(qemu::EXIT_FAILURE)
+    }
+    if crate::server::all().is_empty() {
+        log::info!("boot complete; no servers to run");
+        qemu::exit(qemu::EXIT_SUCCESS)
+    }
+    crate::server::start_all();
+    supervise()
+}
+
+/// SMEP and SMAP where CPUID offers them: the kernel never executes or
+/// touches user pages directly (user memory goes through `mem::user`).
+fn enable_protections(features: &cpu::Features) {
+    use x86_64::registers::control::{Cr4, Cr4Flags};
+    let mut flags = Cr4::read();
+    if features.smep {
+        flags |= Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION;
+    }
+    if features.smap {
+        flags |= Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION;
+    }
+    // SAFETY: both bits only restrict what ring 0 may do with user pages,
+    // which the kernel never does directly.
+    unsafe { Cr4::write(flags) };
+    log::info!(
+        "cpu: SMEP {}, SMAP {}",
+        if features.smep { "on" } else { "not offered" },
+        if features.smap { "on" } else { "not offered" }
+    );
+}
+
+/// Reads, parses and checks `system.toml` from the ramdisk. A bad file
+/// ends the run with the parser's error (file, line, column, key).
+fn load_system(ramdisk: &'static [u8], core_count: usize) -> Option<system_config::SystemConfig> {
+    let bytes = match Archive::find(ramdisk, "system.toml") {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return None,
+        Err(err) => fatal(format_args!("boot: ramdisk archive unreadable: {err}")),
+    };
+    let Ok(text) = core::str::from_utf8(bytes) else {
+        log::error!("system.toml is not UTF-8");
+        qemu::exit(qemu::EXIT_FAILURE)
+    };
+    let binaries: alloc::vec::Vec<alloc::string::String> = Archive::new(ramdisk)
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.name.strip_prefix("servers/").map(alloc::string::String::from))
+        .collect();
+    let machine = system_config::Machine { core_count: Some(core_count), binaries: Some(binaries) };
+    match system_config::parse(text).and_then(|c| c.validate(&machine).map(|()| c)) {
+        Ok(config) => {
+            log::info!("system: {} servers, mover cores {:?}", config.servers.len(), config.mover_cores);
+            Some(config)
+        }
+        Err(err) => {
+            for line in err.render("system.toml", text).lines() {
+                log::error!("{line}");
+            }
+            log::error!("system: the system description is invalid; nothing started");
+            qemu::exit(qemu::EXIT_FAILURE)
+        }
+    }
+}
+
+fn boot_report(config: Option<&system_config::SystemConfig>, report: &smp::SmpReport) {
     for core in cores::all() {
-        if core.online.load(Ordering::Acquire) {
-            log::info!(
-                "core {}: apic {}, role {}",
-                core.index(),
-                core.apic_id.load(Ordering::Relaxed),
-                core.role().name()
-            );
+        if !core.online.load(Ordering::Acquire) {
+            continue;
+        }
+        let index = core.index();
+        let apic = core.apic_id.load(Ordering::Relaxed);
+        let server = crate::server::all().iter().find(|s| s.core == index);
+        match (config.map(|c| c.role_of(index)), server) {
+            (_, Some(s)) => log::info!("core {index}: apic {apic}, role server `{}`", s.name),
+            (Some(system_config::Role::Mover), _) => {
+                log::info!("core {index}: apic {apic}, role mover (the mover is not built yet: the core waits idle)")
+            }
+            _ if index == 0 => log::info!("core {index}: apic {apic}, role kernel"),
+            _ => log::info!("core {index}: apic {apic}, role idle (parked: no server)"),
         }
     }
     if report.failed.is_empty() {
@@ -135,15 +230,32 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         }
         log::error!("{line}");
     }
-    let _ = &CORES;
+}
 
-    if let Some(tests) = cmdline.get("test") {
-        crate::ktest::run(tests, &report);
+/// The BSP watches the servers until every one has stopped, then prints
+/// what each did and the per-core counters, and ends the run.
+fn supervise() -> ! {
+    use crate::server::State;
+    let servers = crate::server::all();
+    while servers.iter().any(|s| matches!(s.state(), State::Loaded | State::Running)) {
+        core::hint::spin_loop();
     }
-    if report.failed.is_empty() {
-        log::info!("boot complete");
-        qemu::exit(qemu::EXIT_SUCCESS)
-    } else {
-        qemu::exit(qemu::EXIT_FAILURE)
+    for s in servers {
+        match s.state() {
+            State::Exited => log::info!("system: server `{}` exited with code {}", s.name, s.exit_code()),
+            _ => log::info!("system: server `{}` was stopped by a fault", s.name),
+        }
     }
+    for core in cores::all().iter().filter(|c| c.online.load(Ordering::Acquire)) {
+        log::info!(
+            "counters: core {}: syscalls {}, exceptions {}, interrupts {}, cr3 writes {}",
+            core.index(),
+            core.syscalls.load(Ordering::Relaxed),
+            core.exceptions.load(Ordering::Relaxed),
+            core.interrupts.load(Ordering::Relaxed),
+            core.cr3_writes.load(Ordering::Relaxed)
+        );
+    }
+    log::info!("system: all {} servers stopped", servers.len());
+    qemu::exit(qemu::EXIT_SUCCESS)
 }

@@ -5,11 +5,18 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
+extern crate alloc;
+
+#[cfg(target_os = "none")]
 mod arch;
 #[cfg(target_os = "none")]
 mod boot;
 #[cfg(target_os = "none")]
 mod ktest;
+#[cfg(target_os = "none")]
+mod mem;
+#[cfg(target_os = "none")]
+mod server;
 #[cfg(target_os = "none")]
 mod panic;
 #[cfg(target_os = "none")]

@@ -57,6 +57,12 @@ fn init_this_core(index: usize) {
     cores::install(index);
     gdt::load_for_this_core(index);
     trap::load_for_this_core(index);
+    crate::arch::x86_64::user::init_syscalls_this_core();
+}
+
+/// Physical address of the kernel's own page tables.
+pub fn kernel_cr3() -> u64 {
+    KERNEL_CR3.load(Ordering::Relaxed)
 }
 
 /// Sets up core 0 (the BSP): per-core data, GDT/TSS, IDT.
@@ -229,7 +235,11 @@ pub fn handle_trap(frame: &mut TrapFrame) {
             STOPPED_CORES.fetch_add(1, Ordering::AcqRel);
             qemu::halt_forever();
         }
-        0..=31 => crate::panic::fatal_exception(frame),
+        0..=31 if frame.cs & 3 == 3 => crate::server::user_fault(frame),
+        0..=31 => {
+            core.exceptions.fetch_add(1, Ordering::Relaxed);
+            crate::panic::fatal_exception(frame)
+        }
         v if v == u64::from(TEST_IPI_VECTOR) => {
             core.interrupts.fetch_add(1, Ordering::Relaxed);
             core.ipis_received.fetch_add(1, Ordering::Release);

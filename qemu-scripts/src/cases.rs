@@ -2,7 +2,7 @@
 //! its expected verdict and the serial lines that must appear.
 
 use crate::qemu::{Firmware, GUEST_FAIL, GUEST_PASS, QemuOptions};
-use crate::{Args, Boot, Error, root, run_checked, setup};
+use crate::{Args, Boot, Error, System, root, run_checked, setup};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
@@ -16,48 +16,171 @@ struct Case {
     expect_pass: bool,
     /// Lines (substrings) that must appear in the serial log.
     must_show: &'static [&'static str],
+    /// System TOML under `qemu-scripts/systems/` to pack (none: no servers).
+    system: Option<&'static str>,
+    /// Check the system on the host first (off to test the kernel's own check).
+    host_check: bool,
+    /// Pairs (a, b): some line with `b` comes after the last line with `a`.
+    ordered: &'static [(&'static str, &'static str)],
+    /// Also pack broken copies of `hello` (see `elf_mutations`).
+    bad_elves: bool,
+}
+
+const NO_SYSTEM: (Option<&str>, bool, &[(&str, &str)], bool) = (None, true, &[], false);
+
+macro_rules! case {
+    ($name:expr, $args:expr, $smp:expr, $fw:expr, $pass:expr, $show:expr) => {
+        Case {
+            name: $name,
+            boot_args: $args,
+            smp: $smp,
+            firmware: $fw,
+            expect_pass: $pass,
+            must_show: $show,
+            system: NO_SYSTEM.0,
+            host_check: NO_SYSTEM.1,
+            ordered: NO_SYSTEM.2,
+            bad_elves: NO_SYSTEM.3,
+        }
+    };
 }
 
 const BOOT_TESTS: &str = "test=SMP0001,SMP0002,SMP0003";
 const BOOT_LINES: &[&str] = &["MHz from the PIT", "cpu: x2apic", "TEST SMP0001 PASS", "TEST SMP0002 PASS", "TEST SMP0003 PASS", "tests: 3 passed, 0 failed"];
 
+const HOSTILE_A_LINES: &[&str] = &[
+    "FAULT server `hostile-null-deref` (core 2): vector 14 (#PF page fault), error 0x4, rip 0x",
+    "cr2 0x0 not mapped; server stopped, core parked",
+    "FAULT server `hostile-write-kernel` (core 3): vector 14 (#PF page fault)",
+    "cr2 0xffff800000001000 in the kernel half",
+    "FAULT server `hostile-read-other` (core 4): vector 14 (#PF page fault)",
+    "in the range of server `heartbeat` (core 1), not mapped here",
+    "FAULT server `hostile-exec-data` (core 5): vector 14 (#PF page fault), error 0x15",
+    "in its own memory, access not permitted",
+    "FAULT server `hostile-div-zero` (core 6): vector 0 (#DE divide error)",
+    "FAULT server `hostile-stack-overflow` (core 7): vector 14 (#PF page fault)",
+    "in its stack guard page (stack overflow)",
+    "system: server `heartbeat` exited with code 0",
+    "system: all 7 servers stopped",
+];
+
+const HOSTILE_B_LINES: &[&str] = &[
+    "FAULT server `hostile-hlt` (core 2): vector 13 (#GP general protection)",
+    "FAULT server `hostile-cli` (core 3): vector 13 (#GP general protection)",
+    "FAULT server `hostile-wrmsr` (core 4): vector 13 (#GP general protection)",
+    "FAULT server `hostile-mov-cr3` (core 5): vector 13 (#GP general protection)",
+    "syscall check `log with a kernel pointer`: refused with `out of range` as expected",
+    "syscall check `log with an unmapped pointer`: refused with `not mapped` as expected",
+    "syscall check `log with a wrapping range`: refused with `out of range` as expected",
+    "syscall check `log with a huge length`: refused with `too long` as expected",
+    "syscall check `server_name into read-only code`: refused with `not mapped` as expected",
+    "syscall check `unknown number 9999`: refused with `unknown syscall` as expected",
+    "system: server `hostile-syscalls` exited with code 0",
+    "system: server `heartbeat` exited with code 0",
+    "system: all 6 servers stopped",
+];
+
 const CASES: &[Case] = &[
-    Case { name: "boot-bios-smp1", boot_args: BOOT_TESTS, smp: 1, firmware: Firmware::Bios, expect_pass: true, must_show: BOOT_LINES },
-    Case { name: "boot-bios-smp2", boot_args: BOOT_TESTS, smp: 2, firmware: Firmware::Bios, expect_pass: true, must_show: BOOT_LINES },
-    Case { name: "boot-bios-smp4", boot_args: BOOT_TESTS, smp: 4, firmware: Firmware::Bios, expect_pass: true, must_show: BOOT_LINES },
-    Case { name: "boot-bios-smp8", boot_args: BOOT_TESTS, smp: 8, firmware: Firmware::Bios, expect_pass: true, must_show: BOOT_LINES },
-    Case { name: "boot-uefi-smp2", boot_args: BOOT_TESTS, smp: 2, firmware: Firmware::Uefi, expect_pass: true, must_show: BOOT_LINES },
+    case!("boot-bios-smp1", BOOT_TESTS, 1, Firmware::Bios, true, BOOT_LINES),
+    case!("boot-bios-smp2", BOOT_TESTS, 2, Firmware::Bios, true, BOOT_LINES),
+    case!("boot-bios-smp4", BOOT_TESTS, 4, Firmware::Bios, true, BOOT_LINES),
+    case!("boot-bios-smp8", BOOT_TESTS, 8, Firmware::Bios, true, BOOT_LINES),
+    case!("boot-uefi-smp2", BOOT_TESTS, 2, Firmware::Uefi, true, BOOT_LINES),
+    case!(
+        "EXC0001-ud-on-core1",
+        "test=EXC0001",
+        2,
+        Firmware::Bios,
+        false,
+        &["EXCEPTION core 1: vector 6 (#UD invalid opcode), error 0x0, rip 0x", "other cores stopped: 1/1"]
+    ),
+    case!(
+        "PANIC0001-panic-on-core3",
+        "test=PANIC0001",
+        4,
+        Firmware::Bios,
+        false,
+        &["PANIC core 3: panicked at", "deliberate panic on core 3", "other cores stopped: 3/3"]
+    ),
+    case!(
+        "SMP0004-core-does-not-start",
+        "smp.skip_apic=2",
+        4,
+        Firmware::Bios,
+        false,
+        &["cores online: 3/4, core 2 (apic 2) did not start"]
+    ),
+    case!(
+        "BOOT0001-unknown-boot-argument",
+        "test=SMP0001 bogus=1",
+        1,
+        Firmware::Bios,
+        false,
+        &["boot: unknown boot argument `bogus`"]
+    ),
     Case {
-        name: "EXC0001-ud-on-core1",
-        boot_args: "test=EXC0001",
-        smp: 2,
-        firmware: Firmware::Bios,
-        expect_pass: false,
-        must_show: &["EXCEPTION core 1: vector 6 (#UD invalid opcode), error 0x0, rip 0x", "other cores stopped: 1/1"],
+        system: Some("tests/three-servers.toml"),
+        ..case!(
+            "USR0001-three-servers",
+            "",
+            4,
+            Firmware::Bios,
+            true,
+            &[
+                "core 1: apic 1, role server `alpha`",
+                "core 2: apic 2, role server `beta`",
+                "core 3: apic 3, role server `gamma`",
+                "server `alpha`: hello from server `alpha` on core 1",
+                "server `beta`: hello from server `beta` on core 2",
+                "server `gamma`: hello from server `gamma` on core 3",
+                "system: all 3 servers stopped",
+            ]
+        )
     },
     Case {
-        name: "PANIC0001-panic-on-core3",
-        boot_args: "test=PANIC0001",
-        smp: 4,
-        firmware: Firmware::Bios,
-        expect_pass: false,
-        must_show: &["PANIC core 3: panicked at", "deliberate panic on core 3", "other cores stopped: 3/3"],
+        system: Some("tests/hostile-faults.toml"),
+        ordered: &[("FAULT server", "server `heartbeat`: heartbeat")],
+        ..case!("USR0002-hostile-faults", "", 8, Firmware::Bios, true, HOSTILE_A_LINES)
     },
     Case {
-        name: "SMP0004-core-does-not-start",
-        boot_args: "smp.skip_apic=2",
-        smp: 4,
-        firmware: Firmware::Bios,
-        expect_pass: false,
-        must_show: &["cores online: 3/4, core 2 (apic 2) did not start"],
+        system: Some("tests/hostile-privileged.toml"),
+        ordered: &[("FAULT server", "server `heartbeat`: heartbeat")],
+        ..case!("USR0003-hostile-privileged-and-syscalls", "", 7, Firmware::Bios, true, HOSTILE_B_LINES)
     },
     Case {
-        name: "BOOT0001-unknown-boot-argument",
-        boot_args: "test=SMP0001 bogus=1",
-        smp: 1,
-        firmware: Firmware::Bios,
-        expect_pass: false,
-        must_show: &["boot: unknown boot argument `bogus`"],
+        system: Some("tests/bad-elves.toml"),
+        bad_elves: true,
+        ..case!(
+            "ELF0001-bad-elves",
+            "",
+            8,
+            Firmware::Bios,
+            true,
+            &[
+                "server `truncated`: not started: ELF rejected: ",
+                "server `wrong-machine`: not started: ELF rejected: ELF machine is 3, expected 62",
+                "server `kernel-half`: not started: ELF rejected: segment ",
+                "reaches outside user space",
+                "server `overlap`: not started: ELF rejected: segments ",
+                "server `wx`: not started: ELF rejected: segment ",
+                "is both writable and executable (W^X)",
+                "server `bad-entry`: not started: ELF rejected: entry point 0x100 is outside every loadable segment",
+                "server `hello`: hello from server `hello` on core 1",
+                "system: all 1 servers stopped",
+            ]
+        )
+    },
+    Case {
+        system: Some("tests/bad-key.toml"),
+        host_check: false,
+        ..case!(
+            "CFG0001-bad-toml-in-kernel",
+            "",
+            4,
+            Firmware::Bios,
+            false,
+            &["system.toml:9:1: key `server[0].cor`: unknown key `cor`", "system: the system description is invalid; nothing started"]
+        )
     },
 ];
 
@@ -72,23 +195,46 @@ struct HostStep {
 const HOST_STEPS: &[HostStep] = &[
     HostStep { name: "host: cargo test --workspace", args: &["test", "--workspace", "--quiet"], env: &[], toolchain: None },
     HostStep {
-        name: "host: clippy (kernel target, warnings are errors)",
+        name: "host: clippy, kernel target (warnings are errors)",
         args: &[
             "clippy", "--quiet", "--release", "--target", "x86_64-unknown-none", "-p", "kernel", "-p", "smp-boot", "-p", "cores",
-            "-p", "boot-args", "--", "-D", "warnings",
+            "-p", "boot-args", "-p", "system-config", "-p", "elf-check", "-p", "ringbuf", "-p", "abi", "-p", "userlib", "--",
+            "-D", "warnings",
         ],
         env: &[],
         toolchain: None,
     },
     HostStep {
-        name: "host: clippy (host crates, warnings are errors)",
-        args: &["clippy", "--quiet", "--all-targets", "-p", "xtask", "-p", "boot-args", "-p", "cores", "-p", "smp-boot", "--", "-D", "warnings"],
+        name: "host: clippy, workspace on the host (warnings are errors)",
+        args: &["clippy", "--quiet", "--workspace", "--all-targets", "--", "-D", "warnings"],
         env: &[],
         toolchain: None,
     },
     HostStep {
-        name: "host: no_std crates build for x86_64-unknown-none",
-        args: &["build", "--quiet", "--release", "--target", "x86_64-unknown-none", "-p", "kernel", "-p", "ringbuf", "-p", "boot-args", "-p", "cores", "-p", "smp-boot"],
+        name: "host: ringbuf loom model checks",
+        args: &["test", "--quiet", "-p", "ringbuf", "--release", "--test", "loom", "--target-dir", "target/loom"],
+        env: &[("RUSTFLAGS", "--cfg loom")],
+        toolchain: None,
+    },
+    HostStep {
+        name: "host: ringbuf under Miri",
+        args: &["miri", "test", "--quiet", "-p", "ringbuf"],
+        env: &[],
+        toolchain: Some(setup::NIGHTLY),
+    },
+    HostStep {
+        name: "host: ringbuf benchmark smoke run (figures not checked)",
+        args: &["bench", "--quiet", "-p", "ringbuf"],
+        env: &[("RINGBUF_BENCH_QUICK", "1")],
+        toolchain: None,
+    },
+    HostStep {
+        name: "host: shipped system files pass check-config",
+        args: &[
+            "run", "--quiet", "-p", "xtask", "--", "check-config", "--smp", "8", "qemu-scripts/systems/default.toml",
+            "qemu-scripts/systems/tests/three-servers.toml", "qemu-scripts/systems/tests/hostile-faults.toml",
+            "qemu-scripts/systems/tests/hostile-privileged.toml",
+        ],
         env: &[],
         toolchain: None,
     },
@@ -140,6 +286,7 @@ fn qemu_tests(tally: &mut Tally, filter: Option<&str>) -> Result<(), Error> {
     }
     setup::host_packages()?;
     let root = root();
+    let servers = crate::build_servers(&root)?;
     let kernel = crate::build_kernel(&root)?;
     let builder = crate::build_image_builder(&root)?;
     for case in cases {
@@ -151,8 +298,26 @@ fn qemu_tests(tally: &mut Tally, filter: Option<&str>) -> Result<(), Error> {
             ..QemuOptions::default()
         };
         println!("xtask: running {} (-smp {}, {})", case.name, case.smp, case.firmware.name());
-        let outcome = crate::boot(&root, &kernel, &builder, &Boot { name: case.name, boot_args: case.boot_args }, &opts)?;
+        let system = match case.system {
+            Some(file) => Some(System::read(&root.join("qemu-scripts/systems").join(file))?),
+            None => None,
+        };
+        let mut binaries = servers.clone();
+        if case.bad_elves {
+            let hello = &servers.iter().find(|(n, _)| n == "hello").expect("hello is built").1;
+            for (name, bytes, _) in crate::elf_mutations::bad_elves(hello) {
+                binaries.push((name, bytes));
+            }
+        }
         let mut problems = Vec::new();
+        if let (Some(system), true) = (&system, case.host_check) {
+            let names: Vec<String> = binaries.iter().map(|(n, _)| n.clone()).collect();
+            if let Err(Error(msg)) = system.check(Some(case.smp), &names) {
+                problems.push(format!("host check of the system failed: {msg}"));
+            }
+        }
+        let boot = Boot { name: case.name, boot_args: case.boot_args, system: system.as_ref(), binaries: &binaries };
+        let outcome = crate::boot(&root, &kernel, &builder, &boot, &opts)?;
         let wanted = if case.expect_pass { GUEST_PASS } else { GUEST_FAIL };
         if outcome.status != Some(wanted) {
             problems.push(format!(
@@ -164,6 +329,15 @@ fn qemu_tests(tally: &mut Tally, filter: Option<&str>) -> Result<(), Error> {
         for line in case.must_show {
             if !outcome.serial.contains(line) {
                 problems.push(format!("serial log lacks `{line}`"));
+            }
+        }
+        for (first, then) in case.ordered {
+            let lines: Vec<&str> = outcome.serial.lines().collect();
+            let last_first = lines.iter().rposition(|l| l.contains(first));
+            let last_then = lines.iter().rposition(|l| l.contains(then));
+            match (last_first, last_then) {
+                (Some(a), Some(b)) if b > a => {}
+                _ => problems.push(format!("no line with `{then}` after the last line with `{first}`")),
             }
         }
         let log = format!("target/qemu/{}/serial.log", case.name);
@@ -191,7 +365,7 @@ pub fn cmd_test(mut args: Args) -> Result<ExitCode, Error> {
     if !rest.is_empty() {
         return Err(Error::new(format!("unexpected arguments {rest:?}")));
     }
-    setup::rust_toolchains(false)?;
+    setup::rust_toolchains(!qemu_only)?;
     let started = Instant::now();
     let mut tally = Tally { passed: Vec::new(), failed: Vec::new() };
     if !qemu_only {

@@ -9,6 +9,7 @@
 //! Every step is a plain command a person can run; CI runs `cargo xtask test`.
 
 mod cases;
+mod elf_mutations;
 mod qemu;
 mod setup;
 
@@ -33,7 +34,7 @@ pub fn run_checked(cmd: &mut Command, what: &str) -> Result<(), Error> {
     if status.success() { Ok(()) } else { Err(Error::new(format!("{what} failed ({status})"))) }
 }
 
-const USAGE: &str = "usage: cargo xtask <run|test|bench|setup> [options]
+const USAGE: &str = "usage: cargo xtask <run|test|bench|check-config|setup> [options]
 
 run options:
   --smp N              processors (default 4)
@@ -43,12 +44,15 @@ run options:
   --timeout SECS       kill QEMU after this long (default 120)
   --cpu MODEL          QEMU CPU model (default max)
   --gdb                start paused with QEMU's gdbstub on :1234
+  --config FILE        system TOML to boot (default qemu-scripts/systems/default.toml)
   --boot-args TEXT     kernel command line (e.g. \"test=SMP0001\")
   -- ARGS...           passed to QEMU unchanged
 test options:
   --filter TEXT        run only cases whose name or kernel test id contains TEXT
   --host-only          only the host tests
   --qemu-only          only the in-QEMU tests
+check-config:
+  cargo xtask check-config FILE... [--smp N]   the kernel's own checks, on the host
 bench:
   cargo xtask bench [ringbuf]   host ring benchmark (the in-guest IPC benchmark is not built yet)";
 
@@ -86,18 +90,81 @@ pub fn build_image_builder(root: &Path) -> Result<PathBuf, Error> {
     Ok(dir.join("target").join("release").join("image-builder"))
 }
 
-/// What to boot: the kernel command line given to the guest.
+/// The user-space servers (every crate under `servers/` with a binary).
+pub const SERVER_CRATES: &[&str] = &["hello", "heartbeat", "hostile"];
+
+/// Builds every server for the bare-metal target as a static executable
+/// (the kernel loads them at their link address) and returns
+/// `(name, ELF bytes)` pairs.
+pub fn build_servers(root: &Path) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    let target_dir = root.join("target").join("servers");
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(root)
+        .env("RUSTFLAGS", "-C relocation-model=static")
+        .args(["build", "--quiet", "--release", "--target", setup::KERNEL_TARGET, "--target-dir"])
+        .arg(&target_dir);
+    for name in SERVER_CRATES {
+        cmd.args(["-p", name]);
+    }
+    run_checked(&mut cmd, "building the servers")?;
+    let out = target_dir.join(setup::KERNEL_TARGET).join("release");
+    SERVER_CRATES
+        .iter()
+        .map(|name| {
+            std::fs::read(out.join(name))
+                .map(|bytes| (name.to_string(), bytes))
+                .map_err(|e| Error::new(format!("server `{name}`: {e}")))
+        })
+        .collect()
+}
+
+/// A system description to boot: its file name (for messages) and text.
+pub struct System {
+    pub file: String,
+    pub text: String,
+}
+
+impl System {
+    pub fn read(path: &Path) -> Result<System, Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::new(format!("{}: {e}", path.display())))?;
+        Ok(System { file: path.display().to_string(), text })
+    }
+
+    /// The same checks the kernel makes, before anything is built into an
+    /// image: syntax, keys, ranges, cores (given `smp`) and binaries.
+    pub fn check(&self, smp: Option<u32>, binaries: &[String]) -> Result<system_config::SystemConfig, Error> {
+        let machine = system_config::Machine {
+            core_count: smp.map(|n| n as usize),
+            binaries: Some(binaries.to_vec()),
+        };
+        system_config::parse(&self.text)
+            .and_then(|c| c.validate(&machine).map(|()| c))
+            .map_err(|e| Error::new(e.render(&self.file, &self.text)))
+    }
+}
+
+/// What to boot: the kernel command line and, optionally, a system.
 pub struct Boot<'a> {
     pub name: &'a str,
     pub boot_args: &'a str,
+    pub system: Option<&'a System>,
+    /// Server binaries to pack as `servers/<name>`.
+    pub binaries: &'a [(String, Vec<u8>)],
 }
 
 /// Builds the ramdisk and image for `boot` and runs it in QEMU.
 pub fn boot(root: &Path, kernel: &Path, builder: &Path, boot: &Boot, opts: &QemuOptions) -> Result<qemu::Outcome, Error> {
     let dir = qemu::run_dir(root, boot.name)?;
     let ramdisk = dir.join("ramdisk.tar");
-    let archive = boot_args::write::ustar(&[("cmdline", boot.boot_args.as_bytes())])
-        .map_err(|e| Error::new(format!("ramdisk: {e}")))?;
+    let names: Vec<String> = boot.binaries.iter().map(|(n, _)| format!("servers/{n}")).collect();
+    let mut files: Vec<(&str, &[u8])> = vec![("cmdline", boot.boot_args.as_bytes())];
+    if let Some(system) = boot.system {
+        files.push(("system.toml", system.text.as_bytes()));
+    }
+    for (name, (_, bytes)) in names.iter().zip(boot.binaries) {
+        files.push((name, bytes));
+    }
+    let archive = boot_args::write::ustar(&files).map_err(|e| Error::new(format!("ramdisk: {e}")))?;
     qemu::write_if_changed(&ramdisk, &archive)?;
     let image = dir.join(format!("{}.img", opts.firmware.name()));
     qemu::image(builder, kernel, &ramdisk, opts.firmware, &image)?;
@@ -175,9 +242,13 @@ fn qemu_options(args: &mut Args) -> Result<QemuOptions, Error> {
     Ok(opts)
 }
 
+/// The system `cargo xtask run` boots unless `--config` says otherwise.
+pub const DEFAULT_SYSTEM: &str = "qemu-scripts/systems/default.toml";
+
 fn cmd_run(mut args: Args) -> Result<ExitCode, Error> {
     let opts = qemu_options(&mut args)?;
     let boot_args = args.take_value("--boot-args")?.unwrap_or_default();
+    let config = args.take_value("--config")?;
     let rest = args.finish()?;
     if !rest.is_empty() {
         return Err(Error::new(format!("unexpected arguments {rest:?}\n\n{USAGE}")));
@@ -185,11 +256,45 @@ fn cmd_run(mut args: Args) -> Result<ExitCode, Error> {
     setup::host_packages()?;
     setup::rust_toolchains(false)?;
     let root = root();
+    let system = System::read(&root.join(config.as_deref().unwrap_or(DEFAULT_SYSTEM)))?;
+    let binaries = build_servers(&root)?;
+    let names: Vec<String> = binaries.iter().map(|(n, _)| n.clone()).collect();
+    system.check(Some(opts.smp), &names)?;
     let kernel = build_kernel(&root)?;
     let builder = build_image_builder(&root)?;
-    let outcome = boot(&root, &kernel, &builder, &Boot { name: "run", boot_args: &boot_args }, &opts)?;
+    let run = Boot { name: "run", boot_args: &boot_args, system: Some(&system), binaries: &binaries };
+    let outcome = boot(&root, &kernel, &builder, &run, &opts)?;
     println!("xtask: {} after {:.1} s", outcome.verdict(), outcome.elapsed.as_secs_f64());
     Ok(if outcome.status == Some(qemu::GUEST_PASS) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn cmd_check_config(mut args: Args) -> Result<ExitCode, Error> {
+    let smp = match args.take_value("--smp")? {
+        Some(n) => Some(n.parse().map_err(|_| Error::new(format!("--smp: `{n}` is not a number")))?),
+        None => None,
+    };
+    let files = args.finish()?;
+    if files.is_empty() {
+        return Err(Error::new("usage: cargo xtask check-config FILE... [--smp N]"));
+    }
+    let names: Vec<String> = SERVER_CRATES.iter().map(|s| s.to_string()).collect();
+    let mut bad = 0;
+    for file in &files {
+        let system = System::read(Path::new(file))?;
+        match system.check(smp, &names) {
+            Ok(config) => println!(
+                "{file}: ok ({} servers, mover cores {:?}{})",
+                config.servers.len(),
+                config.mover_cores,
+                if smp.is_some() { "" } else { "; core numbers not checked without --smp" }
+            ),
+            Err(Error(msg)) => {
+                eprintln!("{msg}");
+                bad += 1;
+            }
+        }
+    }
+    Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn cmd_bench(args: Args) -> Result<ExitCode, Error> {
@@ -226,6 +331,7 @@ fn main() -> ExitCode {
         "run" => cmd_run(args),
         "test" => cases::cmd_test(args),
         "bench" => cmd_bench(args),
+        "check-config" => cmd_check_config(args),
         "setup" => args.finish().and_then(|_| {
             setup::host_packages()?;
             setup::rust_toolchains(true)?;

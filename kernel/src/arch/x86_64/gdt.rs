@@ -27,27 +27,43 @@ pub const AP_STACK_SIZE: usize = 64 * 1024;
 #[repr(C, align(16))]
 struct Stack<const N: usize>([u8; N]);
 
+/// A kernel stack with a guard page below it (unmapped at boot by
+/// [`unmap_stack_guards`], so an overflow faults instead of corrupting).
+#[repr(C, align(4096))]
+struct GuardedStack<const N: usize> {
+    guard: [u8; 4096],
+    stack: [u8; N],
+}
+
 struct CoreTables {
     gdt: GlobalDescriptorTable,
     tss: TaskStateSegment,
-    ist: [Stack<IST_STACK_SIZE>; IST_COUNT],
-    kernel_stack: Stack<AP_STACK_SIZE>,
 }
 
-struct PerCoreTables([UnsafeCell<CoreTables>; MAX_CORES]);
+/// Kept apart from the tables so that this all-zero array lands in `.bss`
+/// instead of the kernel file.
+struct CoreStacks {
+    ist: [Stack<IST_STACK_SIZE>; IST_COUNT],
+    kernel_stack: GuardedStack<AP_STACK_SIZE>,
+}
+
+struct PerCore<T>([UnsafeCell<T>; MAX_CORES]);
 
 // SAFETY: slot `i` is only touched by core `i` or, before core `i` runs,
 // by the BSP (see the module invariants), so no two cores access one slot
 // concurrently.
-unsafe impl Sync for PerCoreTables {}
+unsafe impl<T> Sync for PerCore<T> {}
 
-static TABLES: PerCoreTables = PerCoreTables(
+static TABLES: PerCore<CoreTables> = PerCore(
+    [const { UnsafeCell::new(CoreTables { gdt: GlobalDescriptorTable::new(), tss: TaskStateSegment::new() }) };
+        MAX_CORES],
+);
+
+static STACKS: PerCore<CoreStacks> = PerCore(
     [const {
-        UnsafeCell::new(CoreTables {
-            gdt: GlobalDescriptorTable::new(),
-            tss: TaskStateSegment::new(),
+        UnsafeCell::new(CoreStacks {
             ist: [const { Stack([0; IST_STACK_SIZE]) }; IST_COUNT],
-            kernel_stack: Stack([0; AP_STACK_SIZE]),
+            kernel_stack: GuardedStack { guard: [0; 4096], stack: [0; AP_STACK_SIZE] },
         })
     }; MAX_CORES],
 );
@@ -59,10 +75,26 @@ pub const KERNEL_DATA: SegmentSelector = SegmentSelector(0x10);
 
 /// Top of the kernel stack reserved for application processor `index`.
 pub fn ap_stack_top(index: usize) -> u64 {
-    let slot = TABLES.0[index].get();
+    let slot = STACKS.0[index].get();
     // SAFETY: only the address of the field is computed, nothing is read.
-    let base = unsafe { &raw const (*slot).kernel_stack } as u64;
+    let base = unsafe { &raw const (*slot).kernel_stack.stack } as u64;
     base + AP_STACK_SIZE as u64
+}
+
+/// Unmaps the guard page below every AP kernel stack. Call on the BSP
+/// before any AP starts. Returns how many guards are in place.
+pub fn unmap_stack_guards(cores: usize) -> usize {
+    let mut placed = 0;
+    for slot in &STACKS.0[1..cores.min(MAX_CORES)] {
+        // SAFETY: only the address of the guard is computed.
+        let guard = unsafe { &raw const (*slot.get()).kernel_stack.guard } as u64;
+        // SAFETY: the guard page is never used (it is padding below the
+        // stack), and no AP runs yet, so no TLB holds it.
+        if unsafe { crate::mem::paging::unmap_kernel_page(guard) } {
+            placed += 1;
+        }
+    }
+    placed
 }
 
 /// Builds and loads core `index`'s GDT and TSS, then reloads the segment
@@ -72,10 +104,17 @@ pub fn load_for_this_core(index: usize) {
     // SAFETY: slot `index` belongs to the calling core (module invariant)
     // and this runs once per core, so this is the only reference. The
     // tables live in a 'static, as `lgdt`/`ltr` require.
-    let CoreTables { gdt, tss, ist, .. }: &'static mut CoreTables = unsafe { &mut *slot };
-    for (i, stack) in ist.iter().enumerate() {
+    let CoreTables { gdt, tss }: &'static mut CoreTables = unsafe { &mut *slot };
+    // SAFETY: as above, the stacks slot `index` is this core's alone.
+    let stacks: &'static CoreStacks = unsafe { &*STACKS.0[index].get() };
+    for (i, stack) in stacks.ist.iter().enumerate() {
         let top = VirtAddr::from_ptr(stack.0.as_ptr()) + IST_STACK_SIZE as u64;
         tss.interrupt_stack_table[i] = top;
+    }
+    // Traps from ring 3 start at the top of this core's kernel stack (only
+    // APs run servers; the BSP keeps the bootloader's stack).
+    if index > 0 {
+        tss.privilege_stack_table[0] = VirtAddr::new(ap_stack_top(index));
     }
     let tss: &'static TaskStateSegment = tss;
     *gdt = GlobalDescriptorTable::new();

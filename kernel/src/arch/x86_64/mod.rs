@@ -5,3 +5,4 @@ pub mod gdt;
 pub mod pic;
 pub mod trap;
 pub mod tsc;
+pub mod user;

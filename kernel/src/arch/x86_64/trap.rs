@@ -7,6 +7,8 @@
 //! - Stubs for vectors without a CPU error code push 0, so every frame has
 //!   the same layout.
 //! - NMI, double fault and machine check run on their own IST stacks.
+//! - A trap from ring 3 swaps GS on entry and exit, so kernel code always
+//!   sees its per-core data at `gs:[0]`.
 
 use super::gdt::{IST_DOUBLE_FAULT, IST_MACHINE_CHECK, IST_NMI, KERNEL_CODE};
 use core::cell::UnsafeCell;
@@ -39,6 +41,12 @@ trap_stubs_base:
     .endr
 
 trap_common:
+    // From ring 3 the GS base is the user's: swap in the kernel's (the saved
+    // CS is at 24(%rsp): above it the vector and error code).
+    testb $3, 24(%rsp)
+    jz 1f
+    swapgs
+1:
     pushq %rax
     pushq %rbx
     pushq %rcx
@@ -73,6 +81,10 @@ trap_common:
     popq %rbx
     popq %rax
     addq $16, %rsp
+    testb $3, 8(%rsp)
+    jz 2f
+    swapgs
+2:
     iretq
     .popsection
     "#,

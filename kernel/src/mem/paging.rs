@@ -1,0 +1,164 @@
+//! Address spaces: one page-table tree per server. The kernel half (PML4
+//! entries 256..512) is the kernel's own, shared by reference and
+//! supervisor-only; the user half starts empty.
+//!
+//! Invariants: a server's page tables are written only by the BSP while it
+//! builds the server, before the server's core runs it; user mappings are
+//! 4 KiB pages, never writable and executable at once (W^X), always
+//! `USER_ACCESSIBLE`; intermediate user tables are `PRESENT|WRITABLE|USER`
+//! so the leaf alone decides the permissions.
+
+use super::frames::{self, KernelFrames};
+use super::phys_to_virt;
+use x86_64::structures::paging::{
+    Mapper, OffsetPageTable, Page, PageTable, PageTableFlags as Flags, PhysFrame, Size4KiB,
+};
+use x86_64::{PhysAddr, VirtAddr};
+
+/// Lowest user address a server may use (the first 2 MiB stay unmapped so
+/// null-pointer accesses fault).
+pub const USER_MIN: u64 = 0x20_0000;
+/// One past the highest user address (the canonical lower half).
+pub const USER_END: u64 = 0x0000_8000_0000_0000;
+
+/// What a user page may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserAccess {
+    pub write: bool,
+    pub execute: bool,
+}
+
+#[derive(Debug)]
+pub enum MapError {
+    OutOfFrames,
+    /// W+X requested or an address outside the user half.
+    Refused(&'static str),
+    AlreadyMapped(u64),
+}
+
+impl core::fmt::Display for MapError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            MapError::OutOfFrames => write!(f, "out of physical memory"),
+            MapError::Refused(why) => write!(f, "mapping refused: {why}"),
+            MapError::AlreadyMapped(addr) => write!(f, "page {addr:#x} is already mapped"),
+        }
+    }
+}
+
+/// The kernel's own page tables (the BSP's CR3 at boot).
+pub fn kernel_pml4() -> PhysFrame {
+    x86_64::registers::control::Cr3::read().0
+}
+
+/// One server's page-table tree.
+pub struct AddressSpace {
+    pml4: PhysFrame,
+}
+
+impl AddressSpace {
+    /// A new tree sharing the kernel half of `kernel_pml4()`, user half empty.
+    pub fn new_user() -> Result<AddressSpace, MapError> {
+        let pml4 = frames::alloc_zeroed().ok_or(MapError::OutOfFrames)?;
+        let src = phys_to_virt(kernel_pml4().start_address().as_u64()) as *const u64;
+        let dst = phys_to_virt(pml4.start_address().as_u64()) as *mut u64;
+        // SAFETY: both are page-table frames reached through the direct map;
+        // the new one is ours alone; entries 256..512 are 8-byte words.
+        unsafe { core::ptr::copy_nonoverlapping(src.add(256), dst.add(256), 256) };
+        Ok(AddressSpace { pml4 })
+    }
+
+    /// Physical address of the PML4, the value for CR3.
+    pub fn cr3(&self) -> u64 {
+        self.pml4.start_address().as_u64()
+    }
+
+    fn mapper(&mut self) -> OffsetPageTable<'_> {
+        let table = phys_to_virt(self.cr3()) as *mut PageTable;
+        // SAFETY: the PML4 frame belongs to this address space, which is
+        // borrowed mutably, so this is the only reference (module
+        // invariant: only the builder writes the tables); the direct map
+        // makes every table frame reachable at `phys_offset`.
+        unsafe { OffsetPageTable::new(&mut *table, VirtAddr::new(super::phys_offset())) }
+    }
+
+    /// Maps a fresh zeroed frame at user page `addr` and returns the frame.
+    pub fn map_user_page(&mut self, addr: u64, access: UserAccess) -> Result<PhysFrame, MapError> {
+        if access.write && access.execute {
+            return Err(MapError::Refused("writable and executable (W^X)"));
+        }
+        if !(USER_MIN..USER_END).contains(&addr) || !addr.is_multiple_of(4096) {
+            return Err(MapError::Refused("outside the user half or unaligned"));
+        }
+        let frame = frames::alloc_zeroed().ok_or(MapError::OutOfFrames)?;
+        let mut flags = Flags::PRESENT | Flags::USER_ACCESSIBLE;
+        if access.write {
+            flags |= Flags::WRITABLE;
+        }
+        if !access.execute {
+            flags |= Flags::NO_EXECUTE;
+        }
+        let parents = Flags::PRESENT | Flags::WRITABLE | Flags::USER_ACCESSIBLE;
+        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(addr));
+        // SAFETY: the frame is fresh and used by no one else; the page is in
+        // the user half, so no kernel mapping changes.
+        let result = unsafe { self.mapper().map_to_with_table_flags(page, frame, flags, parents, &mut KernelFrames) };
+        match result {
+            // The tree is not active on any core yet: nothing to flush.
+            Ok(flush) => {
+                flush.ignore();
+                Ok(frame)
+            }
+            Err(_) => {
+                // SAFETY: the frame was never mapped.
+                unsafe { frames::free(frame) };
+                Err(MapError::AlreadyMapped(addr))
+            }
+        }
+    }
+}
+
+/// Unmaps one 4 KiB page of the kernel's own tables (stack guard pages).
+/// Returns false if the page is not mapped with 4 KiB granularity.
+///
+/// # Safety
+/// Nothing may use the page afterwards, and no other core may have it in its
+/// TLB (call before APs start).
+pub unsafe fn unmap_kernel_page(addr: u64) -> bool {
+    let table = phys_to_virt(kernel_pml4().start_address().as_u64()) as *mut PageTable;
+    // SAFETY: the kernel tables are only modified here, by the BSP at boot.
+    let mut mapper = unsafe { OffsetPageTable::new(&mut *table, VirtAddr::new(super::phys_offset())) };
+    let page = Page::<Size4KiB>::containing_address(VirtAddr::new(addr));
+    match mapper.unmap(page) {
+        Ok((_, flush)) => {
+            flush.flush();
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Physical address behind user address `addr` in the tree at `cr3`, if a
+/// user-accessible page maps it (and it is writable, if `write`).
+pub fn translate_user(cr3: u64, addr: u64, write: bool) -> Option<u64> {
+    if !(USER_MIN..USER_END).contains(&addr) {
+        return None;
+    }
+    let mut table = cr3;
+    for level in (0..4).rev() {
+        let index = (addr >> (12 + 9 * level)) & 511;
+        // SAFETY: `table` is a page-table frame of this tree (the root or an
+        // address taken from a present entry); reading one entry through the
+        // direct map has no side effects.
+        let entry = unsafe { core::ptr::read_volatile((phys_to_virt(table) as *const u64).add(index as usize)) };
+        let flags = Flags::from_bits_truncate(entry);
+        if !flags.contains(Flags::PRESENT | Flags::USER_ACCESSIBLE) || (write && !flags.contains(Flags::WRITABLE)) {
+            return None;
+        }
+        if level > 0 && flags.contains(Flags::HUGE_PAGE) {
+            return None; // user mappings are 4 KiB only
+        }
+        table = PhysAddr::new_truncate(entry & 0x000F_FFFF_FFFF_F000).as_u64();
+    }
+    Some(table + (addr & 0xFFF))
+}

@@ -1,0 +1,83 @@
+//! The kernel/server contract: system call numbers, error codes and the
+//! user address-space layout. Both sides depend on this crate and nothing
+//! else of each other.
+//!
+//! Calling convention: `rax` = number, arguments in `rdi, rsi, rdx, r10,
+//! r8, r9`; the result comes back in `rax`: a value `>= 0`, or `-(error)`.
+//! Every register but `rax`, `rcx` and `r11` is preserved.
+#![no_std]
+#![forbid(unsafe_code)]
+
+/// System call numbers.
+pub mod nr {
+    /// `log(ptr, len)`: print one line (at most `LOG_MAX` bytes) as this server.
+    pub const LOG: u64 = 0;
+    /// `exit(code)`: stop this server; its core parks. Does not return.
+    pub const EXIT: u64 = 1;
+    /// `core_id()`: the logical core this server runs on.
+    pub const CORE_ID: u64 = 2;
+    /// `server_name(buf, cap)`: copy this server's name into `buf`; returns its length.
+    pub const SERVER_NAME: u64 = 3;
+    /// `tsc_hz()`: the TSC frequency the kernel calibrated at boot.
+    pub const TSC_HZ: u64 = 4;
+}
+
+/// Error codes (returned negated).
+pub mod err {
+    /// No system call has this number.
+    pub const UNKNOWN_SYSCALL: i64 = 1;
+    /// A pointer range leaves the user half or wraps around.
+    pub const OUT_OF_RANGE: i64 = 2;
+    /// A page of the range is not mapped with the needed access.
+    pub const NOT_MAPPED: i64 = 3;
+    /// A length exceeds the call's limit.
+    pub const TOO_LONG: i64 = 4;
+    /// A buffer is too small for the answer.
+    pub const TOO_SMALL: i64 = 5;
+
+    /// Name of an error code, for logs.
+    pub fn name(code: i64) -> &'static str {
+        match code {
+            UNKNOWN_SYSCALL => "unknown syscall",
+            OUT_OF_RANGE => "out of range",
+            NOT_MAPPED => "not mapped",
+            TOO_LONG => "too long",
+            TOO_SMALL => "buffer too small",
+            _ => "unknown error",
+        }
+    }
+}
+
+/// Longest line `log` accepts.
+pub const LOG_MAX: usize = 256;
+
+/// Lowest user address (the first 2 MiB stay unmapped: null pointers fault).
+pub const USER_MIN: u64 = 0x20_0000;
+/// One past the highest user address (the canonical lower half).
+pub const USER_END: u64 = 0x0000_8000_0000_0000;
+/// Program segments must end below this address; stacks live above it.
+pub const SEGMENTS_END: u64 = 0x7000_0000_0000;
+
+const STACKS_BASE: u64 = 0x7f00_0000_0000;
+const STACK_SPACING: u64 = 0x1_0000_0000;
+
+/// Top of the user stack of the server on `core`. Stacks of different
+/// servers never overlap, so a server's stack address means nothing in
+/// another server's address space (and a fault there names its owner).
+pub const fn stack_top_for_core(core: usize) -> u64 {
+    STACKS_BASE + (core as u64 + 1) * STACK_SPACING
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stacks_stay_in_the_user_half_and_apart() {
+        for core in 0..1024 {
+            let top = stack_top_for_core(core);
+            assert!(top < USER_END && top > SEGMENTS_END);
+            assert!(stack_top_for_core(core + 1) - top >= STACK_SPACING);
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! A deliberately misbehaving server for the fault-containment tests. Its
+//! name in the system TOML picks the misdeed: `hostile-<misdeed>`. The
+//! kernel must stop it (or refuse its system calls) without any other core
+//! noticing. This is a test fixture: the `unsafe` here is unsound on
+//! purpose, each block says which rule it breaks.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+use userlib::abi::{err, nr};
+use userlib::syscall3;
+
+userlib::server_main!(run);
+
+static mut DATA_NOT_CODE: [u8; 16] = [0xC3; 16]; // `ret` bytes, in a no-execute page
+
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    let mut frame = [0u8; 512];
+    frame[0] = depth as u8;
+    // black_box keeps the frame and the recursion from being optimised out.
+    core::hint::black_box(&mut frame);
+    if depth == u64::MAX {
+        return 0; // never reached: the stack runs out first
+    }
+    recurse(depth + 1) + u64::from(frame[0])
+}
+
+fn expect_error(what: &str, got: i64, wanted: i64) -> bool {
+    if got == -wanted {
+        userlib::log!("syscall check `{what}`: refused with `{}` as expected", err::name(wanted));
+        true
+    } else {
+        userlib::log!("syscall check `{what}`: UNEXPECTED result {got} (wanted -{wanted})");
+        false
+    }
+}
+
+fn syscall_checks() -> i32 {
+    let mut ok = true;
+    ok &= expect_error("log with a kernel pointer", syscall3(nr::LOG, 0xffff_8000_0000_0000, 8, 0), err::OUT_OF_RANGE);
+    ok &= expect_error("log with an unmapped pointer", syscall3(nr::LOG, 0x1_0000_0000, 8, 0), err::NOT_MAPPED);
+    ok &= expect_error("log with a null pointer", syscall3(nr::LOG, 0, 8, 0), err::OUT_OF_RANGE);
+    ok &= expect_error("log with a wrapping range", syscall3(nr::LOG, u64::MAX - 7, 16, 0), err::OUT_OF_RANGE);
+    ok &= expect_error("log with a huge length", syscall3(nr::LOG, run as *const () as u64, 1 << 40, 0), err::TOO_LONG);
+    ok &= expect_error(
+        "server_name into read-only code",
+        syscall3(nr::SERVER_NAME, run as *const () as u64, 64, 0),
+        err::NOT_MAPPED,
+    );
+    ok &= expect_error("unknown number 9999", syscall3(9999, 1, 2, 3), err::UNKNOWN_SYSCALL);
+    ok &= expect_error("unknown number u64::MAX", syscall3(u64::MAX, 0, 0, 0), err::UNKNOWN_SYSCALL);
+    userlib::log!("still alive after every bad system call");
+    if ok { 0 } else { 1 }
+}
+
+fn run() -> i32 {
+    let mut buf = [0u8; 64];
+    let name = userlib::server_name(&mut buf).unwrap_or("?");
+    let misdeed = name.strip_prefix("hostile-").unwrap_or(name);
+    userlib::log!("about to: {misdeed}");
+    // SAFETY: none. Every arm below is deliberately unsound; the point is
+    // that the kernel contains what follows.
+    unsafe {
+        match misdeed {
+            "null-deref" => {
+                let v = core::ptr::read_volatile(core::ptr::null::<u64>());
+                userlib::log!("read {v} from address 0?!");
+            }
+            "write-kernel" => core::ptr::write_volatile(0xffff_8000_0000_1000 as *mut u64, 1),
+            "read-other" => {
+                // The heartbeat server in these tests runs on core 1.
+                let addr = userlib::abi::stack_top_for_core(1) - 8;
+                let v = core::ptr::read_volatile(addr as *const u64);
+                userlib::log!("read {v} from another server's stack?!");
+            }
+            "exec-data" => {
+                let f: extern "C" fn() = core::mem::transmute(&raw const DATA_NOT_CODE as *const u8);
+                f();
+            }
+            "hlt" => core::arch::asm!("hlt"),
+            "cli" => core::arch::asm!("cli"),
+            "wrmsr" => core::arch::asm!("wrmsr", in("ecx") 0x1bu32, in("eax") 0u32, in("edx") 0u32),
+            "mov-cr3" => core::arch::asm!("mov cr3, {}", in(reg) 0u64),
+            "div-zero" => {
+                let zero = core::hint::black_box(0u64);
+                core::arch::asm!("div {}", in(reg) zero, inout("rax") 1u64 => _, inout("rdx") 0u64 => _);
+            }
+            "stack-overflow" => {
+                let v = recurse(0);
+                userlib::log!("recursion ended at {v}?!");
+            }
+            "syscalls" => return syscall_checks(),
+            other => {
+                userlib::log!("no misdeed called `{other}`");
+                return 2;
+            }
+        }
+    }
+    userlib::log!("misdeed `{misdeed}` did not fault!");
+    3
+}

@@ -1,0 +1,109 @@
+//! What every server links against: the `_start` entry point, a panic
+//! handler that reports and exits, the system-call wrappers and a small
+//! line formatter for `log`.
+//!
+//! A server is a `no_std` binary:
+//! ```ignore
+//! #![cfg_attr(target_os = "none", no_std, no_main)]
+//! userlib::server_main!(run);
+//! fn run() -> i32 { userlib::log!("hello from core {}", userlib::core_id()); 0 }
+//! ```
+//! On the host the same crate builds as a stub program (so workspace-wide
+//! `cargo test` works); `cargo xtask` builds the real thing for
+//! `x86_64-unknown-none`.
+#![no_std]
+
+pub use abi;
+
+mod syscall;
+pub use syscall::*;
+
+/// A line being formatted for `log`: at most `abi::LOG_MAX` bytes, longer
+/// output is cut (never an error).
+pub struct Line {
+    bytes: [u8; abi::LOG_MAX],
+    len: usize,
+}
+
+impl Line {
+    pub const fn new() -> Line {
+        Line { bytes: [0; abi::LOG_MAX], len: 0 }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl Default for Line {
+    fn default() -> Self {
+        Line::new()
+    }
+}
+
+impl core::fmt::Write for Line {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let room = abi::LOG_MAX - self.len;
+        let take = s.len().min(room);
+        self.bytes[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
+        self.len += take;
+        Ok(())
+    }
+}
+
+/// Formats and logs one line: `userlib::log!("x = {}", x)`.
+#[macro_export]
+macro_rules! log {
+    ($($arg:tt)*) => {{
+        let mut line = $crate::Line::new();
+        let _ = core::fmt::Write::write_fmt(&mut line, format_args!($($arg)*));
+        let _ = $crate::log_bytes(line.as_bytes());
+    }};
+}
+
+/// Declares the server's main function (`fn() -> i32`, the exit code).
+#[macro_export]
+macro_rules! server_main {
+    ($main:path) => {
+        #[cfg(target_os = "none")]
+        #[unsafe(no_mangle)]
+        extern "Rust" fn __userlib_server_main() -> i32 {
+            $main()
+        }
+
+        #[cfg(not(target_os = "none"))]
+        fn main() {
+            let _ = $main; // referenced so it is type-checked on the host too
+            eprintln!("this is a server for the microkernel: build it with `cargo xtask`");
+        }
+    };
+}
+
+#[cfg(target_os = "none")]
+mod runtime {
+    core::arch::global_asm!(
+        ".global _start",
+        "_start:",
+        "and rsp, -16",
+        "call {start}",
+        "ud2",
+        start = sym userlib_start,
+    );
+
+    unsafe extern "Rust" {
+        fn __userlib_server_main() -> i32;
+    }
+
+    extern "C" fn userlib_start() -> ! {
+        // SAFETY: `server_main!` defines this function in the server binary
+        // with exactly this signature.
+        let code = unsafe { __userlib_server_main() };
+        crate::exit(code)
+    }
+
+    #[panic_handler]
+    fn panic(info: &core::panic::PanicInfo) -> ! {
+        crate::log!("panic: {}", info);
+        crate::exit(101)
+    }
+}

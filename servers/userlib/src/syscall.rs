@@ -1,0 +1,95 @@
+//! System-call wrappers (see `abi` for the numbers and convention).
+
+/// A failed system call: the kernel's error code (see `abi::err`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SysError(pub i64);
+
+impl SysError {
+    pub fn name(self) -> &'static str {
+        abi::err::name(self.0)
+    }
+}
+
+fn result(raw: i64) -> Result<u64, SysError> {
+    if raw < 0 { Err(SysError(-raw)) } else { Ok(raw as u64) }
+}
+
+/// Raw system call with up to three arguments. Any number and arguments
+/// may be passed: the kernel checks them all.
+#[inline]
+pub fn syscall3(number: u64, a0: u64, a1: u64, a2: u64) -> i64 {
+    let ret: i64;
+    // SAFETY: `syscall` enters the kernel, which preserves every register
+    // but rax (result), rcx and r11 (used by the instruction) and touches
+    // our memory only through its checked copy functions.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") number as i64 => ret,
+            in("rdi") a0,
+            in("rsi") a1,
+            in("rdx") a2,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack)
+        );
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (number, a0, a1, a2);
+        ret = -abi::err::UNKNOWN_SYSCALL;
+    }
+    ret
+}
+
+/// Prints one line as this server (cut at `abi::LOG_MAX` bytes by the kernel's check).
+pub fn log_bytes(bytes: &[u8]) -> Result<(), SysError> {
+    result(syscall3(abi::nr::LOG, bytes.as_ptr() as u64, bytes.len() as u64, 0)).map(|_| ())
+}
+
+/// Stops this server with `code`.
+pub fn exit(code: i32) -> ! {
+    syscall3(abi::nr::EXIT, code as i64 as u64, 0, 0);
+    // The kernel never returns from `exit`; if it ever did, fault loudly.
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+/// The logical core this server runs on.
+pub fn core_id() -> usize {
+    syscall3(abi::nr::CORE_ID, 0, 0, 0) as usize
+}
+
+/// This server's name as given in the system TOML.
+pub fn server_name(buf: &mut [u8]) -> Result<&str, SysError> {
+    let len = result(syscall3(abi::nr::SERVER_NAME, buf.as_mut_ptr() as u64, buf.len() as u64, 0))? as usize;
+    Ok(core::str::from_utf8(&buf[..len.min(buf.len())]).unwrap_or("?"))
+}
+
+/// The TSC frequency the kernel calibrated, in Hz.
+pub fn tsc_hz() -> u64 {
+    syscall3(abi::nr::TSC_HZ, 0, 0, 0) as u64
+}
+
+/// Reads the time-stamp counter (allowed in ring 3).
+#[inline]
+pub fn rdtsc() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: RDTSC has no side effects and is permitted in user mode.
+        unsafe { core::arch::x86_64::_rdtsc() }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    0
+}
+
+/// Spins for about `us` microseconds (TSC based).
+pub fn spin_us(us: u64) {
+    let ticks = tsc_hz() / 1_000_000 * us;
+    let start = rdtsc();
+    while rdtsc().wrapping_sub(start) < ticks {
+        core::hint::spin_loop();
+    }
+}
