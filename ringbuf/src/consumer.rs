@@ -259,6 +259,20 @@ impl ReadBatch<'_, '_> {
         (0..self.len).map(|offset| self.consumer.read_slot(self.consumer.next_read_index.wrapping_add(offset)))
     }
 
+    /// Frees the first `count` messages of the batch (at most all of them)
+    /// with one Release store and leaves the rest in the ring, to be read
+    /// again; returns how many were freed. The mover uses this when a
+    /// destination is full part-way through a batch (backpressure).
+    #[inline]
+    pub fn release_first(self, count: usize) -> usize {
+        let count = (count as u64).min(self.len);
+        if count > 0 {
+            let new_read_index = self.consumer.next_read_index.wrapping_add(count);
+            self.consumer.release_to(new_read_index);
+        }
+        count as usize
+    }
+
     /// Frees every slot of the batch with one Release store; returns how many.
     #[inline]
     pub fn release(self) -> usize {

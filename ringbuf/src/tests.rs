@@ -339,3 +339,20 @@ fn handles_are_send_and_not_clone() {
     assert_send::<Producer<'static>>();
     assert_send::<Consumer<'static>>();
 }
+
+#[test]
+fn release_first_leaves_the_rest_for_the_next_read() {
+    let mut ring = OwnedRing::<8>::new();
+    let (mut producer, mut consumer) = ring.split();
+    for label in 0..5 {
+        producer.push(&Message::new(1, label, b"x").unwrap()).unwrap();
+    }
+    let batch = consumer.read_untrusted(8).unwrap();
+    assert_eq!(batch.len(), 5);
+    assert_eq!(batch.release_first(2), 2);
+    let batch = consumer.read_untrusted(8).unwrap();
+    assert_eq!(batch.len(), 3);
+    assert_eq!(batch.get(0).unwrap().label, 2);
+    assert_eq!(batch.release_first(99), 3);
+    assert_eq!(consumer.read_untrusted(8).err(), Some(RingError::Empty));
+}
