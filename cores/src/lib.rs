@@ -90,6 +90,8 @@ pub struct PerCore {
     pub exceptions: AtomicU64,
     /// CR3 writes on this core (address-space switches).
     pub cr3_writes: AtomicU64,
+    /// Messages this core moved (movers) — single writer.
+    pub messages: AtomicU64,
     /// Logical core index (0 = BSP), equal to the position in `CORES`.
     pub index: AtomicU32,
     /// Local APIC id of this core.
@@ -118,6 +120,7 @@ impl PerCore {
             syscalls: AtomicU64::new(0),
             exceptions: AtomicU64::new(0),
             cr3_writes: AtomicU64::new(0),
+            messages: AtomicU64::new(0),
             index: AtomicU32::new(index),
             apic_id: AtomicU32::new(u32::MAX),
             role: AtomicU8::new(Role::Offline as u8),
@@ -230,15 +233,16 @@ pub fn this_core() -> &'static PerCore {
     }
 }
 
-/// The loop an idle core runs: take posted work and run it, otherwise
-/// `pause`. Never returns.
-pub fn idle_loop(core: &'static PerCore) -> ! {
+/// The loop an idle core runs: take posted work and run it, otherwise call
+/// `wait` (the kernel halts the core until a wake-up interrupt; whoever
+/// posts work sends one). Never returns.
+pub fn idle_loop(core: &'static PerCore, wait: fn(&PerCore)) -> ! {
     loop {
         if let Some((work, arg)) = core.take_work() {
             work(arg);
             core.work_done.fetch_add(1, Ordering::Release);
         } else {
-            core::hint::spin_loop();
+            wait(core);
         }
     }
 }

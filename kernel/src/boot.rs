@@ -145,8 +145,13 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         log::info!("boot complete; no servers to run");
         qemu::exit(qemu::EXIT_SUCCESS)
     }
+    let movers = crate::mover::build(config.as_ref().expect("servers come from a system"));
+    let bsp_mover = crate::mover::start(movers);
     crate::server::start_all();
-    supervise()
+    match bsp_mover {
+        Some(mover) => mover.run(),
+        None => supervise(),
+    }
 }
 
 /// SMEP and SMAP where CPUID offers them: the kernel never executes or
@@ -213,7 +218,7 @@ fn boot_report(config: Option<&system_config::SystemConfig>, report: &smp::SmpRe
         match (config.map(|c| c.role_of(index)), server) {
             (_, Some(s)) => log::info!("core {index}: apic {apic}, role server `{}`", s.name),
             (Some(system_config::Role::Mover), _) => {
-                log::info!("core {index}: apic {apic}, role mover (the mover is not built yet: the core waits idle)")
+                log::info!("core {index}: apic {apic}, role mover")
             }
             _ if index == 0 => log::info!("core {index}: apic {apic}, role kernel"),
             _ => log::info!("core {index}: apic {apic}, role idle (parked: no server)"),
@@ -232,28 +237,55 @@ fn boot_report(config: Option<&system_config::SystemConfig>, report: &smp::SmpRe
     }
 }
 
-/// The BSP watches the servers until every one has stopped, then prints
-/// what each did and the per-core counters, and ends the run.
+/// True once every server has exited or faulted.
+pub fn all_servers_stopped() -> bool {
+    use crate::server::State;
+    !crate::server::all().iter().any(|s| matches!(s.state(), State::Loaded | State::Running))
+}
+
+/// The BSP watches the servers until every one has stopped, then ends the run.
 fn supervise() -> ! {
+    // Halt between checks; a stopping server wakes core 0 (see `server::park`).
+    loop {
+        x86_64::instructions::interrupts::disable();
+        if all_servers_stopped() {
+            break;
+        }
+        x86_64::instructions::interrupts::enable_and_hlt();
+    }
+    finish()
+}
+
+/// Prints what each server did, the ring and core counters, and ends the run.
+pub fn finish() -> ! {
     use crate::server::State;
     let servers = crate::server::all();
-    while servers.iter().any(|s| matches!(s.state(), State::Loaded | State::Running)) {
-        core::hint::spin_loop();
-    }
     for s in servers {
         match s.state() {
             State::Exited => log::info!("system: server `{}` exited with code {}", s.name, s.exit_code()),
             _ => log::info!("system: server `{}` was stopped by a fault", s.name),
         }
+        let st = &s.stats;
+        log::info!(
+            "rings: server `{}` outbox: sent {}, delivered {}, bounced {}, backpressure retries {}, corrupt-index reads {}, undeliverable bounces {}",
+            s.name,
+            st.sent.load(Ordering::Relaxed),
+            st.delivered.load(Ordering::Relaxed),
+            st.bounced.load(Ordering::Relaxed),
+            st.blocked.load(Ordering::Relaxed),
+            st.outbox_corrupt.load(Ordering::Relaxed),
+            st.undeliverable_bounces.load(Ordering::Relaxed)
+        );
     }
     for core in cores::all().iter().filter(|c| c.online.load(Ordering::Acquire)) {
         log::info!(
-            "counters: core {}: syscalls {}, exceptions {}, interrupts {}, cr3 writes {}",
+            "counters: core {}: syscalls {}, exceptions {}, interrupts {}, cr3 writes {}, messages moved {}",
             core.index(),
             core.syscalls.load(Ordering::Relaxed),
             core.exceptions.load(Ordering::Relaxed),
             core.interrupts.load(Ordering::Relaxed),
-            core.cr3_writes.load(Ordering::Relaxed)
+            core.cr3_writes.load(Ordering::Relaxed),
+            core.messages.load(Ordering::Relaxed)
         );
     }
     log::info!("system: all {} servers stopped", servers.len());

@@ -85,7 +85,7 @@ fn run_on(index: usize, work: cores::Work) -> TestResult {
         return Err("target core is not idle");
     }
     let before = core.work_done.load(Ordering::Acquire);
-    if !wait_until(SECOND_US, || core.post(work, index)) {
+    if !wait_until(SECOND_US, || smp::post_work(index, work, index)) {
         return Err("core's mailbox stayed busy");
     }
     if !wait_until(5 * SECOND_US, || core.work_done.load(Ordering::Acquire) > before) {

@@ -18,6 +18,8 @@ mod mem;
 #[cfg(target_os = "none")]
 mod server;
 #[cfg(target_os = "none")]
+mod mover;
+#[cfg(target_os = "none")]
 mod panic;
 #[cfg(target_os = "none")]
 mod qemu;

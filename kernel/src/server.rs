@@ -18,7 +18,9 @@ use crate::arch::x86_64::user::{SyscallFrame, enter_user};
 use crate::boot::KERNEL_HALF_START;
 use crate::mem::paging::{AddressSpace, UserAccess};
 use crate::mem::user::{UserMemError, copy_from_user, copy_to_user};
-use crate::mem::phys_to_virt;
+use crate::mem::{frames, phys_to_virt};
+use x86_64::PhysAddr;
+use x86_64::structures::paging::PhysFrame;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
@@ -36,10 +38,99 @@ pub enum State {
     Faulted = 3,
 }
 
+/// A ring shared between the kernel (direct map) and one server (mapped at
+/// a fixed user address): physically contiguous frames.
+pub struct SharedRing {
+    phys: u64,
+    len: usize,
+    capacity: usize,
+}
+
+impl SharedRing {
+    /// Allocates and initialises a ring of `capacity` slots and maps it at
+    /// `user_addr` in `space` (user read/write, never executable).
+    fn create(space: &mut AddressSpace, user_addr: u64, capacity: usize) -> Result<SharedRing, LoadError> {
+        let size = ringbuf::region_size(capacity).map_err(|_| LoadError::Ring("ring size"))?;
+        let pages = size.div_ceil(4096) as u64;
+        if pages * 4096 > abi::RING_SPAN {
+            return Err(LoadError::Ring("ring larger than its address span"));
+        }
+        let phys = frames::alloc_contiguous(pages).ok_or(LoadError::Ring("out of contiguous memory"))?;
+        let base = core::ptr::NonNull::new(phys_to_virt(phys)).ok_or(LoadError::Ring("null direct map"))?;
+        // SAFETY: the frames were just allocated for this ring and the
+        // server cannot see them yet; the direct map covers them for the
+        // whole run; afterwards they are only accessed through `ringbuf`
+        // (the kernel's handles and the server's userlib).
+        unsafe { ringbuf::RingRegion::init(base, pages as usize * 4096, capacity, 0) }
+            .map_err(|_| LoadError::Ring("ring layout"))?;
+        let rw = UserAccess { write: true, execute: false };
+        for page in 0..pages {
+            let frame = PhysFrame::containing_address(PhysAddr::new(phys + page * 4096));
+            space.map_user_frame(user_addr + page * 4096, frame, rw).map_err(LoadError::Memory)?;
+        }
+        Ok(SharedRing { phys, len: pages as usize * 4096, capacity })
+    }
+
+    /// A ring only the kernel uses (the mover's extra rings in the scaling
+    /// benchmark): same layout, no user mapping.
+    pub fn kernel_only(capacity: usize) -> Option<SharedRing> {
+        let size = ringbuf::region_size(capacity).ok()?;
+        let pages = size.div_ceil(4096) as u64;
+        let phys = frames::alloc_contiguous(pages)?;
+        let base = core::ptr::NonNull::new(phys_to_virt(phys))?;
+        // SAFETY: fresh frames, reached only through `ringbuf` afterwards.
+        unsafe { ringbuf::RingRegion::init(base, pages as usize * 4096, capacity, 0) }.ok()?;
+        Some(SharedRing { phys, len: pages as usize * 4096, capacity })
+    }
+
+    /// The kernel's view of the ring.
+    pub fn region(&self) -> ringbuf::RingRegion<'static> {
+        let base = core::ptr::NonNull::new(phys_to_virt(self.phys)).expect("direct map is not null");
+        // SAFETY: `create` initialised the region; its frames stay
+        // allocated and mapped in the direct map for the whole run; every
+        // access (kernel or server) goes through `ringbuf`'s atomics.
+        unsafe { ringbuf::RingRegion::attach(base, self.len, self.capacity) }.expect("layout checked by create")
+    }
+}
+
+/// Per-outbox counters, written only by the mover that owns the outbox
+/// (single writer: plain load+store, no locked instructions).
+#[derive(Default)]
+pub struct RingStats {
+    /// Messages taken from the outbox (delivered + bounced).
+    pub sent: AtomicU64,
+    pub delivered: AtomicU64,
+    pub bounced: AtomicU64,
+    /// Passes that stopped at a full destination (backpressure retries).
+    pub blocked: AtomicU64,
+    /// Times the outbox's shared producer index was found out of range.
+    pub outbox_corrupt: AtomicU64,
+    /// Bounces that could not be returned (sender's own inbox broken).
+    pub undeliverable_bounces: AtomicU64,
+}
+
+impl RingStats {
+    /// `counter += by`, for the single writer.
+    pub fn add(counter: &AtomicU64, by: u64) {
+        counter.store(counter.load(Ordering::Relaxed) + by, Ordering::Relaxed);
+    }
+}
+
 /// One loaded server.
 pub struct Server {
     pub name: String,
     pub core: usize,
+    /// Position in the system TOML (badge = config_index + 1).
+    pub config_index: usize,
+    pub badge: u64,
+    /// The mover core serving its outbox.
+    pub mover_core: usize,
+    pub outbox: SharedRing,
+    /// One inbox per mover, in `mover_cores` order.
+    pub inboxes: Vec<SharedRing>,
+    /// Endpoint i -> index in `all()` of the destination (None: not running).
+    pub capabilities: Vec<Option<usize>>,
+    pub stats: RingStats,
     space: AddressSpace,
     entry: u64,
     stack_top: u64,
@@ -78,6 +169,7 @@ pub enum LoadError {
     MissingBinary,
     Elf(elf_check::ElfError),
     Memory(crate::mem::paging::MapError),
+    Ring(&'static str),
 }
 
 impl core::fmt::Display for LoadError {
@@ -86,6 +178,7 @@ impl core::fmt::Display for LoadError {
             LoadError::MissingBinary => write!(f, "its binary is not in the boot ramdisk"),
             LoadError::Elf(e) => write!(f, "ELF rejected: {e}"),
             LoadError::Memory(e) => write!(f, "address space: {e}"),
+            LoadError::Ring(e) => write!(f, "rings: {e}"),
         }
     }
 }
@@ -118,15 +211,22 @@ fn map_segments(space: &mut AddressSpace, plan: &LoadPlan, regions: &mut Vec<(u6
     Ok(())
 }
 
-/// Builds the address space of one server from its ELF.
-fn load(name: &str, core: usize, stack_kib: u32, elf: Option<&[u8]>) -> Result<Server, LoadError> {
+/// Builds the address space of one server from its ELF, with its rings.
+fn load(config: &system_config::SystemConfig, s: &system_config::Server, elf: Option<&[u8]>) -> Result<Server, LoadError> {
+    let (name, core) = (s.name.as_str(), s.core);
     let elf = elf.ok_or(LoadError::MissingBinary)?;
     let plan = check_elf(elf, &SERVER_LIMITS).map_err(LoadError::Elf)?;
     let mut space = AddressSpace::new_user().map_err(LoadError::Memory)?;
     let mut regions = Vec::new();
     map_segments(&mut space, &plan, &mut regions)?;
+    let outbox = SharedRing::create(&mut space, abi::OUTBOX_ADDR, s.outbox_slots as usize)?;
+    let mut inboxes = Vec::new();
+    for mover in 0..config.mover_cores.len().min(abi::MAX_MOVERS) {
+        inboxes.push(SharedRing::create(&mut space, abi::inbox_addr(mover), s.inbox_slots as usize)?);
+    }
+    regions.push((abi::INFO_ADDR, abi::inbox_addr(inboxes.len())));
     let stack_top = abi::stack_top_for_core(core);
-    let stack_bottom = stack_top - u64::from(stack_kib) * 1024;
+    let stack_bottom = stack_top - u64::from(s.stack_kib) * 1024;
     let rw = UserAccess { write: true, execute: false };
     let mut page = stack_bottom;
     while page < stack_top {
@@ -137,6 +237,13 @@ fn load(name: &str, core: usize, stack_kib: u32, elf: Option<&[u8]>) -> Result<S
     Ok(Server {
         name: String::from(name),
         core,
+        config_index: s.index,
+        badge: u64::from(s.badge()),
+        mover_core: s.mover_core,
+        outbox,
+        inboxes,
+        capabilities: Vec::new(),
+        stats: RingStats::default(),
         space,
         entry: plan.entry(),
         stack_top,
@@ -151,9 +258,9 @@ fn load(name: &str, core: usize, stack_kib: u32, elf: Option<&[u8]>) -> Result<S
 /// Loads every server of `config`; a server that cannot be loaded is
 /// reported and left out, the others still start.
 pub fn load_all(config: &system_config::SystemConfig, find_binary: impl Fn(&str) -> Option<&'static [u8]>) {
-    let mut servers = Vec::new();
+    let mut servers: Vec<Server> = Vec::new();
     for s in &config.servers {
-        match load(&s.name, s.core, s.stack_kib, find_binary(&s.binary)) {
+        match load(config, s, find_binary(&s.binary)) {
             Ok(server) => {
                 log::info!(
                     "server `{}`: loaded `{}` for core {} (entry {:#x}, {} regions)",
@@ -168,17 +275,72 @@ pub fn load_all(config: &system_config::SystemConfig, find_binary: impl Fn(&str)
             Err(e) => log::error!("server `{}`: not started: {e}", s.name),
         }
     }
+    // Capabilities name servers by their place in the file; resolve them to
+    // the servers that actually loaded, then tell each server about itself.
+    let loaded_index = |config_index: usize| servers.iter().position(|o| o.config_index == config_index);
+    let resolved: Vec<Vec<Option<usize>>> = servers
+        .iter()
+        .map(|server| config.servers[server.config_index].endpoints.iter().map(|e| loaded_index(e.server)).collect())
+        .collect();
+    for (server, capabilities) in servers.iter_mut().zip(resolved) {
+        server.capabilities = capabilities;
+        if let Err(e) = write_info_page(config, server) {
+            log::error!("server `{}`: info page: {e}", server.name);
+        }
+    }
     for (index, server) in servers.iter().enumerate() {
         CORES[server.core].server.store(index, Ordering::Release);
     }
     SERVERS.call_once(|| servers);
 }
 
+fn copy_name(dst: &mut [u8; abi::NAME_BYTES], name: &str) {
+    let n = name.len().min(abi::NAME_BYTES);
+    dst[..n].copy_from_slice(&name.as_bytes()[..n]);
+}
+
+/// Maps the read-only page that tells a server its badge, core, rings and
+/// endpoints (`abi::ServerInfo` at `abi::INFO_ADDR`).
+fn write_info_page(config: &system_config::SystemConfig, server: &mut Server) -> Result<(), LoadError> {
+    let s = &config.servers[server.config_index];
+    let mut info = abi::ServerInfo {
+        magic: abi::INFO_MAGIC,
+        badge: server.badge,
+        core: server.core as u32,
+        mover_count: server.inboxes.len() as u32,
+        outbox_slots: s.outbox_slots,
+        inbox_slots: s.inbox_slots,
+        endpoint_count: s.endpoints.len().min(abi::MAX_ENDPOINTS) as u32,
+        _reserved: 0,
+        endpoint_badges: [0; abi::MAX_ENDPOINTS],
+        name: [0; abi::NAME_BYTES],
+        endpoint_names: [[0; abi::NAME_BYTES]; abi::MAX_ENDPOINTS],
+        args: [0; abi::ARGS_BYTES],
+    };
+    copy_name(&mut info.name, &server.name);
+    let args = s.args.as_bytes();
+    let n = args.len().min(abi::ARGS_BYTES);
+    info.args[..n].copy_from_slice(&args[..n]);
+    for (i, endpoint) in s.endpoints.iter().take(abi::MAX_ENDPOINTS).enumerate() {
+        copy_name(&mut info.endpoint_names[i], &endpoint.name);
+        if server.capabilities[i].is_some() {
+            info.endpoint_badges[i] = u64::from(config.servers[endpoint.server].badge());
+        }
+    }
+    let frame = frames::alloc_zeroed().ok_or(LoadError::Memory(crate::mem::paging::MapError::OutOfFrames))?;
+    // SAFETY: the frame is fresh, page-sized and aligned; `ServerInfo` fits
+    // in it (const-asserted in `abi`) and is plain data.
+    unsafe { core::ptr::write(phys_to_virt(frame.start_address().as_u64()) as *mut abi::ServerInfo, info) };
+    server
+        .space
+        .map_user_frame(abi::INFO_ADDR, frame, UserAccess { write: false, execute: false })
+        .map_err(LoadError::Memory)
+}
+
 /// Starts every loaded server on its core (posted to the core's mailbox).
 pub fn start_all() {
     for server in all() {
-        let core = &CORES[server.core];
-        if !core.post(run_on_this_core, server.core) {
+        if !crate::smp::post_work(server.core, run_on_this_core, server.core) {
             log::error!("server `{}`: core {} is busy; not started", server.name, server.core);
         }
     }
@@ -208,6 +370,7 @@ fn current() -> &'static Server {
 /// idle loop with interrupts on. Runs on the core's kernel stack.
 fn park(server: &Server, state: State) -> ! {
     server.state.store(state as u8, Ordering::Release);
+    crate::smp::wake(0); // the supervisor sleeps until a server stops
     let core = cores::this_core();
     let kernel_cr3 = crate::smp::kernel_cr3();
     // SAFETY: the kernel's page tables map everything kernel code uses, so
@@ -216,7 +379,7 @@ fn park(server: &Server, state: State) -> ! {
     core.cr3_writes.fetch_add(1, Ordering::Relaxed);
     core.set_role(Role::Parked);
     x86_64::instructions::interrupts::enable();
-    cores::idle_loop(core)
+    cores::idle_loop(core, crate::smp::wait_for_work)
 }
 
 fn error(code: i64) -> u64 {

@@ -108,7 +108,42 @@ unsafe extern "C" fn ap_entry(core_index: u64) -> ! {
     // Pairs with the Acquire load in `Trampoline::start` on the BSP.
     core.online.store(true, Ordering::Release);
     x86_64::instructions::interrupts::enable();
-    cores::idle_loop(core)
+    cores::idle_loop(core, wait_for_work)
+}
+
+/// Vector that wakes a halted core (mailbox work, supervisor news). Not
+/// counted as a test IPI.
+pub const WAKE_VECTOR: u8 = 0x41;
+
+/// Halts the calling core until an interrupt arrives, unless work is
+/// already pending. `sti; hlt` is atomic (the interrupt shadow of `sti`), so
+/// a wake-up sent after the check is not lost.
+pub fn wait_for_work(core: &cores::PerCore) {
+    x86_64::instructions::interrupts::disable();
+    if core.work_pending() {
+        x86_64::instructions::interrupts::enable();
+    } else {
+        x86_64::instructions::interrupts::enable_and_hlt();
+    }
+}
+
+/// Posts `work(arg)` to core `index` and wakes it. False if its mailbox
+/// is busy.
+pub fn post_work(index: usize, work: cores::Work, arg: usize) -> bool {
+    let core = &CORES[index];
+    if !core.post(work, arg) {
+        return false;
+    }
+    wake(index);
+    true
+}
+
+/// Sends the wake-up interrupt to core `index` (if it is online).
+pub fn wake(index: usize) {
+    let core = &CORES[index];
+    if core.online.load(Ordering::Acquire) {
+        apic().send(core.apic_id.load(Ordering::Relaxed), Delivery::Fixed(WAKE_VECTOR));
+    }
 }
 
 /// One processor the boot could not start.
@@ -243,6 +278,10 @@ pub fn handle_trap(frame: &mut TrapFrame) {
         v if v == u64::from(TEST_IPI_VECTOR) => {
             core.interrupts.fetch_add(1, Ordering::Relaxed);
             core.ipis_received.fetch_add(1, Ordering::Release);
+            apic().end_of_interrupt();
+        }
+        v if v == u64::from(WAKE_VECTOR) => {
+            core.interrupts.fetch_add(1, Ordering::Relaxed);
             apic().end_of_interrupt();
         }
         v if v == u64::from(SPURIOUS_VECTOR) => {

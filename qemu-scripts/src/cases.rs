@@ -24,6 +24,10 @@ struct Case {
     ordered: &'static [(&'static str, &'static str)],
     /// Also pack broken copies of `hello` (see `elf_mutations`).
     bad_elves: bool,
+    /// Substrings that must not appear.
+    must_not_show: &'static [&'static str],
+    /// Seconds before the run counts as hung.
+    timeout_secs: u64,
 }
 
 const NO_SYSTEM: (Option<&str>, bool, &[(&str, &str)], bool) = (None, true, &[], false);
@@ -41,6 +45,8 @@ macro_rules! case {
             host_check: NO_SYSTEM.1,
             ordered: NO_SYSTEM.2,
             bad_elves: NO_SYSTEM.3,
+            must_not_show: &[],
+            timeout_secs: 180,
         }
     };
 }
@@ -171,6 +177,94 @@ const CASES: &[Case] = &[
         )
     },
     Case {
+        system: Some("tests/ipc-ping-echo.toml"),
+        ..case!(
+            "IPC0001-ping-echo-and-bounces",
+            "",
+            4,
+            Firmware::Bios,
+            true,
+            &[
+                "core 1: apic 1, role mover",
+                "mover 0 on core 1: 2 outboxes, 2 inboxes",
+                "server `ping`: 2000 round trips through the mover: median ",
+                " ns, 0 bad replies",
+                "server `ping`: 1000 messages to endpoint 5: 1000 bounced with `no capability`, 0 wrong",
+                "server `echo`: echo served 2100 messages (0 from senders it cannot answer)",
+                "system: server `ping` exited with code 0",
+                "rings: server `ping` outbox: sent 3101, delivered 2101, bounced 1000,",
+                "counters: core 1: syscalls 0, exceptions 0, interrupts ",
+            ]
+        )
+    },
+    Case {
+        system: Some("tests/exactly-once-3-pairs.toml"),
+        // Backpressure must have happened (the sinks' inboxes hold 4).
+        must_not_show: &[
+            "WRONG",
+            "`source-a` outbox: sent 333334, delivered 333334, bounced 0, backpressure retries 0,",
+            "`source-b` outbox: sent 333334, delivered 333334, bounced 0, backpressure retries 0,",
+            "`source-c` outbox: sent 333334, delivered 333334, bounced 0, backpressure retries 0,",
+        ],
+        timeout_secs: 1200,
+        ..case!(
+            "EXACT0001-1M-messages-3-pairs-backpressure",
+            "",
+            8,
+            Firmware::Bios,
+            true,
+            &[
+                "server `sink-a`: sink received 333334 messages: 333334 in order and intact, 0 out of order, 0 corrupt, 0 foreign: exactly once, in order",
+                "server `sink-b`: sink received 333334 messages: 333334 in order and intact, 0 out of order, 0 corrupt, 0 foreign: exactly once, in order",
+                "server `sink-c`: sink received 333334 messages: 333334 in order and intact, 0 out of order, 0 corrupt, 0 foreign: exactly once, in order",
+                "rings: server `source-a` outbox: sent 333334, delivered 333334, bounced 0, backpressure retries ",
+                "rings: server `source-b` outbox: sent 333334, delivered 333334, bounced 0, backpressure retries ",
+                "rings: server `source-c` outbox: sent 333334, delivered 333334, bounced 0, backpressure retries ",
+                "messages moved 1000002",
+                "system: all 6 servers stopped",
+            ]
+        )
+    },
+    Case {
+        system: Some("tests/exactly-once-2-movers.toml"),
+        must_not_show: &["WRONG"],
+        timeout_secs: 1200,
+        ..case!(
+            "EXACT0002-1M-messages-2-movers",
+            "",
+            6,
+            Firmware::Bios,
+            true,
+            &[
+                "mover 0 on core 0: 2 outboxes, 4 inboxes",
+                "mover 1 on core 1: 2 outboxes, 4 inboxes",
+                "server `sink-a`: sink received 500000 messages: 500000 in order and intact, 0 out of order, 0 corrupt, 0 foreign: exactly once, in order",
+                "server `sink-b`: sink received 500000 messages: 500000 in order and intact, 0 out of order, 0 corrupt, 0 foreign: exactly once, in order",
+                "system: all 4 servers stopped",
+            ]
+        )
+    },
+    Case {
+        system: Some("tests/scribbler.toml"),
+        timeout_secs: 600,
+        ..case!(
+            "MOV0003-scribbler-does-not-disturb",
+            "",
+            5,
+            Firmware::Bios,
+            true,
+            &[
+                "server `ping`: 3000 round trips through the mover: median ",
+                " ns, 0 bad replies",
+                "server `echo`: echo served 3100 messages",
+                "system: server `ping` exited with code 0",
+                "system: server `scribbler` exited with code 0",
+                "rings: server `ping` outbox: sent 3101, delivered 3101, bounced 0,",
+                "rings: server `echo` outbox: sent 3100, delivered 3100, bounced 0,",
+            ]
+        )
+    },
+    Case {
         system: Some("tests/bad-key.toml"),
         host_check: false,
         ..case!(
@@ -293,7 +387,7 @@ fn qemu_tests(tally: &mut Tally, filter: Option<&str>) -> Result<(), Error> {
         let opts = QemuOptions {
             smp: case.smp,
             firmware: case.firmware,
-            timeout: Duration::from_secs(180),
+            timeout: Duration::from_secs(case.timeout_secs),
             echo: false,
             ..QemuOptions::default()
         };
@@ -329,6 +423,11 @@ fn qemu_tests(tally: &mut Tally, filter: Option<&str>) -> Result<(), Error> {
         for line in case.must_show {
             if !outcome.serial.contains(line) {
                 problems.push(format!("serial log lacks `{line}`"));
+            }
+        }
+        for line in case.must_not_show {
+            if outcome.serial.contains(line) {
+                problems.push(format!("serial log shows `{line}`"));
             }
         }
         for (first, then) in case.ordered {

@@ -29,6 +29,8 @@ pub enum BounceReason {
     Malformed = 2,
     /// The destination's inbox is corrupt (its consumer index is out of range).
     DestinationBroken = 3,
+    /// The endpoint names a server that is not running (never started).
+    DestinationNotRunning = 4,
 }
 
 impl BounceReason {
@@ -37,6 +39,7 @@ impl BounceReason {
             1 => Some(BounceReason::NoCapability),
             2 => Some(BounceReason::Malformed),
             3 => Some(BounceReason::DestinationBroken),
+            4 => Some(BounceReason::DestinationNotRunning),
             _ => None,
         }
     }
@@ -46,6 +49,7 @@ impl BounceReason {
             BounceReason::NoCapability => "no capability for the endpoint",
             BounceReason::Malformed => "malformed message",
             BounceReason::DestinationBroken => "destination inbox broken",
+            BounceReason::DestinationNotRunning => "destination not running",
         }
     }
 }
@@ -68,13 +72,15 @@ pub enum Route {
 }
 
 /// Decides a message's route from the sender's capability table
-/// (`capabilities[endpoint]` = destination server index).
-pub fn route(message: &Message, capabilities: &[usize]) -> Route {
+/// (`capabilities[endpoint]` = destination server index, `None` if that
+/// server is not running).
+pub fn route(message: &Message, capabilities: &[Option<usize>]) -> Route {
     if message.validate().is_err() {
         return Route::Bounce(BounceReason::Malformed);
     }
     match capabilities.get(message.destination_endpoint as usize) {
-        Some(&destination) => Route::Deliver { destination },
+        Some(&Some(destination)) => Route::Deliver { destination },
+        Some(None) => Route::Bounce(BounceReason::DestinationNotRunning),
         None => Route::Bounce(BounceReason::NoCapability),
     }
 }
@@ -121,7 +127,7 @@ pub fn route_batch(
     messages: &[Message],
     sender: usize,
     sender_badge: u64,
-    capabilities: &[usize],
+    capabilities: &[Option<usize>],
     mut push: impl FnMut(usize, &Message) -> Push,
 ) -> BatchOutcome {
     let mut outcome = BatchOutcome::default();
@@ -170,7 +176,7 @@ mod tests {
     #[test]
     fn delivers_with_the_movers_badge() {
         let mut got = Vec::new();
-        let out = route_batch(&[msg(0, 1), msg(1, 2)], 0, 5, &[3, 4], |to, m| {
+        let out = route_batch(&[msg(0, 1), msg(1, 2)], 0, 5, &[Some(3), Some(4)], |to, m| {
             got.push((to, m.sender_badge, m.sequence));
             Push::Done
         });
@@ -181,7 +187,7 @@ mod tests {
     #[test]
     fn no_capability_bounces_to_the_sender() {
         let mut got = Vec::new();
-        let out = route_batch(&[msg(9, 1)], 2, 5, &[3], |to, m| {
+        let out = route_batch(&[msg(9, 1)], 2, 5, &[Some(3)], |to, m| {
             got.push((to, *m));
             Push::Done
         });
@@ -197,7 +203,7 @@ mod tests {
         let mut bad = msg(0, 1);
         bad.payload_len = 999;
         let mut got = Vec::new();
-        route_batch(&[bad], 0, 5, &[1], |to, m| {
+        route_batch(&[bad], 0, 5, &[Some(1)], |to, m| {
             got.push((to, *m));
             Push::Done
         });
@@ -209,14 +215,14 @@ mod tests {
 
     #[test]
     fn full_destination_stops_the_batch() {
-        let out = route_batch(&[msg(0, 1), msg(0, 2)], 0, 5, &[1], |_, m| if m.sequence == 1 { Push::Done } else { Push::Full });
+        let out = route_batch(&[msg(0, 1), msg(0, 2)], 0, 5, &[Some(1)], |_, m| if m.sequence == 1 { Push::Done } else { Push::Full });
         assert_eq!(out, BatchOutcome { consumed: 1, delivered: 1, blocked: true, ..Default::default() });
     }
 
     #[test]
     fn broken_destination_bounces_instead_of_blocking() {
         let mut got = Vec::new();
-        let out = route_batch(&[msg(0, 1)], 0, 5, &[1], |to, m| {
+        let out = route_batch(&[msg(0, 1)], 0, 5, &[Some(1)], |to, m| {
             if to == 1 {
                 Push::Broken
             } else {
@@ -229,6 +235,16 @@ mod tests {
     }
 
     #[test]
+    fn endpoint_to_a_stopped_server_bounces() {
+        let mut got = Vec::new();
+        route_batch(&[msg(0, 1)], 0, 5, &[None], |to, m| {
+            got.push((to, m.label));
+            Push::Done
+        });
+        assert_eq!(got, [(0, BounceReason::DestinationNotRunning as u32)]);
+    }
+
+    #[test]
     fn bounce_to_a_broken_sender_inbox_is_counted() {
         let out = route_batch(&[msg(9, 1)], 0, 5, &[], |_, _| Push::Broken);
         assert_eq!(out, BatchOutcome { consumed: 1, undeliverable_bounces: 1, ..Default::default() });
@@ -238,7 +254,7 @@ mod tests {
     /// repeated batches until everything is placed. Every message must end
     /// up delivered to the right place or bounced to its sender, exactly
     /// once, in order per (sender, destination).
-    fn run_model(outboxes: Vec<Vec<u32>>, caps: Vec<Vec<usize>>, capacity: usize, batch: usize, drain_every: usize) {
+    fn run_model(outboxes: Vec<Vec<u32>>, caps: Vec<Vec<Option<usize>>>, capacity: usize, batch: usize, drain_every: usize) {
         let servers = outboxes.len();
         let mut outbox: Vec<VecDeque<Message>> = outboxes
             .iter()
@@ -285,7 +301,7 @@ mod tests {
                     assert!(caps[sender].get(m.destination_endpoint as usize).is_none());
                 } else {
                     let sender = (m.sender_badge - 1) as usize;
-                    assert_eq!(caps[sender][m.destination_endpoint as usize], receiver);
+                    assert_eq!(caps[sender][m.destination_endpoint as usize], Some(receiver));
                     let slot = &mut last_seq_from[sender];
                     assert!(slot.is_none_or(|prev| prev < m.sequence), "order per sender kept");
                     *slot = Some(m.sequence);
@@ -303,7 +319,8 @@ mod tests {
             batch in 1usize..9,
             drain_every in 1usize..4,
         ) {
-            let caps: Vec<Vec<usize>> = (0..servers).map(|s| vec![(s + 1) % servers, (s + 2) % servers]).collect();
+            let caps: Vec<Vec<Option<usize>>> =
+                (0..servers).map(|s| vec![Some((s + 1) % servers), Some((s + 2) % servers)]).collect();
             let mut outboxes = vec![Vec::new(); servers];
             for (i, e) in seed.iter().enumerate() {
                 outboxes[i % servers].push(*e % 4); // endpoints 2 and 3 are not held

@@ -76,6 +76,29 @@ pub fn alloc_zeroed() -> Option<PhysFrame> {
     Some(PhysFrame::containing_address(PhysAddr::new(addr)))
 }
 
+/// Allocates `count` physically contiguous zeroed frames (from the bump
+/// region; rings need one contiguous block so the kernel reaches them
+/// through one direct-map pointer). Returns the first frame's address.
+pub fn alloc_contiguous(count: u64) -> Option<u64> {
+    let mut f = FRAMES.lock();
+    let bytes = count * FRAME;
+    let addr = loop {
+        let (_, end) = *f.ranges.get(f.range)?;
+        if f.next + bytes <= end {
+            let addr = f.next;
+            f.next += bytes;
+            break addr;
+        }
+        f.range += 1;
+        f.next = f.ranges.get(f.range).map(|r| r.0).unwrap_or(0);
+    };
+    drop(f);
+    // SAFETY: the frames were just taken from the allocator; the direct map
+    // covers them.
+    unsafe { core::ptr::write_bytes(phys_to_virt(addr), 0, bytes as usize) };
+    Some(addr)
+}
+
 /// Returns a frame to the allocator.
 ///
 /// # Safety

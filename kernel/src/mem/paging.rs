@@ -84,13 +84,26 @@ impl AddressSpace {
 
     /// Maps a fresh zeroed frame at user page `addr` and returns the frame.
     pub fn map_user_page(&mut self, addr: u64, access: UserAccess) -> Result<PhysFrame, MapError> {
+        let frame = frames::alloc_zeroed().ok_or(MapError::OutOfFrames)?;
+        match self.map_user_frame(addr, frame, access) {
+            Ok(()) => Ok(frame),
+            Err(e) => {
+                // SAFETY: the frame was never mapped.
+                unsafe { frames::free(frame) };
+                Err(e)
+            }
+        }
+    }
+
+    /// Maps the existing `frame` at user page `addr` (a ring page the kernel
+    /// also reaches through the direct map).
+    pub fn map_user_frame(&mut self, addr: u64, frame: PhysFrame, access: UserAccess) -> Result<(), MapError> {
         if access.write && access.execute {
             return Err(MapError::Refused("writable and executable (W^X)"));
         }
         if !(USER_MIN..USER_END).contains(&addr) || !addr.is_multiple_of(4096) {
             return Err(MapError::Refused("outside the user half or unaligned"));
         }
-        let frame = frames::alloc_zeroed().ok_or(MapError::OutOfFrames)?;
         let mut flags = Flags::PRESENT | Flags::USER_ACCESSIBLE;
         if access.write {
             flags |= Flags::WRITABLE;
@@ -100,20 +113,17 @@ impl AddressSpace {
         }
         let parents = Flags::PRESENT | Flags::WRITABLE | Flags::USER_ACCESSIBLE;
         let page = Page::<Size4KiB>::containing_address(VirtAddr::new(addr));
-        // SAFETY: the frame is fresh and used by no one else; the page is in
-        // the user half, so no kernel mapping changes.
+        // SAFETY: the frame is owned by this server (fresh, or a ring the
+        // kernel shares with it on purpose); the page is in the user half,
+        // so no kernel mapping changes.
         let result = unsafe { self.mapper().map_to_with_table_flags(page, frame, flags, parents, &mut KernelFrames) };
         match result {
             // The tree is not active on any core yet: nothing to flush.
             Ok(flush) => {
                 flush.ignore();
-                Ok(frame)
+                Ok(())
             }
-            Err(_) => {
-                // SAFETY: the frame was never mapped.
-                unsafe { frames::free(frame) };
-                Err(MapError::AlreadyMapped(addr))
-            }
+            Err(_) => Err(MapError::AlreadyMapped(addr)),
         }
     }
 }

@@ -23,7 +23,7 @@ use crate::power::{
 };
 use crate::raw::{RawFile, RawPower, RawPowerOverride, RawServer};
 use crate::{
-    DEFAULT_RING_SLOTS, DEFAULT_STACK_KIB, Endpoint, MAX_BINARY_LEN, MAX_CORES, MAX_NAME_LEN,
+    ARGS_MAX_BYTES, DEFAULT_RING_SLOTS, DEFAULT_STACK_KIB, Endpoint, MAX_BINARY_LEN, MAX_CORES, MAX_NAME_LEN,
     Machine, RING_SLOTS_RANGE, STACK_KIB_RANGE, Server, ServerOrigin, SystemConfig,
 };
 
@@ -334,11 +334,28 @@ impl Checker<'_> {
             }
         };
 
+        let args = match &raw.args {
+            Some(v) => {
+                let text = v.get_ref();
+                if text.len() > ARGS_MAX_BYTES || text.chars().any(|c| c.is_control()) {
+                    return Err(ConfigError::at(
+                        self.span(v),
+                        format!("{prefix}.args"),
+                        format!("args are {} bytes or hold control characters", text.len()),
+                        format!("at most {ARGS_MAX_BYTES} bytes of printable text"),
+                    ));
+                }
+                text.clone()
+            }
+            None => String::new(),
+        };
+
         Ok(Server {
             index,
             name,
             binary,
             core,
+            args,
             stack_kib,
             inbox_slots,
             outbox_slots,

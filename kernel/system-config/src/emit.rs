@@ -31,6 +31,9 @@ pub(crate) fn to_toml(config: &SystemConfig) -> String {
         let _ = writeln!(out, "binary = \"{}\"", server.binary);
         let _ = writeln!(out, "core = {}", server.core);
         let _ = writeln!(out, "stack_kib = {}", server.stack_kib);
+        if !server.args.is_empty() {
+            let _ = writeln!(out, "args = \"{}\"", server.args.replace('\\', "\\\\").replace('"', "\\\""));
+        }
         let _ = writeln!(out, "inbox_slots = {}", server.inbox_slots);
         let _ = writeln!(out, "outbox_slots = {}", server.outbox_slots);
         let _ = writeln!(out, "endpoints = [{}]", endpoints.join(", "));

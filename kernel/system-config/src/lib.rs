@@ -52,6 +52,9 @@ pub const KERNEL_BADGE: u32 = 0;
 pub const DEFAULT_RING_SLOTS: u32 = 64;
 /// Smallest and largest ring size in slots (each a power of two).
 pub const RING_SLOTS_RANGE: (u32, u32) = (2, 4096);
+/// Longest `args` string.
+pub const ARGS_MAX_BYTES: usize = 200;
+
 /// `stack_kib` when a server does not set it.
 pub const DEFAULT_STACK_KIB: u32 = 64;
 /// Smallest and largest user stack in KiB (a multiple of 4, whole pages).
@@ -89,6 +92,9 @@ pub struct Server {
     pub binary: String,
     /// `core`: the core it is pinned to.
     pub core: usize,
+    /// `args`: free text handed to the server in its info page (default
+    /// empty, at most `ARGS_MAX_BYTES` printable bytes).
+    pub args: String,
     /// `stack_kib`: user stack size in KiB.
     pub stack_kib: u32,
     /// `inbox_slots`: slots in its inbox (kernel → server).
@@ -218,5 +224,30 @@ impl Server {
     /// The badge the mover stamps on this server's messages.
     pub fn badge(&self) -> u32 {
         SystemConfig::badge(self.index)
+    }
+}
+
+#[cfg(test)]
+mod args_tests {
+    use super::*;
+
+    const BASE: &str = "[system]\nmover_cores = [1]\n\n[[server]]\nname = \"a\"\ncore = 2\n";
+
+    #[test]
+    fn args_default_to_empty_and_round_trip() {
+        let c = parse(BASE).unwrap();
+        assert_eq!(c.servers[0].args, "");
+        let c = parse(&format!("{BASE}args = \"count=5 to=\\\"b\\\"\"\n")).unwrap();
+        assert_eq!(c.servers[0].args, "count=5 to=\"b\"");
+        assert_eq!(parse(&c.to_toml()).unwrap().servers[0].args, c.servers[0].args);
+    }
+
+    #[test]
+    fn args_too_long_is_an_error_with_its_place() {
+        let long = "x".repeat(ARGS_MAX_BYTES + 1);
+        let text = format!("{BASE}args = \"{long}\"\n");
+        let err = parse(&text).unwrap_err();
+        assert_eq!(err.key(), Some("server[0].args"));
+        assert_eq!((err.line(), err.column()), (Some(7), Some(8)));
     }
 }

@@ -42,6 +42,7 @@ pub(crate) struct RawServer {
     #[serde(default)]
     pub endpoints: Vec<Spanned<String>>,
     pub mover_core: Option<Spanned<i64>>,
+    pub args: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]

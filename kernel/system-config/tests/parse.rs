@@ -151,9 +151,9 @@ fn full_config_round_trips_through_to_toml() {
 fn shipped_default_system_is_valid() {
     let text = include_str!("../../../qemu-scripts/systems/default.toml");
     let c = parse(text).unwrap_or_else(|e| panic!("{}", e.render("default.toml", text)));
-    c.validate(&machine(4, &["hello", "echo"])).unwrap();
+    c.validate(&machine(4, &["ping", "echo"])).unwrap();
     assert_eq!(c.mover_cores, [1]);
-    assert_eq!(c.server_on_core(2).unwrap().name, "hello");
+    assert_eq!(c.server_on_core(2).unwrap().name, "ping");
     assert_eq!(c.server_on_core(3).unwrap().name, "echo");
 }
 
@@ -183,7 +183,7 @@ fn unknown_key_in_server() {
     assert_eq!(
         first_line(&text, &roomy()),
         "system.toml:25:1: key `server[2].cores`: unknown key `cores`; expected one of `name`, \
-         `binary`, `core`, `stack_kib`, `inbox_slots`, `outbox_slots`, `endpoints`, `mover_core`"
+         `binary`, `core`, `stack_kib`, `inbox_slots`, `outbox_slots`, `endpoints`, `mover_core`, `args`"
     );
 }
 

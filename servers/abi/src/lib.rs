@@ -55,11 +55,73 @@ pub const LOG_MAX: usize = 256;
 pub const USER_MIN: u64 = 0x20_0000;
 /// One past the highest user address (the canonical lower half).
 pub const USER_END: u64 = 0x0000_8000_0000_0000;
-/// Program segments must end below this address; stacks live above it.
-pub const SEGMENTS_END: u64 = 0x7000_0000_0000;
+/// Program segments must end below this address; the info page, rings and
+/// stacks live above it.
+pub const SEGMENTS_END: u64 = 0x5000_0000_0000;
 
-const STACKS_BASE: u64 = 0x7f00_0000_0000;
-const STACK_SPACING: u64 = 0x1_0000_0000;
+/// The server's read-only info page (a [`ServerInfo`]).
+pub const INFO_ADDR: u64 = 0x6000_0000_0000;
+/// The server's outbox ring (server -> mover).
+pub const OUTBOX_ADDR: u64 = 0x6000_0010_0000;
+/// Address range reserved for one ring.
+pub const RING_SPAN: u64 = 0x10_0000;
+/// Most movers a system may have (each has its own inbox in every server).
+pub const MAX_MOVERS: usize = 8;
+/// Most endpoints (capabilities) one server holds.
+pub const MAX_ENDPOINTS: usize = 32;
+/// Bytes of a name in the info page (NUL-padded).
+pub const NAME_BYTES: usize = 32;
+/// `ServerInfo::magic`.
+pub const INFO_MAGIC: u64 = 0x4f464e4956524553; // "SERVINFO"
+
+/// The inbox ring filled by mover `mover` (mover -> server).
+pub const fn inbox_addr(mover: usize) -> u64 {
+    OUTBOX_ADDR + (mover as u64 + 1) * RING_SPAN
+}
+
+/// What the kernel tells a server about itself, at [`INFO_ADDR`]
+/// (read-only for the server; written once before it starts).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ServerInfo {
+    pub magic: u64,
+    /// The badge receivers see on this server's messages.
+    pub badge: u64,
+    pub core: u32,
+    /// Inboxes the server has, one per mover, at `inbox_addr(0..mover_count)`.
+    pub mover_count: u32,
+    pub outbox_slots: u32,
+    pub inbox_slots: u32,
+    pub endpoint_count: u32,
+    pub _reserved: u32,
+    /// Badge of the server behind each endpoint (0 if it is not running).
+    pub endpoint_badges: [u64; MAX_ENDPOINTS],
+    pub name: [u8; NAME_BYTES],
+    pub endpoint_names: [[u8; NAME_BYTES]; MAX_ENDPOINTS],
+    /// The server's `args` from the system TOML (NUL-padded text).
+    pub args: [u8; ARGS_BYTES],
+}
+
+/// Bytes of `ServerInfo::args`.
+pub const ARGS_BYTES: usize = 256;
+
+const _: () = assert!(core::mem::size_of::<ServerInfo>() <= 4096);
+
+/// The `label` of a bounce (a message with `sender_badge == 0`, from the
+/// kernel) says why the message came back.
+pub mod bounce {
+    /// The sender holds no capability for the endpoint.
+    pub const NO_CAPABILITY: u32 = 1;
+    /// The message failed validation (length or reserved flags).
+    pub const MALFORMED: u32 = 2;
+    /// The destination's inbox is corrupt.
+    pub const DESTINATION_BROKEN: u32 = 3;
+    /// The destination server is not running (it was never started).
+    pub const DESTINATION_NOT_RUNNING: u32 = 4;
+}
+
+const STACKS_BASE: u64 = 0x7000_0000_0000;
+const STACK_SPACING: u64 = 0x4000_0000;
 
 /// Top of the user stack of the server on `core`. Stacks of different
 /// servers never overlap, so a server's stack address means nothing in

@@ -15,8 +15,27 @@
 
 pub use abi;
 
+mod channel;
 mod syscall;
+pub use channel::{Channel, Message, OpenError, SendError, arg, arg_u64, args, info};
 pub use syscall::*;
+
+/// Entries in the buffer `take_sample_buffer` hands out.
+pub const SAMPLE_BUFFER_LEN: usize = 65_536;
+
+/// A static buffer for timing samples (512 KiB, in `.bss`): given out once,
+/// so benchmarks need neither a heap nor a huge stack.
+pub fn take_sample_buffer() -> Option<&'static mut [u64; SAMPLE_BUFFER_LEN]> {
+    use core::sync::atomic::{AtomicBool, Ordering};
+    static TAKEN: AtomicBool = AtomicBool::new(false);
+    static mut BUFFER: [u64; SAMPLE_BUFFER_LEN] = [0; SAMPLE_BUFFER_LEN];
+    if TAKEN.swap(true, Ordering::AcqRel) {
+        return None;
+    }
+    // SAFETY: the swap above lets exactly one caller through, so this is
+    // the only reference to `BUFFER` ever made.
+    Some(unsafe { &mut *(&raw mut BUFFER) })
+}
 
 /// A line being formatted for `log`: at most `abi::LOG_MAX` bytes, longer
 /// output is cut (never an error).

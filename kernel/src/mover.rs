@@ -1,0 +1,192 @@
+//! The mover: a kernel loop on a core of its own that copies messages from
+//! servers' outboxes into other servers' inboxes. No system call, no
+//! address-space switch and no interrupt is involved: every ring is
+//! reached through the kernel's direct map.
+//!
+//! ```text
+//!  for each outbox this mover owns:
+//!     read up to BATCH published messages (peer index read once, checked)
+//!     copy them to private memory            (no double fetch)
+//!     route each in order (mover-logic):     capability -> destination,
+//!        stamp the sender's badge, push into the destination's inbox;
+//!        no capability / malformed / broken destination -> bounce to sender
+//!     stop at the first full ring            (backpressure: the rest stays)
+//!     release what was handled               (one Release store)
+//! ```
+//! Invariants: each outbox has exactly one mover (its consumer); each inbox
+//! ring has exactly one mover as its producer (a server has one inbox per
+//! mover), so every ring stays single-producer/single-consumer and the hot
+//! path takes no lock. Counters are written by their one mover only.
+//! Head-of-line blocking that remains: within one outbox, a message to a
+//! full inbox holds back the messages behind it, to any destination (the
+//! order of one sender's messages is kept); other outboxes are unaffected.
+
+use crate::server::{self, RingStats};
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicUsize, Ordering};
+use cores::{CORES, Role};
+use mover_logic::{Push, route_batch};
+use ringbuf::{Consumer, Message, Producer, RingError};
+
+/// Messages read from one outbox per visit.
+pub const BATCH: usize = 32;
+
+/// Extra empty rings each mover scans per pass (scaling benchmark).
+pub static EXTRA_RINGS: AtomicUsize = AtomicUsize::new(0);
+/// Most extra rings a mover has.
+pub const MAX_EXTRA_RINGS: usize = 64;
+
+struct Source {
+    /// Index in `server::all()`.
+    server: usize,
+    outbox: Consumer<'static>,
+    corrupt_reported: bool,
+}
+
+/// Everything one mover core owns.
+pub struct Mover {
+    number: usize,
+    core: usize,
+    sources: Vec<Source>,
+    /// This mover's producer handle on every server's inbox, by server index.
+    inboxes: Vec<Producer<'static>>,
+    /// Empty rings scanned like outboxes (see `EXTRA_RINGS`).
+    extra: Vec<Consumer<'static>>,
+    copies: [Message; BATCH],
+    /// Also watch for the end of the run (when the mover runs on the BSP).
+    supervise: bool,
+}
+
+/// Builds one mover per mover core (in `mover_cores` order).
+pub fn build(config: &system_config::SystemConfig) -> Vec<Box<Mover>> {
+    let servers = server::all();
+    let mut movers = Vec::new();
+    for (number, &core) in config.mover_cores.iter().enumerate().take(abi::MAX_MOVERS) {
+        let sources = servers
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.mover_core == core)
+            .map(|(index, s)| Source { server: index, outbox: s.outbox.region().into_consumer(), corrupt_reported: false })
+            .collect();
+        let inboxes = servers.iter().map(|s| s.inboxes[number].region().into_producer()).collect();
+        let extra = (0..MAX_EXTRA_RINGS).filter_map(|_| server::SharedRing::kernel_only(8)).map(|r| r.region().into_consumer()).collect();
+        movers.push(Box::new(Mover {
+            number,
+            core,
+            sources,
+            inboxes,
+            extra,
+            copies: [Message::zeroed(); BATCH],
+            supervise: core == 0,
+        }));
+    }
+    movers
+}
+
+/// Starts every mover not on the BSP; returns the BSP's mover, if any.
+pub fn start(movers: Vec<Box<Mover>>) -> Option<Box<Mover>> {
+    let mut on_bsp = None;
+    for mover in movers {
+        log::info!(
+            "mover {} on core {}: {} outboxes, {} inboxes",
+            mover.number,
+            mover.core,
+            mover.sources.len(),
+            mover.inboxes.len()
+        );
+        if mover.core == 0 {
+            on_bsp = Some(mover);
+            continue;
+        }
+        let core_index = mover.core;
+        let raw = Box::into_raw(mover) as usize;
+        if !crate::smp::post_work(core_index, run_posted, raw) {
+            log::error!("mover: its core is busy; not started");
+        }
+    }
+    on_bsp
+}
+
+fn run_posted(raw: usize) {
+    // SAFETY: `start` posted exactly this pointer from `Box::into_raw`, and
+    // each posted item is taken once.
+    let mover = unsafe { Box::from_raw(raw as *mut Mover) };
+    mover.run()
+}
+
+impl Mover {
+    /// The mover loop. Never returns (on the BSP it ends the run when every
+    /// server has stopped).
+    pub fn run(mut self: Box<Self>) -> ! {
+        let core = &CORES[self.core];
+        core.set_role(Role::Mover);
+        let mut passes: u64 = 0;
+        loop {
+            let moved = self.pass();
+            if moved > 0 {
+                RingStats::add(&core.messages, moved as u64);
+            } else {
+                core::hint::spin_loop();
+            }
+            passes = passes.wrapping_add(1);
+            if self.supervise && passes % 4096 == 0 && crate::boot::all_servers_stopped() {
+                crate::boot::finish();
+            }
+        }
+    }
+
+    /// One visit of every outbox (and the extra rings). Returns the number
+    /// of messages handled.
+    fn pass(&mut self) -> usize {
+        let servers = server::all();
+        let Mover { sources, inboxes, extra, copies, .. } = self;
+        let mut handled = 0;
+        for source in sources.iter_mut() {
+            let batch = match source.outbox.read_untrusted(BATCH) {
+                Ok(batch) => batch,
+                Err(RingError::Empty) => continue,
+                Err(err) => {
+                    let server = &servers[source.server];
+                    RingStats::add(&server.stats.outbox_corrupt, 1);
+                    if !source.corrupt_reported {
+                        source.corrupt_reported = true;
+                        log::warn!("mover: outbox of server `{}` is corrupt ({err}); skipped until it is sane", server.name);
+                    }
+                    continue;
+                }
+            };
+            let n = batch.len().min(BATCH);
+            for (position, copy) in copies[..n].iter_mut().enumerate() {
+                *copy = batch.get(position).unwrap_or(Message::zeroed());
+            }
+            let server = &servers[source.server];
+            let outcome = route_batch(&copies[..n], source.server, server.badge, &server.capabilities, |to, message| {
+                match inboxes[to].push_untrusted(message) {
+                    Ok(()) => Push::Done,
+                    Err(RingError::Full) => Push::Full,
+                    Err(_) => Push::Broken,
+                }
+            });
+            batch.release_first(outcome.consumed);
+            let stats = &server.stats;
+            RingStats::add(&stats.sent, outcome.consumed as u64);
+            RingStats::add(&stats.delivered, outcome.delivered as u64);
+            if outcome.bounced > 0 {
+                RingStats::add(&stats.bounced, outcome.bounced as u64);
+            }
+            if outcome.blocked {
+                RingStats::add(&stats.blocked, 1);
+            }
+            if outcome.undeliverable_bounces > 0 {
+                RingStats::add(&stats.undeliverable_bounces, outcome.undeliverable_bounces as u64);
+            }
+            handled += outcome.consumed;
+        }
+        let active = EXTRA_RINGS.load(Ordering::Relaxed).min(extra.len());
+        for ring in &mut extra[..active] {
+            let _ = ring.read_untrusted(BATCH);
+        }
+        handled
+    }
+}
