@@ -1,1 +1,43 @@
+//! Host side of the in-guest IPC benchmark: reads the `BENCH` lines of a
+//! serial log and turns them into a table, CSV, JSON and PNG plots.
+//!
+//! ```text
+//! serial log ──parse──▶ Vec<Run> ──analyze──▶ Analysis ──▶ report_text (table)
+//!                                                      ──▶ write_outputs (CSV, JSON, PNG)
+//! ```
+//!
+//! Invariants kept across the crate (see `docs` of each module):
+//! - figures of one run are only ever divided by baselines of the same run
+//!   (same boot); several runs in one log are reported one by one, and only
+//!   their dimensionless target ratios are set side by side
+//!   ([`summary_text`]);
+//! - a figure whose messages did not all check out (`ok != n`, or no `ok`)
+//!   is kept but flagged in every output;
+//! - targets are measured and reported as met or missed, never asserted.
+//!
+//! Typical use from `cargo xtask bench`:
+//!
+//! ```no_run
+//! let log = std::fs::read_to_string("target/bench/serial.log").unwrap();
+//! let mut runs = bench::parse(&log).unwrap();
+//! for run in &mut runs {
+//!     run.host_cpus = std::thread::available_parallelism().ok().map(|n| n.get() as u32);
+//!     print!("{}", bench::report_text(run));
+//! }
+//! print!("{}", bench::summary_text(&runs));
+//! let written = bench::write_outputs(&runs, std::path::Path::new("target/bench")).unwrap();
+//! ```
+
 #![forbid(unsafe_code)]
+
+pub mod analysis;
+pub mod export;
+pub mod parse;
+pub mod plot;
+pub mod report;
+
+pub use analysis::{Analysis, MessageCheck, TargetCheck, TargetOutcome, analyze};
+pub use export::{JsonReport, read_csv, read_json, write_data_files, write_outputs};
+pub use parse::{ParseError, ParseErrorKind, Run, parse};
+pub use plot::write_plots;
+pub use report::{report_text, summary_text};

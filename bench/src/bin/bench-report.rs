@@ -1,0 +1,62 @@
+//! Re-reports a saved serial log: prints the benchmark table and writes
+//! CSV, JSON and PNG files.
+//!
+//! Usage: `bench-report SERIAL_LOG [OUTPUT_DIR]` (default `target/bench`).
+//! Set `BENCH_HOST_CPUS=N` to record how many CPUs the host that ran QEMU
+//! had, if the log does not say.
+
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    let (log_path, output_dir) = match arguments.as_slice() {
+        [log] => (PathBuf::from(log), PathBuf::from("target/bench")),
+        [log, dir] => (PathBuf::from(log), PathBuf::from(dir)),
+        _ => {
+            eprintln!("usage: bench-report SERIAL_LOG [OUTPUT_DIR]   (default OUTPUT_DIR: target/bench)");
+            return ExitCode::from(2);
+        }
+    };
+    let log = match std::fs::read(&log_path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(error) => {
+            eprintln!("bench-report: cannot read {}: {error}", log_path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut runs = match bench::parse(&log) {
+        Ok(runs) => runs,
+        Err(error) => {
+            eprintln!("bench-report: {}: {error}", log_path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(host_cpus) = std::env::var("BENCH_HOST_CPUS").ok().and_then(|value| value.parse().ok()) {
+        for run in runs.iter_mut().filter(|run| run.host_cpus.is_none()) {
+            run.host_cpus = Some(host_cpus);
+        }
+    }
+    for (index, run) in runs.iter().enumerate() {
+        if runs.len() > 1 {
+            println!("==== run {} of {} ====", index + 1, runs.len());
+        }
+        print!("{}", bench::report_text(run));
+        println!();
+    }
+    print!("{}", bench::summary_text(&runs));
+    match bench::write_outputs(&runs, &output_dir) {
+        Ok(paths) => {
+            for path in paths {
+                println!("wrote {}", path.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("bench-report: writing into {}: {error}", output_dir.display());
+            ExitCode::FAILURE
+        }
+    }
+}

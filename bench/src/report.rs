@@ -1,0 +1,364 @@
+//! The table a person reads at the end of `cargo xtask bench`: header with
+//! the caveats, latency, stream and counter tables, the zero-context-switch
+//! line and the target checks.
+//!
+//! Each run is reported on its own: its ratios use only its own baselines.
+//! When a log holds several runs, [`summary_text`] adds one table of the
+//! target ratios per run with their spread (min, median, max); ratios are
+//! dimensionless, so they may be set side by side even though the absolute
+//! times of two boots may not.
+
+use std::fmt::Write;
+
+use crate::analysis::{
+    Analysis, Bound, DIRECT_STREAM, FLOOR_LATENCY, MessageCheck, TargetOutcome, ZeroClaim, analyze, format_rate,
+};
+use crate::parse::Run;
+
+/// Renders one run as text (header, tables, claims, targets, warnings).
+pub fn report_text(run: &Run) -> String {
+    report_text_with_analysis(run, &analyze(run))
+}
+
+/// As [`report_text`], with an analysis the caller already computed.
+pub fn report_text_with_analysis(run: &Run, analysis: &Analysis) -> String {
+    let mut out = String::new();
+    header(&mut out, run);
+    if !analysis.warnings.is_empty() {
+        out.push('\n');
+        for warning in &analysis.warnings {
+            let _ = writeln!(out, "!! WARNING: {warning}");
+        }
+    }
+    latency_table(&mut out, analysis);
+    stream_table(&mut out, analysis);
+    counter_table(&mut out, analysis);
+    target_list(&mut out, analysis);
+    out
+}
+
+fn header(out: &mut String, run: &Run) {
+    let lines = match run.end_line {
+        Some(end) => format!("serial log lines {}-{end}", run.begin_line),
+        None => format!("serial log line {}-, CUT SHORT", run.begin_line),
+    };
+    let _ = writeln!(out, "IPC benchmark ({lines}), date {}", run.date.as_deref().unwrap_or("unknown"));
+    let _ = writeln!(
+        out,
+        "accel={} cpu={} smp={} | TSC {:.3} GHz (calibrated from {})",
+        run.accel,
+        run.cpu.as_deref().unwrap_or("?"),
+        run.smp.map_or("?".to_string(), |smp| smp.to_string()),
+        run.tsc_hz as f64 / 1e9,
+        run.tsc_source.as_deref().unwrap_or("unknown source"),
+    );
+    let accel_note = match run.accel.as_str() {
+        "tcg" => "TCG is software emulation: times are emulated, comparable only within this boot (read the ratios), never as hardware figures.",
+        "kvm" => "KVM: guest code runs on the host CPU, but the host is shared; compare ratios within this boot, not absolute times across boots.",
+        _ => "accelerator not known: treat times as comparable only within this boot (read the ratios).",
+    };
+    let _ = writeln!(out, "NOTE: {accel_note}");
+    let tail_note = match (run.smp, run.host_cpus) {
+        (Some(smp), Some(host)) if smp > host => format!(
+            "{smp} vCPUs on {host} host CPUs: more vCPUs than host cores make tails meaningless (p99 and max are host time slices)."
+        ),
+        (Some(smp), Some(host)) => format!(
+            "{smp} vCPUs on {host} host CPUs; more vCPUs than host cores would make tails meaningless, and a shared host still adds noise."
+        ),
+        _ => "more vCPUs than host cores make tails meaningless (p99 and max become host time slices); host core count not recorded.".to_string(),
+    };
+    let _ = writeln!(out, "NOTE: {tail_note}");
+}
+
+fn check_text(check: MessageCheck, ok: Option<u64>, n: u64) -> String {
+    match check {
+        MessageCheck::AllChecked => "ok".to_string(),
+        MessageCheck::Mismatch => format!("FAIL {}/{n}", ok.unwrap_or(0)),
+        MessageCheck::NotReported => "UNCHECKED".to_string(),
+    }
+}
+
+fn optional<T: ToString>(value: Option<T>) -> String {
+    value.map_or("-".to_string(), |value| value.to_string())
+}
+
+fn ratio_text(ratio: Option<f64>) -> String {
+    ratio.map_or("-".to_string(), |ratio| format!("{ratio:.2}x"))
+}
+
+fn latency_table(out: &mut String, analysis: &Analysis) {
+    out.push('\n');
+    match analysis.floor_median_ns {
+        Some(floor) => {
+            let _ = writeln!(
+                out,
+                "Latency, round trip (floor = {FLOOR_LATENCY} median {floor:.1} ns RTT, {:.1} ns one-way;\n  one-way = median/2, so one-way/floor one-way = median/floor)",
+                floor / 2.0
+            );
+        }
+        None => {
+            let _ = writeln!(out, "Latency, round trip (no {FLOOR_LATENCY} floor in this run)");
+        }
+    }
+    if analysis.latencies.is_empty() {
+        let _ = writeln!(out, "  (no latency records)");
+        return;
+    }
+    let mut table = Table::new(&[
+        ("name", Align::Left),
+        ("rings", Align::Right),
+        ("n", Align::Right),
+        ("check", Align::Left),
+        ("median ns", Align::Right),
+        ("p99 ns", Align::Right),
+        ("median/floor", Align::Right),
+        ("one-way ns", Align::Right),
+    ]);
+    for figure in &analysis.latencies {
+        table.row(vec![
+            figure.name.clone(),
+            optional(figure.rings),
+            figure.n.to_string(),
+            check_text(figure.check, figure.ok, figure.n),
+            format!("{:.1}", figure.median_ns),
+            format!("{:.1}", figure.p99_ns),
+            ratio_text(figure.median_over_floor),
+            format!("{:.1}", figure.one_way_ns),
+        ]);
+    }
+    out.push_str(&table.render());
+}
+
+fn stream_table(out: &mut String, analysis: &Analysis) {
+    out.push('\n');
+    match analysis.direct_stream_messages_per_second {
+        Some(rate) => {
+            let _ = writeln!(out, "Streams (baseline = {DIRECT_STREAM} batch=1, {} msg/s)", format_rate(rate));
+        }
+        None => {
+            let _ = writeln!(out, "Streams (no {DIRECT_STREAM} batch=1 baseline in this run)");
+        }
+    }
+    if analysis.streams.is_empty() {
+        let _ = writeln!(out, "  (no stream records)");
+        return;
+    }
+    let mut table = Table::new(&[
+        ("name", Align::Left),
+        ("batch", Align::Right),
+        ("rings", Align::Right),
+        ("n", Align::Right),
+        ("check", Align::Left),
+        ("msg/s", Align::Right),
+        ("ns/msg", Align::Right),
+        ("vs direct b1", Align::Right),
+    ]);
+    for figure in &analysis.streams {
+        table.row(vec![
+            figure.name.clone(),
+            optional(figure.batch),
+            optional(figure.rings),
+            figure.n.to_string(),
+            check_text(figure.check, figure.ok, figure.n),
+            format_rate(figure.messages_per_second),
+            figure.ns_per_message.map_or("-".to_string(), |ns| format!("{ns:.1}")),
+            ratio_text(figure.over_direct_stream),
+        ]);
+    }
+    out.push_str(&table.render());
+}
+
+fn per_message_text(value: Option<f64>) -> String {
+    value.map_or("-".to_string(), |value| if value == 0.0 { "0".to_string() } else { format!("{value:.4}") })
+}
+
+fn counter_table(out: &mut String, analysis: &Analysis) {
+    out.push('\n');
+    let _ = writeln!(out, "Counters per phase and core during measurement");
+    if analysis.counters.is_empty() {
+        let _ = writeln!(out, "  (no counters records)");
+    } else {
+        let mut table = Table::new(&[
+            ("phase", Align::Left),
+            ("core", Align::Right),
+            ("role", Align::Left),
+            ("messages", Align::Right),
+            ("cr3 writes", Align::Right),
+            ("syscalls", Align::Right),
+            ("interrupts", Align::Right),
+            ("exceptions", Align::Right),
+            ("cr3/msg", Align::Right),
+            ("syscalls/msg", Align::Right),
+            ("irq/msg", Align::Right),
+        ]);
+        for figure in &analysis.counters {
+            table.row(vec![
+                figure.phase.clone(),
+                figure.core.to_string(),
+                optional(figure.role.clone()),
+                optional(figure.messages),
+                optional(figure.cr3_writes),
+                optional(figure.syscalls),
+                optional(figure.interrupts),
+                optional(figure.exceptions),
+                per_message_text(figure.cr3_writes_per_message),
+                per_message_text(figure.syscalls_per_message),
+                per_message_text(figure.interrupts_per_message),
+            ]);
+        }
+        out.push_str(&table.render());
+    }
+    out.push_str(&claim_line("context switches (CR3 writes)", &analysis.context_switches));
+    out.push_str(&claim_line("syscalls", &analysis.syscalls));
+}
+
+/// `context switches (CR3 writes) on client/mover cores during measurement: 0`
+/// or the non-zero counts.
+pub fn claim_line(what: &str, claim: &ZeroClaim) -> String {
+    let cores = if claim.roles.is_empty() { "measured".to_string() } else { claim.roles.join("/") };
+    match claim.total {
+        None => format!("{what} on {cores} cores during measurement: NOT REPORTED\n"),
+        Some(0) => format!("{what} on {cores} cores during measurement: 0\n"),
+        Some(total) => {
+            let places: Vec<String> = claim
+                .nonzero
+                .iter()
+                .map(|(phase, core, role, count)| {
+                    format!("{phase} core {core}{}: {count}", role.as_ref().map_or(String::new(), |role| format!(" ({role})")))
+                })
+                .collect();
+            format!("{what} on {cores} cores during measurement: {total} (NOT ZERO: {})\n", places.join(", "))
+        }
+    }
+}
+
+fn target_list(out: &mut String, analysis: &Analysis) {
+    out.push('\n');
+    let _ = writeln!(out, "Targets (issue 6; measured ratios in this boot, not asserted)");
+    for check in &analysis.targets {
+        let outcome = match check.outcome {
+            TargetOutcome::Met => "met   ",
+            TargetOutcome::Missed => "MISSED",
+            TargetOutcome::NotMeasured => "n/a   ",
+        };
+        let bound = match check.bound {
+            Bound::AtMost => "<=",
+            Bound::AtLeast => ">=",
+        };
+        let measured = check.measured.map_or("-".to_string(), |value| format!("{value:.2}x"));
+        let trust = if check.outcome != TargetOutcome::NotMeasured && !check.inputs_checked {
+            " [UNTRUSTWORTHY: inputs failed their message check]"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "  [{outcome}] {}: {measured} (target {bound} {:.1}x){trust}\n           {}",
+            check.description, check.limit, check.detail
+        );
+    }
+}
+
+/// One table of every run's target ratios with min, median and max across
+/// runs; empty when the log holds fewer than two runs.
+pub fn summary_text(runs: &[Run]) -> String {
+    if runs.len() < 2 {
+        return String::new();
+    }
+    let analyses: Vec<Analysis> = runs.iter().map(analyze).collect();
+    let mut out = format!("Target ratios across {} runs (each ratio within its own boot)\n", runs.len());
+    let mut headers: Vec<(String, Align)> = vec![("target".to_string(), Align::Left), ("limit".to_string(), Align::Right)];
+    for index in 1..=runs.len() {
+        headers.push((format!("run {index}"), Align::Right));
+    }
+    for name in ["min", "median", "max", "met"] {
+        headers.push((name.to_string(), Align::Right));
+    }
+    let header_refs: Vec<(&str, Align)> = headers.iter().map(|(name, align)| (name.as_str(), *align)).collect();
+    let mut table = Table::new(&header_refs);
+    for (target_index, first) in analyses[0].targets.iter().enumerate() {
+        let bound = match first.bound {
+            Bound::AtMost => "<=",
+            Bound::AtLeast => ">=",
+        };
+        let mut row = vec![first.id.clone(), format!("{bound} {:.1}x", first.limit)];
+        let mut measured: Vec<f64> = Vec::new();
+        let mut met = 0;
+        for analysis in &analyses {
+            let check = &analysis.targets[target_index];
+            row.push(ratio_text(check.measured));
+            measured.extend(check.measured);
+            met += usize::from(check.outcome == TargetOutcome::Met);
+        }
+        measured.sort_by(f64::total_cmp);
+        let median = (!measured.is_empty()).then(|| {
+            let middle = measured.len() / 2;
+            if measured.len() % 2 == 1 { measured[middle] } else { (measured[middle - 1] + measured[middle]) / 2.0 }
+        });
+        row.push(ratio_text(measured.first().copied()));
+        row.push(ratio_text(median));
+        row.push(ratio_text(measured.last().copied()));
+        row.push(format!("{met}/{}", runs.len()));
+        table.row(row);
+    }
+    out.push_str(&table.render());
+    out
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Align {
+    Left,
+    Right,
+}
+
+/// A plain-text table with columns padded to their widest cell.
+struct Table {
+    headers: Vec<(String, Align)>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(headers: &[(&str, Align)]) -> Table {
+        Table { headers: headers.iter().map(|(name, align)| (name.to_string(), *align)).collect(), rows: Vec::new() }
+    }
+
+    fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    fn render(&self) -> String {
+        let widths: Vec<usize> = (0..self.headers.len())
+            .map(|column| {
+                self.rows
+                    .iter()
+                    .filter_map(|row| row.get(column))
+                    .map(|cell| cell.chars().count())
+                    .chain([self.headers[column].0.chars().count()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let mut out = String::new();
+        let header_cells: Vec<String> = self.headers.iter().map(|(name, _)| name.clone()).collect();
+        self.render_row(&mut out, &header_cells, &widths);
+        let rule: Vec<String> = widths.iter().map(|width| "-".repeat(*width)).collect();
+        let _ = writeln!(out, "  {}", rule.join("  "));
+        for row in &self.rows {
+            self.render_row(&mut out, row, &widths);
+        }
+        out
+    }
+
+    fn render_row(&self, out: &mut String, cells: &[String], widths: &[usize]) {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .zip(&self.headers)
+            .map(|((cell, width), (_, align))| match align {
+                Align::Left => format!("{cell:<width$}"),
+                Align::Right => format!("{cell:>width$}"),
+            })
+            .collect();
+        let _ = writeln!(out, "  {}", padded.join("  ").trim_end());
+    }
+}
