@@ -31,7 +31,7 @@ bootloader_api::entry_point!(kernel_main, config = &BOOTLOADER_CONFIG);
 pub const KERNEL_HALF_START: u64 = 0xffff_8000_0000_0000;
 
 /// Boot arguments the kernel understands (see docs/boot.md).
-const KNOWN_ARGS: &[&str] = &["test", "smp.skip_apic"];
+const KNOWN_ARGS: &[&str] = &["test", "smp.skip_apic", "bench", "bench.accel", "bench.cpu", "bench.date"];
 
 fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     crate::serial::init_logging();
@@ -137,6 +137,22 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
 
     if let Some(tests) = cmdline.get("test") {
         crate::ktest::run(tests, &report);
+    }
+    if cmdline.get("bench").is_some() {
+        crate::bench::ENABLED.store(true, Ordering::SeqCst);
+        crate::kprintln!(
+            "BENCH-BEGIN accel={} smp={} cpu={} tsc_hz={} tsc_source=pit date={}",
+            cmdline.get("bench.accel").unwrap_or("unknown"),
+            report.online,
+            cmdline.get("bench.cpu").unwrap_or("unknown"),
+            cal.hz,
+            cmdline.get("bench.date").unwrap_or("unknown")
+        );
+        if report.online >= 3 {
+            crate::bench::run_floors(1, 2);
+        } else {
+            log::warn!("bench: the floors need 3 cores (BSP + 2); skipped");
+        }
     }
     if !report.failed.is_empty() {
         qemu::exit(qemu::EXIT_FAILURE)
@@ -289,5 +305,8 @@ pub fn finish() -> ! {
         );
     }
     log::info!("system: all {} servers stopped", servers.len());
+    if crate::bench::ENABLED.load(Ordering::Relaxed) {
+        crate::kprintln!("BENCH-END status=ok");
+    }
     qemu::exit(qemu::EXIT_SUCCESS)
 }

@@ -10,6 +10,8 @@ extern crate alloc;
 #[cfg(target_os = "none")]
 mod arch;
 #[cfg(target_os = "none")]
+mod bench;
+#[cfg(target_os = "none")]
 mod boot;
 #[cfg(target_os = "none")]
 mod ktest;

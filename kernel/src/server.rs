@@ -418,8 +418,11 @@ fn sys_log(server: &Server, ptr: u64, len: u64) -> u64 {
 #[unsafe(no_mangle)]
 extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) {
     let core = cores::this_core();
-    core.syscalls.fetch_add(1, Ordering::Relaxed);
     let server = current();
+    let bench = crate::bench::ENABLED.load(Ordering::Relaxed);
+    if !(bench && matches!(frame.rax, abi::nr::BENCH_MARK | abi::nr::BENCH_EXTRA_RINGS)) {
+        core.syscalls.fetch_add(1, Ordering::Relaxed);
+    }
     frame.rax = match frame.rax {
         abi::nr::LOG => sys_log(server, frame.rdi, frame.rsi),
         abi::nr::EXIT => {
@@ -441,6 +444,27 @@ extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) {
             }
         }
         abi::nr::TSC_HZ => crate::smp::TSC_PER_US.load(Ordering::Relaxed) * 1_000_000,
+        abi::nr::BENCH_MARK if bench => {
+            let mut name = [0u8; 32];
+            let len = (frame.rsi as usize).min(name.len());
+            match copy_from_user(server.space.cr3(), frame.rdi, &mut name[..len]) {
+                Ok(()) => {
+                    let phase = core::str::from_utf8(&name[..len]).unwrap_or("?");
+                    if phase.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                        crate::bench::mark(phase, frame.rdx != 0);
+                        0
+                    } else {
+                        error(abi::err::OUT_OF_RANGE)
+                    }
+                }
+                Err(e) => mem_error(e),
+            }
+        }
+        abi::nr::BENCH_EXTRA_RINGS if bench => {
+            let n = (frame.rdi as usize).min(crate::mover::MAX_EXTRA_RINGS);
+            crate::mover::EXTRA_RINGS.store(n, Ordering::Relaxed);
+            n as u64
+        }
         _ => error(abi::err::UNKNOWN_SYSCALL),
     };
 }

@@ -91,7 +91,7 @@ pub fn build_image_builder(root: &Path) -> Result<PathBuf, Error> {
 }
 
 /// The user-space servers (every crate under `servers/` with a binary).
-pub const SERVER_CRATES: &[&str] = &["hello", "heartbeat", "hostile", "echo", "ping", "stream", "scribbler"];
+pub const SERVER_CRATES: &[&str] = &["hello", "heartbeat", "hostile", "echo", "ping", "stream", "scribbler", "benchclient"];
 
 /// Builds every server for the bare-metal target as a static executable
 /// (the kernel loads them at their link address) and returns

@@ -20,6 +20,13 @@ pub mod nr {
     pub const SERVER_NAME: u64 = 3;
     /// `tsc_hz()`: the TSC frequency the kernel calibrated at boot.
     pub const TSC_HZ: u64 = 4;
+    /// `bench_mark(name_ptr, name_len, begin)`: snapshot (begin = 1) or
+    /// print the per-core counter deltas of a benchmark phase. Only when the
+    /// kernel was booted for benchmarks; never counted as a system call.
+    pub const BENCH_MARK: u64 = 5;
+    /// `bench_extra_rings(n)`: make every mover scan `n` extra empty rings
+    /// per pass (the scaling benchmark). Only when booted for benchmarks.
+    pub const BENCH_EXTRA_RINGS: u64 = 6;
 }
 
 /// Error codes (returned negated).

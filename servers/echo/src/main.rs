@@ -1,15 +1,15 @@
 //! Answers every message with the same label, sequence and payload, sent
-//! back to whoever sent it (the endpoint whose badge matches). A message
-//! with label `STOP` ends it. Logs bounces and how much it served.
+//! back to whoever sent it (the endpoint whose badge matches). Also the
+//! sink of the stream benchmark (labels in `userlib::bench::label`): it
+//! checks every stream message's sequence and payload and reports the
+//! count of good ones when asked. `STOP` ends it.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_code)]
 
 use userlib::Channel;
+use userlib::bench::{label, payload};
 
 userlib::server_main!(run);
-
-/// Label that asks echo to exit.
-const STOP: u32 = u32::MAX;
 
 fn run() -> i32 {
     let mut channel = match Channel::open() {
@@ -21,14 +21,36 @@ fn run() -> i32 {
     };
     let mut served: u64 = 0;
     let mut unanswerable: u64 = 0;
+    let (mut expected, mut good): (u32, u64) = (0, 0);
     loop {
         let mut message = channel.recv();
         if message.sender_badge == 0 {
             userlib::log!("bounce from the kernel: reason {} for sequence {}", message.label, message.sequence);
             continue;
         }
-        if message.label == STOP {
-            break;
+        match message.label {
+            label::STOP => break,
+            label::SINK_START => {
+                (expected, good) = (0, 0);
+                continue;
+            }
+            label::SINK => {
+                if message.sequence == expected && message.payload_bytes() == payload(message.sequence) {
+                    good += 1;
+                }
+                expected = message.sequence.wrapping_add(1);
+                continue;
+            }
+            label::SINK_FLUSH => {
+                message = match channel.message(message.destination_endpoint, label::SINK_FLUSH, &good.to_le_bytes()) {
+                    Ok(mut reply) => {
+                        reply.sender_badge = message.sender_badge;
+                        reply
+                    }
+                    Err(_) => continue,
+                };
+            }
+            _ => {}
         }
         match channel.endpoint_for_badge(message.sender_badge) {
             Some(endpoint) => {

@@ -15,6 +15,7 @@
 
 pub use abi;
 
+pub mod bench;
 mod channel;
 mod syscall;
 pub use channel::{Channel, Message, OpenError, SendError, arg, arg_u64, args, info};

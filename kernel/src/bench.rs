@@ -1,0 +1,322 @@
+//! In-guest benchmarks the kernel runs itself (the floors), the counters
+//! snapshots servers ask for around their measurements, and the
+//! `BENCH ...` lines the host parses (`bench` crate, `cargo xtask bench`).
+//!
+//! ```text
+//!  BSP: BENCH-BEGIN ...                        (boot argument bench.*)
+//!       cache-line ping-pong  core A <-> core B   the physical floor
+//!       direct ring RTT       core A <-> core B   two OwnedRings, no mover
+//!       direct ring stream    core A  -> core B   batch 1, 8, 32
+//!  then the servers run (benchclient <-> echo through the mover) and mark
+//!  their phases with the BENCH_MARK syscall; the kernel prints per-core
+//!  counter deltas for each phase. BENCH-END when every server stopped.
+//! ```
+//! Every received message is checked (sequence and payload); `ok=` counts
+//! the ones that passed. Timing is TSC cycles; the host converts.
+
+use crate::arch::x86_64::tsc;
+use crate::smp::{self, post_work};
+use core::mem::MaybeUninit;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use cores::{CORES, MAX_CORES};
+use ringbuf::{Message, OwnedRing};
+
+/// Set once at boot when the boot arguments ask for benchmarks.
+pub static ENABLED: AtomicBool = AtomicBool::new(false);
+
+const RTT_ITERATIONS: usize = 20_000;
+const RTT_WARMUP: usize = 1_000;
+const STREAM_MESSAGES: u64 = 200_000;
+
+#[repr(align(128))]
+struct Line(AtomicU64);
+
+static PINGPONG: Line = Line(AtomicU64::new(0));
+static DONE: AtomicUsize = AtomicUsize::new(0);
+static STREAM_START: AtomicU64 = AtomicU64::new(0);
+static STREAM_END: AtomicU64 = AtomicU64::new(0);
+static STREAM_OK: AtomicU64 = AtomicU64::new(0);
+static STREAM_BATCH: AtomicUsize = AtomicUsize::new(1);
+
+/// Timing samples of the measuring core (only it writes, between posts).
+static mut SAMPLES: [u64; RTT_ITERATIONS] = [0; RTT_ITERATIONS];
+
+/// Rings for the direct-ring figures, shared by the two benchmark cores
+/// (written fresh by the BSP before each phase, see `reset_rings`).
+static mut RING_AB: MaybeUninit<OwnedRing<64>> = MaybeUninit::uninit();
+static mut RING_BA: MaybeUninit<OwnedRing<64>> = MaybeUninit::uninit();
+
+/// Puts empty rings in place. Only the BSP calls this, between phases,
+/// while no core uses them.
+fn reset_rings() {
+    // SAFETY: no benchmark work item runs now (phases are sequential and
+    // `run_pair` waited for both items), so nothing else accesses them.
+    unsafe {
+        (*(&raw mut RING_AB)).write(OwnedRing::new());
+        (*(&raw mut RING_BA)).write(OwnedRing::new());
+    }
+}
+
+/// One ring as a region (no Rust reference to it is ever formed: the two
+/// benchmark cores each attach and use one end).
+fn ring(which: *mut MaybeUninit<OwnedRing<64>>) -> ringbuf::RingRegion<'static> {
+    let base = core::ptr::NonNull::new(which.cast::<u8>()).expect("static is not null");
+    // SAFETY: `reset_rings` initialised the ring before the phase; an
+    // `OwnedRing` has the raw region layout (`repr(C)`, header then slots),
+    // lives forever as a static, and during a phase is accessed only
+    // through `ringbuf` handles by the two benchmark cores.
+    unsafe { ringbuf::RingRegion::attach(base, core::mem::size_of::<OwnedRing<64>>(), 64) }.expect("owned ring layout")
+}
+
+fn rings() -> (ringbuf::RingRegion<'static>, ringbuf::RingRegion<'static>) {
+    (ring(&raw mut RING_AB), ring(&raw mut RING_BA))
+}
+
+fn samples() -> &'static mut [u64; RTT_ITERATIONS] {
+    // SAFETY: only the measuring core touches `SAMPLES`, inside one posted
+    // work item at a time; the BSP reads it only after that item finished.
+    unsafe { &mut *(&raw mut SAMPLES) }
+}
+
+/// Median, p99, min, max of `samples` (sorted in place).
+fn stats(samples: &mut [u64]) -> (u64, u64, u64, u64) {
+    samples.sort_unstable();
+    let n = samples.len();
+    if n == 0 {
+        return (0, 0, 0, 0);
+    }
+    (samples[n / 2], samples[(n * 99 / 100).min(n - 1)], samples[0], samples[n - 1])
+}
+
+fn finish_work() {
+    DONE.fetch_add(1, Ordering::AcqRel);
+    smp::wake(0);
+}
+
+/// Halts the BSP until `count` work items have called `finish_work`.
+fn wait_done(count: usize) {
+    loop {
+        x86_64::instructions::interrupts::disable();
+        if DONE.load(Ordering::Acquire) >= count {
+            x86_64::instructions::interrupts::enable();
+            return;
+        }
+        x86_64::instructions::interrupts::enable_and_hlt();
+    }
+}
+
+fn run_pair(a: usize, b: usize, work_a: cores::Work, work_b: cores::Work) {
+    DONE.store(0, Ordering::SeqCst);
+    while !post_work(b, work_b, b) {
+        core::hint::spin_loop();
+    }
+    while !post_work(a, work_a, a) {
+        core::hint::spin_loop();
+    }
+    wait_done(2);
+}
+
+fn pingpong_measure(_: usize) {
+    let samples = samples();
+    for i in 0..(RTT_WARMUP + RTT_ITERATIONS) as u64 {
+        let start = tsc::now();
+        PINGPONG.0.store(2 * i + 1, Ordering::Release);
+        while PINGPONG.0.load(Ordering::Acquire) != 2 * i + 2 {
+            core::hint::spin_loop();
+        }
+        let end = tsc::now();
+        if i as usize >= RTT_WARMUP {
+            samples[i as usize - RTT_WARMUP] = end - start;
+        }
+    }
+    finish_work();
+}
+
+fn pingpong_answer(_: usize) {
+    for i in 0..(RTT_WARMUP + RTT_ITERATIONS) as u64 {
+        while PINGPONG.0.load(Ordering::Acquire) != 2 * i + 1 {
+            core::hint::spin_loop();
+        }
+        PINGPONG.0.store(2 * i + 2, Ordering::Release);
+    }
+    finish_work();
+}
+
+fn message(sequence: u32) -> Message {
+    let mut payload = [0u8; 16];
+    payload[..4].copy_from_slice(&sequence.to_le_bytes());
+    payload[4..8].copy_from_slice(&(!sequence).to_le_bytes());
+    let mut m = Message::new(0, 1, &payload).expect("16 bytes fit");
+    m.sequence = sequence;
+    m
+}
+
+fn check(m: &Message, sequence: u32) -> bool {
+    m.sequence == sequence && m.payload_bytes() == message(sequence).payload_bytes()
+}
+
+static RTT_OK: AtomicU64 = AtomicU64::new(0);
+
+fn ring_rtt_measure(_: usize) {
+    let (ab, ba) = rings();
+    let (mut to_b, mut from_b) = (ab.into_producer(), ba.into_consumer());
+    let samples = samples();
+    let mut ok = 0;
+    for i in 0..(RTT_WARMUP + RTT_ITERATIONS) {
+        let sequence = i as u32;
+        let start = tsc::now();
+        while to_b.push(&message(sequence)).is_err() {
+            core::hint::spin_loop();
+        }
+        let reply = loop {
+            if let Some(m) = from_b.pop() {
+                break m;
+            }
+            core::hint::spin_loop();
+        };
+        let end = tsc::now();
+        if i >= RTT_WARMUP {
+            samples[i - RTT_WARMUP] = end - start;
+            ok += u64::from(check(&reply, sequence));
+        }
+    }
+    RTT_OK.store(ok, Ordering::Release);
+    finish_work();
+}
+
+fn ring_rtt_answer(_: usize) {
+    let (ab, ba) = rings();
+    let (mut to_a, mut from_a) = (ba.into_producer(), ab.into_consumer());
+    for _ in 0..(RTT_WARMUP + RTT_ITERATIONS) {
+        let m = loop {
+            if let Some(m) = from_a.pop() {
+                break m;
+            }
+            core::hint::spin_loop();
+        };
+        while to_a.push(&m).is_err() {
+            core::hint::spin_loop();
+        }
+    }
+    finish_work();
+}
+
+fn stream_send(_: usize) {
+    let mut to_b = rings().0.into_producer();
+    let batch = STREAM_BATCH.load(Ordering::Acquire).clamp(1, 64);
+    let mut buffer = [Message::zeroed(); 64];
+    STREAM_START.store(tsc::now(), Ordering::Release);
+    let mut next: u64 = 0;
+    while next < STREAM_MESSAGES {
+        let n = batch.min((STREAM_MESSAGES - next) as usize);
+        for (i, m) in buffer[..n].iter_mut().enumerate() {
+            *m = message((next + i as u64) as u32);
+        }
+        let mut sent = 0;
+        while sent < n {
+            sent += to_b.push_slice(&buffer[sent..n]);
+        }
+        next += n as u64;
+    }
+    finish_work();
+}
+
+fn stream_receive(_: usize) {
+    let mut from_a = rings().0.into_consumer();
+    let mut buffer = [Message::zeroed(); 64];
+    let mut received: u64 = 0;
+    let mut ok: u64 = 0;
+    while received < STREAM_MESSAGES {
+        let n = from_a.pop_into(&mut buffer);
+        for m in &buffer[..n] {
+            ok += u64::from(check(m, received as u32));
+            received += 1;
+        }
+    }
+    STREAM_END.store(tsc::now(), Ordering::Release);
+    STREAM_OK.store(ok, Ordering::Release);
+    finish_work();
+}
+
+fn print_latency(name: &str, ok: u64) {
+    let (median, p99, min, max) = stats(samples());
+    crate::kprintln!(
+        "BENCH latency name={name} n={RTT_ITERATIONS} median_cycles={median} p99_cycles={p99} min_cycles={min} max_cycles={max} ok={ok}"
+    );
+}
+
+/// Runs the kernel-side figures on cores `a` (measures) and `b`.
+pub fn run_floors(a: usize, b: usize) {
+    log::info!("bench: floors on cores {a} and {b} ({RTT_ITERATIONS} round trips after {RTT_WARMUP} warm-up)");
+    PINGPONG.0.store(0, Ordering::SeqCst);
+    run_pair(a, b, pingpong_measure, pingpong_answer);
+    print_latency("cacheline-pingpong", RTT_ITERATIONS as u64);
+
+    reset_rings();
+    run_pair(a, b, ring_rtt_measure, ring_rtt_answer);
+    print_latency("direct-ring-rtt", RTT_OK.load(Ordering::Acquire));
+
+    for batch in [1usize, 8, 32] {
+        reset_rings();
+        STREAM_BATCH.store(batch, Ordering::SeqCst);
+        run_pair(a, b, stream_send, stream_receive);
+        let cycles = STREAM_END.load(Ordering::Acquire).saturating_sub(STREAM_START.load(Ordering::Acquire));
+        crate::kprintln!(
+            "BENCH stream name=direct-ring-stream batch={batch} n={STREAM_MESSAGES} cycles={cycles} ok={}",
+            STREAM_OK.load(Ordering::Acquire)
+        );
+    }
+}
+
+/// Per-core counters at the start of a phase.
+struct Snapshot {
+    cr3_writes: u64,
+    syscalls: u64,
+    interrupts: u64,
+    exceptions: u64,
+    messages: u64,
+}
+
+static SNAPSHOT: spin::Mutex<[Option<Snapshot>; MAX_CORES]> = spin::Mutex::new([const { None }; MAX_CORES]);
+
+fn snapshot(core: &cores::PerCore) -> Snapshot {
+    Snapshot {
+        cr3_writes: core.cr3_writes.load(Ordering::Relaxed),
+        syscalls: core.syscalls.load(Ordering::Relaxed),
+        interrupts: core.interrupts.load(Ordering::Relaxed),
+        exceptions: core.exceptions.load(Ordering::Relaxed),
+        messages: core.messages.load(Ordering::Relaxed),
+    }
+}
+
+fn role_name(index: usize) -> &'static str {
+    match crate::server::all().iter().find(|s| s.core == index) {
+        Some(_) => "server",
+        None => CORES[index].role().name(),
+    }
+}
+
+/// The BENCH_MARK system call: `begin` snapshots every core's counters,
+/// otherwise prints the deltas since the snapshot for `phase` (a short
+/// name the server passes). Not counted as a system call itself.
+pub fn mark(phase: &str, begin: bool) {
+    let mut snaps = SNAPSHOT.lock();
+    for core in cores::all().iter().filter(|c| c.online.load(Ordering::Acquire)) {
+        let now = snapshot(core);
+        let i = core.index();
+        if begin {
+            snaps[i] = Some(now);
+        } else if let Some(start) = &snaps[i] {
+            let server = crate::server::all().iter().find(|s| s.core == i).map(|s| s.name.as_str()).unwrap_or("-");
+            crate::kprintln!(
+                "BENCH counters phase={phase} core={i} role={} server={server} cr3_writes={} syscalls={} interrupts={} exceptions={} messages={}",
+                role_name(i),
+                now.cr3_writes - start.cr3_writes,
+                now.syscalls - start.syscalls,
+                now.interrupts - start.interrupts,
+                now.exceptions - start.exceptions,
+                now.messages - start.messages,
+            );
+        }
+    }
+}
