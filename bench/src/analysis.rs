@@ -181,13 +181,23 @@ pub fn cycles_to_ns(cycles: u64, tsc_hz: u64) -> f64 {
 
 /// Derives the figures, counters, claims and target checks of a run.
 pub fn analyze(run: &Run) -> Analysis {
-    let floor = run.latencies.iter().find(|sample| sample.name == FLOOR_LATENCY);
+    let floor = run
+        .latencies
+        .iter()
+        .find(|sample| sample.name == FLOOR_LATENCY);
     let floor_median_ns = floor.map(|sample| cycles_to_ns(sample.median_cycles, run.tsc_hz));
-    let latencies: Vec<LatencyFigure> =
-        run.latencies.iter().map(|sample| latency_figure(sample, run.tsc_hz, floor_median_ns)).collect();
+    let latencies: Vec<LatencyFigure> = run
+        .latencies
+        .iter()
+        .map(|sample| latency_figure(sample, run.tsc_hz, floor_median_ns))
+        .collect();
 
-    let direct_stream = run.streams.iter().find(|sample| sample.name == DIRECT_STREAM && sample.batch.unwrap_or(1) == 1);
-    let direct_stream_messages_per_second = direct_stream.map(|sample| messages_per_second(sample, run.tsc_hz));
+    let direct_stream = run
+        .streams
+        .iter()
+        .find(|sample| sample.name == DIRECT_STREAM && sample.batch.unwrap_or(1) == 1);
+    let direct_stream_messages_per_second =
+        direct_stream.map(|sample| messages_per_second(sample, run.tsc_hz));
     let streams: Vec<StreamFigure> = run
         .streams
         .iter()
@@ -213,7 +223,11 @@ pub fn analyze(run: &Run) -> Analysis {
     }
 }
 
-fn latency_figure(sample: &LatencySample, tsc_hz: u64, floor_median_ns: Option<f64>) -> LatencyFigure {
+fn latency_figure(
+    sample: &LatencySample,
+    tsc_hz: u64,
+    floor_median_ns: Option<f64>,
+) -> LatencyFigure {
     let median_ns = cycles_to_ns(sample.median_cycles, tsc_hz);
     LatencyFigure {
         name: sample.name.clone(),
@@ -274,33 +288,62 @@ fn counter_figure(counters: &CoreCounters) -> CounterFigure {
     }
 }
 
-fn zero_claim(records: &[CoreCounters], count_of: impl Fn(&CoreCounters) -> Option<u64>) -> ZeroClaim {
+fn zero_claim(
+    records: &[CoreCounters],
+    count_of: impl Fn(&CoreCounters) -> Option<u64>,
+) -> ZeroClaim {
     let mut total = None;
     let mut nonzero = Vec::new();
     for record in records {
         if let Some(count) = count_of(record) {
             total = Some(total.unwrap_or(0u64).saturating_add(count));
             if count != 0 {
-                nonzero.push((record.phase.clone(), record.core, record.role.clone(), count));
+                nonzero.push((
+                    record.phase.clone(),
+                    record.core,
+                    record.role.clone(),
+                    count,
+                ));
             }
         }
     }
-    let roles: BTreeSet<String> = records.iter().filter_map(|record| record.role.clone()).collect();
-    ZeroClaim { total, nonzero, roles: roles.into_iter().collect() }
+    let roles: BTreeSet<String> = records
+        .iter()
+        .filter_map(|record| record.role.clone())
+        .collect();
+    ZeroClaim {
+        total,
+        nonzero,
+        roles: roles.into_iter().collect(),
+    }
 }
 
 fn ratio(numerator: f64, denominator: f64) -> Option<f64> {
-    (denominator > 0.0 && numerator.is_finite() && denominator.is_finite()).then(|| numerator / denominator)
+    (denominator > 0.0 && numerator.is_finite() && denominator.is_finite())
+        .then(|| numerator / denominator)
 }
 
-fn find_latency<'a>(latencies: &'a [LatencyFigure], name: &str, rings: u32) -> Option<&'a LatencyFigure> {
-    latencies.iter().find(|figure| figure.name == name && figure.rings.unwrap_or(1) == rings)
-}
-
-fn find_stream<'a>(streams: &'a [StreamFigure], name: &str, batch: u32, rings: u32) -> Option<&'a StreamFigure> {
-    streams
+fn find_latency<'a>(
+    latencies: &'a [LatencyFigure],
+    name: &str,
+    rings: u32,
+) -> Option<&'a LatencyFigure> {
+    latencies
         .iter()
-        .find(|figure| figure.name == name && figure.batch.unwrap_or(1) == batch && figure.rings.unwrap_or(1) == rings)
+        .find(|figure| figure.name == name && figure.rings.unwrap_or(1) == rings)
+}
+
+fn find_stream<'a>(
+    streams: &'a [StreamFigure],
+    name: &str,
+    batch: u32,
+    rings: u32,
+) -> Option<&'a StreamFigure> {
+    streams.iter().find(|figure| {
+        figure.name == name
+            && figure.batch.unwrap_or(1) == batch
+            && figure.rings.unwrap_or(1) == rings
+    })
 }
 
 fn target(
@@ -311,7 +354,9 @@ fn target(
     inputs: Result<(f64, f64, bool, String), String>,
 ) -> TargetCheck {
     let (measured, inputs_checked, detail) = match inputs {
-        Ok((numerator, denominator, checked, detail)) => (ratio(numerator, denominator), checked, detail),
+        Ok((numerator, denominator, checked, detail)) => {
+            (ratio(numerator, denominator), checked, detail)
+        }
         Err(missing) => (None, false, missing),
     };
     let outcome = match measured {
@@ -321,7 +366,11 @@ fn target(
                 Bound::AtMost => value <= limit,
                 Bound::AtLeast => value >= limit,
             };
-            if met { TargetOutcome::Met } else { TargetOutcome::Missed }
+            if met {
+                TargetOutcome::Met
+            } else {
+                TargetOutcome::Missed
+            }
         }
     };
     TargetCheck {
@@ -353,7 +402,10 @@ fn target_checks(latencies: &[LatencyFigure], streams: &[StreamFigure]) -> Vec<T
                 mover.one_way_ns, floor.one_way_ns
             ),
         )),
-        _ => Err(missing_text(&[(mover_one_ring.is_some(), "mover-rtt rings=1"), (floor.is_some(), FLOOR_LATENCY)])),
+        _ => Err(missing_text(&[
+            (mover_one_ring.is_some(), "mover-rtt rings=1"),
+            (floor.is_some(), FLOOR_LATENCY),
+        ])),
     };
     let stream = match (mover_stream, direct_stream) {
         (Some(mover), Some(direct)) => Ok((
@@ -376,9 +428,15 @@ fn target_checks(latencies: &[LatencyFigure], streams: &[StreamFigure]) -> Vec<T
             many.median_ns,
             one.median_ns,
             many.check.is_trustworthy() && one.check.is_trustworthy(),
-            format!("mover-rtt median rings=64 {:.1} ns / rings=1 {:.1} ns", many.median_ns, one.median_ns),
+            format!(
+                "mover-rtt median rings=64 {:.1} ns / rings=1 {:.1} ns",
+                many.median_ns, one.median_ns
+            ),
         )),
-        _ => Err(missing_text(&[(mover_many_rings.is_some(), "mover-rtt rings=64"), (mover_one_ring.is_some(), "mover-rtt rings=1")])),
+        _ => Err(missing_text(&[
+            (mover_many_rings.is_some(), "mover-rtt rings=64"),
+            (mover_one_ring.is_some(), "mover-rtt rings=1"),
+        ])),
     };
 
     vec![
@@ -407,8 +465,15 @@ fn target_checks(latencies: &[LatencyFigure], streams: &[StreamFigure]) -> Vec<T
 }
 
 fn missing_text(inputs: &[(bool, &str)]) -> String {
-    let missing: Vec<&str> = inputs.iter().filter(|(present, _)| !present).map(|(_, name)| *name).collect();
-    format!("not measured: no {} record in this run", missing.join(" and no "))
+    let missing: Vec<&str> = inputs
+        .iter()
+        .filter(|(present, _)| !present)
+        .map(|(_, name)| *name)
+        .collect();
+    format!(
+        "not measured: no {} record in this run",
+        missing.join(" and no ")
+    )
 }
 
 fn warnings(
@@ -424,9 +489,7 @@ fn warnings(
             "run cut short: BENCH-BEGIN at line {} has no BENCH-END (guest stopped or rebooted)",
             run.begin_line
         )),
-        (Some(line), Some("ok")) => {
-            let _ = line;
-        }
+        (Some(_), Some("ok")) => {}
         (Some(line), status) => warnings.push(format!(
             "BENCH-END at line {line} reports status={} (not ok)",
             status.unwrap_or("<missing>")
@@ -445,7 +508,15 @@ fn warnings(
     let checks = latencies
         .iter()
         .map(|f| (f.line, describe(&f.name, f.rings, None), f.check, f.ok, f.n))
-        .chain(streams.iter().map(|f| (f.line, describe(&f.name, f.rings, f.batch), f.check, f.ok, f.n)));
+        .chain(streams.iter().map(|f| {
+            (
+                f.line,
+                describe(&f.name, f.rings, f.batch),
+                f.check,
+                f.ok,
+                f.n,
+            )
+        }));
     for (line, what, check, ok, n) in checks {
         match check {
             MessageCheck::AllChecked => {}
@@ -453,13 +524,19 @@ fn warnings(
                 "{what} (line {line}): only {} of {n} messages checked out: figure NOT TRUSTWORTHY",
                 ok.unwrap_or(0)
             )),
-            MessageCheck::NotReported => {
-                warnings.push(format!("{what} (line {line}): no ok= count, messages unverified: figure NOT TRUSTWORTHY"))
-            }
+            MessageCheck::NotReported => warnings.push(format!(
+                "{what} (line {line}): no ok= count, messages unverified: figure NOT TRUSTWORTHY"
+            )),
         }
     }
-    if run.latencies.iter().all(|sample| sample.name != FLOOR_LATENCY) {
-        warnings.push(format!("no {FLOOR_LATENCY} record: latency ratios to the floor are missing"));
+    if run
+        .latencies
+        .iter()
+        .all(|sample| sample.name != FLOOR_LATENCY)
+    {
+        warnings.push(format!(
+            "no {FLOOR_LATENCY} record: latency ratios to the floor are missing"
+        ));
     }
     if context_switches.total.is_some_and(|total| total > 0) {
         warnings.push("context switches (CR3 writes) during measurement are NOT zero".to_string());
@@ -468,7 +545,10 @@ fn warnings(
         warnings.push("syscalls during measurement are NOT zero".to_string());
     }
     if run.counters.is_empty() {
-        warnings.push("no counters records: the zero-context-switch claim is unsupported by this run".to_string());
+        warnings.push(
+            "no counters records: the zero-context-switch claim is unsupported by this run"
+                .to_string(),
+        );
     }
     warnings
 }

@@ -225,7 +225,13 @@ pub fn target_rows(runs: &[Run]) -> Vec<TargetRow> {
 pub fn json_report(runs: &[Run]) -> JsonReport {
     JsonReport {
         format: JSON_FORMAT.to_string(),
-        runs: runs.iter().map(|run| RunReport { run: run.clone(), analysis: analyze(run) }).collect(),
+        runs: runs
+            .iter()
+            .map(|run| RunReport {
+                run: run.clone(),
+                analysis: analyze(run),
+            })
+            .collect(),
     }
 }
 
@@ -240,7 +246,10 @@ fn write_csv<T: Serialize>(path: &Path, rows: &[T]) -> io::Result<()> {
 /// Reads a CSV file written by [`write_outputs`] back into rows of type `T`.
 pub fn read_csv<T: for<'de> Deserialize<'de>>(path: &Path) -> io::Result<Vec<T>> {
     let mut reader = csv::Reader::from_path(path).map_err(io::Error::other)?;
-    reader.deserialize().map(|row| row.map_err(io::Error::other)).collect()
+    reader
+        .deserialize()
+        .map(|row| row.map_err(io::Error::other))
+        .collect()
 }
 
 /// Reads `ipc.json` back.

@@ -6,7 +6,7 @@
 //!                                                      ──▶ write_outputs (CSV, JSON, PNG)
 //! ```
 //!
-//! Invariants kept across the crate (see `docs` of each module):
+//! Invariants kept across the crate (each module's docs say more):
 //! - figures of one run are only ever divided by baselines of the same run
 //!   (same boot); several runs in one log are reported one by one, and only
 //!   their dimensionless target ratios are set side by side

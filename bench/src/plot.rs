@@ -48,8 +48,15 @@ const SERIES_COLOURS: [RGBColor; 6] = [
 
 fn ensure_font() -> io::Result<()> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
-    let registered = *REGISTERED.get_or_init(|| register_font(FONT, FontStyle::Normal, DEJAVU_SANS).is_ok());
-    if registered { Ok(()) } else { Err(io::Error::other("the shipped DejaVu Sans font did not load")) }
+    let registered =
+        *REGISTERED.get_or_init(|| register_font(FONT, FontStyle::Normal, DEJAVU_SANS).is_ok());
+    if registered {
+        Ok(())
+    } else {
+        Err(io::Error::other(
+            "the shipped DejaVu Sans font did not load",
+        ))
+    }
 }
 
 fn drawing_error<E: std::fmt::Debug>(error: E) -> io::Error {
@@ -61,9 +68,17 @@ pub fn write_plots(runs: &[Run], dir: &Path) -> io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
     let mut paths = Vec::new();
     for (index, run) in runs.iter().enumerate() {
-        let name = if runs.len() == 1 { "ipc.png".to_string() } else { format!("ipc-run{}.png", index + 1) };
+        let name = if runs.len() == 1 {
+            "ipc.png".to_string()
+        } else {
+            format!("ipc-run{}.png", index + 1)
+        };
         let path = dir.join(name);
-        let title = if runs.len() == 1 { "IPC benchmark".to_string() } else { format!("IPC benchmark, run {}", index + 1) };
+        let title = if runs.len() == 1 {
+            "IPC benchmark".to_string()
+        } else {
+            format!("IPC benchmark, run {}", index + 1)
+        };
         write_run_plot(run, &title, &path)?;
         paths.push(path);
     }
@@ -76,7 +91,11 @@ pub fn write_run_plot(run: &Run, title: &str, path: &Path) -> io::Result<()> {
     let analysis = analyze(run);
     let root = BitMapBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
     root.fill(&WHITE).map_err(drawing_error)?;
-    let accel_note = if run.accel == "tcg" { "TCG: emulated timing, compare only within one boot" } else { "compare only within one boot" };
+    let accel_note = if run.accel == "tcg" {
+        "TCG: emulated timing, compare only within one boot"
+    } else {
+        "compare only within one boot"
+    };
     let heading = format!(
         "{title}: accel={} smp={} tsc={:.3} GHz ({})  |  {accel_note}",
         run.accel,
@@ -93,7 +112,11 @@ pub fn write_run_plot(run: &Run, title: &str, path: &Path) -> io::Result<()> {
 }
 
 fn log2_label(value: &f64) -> String {
-    if (value - value.round()).abs() < 1e-6 && *value >= 0.0 { format!("{}", 2u64.pow(value.round() as u32)) } else { String::new() }
+    if (value - value.round()).abs() < 1e-6 && *value >= 0.0 {
+        format!("{}", 2u64.pow(value.round() as u32))
+    } else {
+        String::new()
+    }
 }
 
 /// The values 1, 2, 5, 10, 20, 50, … that fall between `low` and `high`:
@@ -104,13 +127,22 @@ fn one_two_five_steps(low: f64, high: f64) -> Vec<f64> {
         let mut steps = Vec::new();
         let mut decade = 10f64.powi(low.log10().floor() as i32);
         while decade <= high {
-            steps.extend(factors.iter().map(|factor| factor * decade).filter(|step| (low..=high).contains(step)));
+            steps.extend(
+                factors
+                    .iter()
+                    .map(|factor| factor * decade)
+                    .filter(|step| (low..=high).contains(step)),
+            );
             decade *= 10.0;
         }
         steps
     };
     let coarse = steps_with(&[1.0, 2.0, 5.0]);
-    if coarse.len() >= 3 { coarse } else { steps_with(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]) }
+    if coarse.len() >= 3 {
+        coarse
+    } else {
+        steps_with(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
+    }
 }
 
 /// Axis label for a rate: `8 M`, `7.5 M`, `250 k`.
@@ -130,24 +162,48 @@ fn axis_rate(per_second: f64) -> String {
 }
 
 fn empty_panel(area: &DrawingArea<BitMapBackend<'_>, Shift>, message: &str) -> io::Result<()> {
-    area.draw(&Text::new(message.to_string(), (40, 60), (FONT, 18).into_font())).map_err(drawing_error)
+    area.draw(&Text::new(
+        message.to_string(),
+        (40, 60),
+        (FONT, 18).into_font(),
+    ))
+    .map_err(drawing_error)
 }
 
-fn latency_panel(area: &DrawingArea<BitMapBackend<'_>, Shift>, analysis: &Analysis) -> io::Result<()> {
+fn latency_panel(
+    area: &DrawingArea<BitMapBackend<'_>, Shift>,
+    analysis: &Analysis,
+) -> io::Result<()> {
     let mut mover: Vec<(f64, f64, f64)> = analysis
         .latencies
         .iter()
         .filter(|figure| figure.name == MOVER_RTT)
-        .map(|figure| (f64::from(figure.rings.unwrap_or(1).max(1)).log2(), figure.median_ns, figure.p99_ns))
+        .map(|figure| {
+            (
+                f64::from(figure.rings.unwrap_or(1).max(1)).log2(),
+                figure.median_ns,
+                figure.p99_ns,
+            )
+        })
         .collect();
     mover.sort_by(|a, b| a.0.total_cmp(&b.0));
     if mover.is_empty() {
         return empty_panel(area, "no mover-rtt records in this run");
     }
     let floor = analysis.floor_median_ns;
-    let direct = analysis.latencies.iter().find(|figure| figure.name == "direct-ring-rtt").map(|figure| figure.median_ns);
-    let values = mover.iter().flat_map(|(_, median, p99)| [*median, *p99]).chain(floor).chain(direct);
-    let (low, high) = values.fold((f64::INFINITY, 0.0f64), |(low, high), value| (low.min(value), high.max(value)));
+    let direct = analysis
+        .latencies
+        .iter()
+        .find(|figure| figure.name == "direct-ring-rtt")
+        .map(|figure| figure.median_ns);
+    let values = mover
+        .iter()
+        .flat_map(|(_, median, p99)| [*median, *p99])
+        .chain(floor)
+        .chain(direct);
+    let (low, high) = values.fold((f64::INFINITY, 0.0f64), |(low, high), value| {
+        (low.min(value), high.max(value))
+    });
     let low = (low * 0.6).max(0.1);
     let high = (high * 1.8).max(low * 10.0);
     let max_log2 = mover.last().map_or(0.0, |point| point.0).max(1.0);
@@ -157,7 +213,12 @@ fn latency_panel(area: &DrawingArea<BitMapBackend<'_>, Shift>, analysis: &Analys
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(72)
-        .build_cartesian_2d(-0.3..max_log2 + 0.3, (low..high).log_scale().with_key_points(one_two_five_steps(low, high)))
+        .build_cartesian_2d(
+            -0.3..max_log2 + 0.3,
+            (low..high)
+                .log_scale()
+                .with_key_points(one_two_five_steps(low, high)),
+        )
         .map_err(drawing_error)?;
     chart
         .configure_mesh()
@@ -173,28 +234,56 @@ fn latency_panel(area: &DrawingArea<BitMapBackend<'_>, Shift>, analysis: &Analys
 
     let x_span = [-0.3, max_log2 + 0.3];
     chart
-        .draw_series(LineSeries::new(mover.iter().map(|(x, median, _)| (*x, *median)), MEDIAN_COLOUR.stroke_width(3)).point_size(4))
+        .draw_series(
+            LineSeries::new(
+                mover.iter().map(|(x, median, _)| (*x, *median)),
+                MEDIAN_COLOUR.stroke_width(3),
+            )
+            .point_size(4),
+        )
         .map_err(drawing_error)?
         .label("mover-rtt median")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], MEDIAN_COLOUR.stroke_width(3)));
+        .legend(|(x, y)| {
+            PathElement::new(vec![(x, y), (x + 24, y)], MEDIAN_COLOUR.stroke_width(3))
+        });
     chart
-        .draw_series(LineSeries::new(mover.iter().map(|(x, _, p99)| (*x, *p99)), P99_COLOUR.stroke_width(2)).point_size(3))
+        .draw_series(
+            LineSeries::new(
+                mover.iter().map(|(x, _, p99)| (*x, *p99)),
+                P99_COLOUR.stroke_width(2),
+            )
+            .point_size(3),
+        )
         .map_err(drawing_error)?
         .label("mover-rtt p99")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], P99_COLOUR.stroke_width(2)));
     if let Some(direct) = direct {
         chart
-            .draw_series(DashedLineSeries::new(x_span.map(|x| (x, direct)), 8, 6, DIRECT_COLOUR.stroke_width(2)))
+            .draw_series(DashedLineSeries::new(
+                x_span.map(|x| (x, direct)),
+                8,
+                6,
+                DIRECT_COLOUR.stroke_width(2),
+            ))
             .map_err(drawing_error)?
             .label("direct-ring-rtt median (no mover)")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], DIRECT_COLOUR.stroke_width(2)));
+            .legend(|(x, y)| {
+                PathElement::new(vec![(x, y), (x + 24, y)], DIRECT_COLOUR.stroke_width(2))
+            });
     }
     if let Some(floor) = floor {
         chart
-            .draw_series(DashedLineSeries::new(x_span.map(|x| (x, floor)), 4, 4, FLOOR_COLOUR.stroke_width(2)))
+            .draw_series(DashedLineSeries::new(
+                x_span.map(|x| (x, floor)),
+                4,
+                4,
+                FLOOR_COLOUR.stroke_width(2),
+            ))
             .map_err(drawing_error)?
             .label(format!("{FLOOR_LATENCY} median (floor)"))
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], FLOOR_COLOUR.stroke_width(2)));
+            .legend(|(x, y)| {
+                PathElement::new(vec![(x, y), (x + 24, y)], FLOOR_COLOUR.stroke_width(2))
+            });
     }
     chart
         .configure_series_labels()
@@ -206,11 +295,20 @@ fn latency_panel(area: &DrawingArea<BitMapBackend<'_>, Shift>, analysis: &Analys
         .map_err(drawing_error)
 }
 
-fn stream_panel(area: &DrawingArea<BitMapBackend<'_>, Shift>, analysis: &Analysis) -> io::Result<()> {
-    let mut series: BTreeMap<(String, Option<u32>), Vec<(f64, f64)>> = BTreeMap::new();
+/// A line of the stream panel: stream name and ring count.
+type StreamSeriesKey = (String, Option<u32>);
+
+fn stream_panel(
+    area: &DrawingArea<BitMapBackend<'_>, Shift>,
+    analysis: &Analysis,
+) -> io::Result<()> {
+    let mut series: BTreeMap<StreamSeriesKey, Vec<(f64, f64)>> = BTreeMap::new();
     for figure in &analysis.streams {
         let batch = f64::from(figure.batch.unwrap_or(1).max(1)).log2();
-        series.entry((figure.name.clone(), figure.rings)).or_default().push((batch, figure.messages_per_second));
+        series
+            .entry((figure.name.clone(), figure.rings))
+            .or_default()
+            .push((batch, figure.messages_per_second));
     }
     if series.is_empty() {
         return empty_panel(area, "no stream records in this run");
@@ -218,9 +316,19 @@ fn stream_panel(area: &DrawingArea<BitMapBackend<'_>, Shift>, analysis: &Analysi
     for points in series.values_mut() {
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
     }
-    let high = series.values().flatten().map(|point| point.1).fold(0.0f64, f64::max) * 1.25;
+    let high = series
+        .values()
+        .flatten()
+        .map(|point| point.1)
+        .fold(0.0f64, f64::max)
+        * 1.25;
     let high = if high > 0.0 { high } else { 1.0 };
-    let max_log2 = series.values().flatten().map(|point| point.0).fold(0.0f64, f64::max).max(1.0);
+    let max_log2 = series
+        .values()
+        .flatten()
+        .map(|point| point.0)
+        .fold(0.0f64, f64::max)
+        .max(1.0);
 
     let mut chart = ChartBuilder::on(area)
         .caption("stream rate vs batch size", (FONT, 22))
@@ -244,17 +352,28 @@ fn stream_panel(area: &DrawingArea<BitMapBackend<'_>, Shift>, analysis: &Analysi
     for (index, ((name, rings), points)) in series.iter().enumerate() {
         let colour = SERIES_COLOURS[index % SERIES_COLOURS.len()];
         chart
-            .draw_series(LineSeries::new(points.iter().copied(), colour.stroke_width(3)).point_size(5))
+            .draw_series(
+                LineSeries::new(points.iter().copied(), colour.stroke_width(3)).point_size(5),
+            )
             .map_err(drawing_error)?
             .label(rings.map_or(name.clone(), |rings| format!("{name} rings={rings}")))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(3)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(3))
+            });
     }
     if let Some(direct) = analysis.direct_stream_messages_per_second {
         chart
-            .draw_series(DashedLineSeries::new([-0.3, max_log2 + 0.3].map(|x| (x, direct)), 8, 6, DIRECT_COLOUR.stroke_width(2)))
+            .draw_series(DashedLineSeries::new(
+                [-0.3, max_log2 + 0.3].map(|x| (x, direct)),
+                8,
+                6,
+                DIRECT_COLOUR.stroke_width(2),
+            ))
             .map_err(drawing_error)?
             .label(format!("{DIRECT_STREAM} batch=1 (baseline)"))
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], DIRECT_COLOUR.stroke_width(2)));
+            .legend(|(x, y)| {
+                PathElement::new(vec![(x, y), (x + 24, y)], DIRECT_COLOUR.stroke_width(2))
+            });
     }
     chart
         .configure_series_labels()

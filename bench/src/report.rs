@@ -11,7 +11,8 @@
 use std::fmt::Write;
 
 use crate::analysis::{
-    Analysis, Bound, DIRECT_STREAM, FLOOR_LATENCY, MessageCheck, TargetOutcome, ZeroClaim, analyze, format_rate,
+    Analysis, Bound, DIRECT_STREAM, FLOOR_LATENCY, MessageCheck, TargetOutcome, ZeroClaim, analyze,
+    format_rate,
 };
 use crate::parse::Run;
 
@@ -42,7 +43,11 @@ fn header(out: &mut String, run: &Run) {
         Some(end) => format!("serial log lines {}-{end}", run.begin_line),
         None => format!("serial log line {}-, CUT SHORT", run.begin_line),
     };
-    let _ = writeln!(out, "IPC benchmark ({lines}), date {}", run.date.as_deref().unwrap_or("unknown"));
+    let _ = writeln!(
+        out,
+        "IPC benchmark ({lines}), date {}",
+        run.date.as_deref().unwrap_or("unknown")
+    );
     let _ = writeln!(
         out,
         "accel={} cpu={} smp={} | TSC {:.3} GHz (calibrated from {})",
@@ -53,9 +58,15 @@ fn header(out: &mut String, run: &Run) {
         run.tsc_source.as_deref().unwrap_or("unknown source"),
     );
     let accel_note = match run.accel.as_str() {
-        "tcg" => "TCG is software emulation: times are emulated, comparable only within this boot (read the ratios), never as hardware figures.",
-        "kvm" => "KVM: guest code runs on the host CPU, but the host is shared; compare ratios within this boot, not absolute times across boots.",
-        _ => "accelerator not known: treat times as comparable only within this boot (read the ratios).",
+        "tcg" => {
+            "TCG is software emulation: times are emulated, comparable only within this boot (read the ratios), never as hardware figures."
+        }
+        "kvm" => {
+            "KVM: guest code runs on the host CPU, but the host is shared; compare ratios within this boot, not absolute times across boots."
+        }
+        _ => {
+            "accelerator not known: treat times as comparable only within this boot (read the ratios)."
+        }
     };
     let _ = writeln!(out, "NOTE: {accel_note}");
     let tail_note = match (run.smp, run.host_cpus) {
@@ -97,7 +108,10 @@ fn latency_table(out: &mut String, analysis: &Analysis) {
             );
         }
         None => {
-            let _ = writeln!(out, "Latency, round trip (no {FLOOR_LATENCY} floor in this run)");
+            let _ = writeln!(
+                out,
+                "Latency, round trip (no {FLOOR_LATENCY} floor in this run)"
+            );
         }
     }
     if analysis.latencies.is_empty() {
@@ -133,10 +147,17 @@ fn stream_table(out: &mut String, analysis: &Analysis) {
     out.push('\n');
     match analysis.direct_stream_messages_per_second {
         Some(rate) => {
-            let _ = writeln!(out, "Streams (baseline = {DIRECT_STREAM} batch=1, {} msg/s)", format_rate(rate));
+            let _ = writeln!(
+                out,
+                "Streams (baseline = {DIRECT_STREAM} batch=1, {} msg/s)",
+                format_rate(rate)
+            );
         }
         None => {
-            let _ = writeln!(out, "Streams (no {DIRECT_STREAM} batch=1 baseline in this run)");
+            let _ = writeln!(
+                out,
+                "Streams (no {DIRECT_STREAM} batch=1 baseline in this run)"
+            );
         }
     }
     if analysis.streams.is_empty() {
@@ -161,7 +182,9 @@ fn stream_table(out: &mut String, analysis: &Analysis) {
             figure.n.to_string(),
             check_text(figure.check, figure.ok, figure.n),
             format_rate(figure.messages_per_second),
-            figure.ns_per_message.map_or("-".to_string(), |ns| format!("{ns:.1}")),
+            figure
+                .ns_per_message
+                .map_or("-".to_string(), |ns| format!("{ns:.1}")),
             ratio_text(figure.over_direct_stream),
         ]);
     }
@@ -169,7 +192,13 @@ fn stream_table(out: &mut String, analysis: &Analysis) {
 }
 
 fn per_message_text(value: Option<f64>) -> String {
-    value.map_or("-".to_string(), |value| if value == 0.0 { "0".to_string() } else { format!("{value:.4}") })
+    value.map_or("-".to_string(), |value| {
+        if value == 0.0 {
+            "0".to_string()
+        } else {
+            format!("{value:.4}")
+        }
+    })
 }
 
 fn counter_table(out: &mut String, analysis: &Analysis) {
@@ -208,14 +237,21 @@ fn counter_table(out: &mut String, analysis: &Analysis) {
         }
         out.push_str(&table.render());
     }
-    out.push_str(&claim_line("context switches (CR3 writes)", &analysis.context_switches));
+    out.push_str(&claim_line(
+        "context switches (CR3 writes)",
+        &analysis.context_switches,
+    ));
     out.push_str(&claim_line("syscalls", &analysis.syscalls));
 }
 
 /// `context switches (CR3 writes) on client/mover cores during measurement: 0`
 /// or the non-zero counts.
 pub fn claim_line(what: &str, claim: &ZeroClaim) -> String {
-    let cores = if claim.roles.is_empty() { "measured".to_string() } else { claim.roles.join("/") };
+    let cores = if claim.roles.is_empty() {
+        "measured".to_string()
+    } else {
+        claim.roles.join("/")
+    };
     match claim.total {
         None => format!("{what} on {cores} cores during measurement: NOT REPORTED\n"),
         Some(0) => format!("{what} on {cores} cores during measurement: 0\n"),
@@ -224,17 +260,27 @@ pub fn claim_line(what: &str, claim: &ZeroClaim) -> String {
                 .nonzero
                 .iter()
                 .map(|(phase, core, role, count)| {
-                    format!("{phase} core {core}{}: {count}", role.as_ref().map_or(String::new(), |role| format!(" ({role})")))
+                    format!(
+                        "{phase} core {core}{}: {count}",
+                        role.as_ref()
+                            .map_or(String::new(), |role| format!(" ({role})"))
+                    )
                 })
                 .collect();
-            format!("{what} on {cores} cores during measurement: {total} (NOT ZERO: {})\n", places.join(", "))
+            format!(
+                "{what} on {cores} cores during measurement: {total} (NOT ZERO: {})\n",
+                places.join(", ")
+            )
         }
     }
 }
 
 fn target_list(out: &mut String, analysis: &Analysis) {
     out.push('\n');
-    let _ = writeln!(out, "Targets (issue 6; measured ratios in this boot, not asserted)");
+    let _ = writeln!(
+        out,
+        "Targets (issue 6; measured ratios in this boot, not asserted)"
+    );
     for check in &analysis.targets {
         let outcome = match check.outcome {
             TargetOutcome::Met => "met   ",
@@ -245,7 +291,9 @@ fn target_list(out: &mut String, analysis: &Analysis) {
             Bound::AtMost => "<=",
             Bound::AtLeast => ">=",
         };
-        let measured = check.measured.map_or("-".to_string(), |value| format!("{value:.2}x"));
+        let measured = check
+            .measured
+            .map_or("-".to_string(), |value| format!("{value:.2}x"));
         let trust = if check.outcome != TargetOutcome::NotMeasured && !check.inputs_checked {
             " [UNTRUSTWORTHY: inputs failed their message check]"
         } else {
@@ -266,15 +314,24 @@ pub fn summary_text(runs: &[Run]) -> String {
         return String::new();
     }
     let analyses: Vec<Analysis> = runs.iter().map(analyze).collect();
-    let mut out = format!("Target ratios across {} runs (each ratio within its own boot)\n", runs.len());
-    let mut headers: Vec<(String, Align)> = vec![("target".to_string(), Align::Left), ("limit".to_string(), Align::Right)];
+    let mut out = format!(
+        "Target ratios across {} runs (each ratio within its own boot)\n",
+        runs.len()
+    );
+    let mut headers: Vec<(String, Align)> = vec![
+        ("target".to_string(), Align::Left),
+        ("limit".to_string(), Align::Right),
+    ];
     for index in 1..=runs.len() {
         headers.push((format!("run {index}"), Align::Right));
     }
     for name in ["min", "median", "max", "met"] {
         headers.push((name.to_string(), Align::Right));
     }
-    let header_refs: Vec<(&str, Align)> = headers.iter().map(|(name, align)| (name.as_str(), *align)).collect();
+    let header_refs: Vec<(&str, Align)> = headers
+        .iter()
+        .map(|(name, align)| (name.as_str(), *align))
+        .collect();
     let mut table = Table::new(&header_refs);
     for (target_index, first) in analyses[0].targets.iter().enumerate() {
         let bound = match first.bound {
@@ -293,7 +350,11 @@ pub fn summary_text(runs: &[Run]) -> String {
         measured.sort_by(f64::total_cmp);
         let median = (!measured.is_empty()).then(|| {
             let middle = measured.len() / 2;
-            if measured.len() % 2 == 1 { measured[middle] } else { (measured[middle - 1] + measured[middle]) / 2.0 }
+            if measured.len() % 2 == 1 {
+                measured[middle]
+            } else {
+                (measured[middle - 1] + measured[middle]) / 2.0
+            }
         });
         row.push(ratio_text(measured.first().copied()));
         row.push(ratio_text(median));
@@ -319,7 +380,13 @@ struct Table {
 
 impl Table {
     fn new(headers: &[(&str, Align)]) -> Table {
-        Table { headers: headers.iter().map(|(name, align)| (name.to_string(), *align)).collect(), rows: Vec::new() }
+        Table {
+            headers: headers
+                .iter()
+                .map(|(name, align)| (name.to_string(), *align))
+                .collect(),
+            rows: Vec::new(),
+        }
     }
 
     fn row(&mut self, cells: Vec<String>) {

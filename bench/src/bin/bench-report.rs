@@ -16,7 +16,9 @@ fn main() -> ExitCode {
         [log] => (PathBuf::from(log), PathBuf::from("target/bench")),
         [log, dir] => (PathBuf::from(log), PathBuf::from(dir)),
         _ => {
-            eprintln!("usage: bench-report SERIAL_LOG [OUTPUT_DIR]   (default OUTPUT_DIR: target/bench)");
+            eprintln!(
+                "usage: bench-report SERIAL_LOG [OUTPUT_DIR]   (default OUTPUT_DIR: target/bench)"
+            );
             return ExitCode::from(2);
         }
     };
@@ -34,7 +36,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Some(host_cpus) = std::env::var("BENCH_HOST_CPUS").ok().and_then(|value| value.parse().ok()) {
+    if let Some(host_cpus) = std::env::var("BENCH_HOST_CPUS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+    {
         for run in runs.iter_mut().filter(|run| run.host_cpus.is_none()) {
             run.host_cpus = Some(host_cpus);
         }
@@ -55,7 +60,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("bench-report: writing into {}: {error}", output_dir.display());
+            eprintln!(
+                "bench-report: writing into {}: {error}",
+                output_dir.display()
+            );
             ExitCode::FAILURE
         }
     }
