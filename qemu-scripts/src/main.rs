@@ -54,7 +54,9 @@ test options:
 check-config:
   cargo xtask check-config FILE... [--smp N]   the kernel's own checks, on the host
 bench:
-  cargo xtask bench [ringbuf]   host ring benchmark (the in-guest IPC benchmark is not built yet)";
+  cargo xtask bench [ipc|ringbuf] [--smp N] [--accel A] [--cpu M]
+                       ipc (default): boots qemu-scripts/systems/bench.toml with -smp 3,
+                       prints the table, writes target/bench/ipc.{csv,json,png}";
 
 /// The workspace root (xtask runs with it as its directory under
 /// `cargo xtask`; fall back to this crate's parent).
@@ -297,18 +299,85 @@ fn cmd_check_config(mut args: Args) -> Result<ExitCode, Error> {
     Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-fn cmd_bench(args: Args) -> Result<ExitCode, Error> {
+/// Today's date and time in UTC, `YYYY-MM-DDTHH:MMZ`, from the system clock.
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}Z", rem / 3600, rem % 3600 / 60)
+}
+
+/// The system the IPC benchmark boots.
+const BENCH_SYSTEM: &str = "qemu-scripts/systems/bench.toml";
+
+fn cmd_bench(mut args: Args) -> Result<ExitCode, Error> {
+    let smp_given = args.words.iter().any(|w| w == "--smp");
+    let mut opts = qemu_options(&mut args)?;
+    if !smp_given {
+        opts.smp = 3;
+    }
     let rest = args.finish()?;
-    let which = rest.first().map(String::as_str).unwrap_or("ringbuf");
+    let which = rest.first().map(String::as_str).unwrap_or("ipc");
     match which {
         "ringbuf" => {
             run_checked(Command::new("cargo").current_dir(root()).args(["bench", "-p", "ringbuf"]), "ringbuf benchmark")?;
             Ok(ExitCode::SUCCESS)
         }
-        other => Err(Error::new(format!(
-            "unknown benchmark `{other}`; available: ringbuf (the in-guest IPC benchmark arrives with the mover)"
-        ))),
+        "ipc" => bench_ipc(opts),
+        other => Err(Error::new(format!("unknown benchmark `{other}`; available: ipc (default), ringbuf"))),
     }
+}
+
+fn bench_ipc(mut opts: QemuOptions) -> Result<ExitCode, Error> {
+    setup::host_packages()?;
+    setup::rust_toolchains(false)?;
+    let root = root();
+    let system = System::read(&root.join(BENCH_SYSTEM))?;
+    let binaries = build_servers(&root)?;
+    let names: Vec<String> = binaries.iter().map(|(n, _)| n.clone()).collect();
+    system.check(Some(opts.smp), &names)?;
+    let kernel = build_kernel(&root)?;
+    let builder = build_image_builder(&root)?;
+    opts.echo = false;
+    if opts.timeout == QemuOptions::default().timeout {
+        opts.timeout = Duration::from_secs(1800);
+    }
+    let boot_args = format!("bench bench.accel={} bench.cpu={} bench.date={}", opts.accel, opts.cpu, utc_now());
+    println!("xtask: IPC benchmark, -smp {} ({}), serial log in target/qemu/bench/serial.log", opts.smp, opts.accel);
+    let run = Boot { name: "bench", boot_args: &boot_args, system: Some(&system), binaries: &binaries };
+    let outcome = boot(&root, &kernel, &builder, &run, &opts)?;
+    if outcome.status != Some(qemu::GUEST_PASS) {
+        let tail: Vec<&str> = outcome.serial.lines().rev().take(30).collect();
+        for line in tail.iter().rev() {
+            println!("  | {line}");
+        }
+        return Err(Error::new(format!("benchmark boot failed: {}", outcome.verdict())));
+    }
+    let mut runs = bench::parse(&outcome.serial).map_err(|e| Error::new(format!("parsing the benchmark output: {e}")))?;
+    let host_cpus = std::thread::available_parallelism().map(|n| n.get() as u32).ok();
+    for run in &mut runs {
+        run.host_cpus = host_cpus;
+    }
+    for run in &runs {
+        println!("{}", bench::report_text(run));
+    }
+    let out = root.join("target").join("bench");
+    std::fs::create_dir_all(&out).map_err(|e| Error::new(format!("{}: {e}", out.display())))?;
+    let written = bench::write_outputs(&runs, &out).map_err(|e| Error::new(format!("writing results: {e}")))?;
+    for path in written {
+        println!("xtask: wrote {}", path.display());
+    }
+    println!("xtask: QEMU command: see the line above; guest time {:.0} s", outcome.elapsed.as_secs_f64());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
