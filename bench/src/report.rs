@@ -61,6 +61,9 @@ fn header(out: &mut String, run: &Run) {
         "tcg" => {
             "TCG is software emulation: times are emulated, comparable only within this boot (read the ratios), never as hardware figures."
         }
+        "tcg-single" => {
+            "TCG, single-threaded: one host thread runs every vCPU round-robin and `pause` hands it on, so host scheduling does not enter; times are emulated, comparable only within this boot (read the ratios), never as hardware figures."
+        }
         "kvm" => {
             "KVM: guest code runs on the host CPU, but the host is shared; compare ratios within this boot, not absolute times across boots."
         }
@@ -70,6 +73,9 @@ fn header(out: &mut String, run: &Run) {
     };
     let _ = writeln!(out, "NOTE: {accel_note}");
     let tail_note = match (run.smp, run.host_cpus) {
+        _ if run.accel == "tcg-single" => {
+            "all vCPUs share one host thread, so the host core count does not matter; tails show the emulator's round-robin, not cache behaviour.".to_string()
+        }
         (Some(smp), Some(host)) if smp > host => format!(
             "{smp} vCPUs on {host} host CPUs: more vCPUs than host cores make tails meaningless (p99 and max are host time slices)."
         ),

@@ -213,8 +213,12 @@ fn stream_send(_: usize) {
             *m = message((next + i as u64) as u32);
         }
         let mut sent = 0;
-        while sent < n {
+        loop {
             sent += to_b.push_slice(&buffer[sent..n]);
+            if sent == n {
+                break;
+            }
+            core::hint::spin_loop();
         }
         next += n as u64;
     }
@@ -228,6 +232,9 @@ fn stream_receive(_: usize) {
     let mut ok: u64 = 0;
     while received < STREAM_MESSAGES {
         let n = from_a.pop_into(&mut buffer);
+        if n == 0 {
+            core::hint::spin_loop();
+        }
         for m in &buffer[..n] {
             ok += u64::from(check(m, received as u32));
             received += 1;

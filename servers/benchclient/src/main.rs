@@ -87,8 +87,12 @@ fn run() -> i32 {
                 m.sequence = sequence;
             }
             let mut sent = 0;
-            while sent < n {
+            loop {
                 sent += channel.send_batch(&buffer[sent..n]);
+                if sent == n {
+                    break;
+                }
+                core::hint::spin_loop();
             }
             next += n as u64;
         }

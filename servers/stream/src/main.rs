@@ -68,7 +68,11 @@ fn source(channel: &mut Channel, count: u64) -> i32 {
         }
         let mut sent = 0;
         while sent < n {
-            sent += channel.send_batch(&messages[sent..n]);
+            let pushed = channel.send_batch(&messages[sent..n]);
+            if pushed == 0 {
+                core::hint::spin_loop();
+            }
+            sent += pushed;
             // Bounces would come back here; a healthy stream has none.
             while let Some(back) = channel.try_recv() {
                 bounces += 1;
