@@ -453,6 +453,14 @@ fn qemu_tests(tally: &mut Tally, filter: Option<&str>) -> Result<(), Error> {
         }
         tally.record(case.name, ok, &format!("({:.1} s)", outcome.elapsed.as_secs_f64()));
     }
+    let name = "BENCH0001-ipc-benchmark-runs-end-to-end (figures not checked)";
+    if filter.is_none_or(|f| name.contains(f)) {
+        println!("xtask: running {name}");
+        let started = Instant::now();
+        let ok = run_checked(Command::new("cargo").current_dir(&root).args(["run", "--quiet", "-p", "xtask", "--", "bench"]), name)
+            .is_ok();
+        tally.record(name, ok, &format!("({:.1} s)", started.elapsed().as_secs_f64()));
+    }
     Ok(())
 }
 
