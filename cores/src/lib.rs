@@ -10,6 +10,8 @@
 //!   only writer of its own counters.
 #![cfg_attr(not(test), no_std)]
 
+pub mod power;
+
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// Most cores the kernel supports; extra processors are reported and skipped.
@@ -92,6 +94,14 @@ pub struct PerCore {
     pub cr3_writes: AtomicU64,
     /// Messages this core moved (movers) — single writer.
     pub messages: AtomicU64,
+    /// TSC ticks spent asleep (MWAIT/HLT in the `wait` path).
+    pub sleep_ticks: AtomicU64,
+    /// Times the core went to sleep, and times it woke.
+    pub sleeps: AtomicU64,
+    /// Performance-request (P-state) writes.
+    pub pstate_changes: AtomicU64,
+    /// TSC when the core started its role (for the asleep fraction).
+    pub role_started_tsc: AtomicU64,
     /// Logical core index (0 = BSP), equal to the position in `CORES`.
     pub index: AtomicU32,
     /// Local APIC id of this core.
@@ -121,6 +131,10 @@ impl PerCore {
             exceptions: AtomicU64::new(0),
             cr3_writes: AtomicU64::new(0),
             messages: AtomicU64::new(0),
+            sleep_ticks: AtomicU64::new(0),
+            sleeps: AtomicU64::new(0),
+            pstate_changes: AtomicU64::new(0),
+            role_started_tsc: AtomicU64::new(0),
             index: AtomicU32::new(index),
             apic_id: AtomicU32::new(u32::MAX),
             role: AtomicU8::new(Role::Offline as u8),

@@ -128,6 +128,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
 
     let config = load_system(ramdisk, report.expected);
     if let Some(config) = &config {
+        crate::power::resolve(config, &features, report.expected, config.mover_cores.len());
         crate::server::load_all(config, |binary| {
             let path = alloc::format!("servers/{binary}");
             Archive::find(ramdisk, &path).ok().flatten()
@@ -304,6 +305,7 @@ pub fn finish() -> ! {
             core.messages.load(Ordering::Relaxed)
         );
     }
+    crate::power::report();
     log::info!("system: all {} servers stopped", servers.len());
     if crate::bench::ENABLED.load(Ordering::Relaxed) {
         crate::kprintln!("BENCH-END status=ok");

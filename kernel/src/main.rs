@@ -24,6 +24,8 @@ mod mover;
 #[cfg(target_os = "none")]
 mod panic;
 #[cfg(target_os = "none")]
+mod power;
+#[cfg(target_os = "none")]
 mod qemu;
 #[cfg(target_os = "none")]
 mod serial;

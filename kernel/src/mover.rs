@@ -56,6 +56,9 @@ pub struct Mover {
     copies: [Message; BATCH],
     /// Also watch for the end of the run (when the mover runs on the BSP).
     supervise: bool,
+    /// By server index: its core may sleep (check its wake word after
+    /// delivering), and it sleeps in HLT (ring its doorbell).
+    may_sleep: Vec<bool>,
 }
 
 /// Builds one mover per mover core (in `mover_cores` order).
@@ -79,6 +82,7 @@ pub fn build(config: &system_config::SystemConfig) -> Vec<Box<Mover>> {
             extra,
             copies: [Message::zeroed(); BATCH],
             supervise: core == 0,
+            may_sleep: servers.iter().map(|s| crate::power::can_sleep(s.core)).collect(),
         }));
     }
     movers
@@ -140,8 +144,12 @@ impl Mover {
     /// of messages handled.
     fn pass(&mut self) -> usize {
         let servers = server::all();
-        let Mover { sources, inboxes, extra, copies, .. } = self;
+        let Mover { sources, inboxes, extra, copies, may_sleep, .. } = self;
         let mut handled = 0;
+        // Inboxes of sleep-capable servers that got messages this pass
+        // (bit i = server i; servers past 63 are always checked).
+        let mut woken: u64 = 0;
+        let mut woken_high = false;
         for source in sources.iter_mut() {
             let batch = match source.outbox.read_untrusted(BATCH) {
                 Ok(batch) => batch,
@@ -163,7 +171,16 @@ impl Mover {
             let server = &servers[source.server];
             let outcome = route_batch(&copies[..n], source.server, server.badge, &server.capabilities, |to, message| {
                 match inboxes[to].push_untrusted(message) {
-                    Ok(()) => Push::Done,
+                    Ok(()) => {
+                        if may_sleep[to] {
+                            if to < 64 {
+                                woken |= 1 << to;
+                            } else {
+                                woken_high = true;
+                            }
+                        }
+                        Push::Done
+                    }
                     Err(RingError::Full) => Push::Full,
                     Err(_) => Push::Broken,
                 }
@@ -182,6 +199,17 @@ impl Mover {
                 RingStats::add(&stats.undeliverable_bounces, outcome.undeliverable_bounces as u64);
             }
             handled += outcome.consumed;
+        }
+        // Wake-flag protocol, producer half, once per inbox per pass (each
+        // check is a fence): a server that announced sleep gets its wake
+        // word claimed (which wakes an MWAIT on it) and, in HLT, a doorbell.
+        if woken != 0 || woken_high {
+            for (to, inbox) in inboxes.iter_mut().enumerate() {
+                let touched = if to < 64 { woken & (1 << to) != 0 } else { woken_high && may_sleep[to] };
+                if touched && inbox.consumer_needs_wakeup() && crate::power::needs_doorbell(servers[to].core) {
+                    crate::smp::doorbell(servers[to].core);
+                }
+            }
         }
         let active = EXTRA_RINGS.load(Ordering::Relaxed).min(extra.len());
         for ring in &mut extra[..active] {

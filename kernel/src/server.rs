@@ -83,6 +83,11 @@ impl SharedRing {
         Some(SharedRing { phys, len: pages as usize * 4096, capacity })
     }
 
+    /// Kernel address of the ring's wake word (for the `wait` path).
+    pub fn wake_word(&self) -> *const AtomicU64 {
+        phys_to_virt(self.phys + ringbuf::layout::WAKE_STATE_OFFSET as u64) as *const AtomicU64
+    }
+
     /// The kernel's view of the ring.
     pub fn region(&self) -> ringbuf::RingRegion<'static> {
         let base = core::ptr::NonNull::new(phys_to_virt(self.phys)).expect("direct map is not null");
@@ -316,7 +321,17 @@ fn write_info_page(config: &system_config::SystemConfig, server: &mut Server) ->
         name: [0; abi::NAME_BYTES],
         endpoint_names: [[0; abi::NAME_BYTES]; abi::MAX_ENDPOINTS],
         args: [0; abi::ARGS_BYTES],
+        spin_polls_before_pause: 0,
+        pause_ticks_before_sleep: 0,
+        sleep: abi::SLEEP_NEVER,
+        _reserved2: 0,
     };
+    let power = crate::power::policy(server.core);
+    info.spin_polls_before_pause = power.escalation.spin_polls;
+    info.pause_ticks_before_sleep = power.escalation.pause_ticks;
+    if power.escalation.sleep != cores::power::SleepKind::Never {
+        info.sleep = abi::SLEEP_WAIT;
+    }
     copy_name(&mut info.name, &server.name);
     let args = s.args.as_bytes();
     let n = args.len().min(abi::ARGS_BYTES);
@@ -351,6 +366,7 @@ fn run_on_this_core(core_index: usize) {
     let core = &CORES[core_index];
     let Some(server) = all().get(core.server.load(Ordering::Acquire)) else { return };
     core.set_role(Role::Server);
+    core.role_started_tsc.store(crate::arch::x86_64::tsc::now(), Ordering::Relaxed);
     server.state.store(State::Running as u8, Ordering::Release);
     x86_64::instructions::interrupts::disable();
     // SAFETY: the address space was built by `load` with the kernel half
@@ -444,6 +460,14 @@ extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) {
             }
         }
         abi::nr::TSC_HZ => crate::smp::TSC_PER_US.load(Ordering::Relaxed) * 1_000_000,
+        abi::nr::WAIT => {
+            let mut words = [core::ptr::null::<AtomicU64>(); abi::MAX_MOVERS];
+            let n = server.inboxes.len().min(abi::MAX_MOVERS);
+            for (word, inbox) in words.iter_mut().zip(&server.inboxes) {
+                *word = inbox.wake_word();
+            }
+            crate::power::wait(server.core, &words[..n])
+        }
         abi::nr::BENCH_MARK if bench => {
             let mut name = [0u8; 32];
             let len = (frame.rsi as usize).min(name.len());

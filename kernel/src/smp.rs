@@ -114,6 +114,14 @@ unsafe extern "C" fn ap_entry(core_index: u64) -> ! {
 /// Vector that wakes a halted core (mailbox work, supervisor news). Not
 /// counted as a test IPI.
 pub const WAKE_VECTOR: u8 = 0x41;
+/// The mover's doorbell to a server core sleeping in HLT.
+pub const DOORBELL_VECTOR: u8 = 0x42;
+
+/// Rings core `index`'s doorbell.
+pub fn doorbell(index: usize) {
+    let core = &CORES[index];
+    apic().send(core.apic_id.load(Ordering::Relaxed), Delivery::Fixed(DOORBELL_VECTOR));
+}
 
 /// Halts the calling core until an interrupt arrives, unless work is
 /// already pending. `sti; hlt` is atomic (the interrupt shadow of `sti`), so
@@ -280,7 +288,7 @@ pub fn handle_trap(frame: &mut TrapFrame) {
             core.ipis_received.fetch_add(1, Ordering::Release);
             apic().end_of_interrupt();
         }
-        v if v == u64::from(WAKE_VECTOR) => {
+        v if v == u64::from(WAKE_VECTOR) || v == u64::from(DOORBELL_VECTOR) => {
             core.interrupts.fetch_add(1, Ordering::Relaxed);
             apic().end_of_interrupt();
         }

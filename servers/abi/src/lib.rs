@@ -27,6 +27,11 @@ pub mod nr {
     /// `bench_extra_rings(n)`: make every mover scan `n` extra empty rings
     /// per pass (the scaling benchmark). Only when booted for benchmarks.
     pub const BENCH_EXTRA_RINGS: u64 = 6;
+    /// `wait()`: sleep (MWAIT or HLT, as the core's power policy says)
+    /// until a mover delivers. Call only after announcing sleep on every
+    /// inbox (`ringbuf::Consumer::prepare_to_sleep`); returns at once if a
+    /// mover already claimed the wake-up. Returns 1 if it slept, 0 if not.
+    pub const WAIT: u64 = 7;
 }
 
 /// Error codes (returned negated).
@@ -107,7 +112,20 @@ pub struct ServerInfo {
     pub endpoint_names: [[u8; NAME_BYTES]; MAX_ENDPOINTS],
     /// The server's `args` from the system TOML (NUL-padded text).
     pub args: [u8; ARGS_BYTES],
+    /// The core's power policy (see `docs/power.md`): empty polls before
+    /// pausing, TSC ticks of pausing before sleeping, and whether sleeping
+    /// is allowed (`SLEEP_*`; the kernel already degraded it to what the
+    /// CPU offers).
+    pub spin_polls_before_pause: u64,
+    pub pause_ticks_before_sleep: u64,
+    pub sleep: u32,
+    pub _reserved2: u32,
 }
+
+/// `ServerInfo::sleep`: never sleep (spin, then pause).
+pub const SLEEP_NEVER: u32 = 0;
+/// `ServerInfo::sleep`: sleep through the `wait` system call.
+pub const SLEEP_WAIT: u32 = 1;
 
 /// Bytes of `ServerInfo::args`.
 pub const ARGS_BYTES: usize = 256;

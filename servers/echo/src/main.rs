@@ -62,5 +62,6 @@ fn run() -> i32 {
         }
     }
     userlib::log!("echo served {served} messages ({unanswerable} from senders it cannot answer)");
+    userlib::log!("echo slept {} times ({} sleeps requested)", channel.sleeps, channel.sleeps_requested);
     0
 }

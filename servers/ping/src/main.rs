@@ -4,7 +4,10 @@
 //! args: `count=N` (default 1000), `warmup=N` (default 100),
 //! `bad_endpoint=E` also sends N messages to endpoint E (which it should
 //! not hold) and checks each comes back as a bounce,
-//! `stop=0` leaves echo running at the end (default: ask it to stop).
+//! `stop=0` leaves echo running at the end (default: ask it to stop),
+//! `interval_us=N` waits N microseconds before each ping (a low message
+//! rate, so the echo core gets to sleep), `stuck_ms=M` counts a reply that
+//! took longer than M ms (default 1000) as an error.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_code)]
 
@@ -38,6 +41,9 @@ fn run() -> i32 {
     };
     let count = (userlib::arg_u64("count", 1000) as usize).min(MAX_SAMPLES);
     let warmup = userlib::arg_u64("warmup", 100) as usize;
+    let interval_us = userlib::arg_u64("interval_us", 0);
+    let stuck_cycles = userlib::arg_u64("stuck_ms", 1000) * (userlib::tsc_hz() / 1000);
+    let mut stuck = 0u64;
     let echo_badge = channel.info().endpoint_badges[echo as usize];
     let mut errors = 0u64;
     let Some(samples) = userlib::take_sample_buffer() else {
@@ -48,10 +54,16 @@ fn run() -> i32 {
         let sequence = round as u32;
         let mut message = Message::new(echo, PING, &payload(sequence)).expect("16 bytes fit");
         message.sequence = sequence;
+        if interval_us > 0 {
+            userlib::spin_us(interval_us);
+        }
         let start = userlib::rdtsc();
         channel.send_message(&message);
         let reply = channel.recv();
         let end = userlib::rdtsc();
+        if end.wrapping_sub(start) > stuck_cycles {
+            stuck += 1;
+        }
         if reply.sender_badge != echo_badge || reply.sequence != sequence || reply.payload_bytes() != payload(sequence) {
             errors += 1;
             if errors <= 5 {
@@ -81,7 +93,12 @@ fn run() -> i32 {
             ns(p99),
             ns(samples[0])
         );
+        userlib::log!(
+            "{stuck} replies took longer than the stuck bound; interval {interval_us} us; this core slept {} times",
+            channel.sleeps
+        );
     }
+    errors += stuck;
     if let Some(bad) = userlib::arg("bad_endpoint").and_then(|v| v.parse::<u32>().ok()) {
         errors += check_bounces(&mut channel, bad, count.min(1000));
     }

@@ -12,6 +12,7 @@
 
 use crate::abi;
 pub use ringbuf::Message;
+use cores::power::{Escalation, Governor, SleepKind, Step};
 use ringbuf::{Consumer, Producer, RingRegion};
 
 /// Why the channel could not be opened.
@@ -40,6 +41,10 @@ pub struct Channel {
     inbox_count: usize,
     next_inbox: usize,
     next_sequence: u32,
+    governor: Governor,
+    /// Times `recv` asked the kernel to sleep, and times it actually slept.
+    pub sleeps_requested: u64,
+    pub sleeps: u64,
 }
 
 fn ring_len(slots: u32) -> Result<usize, OpenError> {
@@ -92,7 +97,23 @@ impl Channel {
         for (mover, slot) in inboxes.iter_mut().enumerate().take(inbox_count) {
             *slot = Some(attach(abi::inbox_addr(mover), info.inbox_slots)?.into_consumer());
         }
-        Ok(Channel { info, outbox, inboxes, inbox_count, next_inbox: 0, next_sequence: 0 })
+        let policy = Escalation {
+            spin_polls: info.spin_polls_before_pause,
+            pause_ticks: info.pause_ticks_before_sleep,
+            // The kind only matters to the kernel; here: may we sleep at all.
+            sleep: if info.sleep == abi::SLEEP_WAIT { SleepKind::Hlt } else { SleepKind::Never },
+        };
+        Ok(Channel {
+            info,
+            outbox,
+            inboxes,
+            inbox_count,
+            next_inbox: 0,
+            next_sequence: 0,
+            governor: Governor::new(policy),
+            sleeps_requested: 0,
+            sleeps: 0,
+        })
     }
 
     pub fn info(&self) -> &'static abi::ServerInfo {
@@ -174,14 +195,44 @@ impl Channel {
         None
     }
 
-    /// Waits (spinning) for the next message.
+    /// Waits for the next message, escalating as the core's power policy
+    /// says: re-poll, then `pause` between polls, then sleep in the kernel
+    /// until a mover delivers (see `docs/power.md`).
     #[inline]
     pub fn recv(&mut self) -> Message {
         loop {
             if let Some(message) = self.try_recv() {
+                self.governor.work_found();
                 return message;
             }
-            core::hint::spin_loop();
+            match self.governor.idle(crate::rdtsc()) {
+                Step::Spin => {}
+                Step::Pause => core::hint::spin_loop(),
+                Step::Sleep => self.sleep(),
+            }
+        }
+    }
+
+    /// Announces sleep on every inbox (the wake-flag protocol), and if all
+    /// are still empty asks the kernel to sleep until a mover delivers.
+    fn sleep(&mut self) {
+        let mut announced = 0;
+        let mut all_empty = true;
+        for inbox in self.inboxes.iter_mut().take(self.inbox_count).flatten() {
+            if !inbox.prepare_to_sleep() {
+                all_empty = false;
+                break;
+            }
+            announced += 1;
+        }
+        if all_empty {
+            self.sleeps_requested += 1;
+            if crate::syscall3(abi::nr::WAIT, 0, 0, 0) == 1 {
+                self.sleeps += 1;
+            }
+        }
+        for inbox in self.inboxes.iter_mut().take(announced).flatten() {
+            inbox.finish_sleep();
         }
     }
 

@@ -38,6 +38,11 @@ pub struct Features {
     pub smap: bool,
     pub pcid: bool,
     pub amd_rapl: bool,
+    /// Enhanced SpeedStep: `IA32_PERF_CTL` exists (CPUID.1:ECX[7]).
+    pub eist: bool,
+    /// AMD hardware P-states: `PStateCtl` MSR (CPUID.80000007:EDX[7]).
+    pub amd_hw_pstate: bool,
+    pub intel: bool,
 }
 
 pub fn probe() -> Features {
@@ -49,6 +54,8 @@ pub fn probe() -> Features {
     let max = leaf0.eax;
     let leaf1 = cpuid(1, 0);
     f.monitor_mwait = leaf1.ecx & (1 << 3) != 0;
+    f.eist = leaf1.ecx & (1 << 7) != 0;
+    f.intel = &f.vendor == b"GenuineIntel";
     f.pcid = leaf1.ecx & (1 << 17) != 0;
     f.x2apic = leaf1.ecx & (1 << 21) != 0;
     f.tsc_deadline = leaf1.ecx & (1 << 24) != 0;
@@ -90,6 +97,7 @@ pub fn probe() -> Features {
         let edx = cpuid(0x8000_0007, 0).edx;
         f.invariant_tsc = edx & (1 << 8) != 0;
         f.amd_rapl = edx & (1 << 14) != 0;
+        f.amd_hw_pstate = edx & (1 << 7) != 0;
     }
     f
 }
@@ -149,7 +157,9 @@ pub fn report(f: &Features) {
         yes(f.arat)
     );
     log::info!(
-        "cpu: power: hwp {} hwp-epp {} turbo {} aperf/mperf {} energy-perf-bias {} amd-rapl {}",
+        "cpu: power: eist {} amd-hw-pstate {} hwp {} hwp-epp {} turbo {} aperf/mperf {} energy-perf-bias {} amd-rapl {}",
+        yes(f.eist),
+        yes(f.amd_hw_pstate),
         yes(f.hwp),
         yes(f.hwp_epp),
         yes(f.turbo),

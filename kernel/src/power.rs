@@ -1,0 +1,279 @@
+//! Per-core power policy: what the system TOML asks for each core, degraded
+//! to what the CPU offers (probed with CPUID only), the `wait` system call
+//! that puts a server core to sleep, P-state hints while asleep, and the
+//! runtime view printed at the end of a run.
+//!
+//! ```text
+//!  server (userlib)                kernel `wait` (IF=0 since syscall entry)    mover
+//!  inbox empty: spin, pause ...
+//!  prepare_to_sleep() on every     [MWAIT: monitor inbox 0's wake word]
+//!  inbox (wake = SLEEPING)         every wake word still SLEEPING?
+//!  syscall WAIT  ────────────────►   no  -> return 0 (a mover claimed it)
+//!                                    yes -> lower P-state, sti; mwait|hlt   push; fence;
+//!                                  <───────── wake ─────────────────────── wake==SLEEPING?
+//!                                    restore P-state, count                 swap to AWAKE:
+//!  finish_sleep(), poll again  ◄── return 1                                 MWAIT: that store
+//!                                                                           wakes the monitor;
+//!                                                                           HLT: doorbell IPI
+//! ```
+//! Invariants: a policy never asks for more than the CPU has (mwait ->
+//! hlt -> pause, reported at boot); the kernel sleeps only while every
+//! inbox's wake word still says SLEEPING, checked with interrupts off after
+//! MONITOR is armed, so a delivery between the server's announcement and
+//! the sleep is never lost.
+
+use crate::arch::x86_64::cpu::Features;
+use crate::arch::x86_64::tsc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use cores::{CORES, MAX_CORES};
+use cores::power::{Escalation, SleepKind};
+use system_config::{IdlePstate, Role, SleepMode};
+use x86_64::registers::model_specific::Msr;
+
+/// How a core may lower its performance request while asleep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PstateControl {
+    None,
+    /// Intel HWP: `IA32_HWP_REQUEST` (0x774) min/max/EPP.
+    Hwp,
+    /// Intel EIST: `IA32_PERF_CTL` (0x199) ratio.
+    PerfCtl,
+    /// AMD: `PStateCtl` (0xC001_0062), higher number = slower.
+    AmdPstate,
+}
+
+/// One core's policy after degradation.
+#[derive(Debug, Clone, Copy)]
+pub struct CorePower {
+    pub escalation: Escalation,
+    pub pstate: PstateControl,
+    /// Value to write while asleep (already encoded for `pstate`).
+    idle_value: u64,
+}
+
+static POLICIES: spin::Once<Vec<CorePower>> = spin::Once::new();
+
+/// Cores whose MWAIT turned out not to sleep (it returned at once, over and
+/// over, with nothing written to the monitored line and no interrupt): they
+/// use HLT and doorbells from then on. QEMU's TCG does this with more than
+/// one vCPU; the boot-time CPUID probe cannot see it.
+static MWAIT_BROKEN: [AtomicBool; MAX_CORES] = [const { AtomicBool::new(false) }; MAX_CORES];
+/// Consecutive MWAIT returns with no reason, per core.
+static SPURIOUS_STREAK: [AtomicU64; MAX_CORES] = [const { AtomicU64::new(0) }; MAX_CORES];
+const SPURIOUS_LIMIT: u64 = 1000;
+static TOTAL_TSC_START: AtomicU64 = AtomicU64::new(0);
+
+const IA32_PERF_CTL: u32 = 0x199;
+const IA32_HWP_REQUEST: u32 = 0x774;
+const IA32_HWP_CAPABILITIES: u32 = 0x771;
+const MSR_PLATFORM_INFO: u32 = 0xCE;
+const AMD_PSTATE_CURRENT_LIMIT: u32 = 0xC001_0061;
+const AMD_PSTATE_CTL: u32 = 0xC001_0062;
+
+fn read_msr(msr: u32) -> u64 {
+    // SAFETY: only called for MSRs whose presence CPUID reported
+    // (`choose_pstate_control`); reading them has no side effects.
+    unsafe { Msr::new(msr).read() }
+}
+
+fn choose_pstate_control(f: &Features, want: IdlePstate, epp: u8) -> (PstateControl, u64, &'static str) {
+    if want == IdlePstate::Unchanged {
+        return (PstateControl::None, 0, "unchanged (policy)");
+    }
+    if f.hwp {
+        let lowest = (read_msr(IA32_HWP_CAPABILITIES) >> 24) & 0xFF;
+        let request = lowest | (lowest << 8) | (u64::from(epp) << 24);
+        return (PstateControl::Hwp, request, "HWP request: min=max=lowest, EPP from policy");
+    }
+    if f.eist && f.intel {
+        let ratio = match want {
+            IdlePstate::Ratio(r) => u64::from(r),
+            _ => (read_msr(MSR_PLATFORM_INFO) >> 40) & 0xFF,
+        };
+        return (PstateControl::PerfCtl, ratio << 8, "IA32_PERF_CTL lowest ratio");
+    }
+    if f.amd_hw_pstate {
+        let slowest = (read_msr(AMD_PSTATE_CURRENT_LIMIT) >> 4) & 0x7;
+        return (PstateControl::AmdPstate, slowest, "AMD PStateCtl slowest P-state");
+    }
+    (PstateControl::None, 0, "not available (CPUID: no HWP, no EIST, no AMD hardware P-states)")
+}
+
+fn sleep_name(kind: SleepKind) -> &'static str {
+    match kind {
+        SleepKind::Never => "never (pause)",
+        SleepKind::Hlt => "hlt + doorbell IPI",
+        SleepKind::Mwait { .. } => "mwait on the inbox wake word",
+    }
+}
+
+/// Resolves every core's policy from the TOML and the CPU, prints it.
+pub fn resolve(config: &system_config::SystemConfig, features: &Features, cores: usize, inboxes_per_server: usize) {
+    let tsc_per_us = crate::smp::TSC_PER_US.load(Ordering::Relaxed);
+    let mut out = Vec::new();
+    for core in 0..cores {
+        let role = config.role_of(core);
+        let role = if core == 0 && role != Role::Mover { Role::Idle } else { role };
+        let p = config.power_for_core(core, role);
+        let mut note = "";
+        let sleep = match p.sleep {
+            SleepMode::None => SleepKind::Never,
+            SleepMode::Hlt => SleepKind::Hlt,
+            SleepMode::Mwait if !features.monitor_mwait => {
+                note = " (asked mwait: CPU has no MONITOR/MWAIT, using hlt)";
+                SleepKind::Hlt
+            }
+            SleepMode::Mwait if inboxes_per_server > 1 => {
+                note = " (asked mwait: one MONITOR cannot watch several inboxes, using hlt)";
+                SleepKind::Hlt
+            }
+            SleepMode::Mwait => SleepKind::Mwait { hint: p.mwait_hint.mwait_eax() },
+        };
+        let (pstate, idle_value, pstate_note) = choose_pstate_control(features, p.idle_pstate, p.hwp_epp_idle);
+        let escalation = Escalation {
+            spin_polls: u64::from(p.spin_polls_before_pause),
+            pause_ticks: u64::from(p.pause_us_before_sleep) * tsc_per_us,
+            sleep,
+        };
+        if role == Role::Server {
+            log::info!(
+                "power: core {core} ({}): spin {} polls, pause {} us, sleep {}{note}; idle P-state: {pstate_note}",
+                role.name(),
+                p.spin_polls_before_pause,
+                p.pause_us_before_sleep,
+                sleep_name(sleep)
+            );
+        }
+        out.push(CorePower { escalation, pstate, idle_value });
+    }
+    TOTAL_TSC_START.store(tsc::now(), Ordering::Relaxed);
+    POLICIES.call_once(|| out);
+}
+
+/// The resolved policy of `core` (a never-sleeping default before `resolve`).
+pub fn policy(core: usize) -> CorePower {
+    let mut p = POLICIES.get().and_then(|p| p.get(core).copied()).unwrap_or(CorePower {
+        escalation: Escalation { spin_polls: u64::MAX, pause_ticks: 0, sleep: SleepKind::Never },
+        pstate: PstateControl::None,
+        idle_value: 0,
+    });
+    if matches!(p.escalation.sleep, SleepKind::Mwait { .. }) && MWAIT_BROKEN[core.min(MAX_CORES - 1)].load(Ordering::Acquire) {
+        p.escalation.sleep = SleepKind::Hlt;
+    }
+    p
+}
+
+/// Whether servers on `core` can sleep (the mover then checks their wake words).
+pub fn can_sleep(core: usize) -> bool {
+    policy(core).escalation.sleep != SleepKind::Never
+}
+
+/// Whether a sleeping server on `core` needs a doorbell IPI (HLT), or
+/// wakes from the mover's store to its monitored wake word (MWAIT). Read
+/// by the mover at every wake-up (a core can fall back from MWAIT to HLT).
+pub fn needs_doorbell(core: usize) -> bool {
+    policy(core).escalation.sleep == SleepKind::Hlt
+}
+
+fn set_pstate(p: &CorePower, value: u64) {
+    let msr = match p.pstate {
+        PstateControl::None => return,
+        PstateControl::Hwp => IA32_HWP_REQUEST,
+        PstateControl::PerfCtl => IA32_PERF_CTL,
+        PstateControl::AmdPstate => AMD_PSTATE_CTL,
+    };
+    // SAFETY: `resolve` picked this MSR only where CPUID reports it; the
+    // value is a performance request in the MSR's documented format.
+    unsafe { Msr::new(msr).write(value) };
+    cores::this_core().pstate_changes.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The `wait` system call for the server on this core. `wake_words` are
+/// the kernel addresses of its inboxes' wake words. Runs with interrupts
+/// off (SFMASK cleared IF at syscall entry). Returns 1 if the core slept.
+pub fn wait(core_index: usize, wake_words: &[*const AtomicU64]) -> u64 {
+    let p = policy(core_index);
+    if p.escalation.sleep == SleepKind::Never || wake_words.is_empty() {
+        return 0;
+    }
+    if let SleepKind::Mwait { .. } = p.escalation.sleep {
+        // SAFETY: MONITOR only arms address-range monitoring of the line
+        // holding inbox 0's wake word (a mapped kernel address); CPUID
+        // reported MONITOR/MWAIT (`resolve`).
+        unsafe { core::arch::asm!("monitor", in("rax") wake_words[0], in("ecx") 0, in("edx") 0, options(nostack)) };
+    }
+    // SAFETY (loads): each pointer is a wake word inside a ring the kernel
+    // owns and maps for the run; the server may write it (any value), and
+    // atomics make that sound.
+    let still_sleeping = wake_words
+        .iter()
+        .all(|&w| unsafe { &*w }.load(Ordering::SeqCst) == ringbuf::layout::WAKE_STATE_SLEEPING);
+    if !still_sleeping {
+        return 0;
+    }
+    let core = &CORES[core_index];
+    let saved = match p.pstate {
+        PstateControl::None => 0,
+        PstateControl::Hwp => read_msr(IA32_HWP_REQUEST),
+        PstateControl::PerfCtl => read_msr(IA32_PERF_CTL),
+        PstateControl::AmdPstate => read_msr(AMD_PSTATE_CTL),
+    };
+    set_pstate(&p, p.idle_value);
+    let start = tsc::now();
+    match p.escalation.sleep {
+        // SAFETY: `sti; mwait` sleeps until the monitored line is written or
+        // an interrupt arrives (the `sti` shadow lets a pending doorbell
+        // break the MWAIT); interrupts go off again before returning.
+        SleepKind::Mwait { hint } => unsafe {
+            core::arch::asm!("sti", "mwait", "cli", in("eax") hint, in("ecx") 0, options(nostack))
+        },
+        // SAFETY: `sti; hlt` is atomic with respect to interrupts, so a
+        // doorbell sent after the wake-word check wakes the core.
+        _ => unsafe { core::arch::asm!("sti", "hlt", "cli", options(nostack)) },
+    }
+    let slept = tsc::now().wrapping_sub(start);
+    set_pstate(&p, saved);
+    if let SleepKind::Mwait { .. } = p.escalation.sleep {
+        // SAFETY: as for the check above.
+        let word_unchanged = wake_words.iter().all(|&w| unsafe { &*w }.load(Ordering::SeqCst) == ringbuf::layout::WAKE_STATE_SLEEPING);
+        let streak = &SPURIOUS_STREAK[core_index];
+        if word_unchanged {
+            if streak.fetch_add(1, Ordering::Relaxed) + 1 >= SPURIOUS_LIMIT {
+                // The doorbell flag is set before later sleeps use HLT, and
+                // the mover reads it on every wake-up it delivers.
+                MWAIT_BROKEN[core_index].store(true, Ordering::Release);
+                log::warn!(
+                    "power: core {core_index}: MWAIT returned at once {SPURIOUS_LIMIT} times in a row (no store to the monitored line, no interrupt): using hlt + doorbell from now on"
+                );
+            }
+        } else {
+            streak.store(0, Ordering::Relaxed);
+        }
+    }
+    core.sleep_ticks.fetch_add(slept, Ordering::Relaxed);
+    core.sleeps.fetch_add(1, Ordering::Relaxed);
+    1
+}
+
+/// The runtime view: per core, share of time asleep, sleeps, P-state writes.
+pub fn report() {
+    let now = tsc::now();
+    for core in cores::all().iter().filter(|c| c.online.load(Ordering::Acquire)) {
+        let started = core.role_started_tsc.load(Ordering::Relaxed);
+        let start = if started != 0 { started } else { TOTAL_TSC_START.load(Ordering::Relaxed) };
+        let total = now.saturating_sub(start).max(1);
+        let asleep = core.sleep_ticks.load(Ordering::Relaxed);
+        log::info!(
+            "power: core {} ({}): asleep {}.{}% of {} ms, sleeps {}, P-state writes {}",
+            core.index(),
+            core.role().name(),
+            asleep * 100 / total,
+            asleep * 1000 / total % 10,
+            total / crate::smp::TSC_PER_US.load(Ordering::Relaxed).max(1) / 1000,
+            core.sleeps.load(Ordering::Relaxed),
+            core.pstate_changes.load(Ordering::Relaxed)
+        );
+    }
+    log::info!("power: energy counters (RAPL): not read (not built yet)");
+}
