@@ -52,8 +52,8 @@ fn reset_rings() {
     // SAFETY: no benchmark work item runs now (phases are sequential and
     // `run_pair` waited for both items), so nothing else accesses them.
     unsafe {
-        (*(&raw mut RING_AB)).write(OwnedRing::new());
-        (*(&raw mut RING_BA)).write(OwnedRing::new());
+        core::ptr::write(&raw mut RING_AB, MaybeUninit::new(OwnedRing::new()));
+        core::ptr::write(&raw mut RING_BA, MaybeUninit::new(OwnedRing::new()));
     }
 }
 
@@ -75,7 +75,7 @@ fn rings() -> (ringbuf::RingRegion<'static>, ringbuf::RingRegion<'static>) {
 fn samples() -> &'static mut [u64; RTT_ITERATIONS] {
     // SAFETY: only the measuring core touches `SAMPLES`, inside one posted
     // work item at a time; the BSP reads it only after that item finished.
-    unsafe { &mut *(&raw mut SAMPLES) }
+    unsafe { (&raw mut SAMPLES).as_mut() }.expect("a static is never null")
 }
 
 /// Median, p99, min, max of `samples` (sorted in place).

@@ -62,7 +62,7 @@ pub struct Mover {
 }
 
 /// Builds one mover per mover core (in `mover_cores` order).
-pub fn build(config: &system_config::SystemConfig) -> Vec<Box<Mover>> {
+pub fn build(config: &system_config::SystemConfig) -> Vec<Mover> {
     let servers = server::all();
     let mut movers = Vec::new();
     for (number, &core) in config.mover_cores.iter().enumerate().take(abi::MAX_MOVERS) {
@@ -74,7 +74,7 @@ pub fn build(config: &system_config::SystemConfig) -> Vec<Box<Mover>> {
             .collect();
         let inboxes = servers.iter().map(|s| s.inboxes[number].region().into_producer()).collect();
         let extra = (0..MAX_EXTRA_RINGS).filter_map(|_| server::SharedRing::kernel_only(8)).map(|r| r.region().into_consumer()).collect();
-        movers.push(Box::new(Mover {
+        movers.push(Mover {
             number,
             core,
             sources,
@@ -83,13 +83,13 @@ pub fn build(config: &system_config::SystemConfig) -> Vec<Box<Mover>> {
             copies: [Message::zeroed(); BATCH],
             supervise: core == 0,
             may_sleep: servers.iter().map(|s| crate::power::can_sleep(s.core)).collect(),
-        }));
+        });
     }
     movers
 }
 
 /// Starts every mover not on the BSP; returns the BSP's mover, if any.
-pub fn start(movers: Vec<Box<Mover>>) -> Option<Box<Mover>> {
+pub fn start(movers: Vec<Mover>) -> Option<Box<Mover>> {
     let mut on_bsp = None;
     for mover in movers {
         log::info!(
@@ -100,11 +100,11 @@ pub fn start(movers: Vec<Box<Mover>>) -> Option<Box<Mover>> {
             mover.inboxes.len()
         );
         if mover.core == 0 {
-            on_bsp = Some(mover);
+            on_bsp = Some(Box::new(mover));
             continue;
         }
         let core_index = mover.core;
-        let raw = Box::into_raw(mover) as usize;
+        let raw = Box::into_raw(Box::new(mover)) as usize;
         if !crate::smp::post_work(core_index, run_posted, raw) {
             log::error!("mover: its core is busy; not started");
         }
@@ -134,7 +134,7 @@ impl Mover {
                 core::hint::spin_loop();
             }
             passes = passes.wrapping_add(1);
-            if self.supervise && passes % 4096 == 0 && crate::boot::all_servers_stopped() {
+            if self.supervise && passes.is_multiple_of(4096) && crate::boot::all_servers_stopped() {
                 crate::boot::finish();
             }
         }

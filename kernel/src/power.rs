@@ -189,6 +189,18 @@ fn set_pstate(p: &CorePower, value: u64) {
     cores::this_core().pstate_changes.fetch_add(1, Ordering::Relaxed);
 }
 
+/// True if every wake word still says SLEEPING (no mover claimed a wake-up).
+fn all_sleeping(wake_words: &[*const AtomicU64]) -> bool {
+    wake_words.iter().all(|&word| {
+        // SAFETY: each pointer is the wake word of a ring the kernel owns and
+        // keeps mapped in the direct map for the whole run (`SharedRing`);
+        // the server may write any value into it, which an atomic load
+        // tolerates.
+        let word = unsafe { &*word };
+        word.load(Ordering::SeqCst) == ringbuf::layout::WAKE_STATE_SLEEPING
+    })
+}
+
 /// The `wait` system call for the server on this core. `wake_words` are
 /// the kernel addresses of its inboxes' wake words. Runs with interrupts
 /// off (SFMASK cleared IF at syscall entry). Returns 1 if the core slept.
@@ -203,12 +215,7 @@ pub fn wait(core_index: usize, wake_words: &[*const AtomicU64]) -> u64 {
         // reported MONITOR/MWAIT (`resolve`).
         unsafe { core::arch::asm!("monitor", in("rax") wake_words[0], in("ecx") 0, in("edx") 0, options(nostack)) };
     }
-    // SAFETY (loads): each pointer is a wake word inside a ring the kernel
-    // owns and maps for the run; the server may write it (any value), and
-    // atomics make that sound.
-    let still_sleeping = wake_words
-        .iter()
-        .all(|&w| unsafe { &*w }.load(Ordering::SeqCst) == ringbuf::layout::WAKE_STATE_SLEEPING);
+    let still_sleeping = all_sleeping(wake_words);
     if !still_sleeping {
         return 0;
     }
@@ -235,8 +242,7 @@ pub fn wait(core_index: usize, wake_words: &[*const AtomicU64]) -> u64 {
     let slept = tsc::now().wrapping_sub(start);
     set_pstate(&p, saved);
     if let SleepKind::Mwait { .. } = p.escalation.sleep {
-        // SAFETY: as for the check above.
-        let word_unchanged = wake_words.iter().all(|&w| unsafe { &*w }.load(Ordering::SeqCst) == ringbuf::layout::WAKE_STATE_SLEEPING);
+        let word_unchanged = all_sleeping(wake_words);
         let streak = &SPURIOUS_STREAK[core_index];
         if word_unchanged {
             if streak.fetch_add(1, Ordering::Relaxed) + 1 >= SPURIOUS_LIMIT {

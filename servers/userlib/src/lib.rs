@@ -35,7 +35,7 @@ pub fn take_sample_buffer() -> Option<&'static mut [u64; SAMPLE_BUFFER_LEN]> {
     }
     // SAFETY: the swap above lets exactly one caller through, so this is
     // the only reference to `BUFFER` ever made.
-    Some(unsafe { &mut *(&raw mut BUFFER) })
+    unsafe { (&raw mut BUFFER).as_mut() }
 }
 
 /// A line being formatted for `log`: at most `abi::LOG_MAX` bytes, longer
