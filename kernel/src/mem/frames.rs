@@ -26,6 +26,23 @@ struct Frames {
     total: u64,
 }
 
+impl Frames {
+    /// Takes `bytes` (a multiple of the frame size) of never-used memory
+    /// from the bump pointer, moving to the next usable range if needed.
+    fn bump(&mut self, bytes: u64) -> Option<u64> {
+        loop {
+            let (_, end) = *self.ranges.get(self.range)?;
+            if self.next + bytes <= end {
+                let addr = self.next;
+                self.next += bytes;
+                return Some(addr);
+            }
+            self.range += 1;
+            self.next = self.ranges.get(self.range).map(|r| r.0).unwrap_or(0);
+        }
+    }
+}
+
 static FRAMES: Mutex<Frames> =
     Mutex::new(Frames { ranges: heapless::Vec::new(), range: 0, next: 0, free_head: 0, free_count: 0, total: 0 });
 
@@ -58,16 +75,7 @@ pub fn alloc_zeroed() -> Option<PhysFrame> {
         f.free_count -= 1;
         head
     } else {
-        loop {
-            let (_, end) = *f.ranges.get(f.range)?;
-            if f.next + FRAME <= end {
-                let addr = f.next;
-                f.next += FRAME;
-                break addr;
-            }
-            f.range += 1;
-            f.next = f.ranges.get(f.range).map(|r| r.0).unwrap_or(0);
-        }
+        f.bump(FRAME)?
     };
     drop(f);
     // SAFETY: the frame was just taken from the allocator, so nothing else
@@ -80,19 +88,8 @@ pub fn alloc_zeroed() -> Option<PhysFrame> {
 /// region; rings need one contiguous block so the kernel reaches them
 /// through one direct-map pointer). Returns the first frame's address.
 pub fn alloc_contiguous(count: u64) -> Option<u64> {
-    let mut f = FRAMES.lock();
     let bytes = count * FRAME;
-    let addr = loop {
-        let (_, end) = *f.ranges.get(f.range)?;
-        if f.next + bytes <= end {
-            let addr = f.next;
-            f.next += bytes;
-            break addr;
-        }
-        f.range += 1;
-        f.next = f.ranges.get(f.range).map(|r| r.0).unwrap_or(0);
-    };
-    drop(f);
+    let addr = FRAMES.lock().bump(bytes)?;
     // SAFETY: the frames were just taken from the allocator; the direct map
     // covers them.
     unsafe { core::ptr::write_bytes(phys_to_virt(addr), 0, bytes as usize) };
