@@ -66,19 +66,21 @@ impl Governor {
         self.pause_started = None;
     }
 
-    /// A poll found nothing at TSC time `now`: what next.
+    /// A poll found nothing: what next. `now` reads the TSC; it is only
+    /// called while the pause budget is being spent (a clock read is not
+    /// free, least of all under emulation).
     #[inline]
-    pub fn idle(&mut self, now: u64) -> Step {
+    pub fn idle(&mut self, now: impl FnOnce() -> u64) -> Step {
         if self.empty_polls < self.policy.spin_polls {
             self.empty_polls += 1;
             return Step::Spin;
         }
-        let started = *self.pause_started.get_or_insert(now);
-        if now.wrapping_sub(started) < self.policy.pause_ticks || self.policy.sleep == SleepKind::Never {
-            Step::Pause
-        } else {
-            Step::Sleep
+        if self.policy.sleep == SleepKind::Never {
+            return Step::Pause;
         }
+        let now = now();
+        let started = *self.pause_started.get_or_insert(now);
+        if now.wrapping_sub(started) < self.policy.pause_ticks { Step::Pause } else { Step::Sleep }
     }
 }
 
@@ -91,41 +93,41 @@ mod tests {
     #[test]
     fn spins_then_pauses_then_sleeps() {
         let mut g = Governor::new(HLT);
-        assert_eq!([g.idle(0), g.idle(1), g.idle(2)], [Step::Spin; 3]);
-        assert_eq!(g.idle(10), Step::Pause); // pause period starts at 10
-        assert_eq!(g.idle(109), Step::Pause);
-        assert_eq!(g.idle(110), Step::Sleep);
-        assert_eq!(g.idle(5000), Step::Sleep, "after a spurious wake-up: straight back to sleep");
+        assert_eq!([g.idle(|| 0), g.idle(|| 1), g.idle(|| 2)], [Step::Spin; 3]);
+        assert_eq!(g.idle(|| 10), Step::Pause); // pause period starts at 10
+        assert_eq!(g.idle(|| 109), Step::Pause);
+        assert_eq!(g.idle(|| 110), Step::Sleep);
+        assert_eq!(g.idle(|| 5000), Step::Sleep, "after a spurious wake-up: straight back to sleep");
     }
 
     #[test]
     fn work_resets_the_budgets() {
         let mut g = Governor::new(HLT);
         for t in 0..200 {
-            g.idle(t);
+            g.idle(|| t);
         }
         g.work_found();
-        assert_eq!(g.idle(1000), Step::Spin);
+        assert_eq!(g.idle(|| 1000), Step::Spin);
     }
 
     #[test]
     fn never_sleeping_policy_only_pauses() {
         let mut g = Governor::new(Escalation { spin_polls: 0, pause_ticks: 0, sleep: SleepKind::Never });
         for t in 0..10_000 {
-            assert_ne!(g.idle(t), Step::Sleep);
+            assert_ne!(g.idle(|| t), Step::Sleep);
         }
     }
 
     #[test]
     fn zero_budgets_sleep_at_once() {
         let mut g = Governor::new(Escalation { spin_polls: 0, pause_ticks: 0, sleep: SleepKind::Mwait { hint: 0 } });
-        assert_eq!(g.idle(7), Step::Sleep);
+        assert_eq!(g.idle(|| 7), Step::Sleep);
     }
 
     #[test]
     fn tsc_wrap_does_not_stall_escalation() {
         let mut g = Governor::new(Escalation { spin_polls: 0, pause_ticks: 10, sleep: SleepKind::Hlt });
-        assert_eq!(g.idle(u64::MAX - 2), Step::Pause);
-        assert_eq!(g.idle(8), Step::Sleep); // 11 ticks later, across the wrap
+        assert_eq!(g.idle(|| u64::MAX - 2), Step::Pause);
+        assert_eq!(g.idle(|| 8), Step::Sleep); // 11 ticks later, across the wrap
     }
 }

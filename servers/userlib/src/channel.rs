@@ -205,7 +205,7 @@ impl Channel {
                 self.governor.work_found();
                 return message;
             }
-            match self.governor.idle(crate::rdtsc()) {
+            match self.governor.idle(crate::rdtsc) {
                 Step::Spin => {}
                 Step::Pause => core::hint::spin_loop(),
                 Step::Sleep => self.sleep(),
