@@ -8,7 +8,7 @@
 //!       -> local APIC -> online = true -> sti -> idle loop (pause, mailbox)
 //! ```
 
-use crate::arch::x86_64::trap::{TEST_IPI_VECTOR, TrapFrame, exception_name};
+use crate::arch::x86_64::trap::{TEST_IPI_VECTOR, TrapFrame};
 use crate::arch::x86_64::{gdt, trap, tsc};
 use crate::qemu;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -306,5 +306,4 @@ pub fn handle_trap(frame: &mut TrapFrame) {
             apic().end_of_interrupt();
         }
     }
-    let _ = exception_name;
 }

@@ -10,7 +10,7 @@
 //! - A trap from ring 3 swaps GS on entry and exit, so kernel code always
 //!   sees its per-core data at `gs:[0]`.
 
-use super::gdt::{IST_DOUBLE_FAULT, IST_MACHINE_CHECK, IST_NMI, KERNEL_CODE};
+use super::gdt::{IST_DOUBLE_FAULT, IST_MACHINE_CHECK, IST_NMI};
 use core::cell::UnsafeCell;
 use cores::MAX_CORES;
 use x86_64::VirtAddr;
@@ -194,7 +194,6 @@ pub fn load_for_this_core(index: usize) {
             idt[vector].set_handler_addr(stub(u64::from(vector)));
         }
     }
-    let _ = KERNEL_CODE; // the x86_64 crate fills in the current CS.
     // SAFETY: the IDT is 'static and every present entry points at a stub.
     unsafe { idt.load_unsafe() };
 }
