@@ -211,6 +211,29 @@ impl<'a> Consumer<'a> {
         }
     }
 
+    /// [`Consumer::prepare_to_sleep`] for a ring whose producer is
+    /// untrusted: `Ok(true)` empty and announced, `Ok(false)` messages
+    /// arrived (announcement withdrawn), `Err` the producer index is out of
+    /// range. On `Err` the announcement is **kept**: a corrupt ring has
+    /// nothing to read, and if its producer repairs the index and publishes
+    /// it will see SLEEPING and ring the doorbell.
+    #[inline]
+    pub fn prepare_to_sleep_untrusted(&mut self) -> Result<bool, RingError> {
+        // Relaxed: ordered before the re-check below by the SeqCst fence.
+        self.wake_state.store(WAKE_STATE_SLEEPING, Ordering::Relaxed);
+        // SeqCst fence: pairs with the SeqCst fence in
+        // `Producer::consumer_needs_wakeup`, as in `prepare_to_sleep`.
+        fence(Ordering::SeqCst);
+        match self.refresh_producer_index() {
+            Ok(0) => Ok(true),
+            Ok(_) => {
+                self.finish_sleep();
+                Ok(false)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
     /// Withdraws a sleep announcement (after waking, or to keep polling).
     #[inline]
     pub fn finish_sleep(&mut self) {

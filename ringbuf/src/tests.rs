@@ -356,3 +356,25 @@ fn release_first_leaves_the_rest_for_the_next_read() {
     assert_eq!(batch.release_first(99), 3);
     assert_eq!(consumer.read_untrusted(8).err(), Some(RingError::Empty));
 }
+
+#[test]
+fn untrusted_sleep_announcement_keeps_watching_a_corrupt_ring() {
+    let mut ring = OwnedRing::<4>::new();
+    let region = ring.region();
+    let wake_state = region.wake_state;
+    let producer_index = region.producer_index;
+    let (mut producer, mut consumer) = region.split();
+    assert_eq!(consumer.prepare_to_sleep_untrusted(), Ok(true));
+    consumer.finish_sleep();
+    producer.push(&message(0)).unwrap();
+    assert_eq!(consumer.prepare_to_sleep_untrusted(), Ok(false));
+    assert_eq!(wake_state.load(Ordering::Relaxed), WAKE_STATE_AWAKE, "withdrawn: messages wait");
+    assert_eq!(consumer.pop(), Some(message(0)));
+    // A scribbled index: nothing readable, the announcement stays up so a
+    // repaired producer still rings the doorbell.
+    producer_index.store(1 << 40, Ordering::Relaxed);
+    assert!(matches!(consumer.prepare_to_sleep_untrusted(), Err(RingError::PeerIndexOutOfRange { .. })));
+    assert_eq!(wake_state.load(Ordering::Relaxed), WAKE_STATE_SLEEPING);
+    producer_index.store(1, Ordering::Relaxed);
+    assert!(producer.consumer_needs_wakeup(), "the next publish claims the wake-up");
+}
