@@ -98,6 +98,9 @@ pub struct PerCore {
     pub sleep_ticks: AtomicU64,
     /// Times the core went to sleep, and times it woke.
     pub sleeps: AtomicU64,
+    /// TSC ticks the kernel's own poll loop (the mover) spent in `pause`
+    /// steps; servers report theirs on their statistics page.
+    pub pause_ticks: AtomicU64,
     /// Performance-request (P-state) writes.
     pub pstate_changes: AtomicU64,
     /// TSC when the core started its role (for the asleep fraction).
@@ -133,6 +136,7 @@ impl PerCore {
             messages: AtomicU64::new(0),
             sleep_ticks: AtomicU64::new(0),
             sleeps: AtomicU64::new(0),
+            pause_ticks: AtomicU64::new(0),
             pstate_changes: AtomicU64::new(0),
             role_started_tsc: AtomicU64::new(0),
             index: AtomicU32::new(index),

@@ -12,6 +12,12 @@
 //! Invariants: `Sleep` is only returned when the policy allows sleeping;
 //! after a wake-up without work the core goes straight back to `Sleep`
 //! (the spin and pause budgets are spent once per idle period).
+//!
+//! Accounting: the TSC is read once per `pause` step (never while spinning),
+//! and the ticks between two consecutive pause steps are added to
+//! [`Governor::pause_ticks`]. The stretch between the last pause step and
+//! the work that ends the period is not counted: the figure is low by at most one poll per
+//! idle period.
 
 /// How a core may sleep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,11 +54,13 @@ pub struct Governor {
     policy: Escalation,
     empty_polls: u64,
     pause_started: Option<u64>,
+    last_pause_step: Option<u64>,
+    pause_ticks: u64,
 }
 
 impl Governor {
     pub const fn new(policy: Escalation) -> Governor {
-        Governor { policy, empty_polls: 0, pause_started: None }
+        Governor { policy, empty_polls: 0, pause_started: None, last_pause_step: None, pause_ticks: 0 }
     }
 
     pub fn policy(&self) -> Escalation {
@@ -64,10 +72,16 @@ impl Governor {
     pub fn work_found(&mut self) {
         self.empty_polls = 0;
         self.pause_started = None;
+        self.last_pause_step = None;
     }
 
-    /// A poll found nothing: what next. `now` reads the TSC; it is only
-    /// called while the pause budget is being spent (a clock read is not
+    /// TSC ticks spent in `pause` steps so far (see the module docs).
+    pub fn pause_ticks(&self) -> u64 {
+        self.pause_ticks
+    }
+
+    /// A poll found nothing: what next. `now` reads the TSC; it is called
+    /// once per pause step and never while spinning (a clock read is not
     /// free, least of all under emulation).
     #[inline]
     pub fn idle(&mut self, now: impl FnOnce() -> u64) -> Step {
@@ -75,12 +89,23 @@ impl Governor {
             self.empty_polls += 1;
             return Step::Spin;
         }
+        let now = now();
+        if let Some(last) = self.last_pause_step {
+            self.pause_ticks = self.pause_ticks.wrapping_add(now.wrapping_sub(last));
+        }
         if self.policy.sleep == SleepKind::Never {
+            self.last_pause_step = Some(now);
             return Step::Pause;
         }
-        let now = now();
         let started = *self.pause_started.get_or_insert(now);
-        if now.wrapping_sub(started) < self.policy.pause_ticks { Step::Pause } else { Step::Sleep }
+        if now.wrapping_sub(started) < self.policy.pause_ticks {
+            self.last_pause_step = Some(now);
+            Step::Pause
+        } else {
+            // Time asleep is counted by whoever sleeps, not as pausing.
+            self.last_pause_step = None;
+            Step::Sleep
+        }
     }
 }
 
@@ -122,6 +147,34 @@ mod tests {
     fn zero_budgets_sleep_at_once() {
         let mut g = Governor::new(Escalation { spin_polls: 0, pause_ticks: 0, sleep: SleepKind::Mwait { hint: 0 } });
         assert_eq!(g.idle(|| 7), Step::Sleep);
+    }
+
+    #[test]
+    fn pause_time_is_counted_between_pause_steps_only() {
+        let mut g = Governor::new(HLT);
+        for t in 0..3 {
+            assert_eq!(g.idle(|| t), Step::Spin);
+        }
+        assert_eq!(g.idle(|| 10), Step::Pause);
+        assert_eq!(g.idle(|| 30), Step::Pause);
+        assert_eq!(g.idle(|| 60), Step::Pause);
+        assert_eq!(g.pause_ticks(), 50);
+        assert_eq!(g.idle(|| 200), Step::Sleep);
+        assert_eq!(g.pause_ticks(), 190, "the step that ends the pause period is counted");
+        assert_eq!(g.idle(|| 900), Step::Sleep);
+        assert_eq!(g.pause_ticks(), 190, "sleeping is not pausing");
+        g.work_found();
+        assert_eq!(g.idle(|| 1000), Step::Spin);
+        assert_eq!(g.pause_ticks(), 190);
+    }
+
+    #[test]
+    fn never_sleeping_policy_counts_pause_time() {
+        let mut g = Governor::new(Escalation { spin_polls: 0, pause_ticks: 0, sleep: SleepKind::Never });
+        for t in (0..100).map(|i| i * 7) {
+            assert_eq!(g.idle(|| t), Step::Pause);
+        }
+        assert_eq!(g.pause_ticks(), 99 * 7);
     }
 
     #[test]

@@ -282,6 +282,10 @@ struct Snapshot {
     interrupts: u64,
     exceptions: u64,
     messages: u64,
+    sleep_ticks: u64,
+    pause_ticks: u64,
+    sleeps: u64,
+    tsc: u64,
 }
 
 static SNAPSHOT: spin::Mutex<[Option<Snapshot>; MAX_CORES]> = spin::Mutex::new([const { None }; MAX_CORES]);
@@ -293,6 +297,10 @@ fn snapshot(core: &cores::PerCore) -> Snapshot {
         interrupts: core.interrupts.load(Ordering::Relaxed),
         exceptions: core.exceptions.load(Ordering::Relaxed),
         messages: core.messages.load(Ordering::Relaxed),
+        sleep_ticks: core.sleep_ticks.load(Ordering::Relaxed),
+        pause_ticks: crate::power::pause_ticks_of(core, u64::MAX).0,
+        sleeps: core.sleeps.load(Ordering::Relaxed),
+        tsc: crate::arch::x86_64::tsc::now(),
     }
 }
 
@@ -316,13 +324,18 @@ pub fn mark(phase: &str, begin: bool) {
         } else if let Some(start) = &snaps[i] {
             let server = crate::server::all().iter().find(|s| s.core == i).map(|s| s.name.as_str()).unwrap_or("-");
             crate::kprintln!(
-                "BENCH counters phase={phase} core={i} role={} server={server} cr3_writes={} syscalls={} interrupts={} exceptions={} messages={}",
+                "BENCH counters phase={phase} core={i} role={} server={server} cr3_writes={} syscalls={} interrupts={} exceptions={} messages={} sleep_ticks={} pause_ticks={} total_ticks={} sleeps={}",
                 role_name(i),
                 now.cr3_writes - start.cr3_writes,
                 now.syscalls - start.syscalls,
                 now.interrupts - start.interrupts,
                 now.exceptions - start.exceptions,
                 now.messages - start.messages,
+                now.sleep_ticks.wrapping_sub(start.sleep_ticks),
+                // A server's figure is its own claim; it may even go down.
+                now.pause_ticks.saturating_sub(start.pause_ticks),
+                now.tsc.wrapping_sub(start.tsc),
+                now.sleeps - start.sleeps,
             );
         }
     }

@@ -31,7 +31,7 @@ bootloader_api::entry_point!(kernel_main, config = &BOOTLOADER_CONFIG);
 pub const KERNEL_HALF_START: u64 = 0xffff_8000_0000_0000;
 
 /// Boot arguments the kernel understands (see docs/boot.md).
-const KNOWN_ARGS: &[&str] = &["test", "smp.skip_apic", "bench", "bench.accel", "bench.cpu", "bench.date"];
+const KNOWN_ARGS: &[&str] = &["test", "smp.skip_apic", "bench", "bench.accel", "bench.cpu", "bench.date", "bench.system"];
 
 fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     crate::serial::init_logging();
@@ -127,6 +127,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     let report = smp::start_aps(&madt, phys_offset, low_memory_free, &skip);
 
     let config = load_system(ramdisk, report.expected);
+    crate::energy::probe(&features);
     if let Some(config) = &config {
         crate::power::resolve(config, &features, report.expected, config.mover_cores.len());
         crate::server::load_all(config, |binary| {
@@ -142,12 +143,13 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     if cmdline.get("bench").is_some() {
         crate::bench::ENABLED.store(true, Ordering::SeqCst);
         crate::kprintln!(
-            "BENCH-BEGIN accel={} smp={} cpu={} tsc_hz={} tsc_source=pit date={}",
+            "BENCH-BEGIN accel={} smp={} cpu={} tsc_hz={} tsc_source=pit date={} system={}",
             cmdline.get("bench.accel").unwrap_or("unknown"),
             report.online,
             cmdline.get("bench.cpu").unwrap_or("unknown"),
             cal.hz,
-            cmdline.get("bench.date").unwrap_or("unknown")
+            cmdline.get("bench.date").unwrap_or("unknown"),
+            cmdline.get("bench.system").unwrap_or("ipc")
         );
         if report.online >= 3 {
             crate::bench::run_floors(1, 2);

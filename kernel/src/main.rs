@@ -14,6 +14,8 @@ mod bench;
 #[cfg(target_os = "none")]
 mod boot;
 #[cfg(target_os = "none")]
+mod energy;
+#[cfg(target_os = "none")]
 mod ktest;
 #[cfg(target_os = "none")]
 mod mem;

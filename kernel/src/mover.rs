@@ -27,6 +27,8 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use cores::{CORES, Role};
 use mover_logic::{Push, route_batch};
+use crate::arch::x86_64::tsc;
+use cores::power::{Governor, Step};
 use ringbuf::{Consumer, Message, Producer, RingError};
 
 /// Messages read from one outbox per visit.
@@ -125,18 +127,58 @@ impl Mover {
     pub fn run(mut self: Box<Self>) -> ! {
         let core = &CORES[self.core];
         core.set_role(Role::Mover);
+        core.role_started_tsc.store(tsc::now(), Ordering::Relaxed);
+        let mut governor = Governor::new(crate::power::policy(self.core).escalation);
         let mut passes: u64 = 0;
+        let mut pause_reported = 0;
         loop {
             let moved = self.pass();
             if moved > 0 {
                 RingStats::add(&core.messages, moved as u64);
+                governor.work_found();
             } else {
-                core::hint::spin_loop();
+                match governor.idle(tsc::now) {
+                    Step::Spin | Step::Pause => core::hint::spin_loop(),
+                    Step::Sleep => {
+                        // Counters first: the report may be printed while we sleep.
+                        core.pause_ticks.store(governor.pause_ticks(), Ordering::Relaxed);
+                        self.sleep();
+                        if self.supervise && crate::boot::all_servers_stopped() {
+                            crate::boot::finish();
+                        }
+                    }
+                }
             }
             passes = passes.wrapping_add(1);
-            if self.supervise && passes.is_multiple_of(4096) && crate::boot::all_servers_stopped() {
-                crate::boot::finish();
+            if passes.is_multiple_of(4096) {
+                if governor.pause_ticks() != pause_reported {
+                    pause_reported = governor.pause_ticks();
+                    core.pause_ticks.store(pause_reported, Ordering::Relaxed);
+                }
+                if self.supervise && crate::boot::all_servers_stopped() {
+                    crate::boot::finish();
+                }
             }
+        }
+    }
+
+    /// Announces sleep on every outbox and sleeps until a server wakes the
+    /// mover (`power::mover_sleep`). A corrupt outbox counts as empty (it has
+    /// nothing readable) and keeps its announcement.
+    fn sleep(&mut self) {
+        let Mover { sources, number, core, .. } = self;
+        let mut announced = 0;
+        crate::power::mover_sleep(*number, *core, || {
+            for source in sources.iter_mut() {
+                match source.outbox.prepare_to_sleep_untrusted() {
+                    Ok(true) | Err(_) => announced += 1,
+                    Ok(false) => return false,
+                }
+            }
+            true
+        });
+        for source in sources.iter_mut().take(announced) {
+            source.outbox.finish_sleep();
         }
     }
 

@@ -201,23 +201,24 @@ fn all_sleeping(wake_words: &[*const AtomicU64]) -> bool {
     })
 }
 
-/// The `wait` system call for the server on this core. `wake_words` are
-/// the kernel addresses of its inboxes' wake words. Runs with interrupts
-/// off (SFMASK cleared IF at syscall entry). Returns 1 if the core slept.
-pub fn wait(core_index: usize, wake_words: &[*const AtomicU64]) -> u64 {
+/// Sleeps this core (interrupts off on entry, off again on return) until
+/// the line of `monitor` is written (MWAIT) or an interrupt arrives, if
+/// `still_sleeping()` holds once MONITOR is armed. Lowers the P-state while
+/// asleep, counts the sleep, and notices an MWAIT that does not sleep.
+/// Returns whether the core slept.
+fn sleep_this_core(core_index: usize, monitor: *const AtomicU64, still_sleeping: impl Fn() -> bool) -> bool {
     let p = policy(core_index);
-    if p.escalation.sleep == SleepKind::Never || wake_words.is_empty() {
-        return 0;
+    if p.escalation.sleep == SleepKind::Never {
+        return false;
     }
     if let SleepKind::Mwait { .. } = p.escalation.sleep {
         // SAFETY: MONITOR only arms address-range monitoring of the line
-        // holding inbox 0's wake word (a mapped kernel address); CPUID
-        // reported MONITOR/MWAIT (`resolve`).
-        unsafe { core::arch::asm!("monitor", in("rax") wake_words[0], in("ecx") 0, in("edx") 0, options(nostack)) };
+        // holding `monitor` (a mapped kernel address, see the callers);
+        // CPUID reported MONITOR/MWAIT (`resolve`).
+        unsafe { core::arch::asm!("monitor", in("rax") monitor, in("ecx") 0, in("edx") 0, options(nostack)) };
     }
-    let still_sleeping = all_sleeping(wake_words);
-    if !still_sleeping {
-        return 0;
+    if !still_sleeping() {
+        return false;
     }
     let core = &CORES[core_index];
     let saved = match p.pstate {
@@ -242,12 +243,11 @@ pub fn wait(core_index: usize, wake_words: &[*const AtomicU64]) -> u64 {
     let slept = tsc::now().wrapping_sub(start);
     set_pstate(&p, saved);
     if let SleepKind::Mwait { .. } = p.escalation.sleep {
-        let word_unchanged = all_sleeping(wake_words);
         let streak = &SPURIOUS_STREAK[core_index];
-        if word_unchanged {
+        if still_sleeping() {
             if streak.fetch_add(1, Ordering::Relaxed) + 1 >= SPURIOUS_LIMIT {
                 // The doorbell flag is set before later sleeps use HLT, and
-                // the mover reads it on every wake-up it delivers.
+                // every waker reads it on every wake-up it delivers.
                 MWAIT_BROKEN[core_index].store(true, Ordering::Release);
                 log::warn!(
                     "power: core {core_index}: MWAIT returned at once {SPURIOUS_LIMIT} times in a row (no store to the monitored line, no interrupt): using hlt + doorbell from now on"
@@ -259,27 +259,142 @@ pub fn wait(core_index: usize, wake_words: &[*const AtomicU64]) -> u64 {
     }
     core.sleep_ticks.fetch_add(slept, Ordering::Relaxed);
     core.sleeps.fetch_add(1, Ordering::Relaxed);
-    1
+    true
 }
 
-/// The runtime view: per core, share of time asleep, sleeps, P-state writes.
+/// The `wait` system call for the server on this core. `wake_words` are
+/// the kernel addresses of its inboxes' wake words. Runs with interrupts
+/// off (SFMASK cleared IF at syscall entry). Returns 1 if the core slept.
+/// MWAIT monitors inbox 0's wake word (`resolve` degrades servers with
+/// several inboxes to HLT).
+pub fn wait(core_index: usize, wake_words: &[*const AtomicU64]) -> u64 {
+    let Some(&first) = wake_words.first() else { return 0 };
+    u64::from(sleep_this_core(core_index, first, || all_sleeping(wake_words)))
+}
+
+/// A mover's own wake word, in kernel memory on a line of its own:
+/// SLEEPING while the mover sleeps (or is about to), AWAKE otherwise.
+#[repr(align(128))]
+struct MoverWake(AtomicU64);
+
+static MOVER_WAKE: [MoverWake; abi::MAX_MOVERS] =
+    [const { MoverWake(AtomicU64::new(ringbuf::layout::WAKE_STATE_AWAKE)) }; abi::MAX_MOVERS];
+/// The core each mover runs on (for its doorbell), by mover number.
+static MOVER_CORE: [AtomicU64; abi::MAX_MOVERS] = [const { AtomicU64::new(u64::MAX) }; abi::MAX_MOVERS];
+/// Wake-ups servers delivered to each mover (`wake_mover` calls that
+/// found it asleep).
+static MOVER_WAKEUPS: [AtomicU64; abi::MAX_MOVERS] = [const { AtomicU64::new(0) }; abi::MAX_MOVERS];
+
+/// Mover `number` sleeps; called by that mover after every outbox it owns
+/// announced sleep (`Consumer::prepare_to_sleep_untrusted`) and was still
+/// empty. `announce` runs after the mover's own wake word says SLEEPING and
+/// must announce on every outbox; it returns false if one had messages
+/// (then nothing sleeps).
+///
+/// ```text
+///  mover                                   server (userlib, after publishing)
+///  MOVER_WAKE = SLEEPING (SeqCst)
+///  every outbox: wake = SLEEPING, fence,   store producer index; fence;
+///    still empty?  no -> stay awake        outbox wake == SLEEPING? claim it
+///  cli; [monitor MOVER_WAKE]               syscall WAKE_MOVER:
+///  MOVER_WAKE still SLEEPING?                swap MOVER_WAKE -> AWAKE; was
+///    yes: sti; mwait|hlt  <─── store / doorbell IPI ── SLEEPING: HLT -> IPI
+/// ```
+/// No lost wake-up: the outbox announcement and the server's publish are
+/// the ring's fenced protocol; MOVER_WAKE is set before the outbox
+/// announcements (x86 keeps stores in order), so a server that saw an
+/// announcement finds MOVER_WAKE = SLEEPING and its swap either comes
+/// before the final check (no sleep) or after it (store to the monitored
+/// line, or IPI into `sti; hlt`).
+pub fn mover_sleep(number: usize, core_index: usize, announce: impl FnOnce() -> bool) -> bool {
+    let Some(wake) = MOVER_WAKE.get(number) else { return false };
+    MOVER_CORE[number].store(core_index as u64, Ordering::Relaxed);
+    wake.0.store(ringbuf::layout::WAKE_STATE_SLEEPING, Ordering::SeqCst);
+    if !announce() {
+        wake.0.store(ringbuf::layout::WAKE_STATE_AWAKE, Ordering::Relaxed);
+        return false;
+    }
+    let interrupts_were_on = x86_64::instructions::interrupts::are_enabled();
+    x86_64::instructions::interrupts::disable();
+    let slept = sleep_this_core(core_index, &wake.0, || wake.0.load(Ordering::SeqCst) == ringbuf::layout::WAKE_STATE_SLEEPING);
+    wake.0.store(ringbuf::layout::WAKE_STATE_AWAKE, Ordering::Relaxed);
+    if interrupts_were_on {
+        x86_64::instructions::interrupts::enable();
+    }
+    slept
+}
+
+/// The `wake_mover` system call: wakes mover `number` if it announced
+/// sleep. At most one doorbell per sleep: the swap claims the wake-up, so
+/// a server calling this in a loop costs the mover nothing while it is
+/// awake.
+pub fn wake_mover(number: usize) -> bool {
+    let Some(wake) = MOVER_WAKE.get(number) else { return false };
+    if wake.0.swap(ringbuf::layout::WAKE_STATE_AWAKE, Ordering::SeqCst) != ringbuf::layout::WAKE_STATE_SLEEPING {
+        return false;
+    }
+    MOVER_WAKEUPS[number].fetch_add(1, Ordering::Relaxed);
+    let core = MOVER_CORE[number].load(Ordering::Relaxed) as usize;
+    if core < MAX_CORES && needs_doorbell(core) {
+        crate::smp::doorbell(core);
+    }
+    true
+}
+
+/// Pause ticks of `core`: the mover's own count, or what the core's server
+/// reports on its statistics page (a claim, clamped to `elapsed`), and
+/// whether the figure came from the server.
+pub fn pause_ticks_of(core: &cores::PerCore, elapsed: u64) -> (u64, bool) {
+    let server = core.server.load(Ordering::Acquire);
+    match crate::server::all().get(server) {
+        Some(s) if core.role() != cores::Role::Mover => (s.reported_pause_ticks(elapsed), true),
+        _ => (core.pause_ticks.load(Ordering::Relaxed).min(elapsed), false),
+    }
+}
+
+fn percent_tenths(part: u64, total: u64) -> (u64, u64) {
+    let tenths = (u128::from(part) * 1000 / u128::from(total.max(1))) as u64;
+    (tenths / 10, tenths % 10)
+}
+
+/// The runtime view: per core, shares of time polling, pausing and asleep,
+/// sleeps, P-state writes; wake-ups servers delivered to sleeping movers.
 pub fn report() {
     let now = tsc::now();
+    let tsc_per_ms = crate::smp::TSC_PER_US.load(Ordering::Relaxed).max(1) * 1000;
     for core in cores::all().iter().filter(|c| c.online.load(Ordering::Acquire)) {
+        if !matches!(core.role(), cores::Role::Mover | cores::Role::Server | cores::Role::Parked) {
+            log::info!(
+                "power: core {} ({}): not tracked (the kernel's supervisor and idle cores halt between events)",
+                core.index(),
+                core.role().name()
+            );
+            continue;
+        }
         let started = core.role_started_tsc.load(Ordering::Relaxed);
         let start = if started != 0 { started } else { TOTAL_TSC_START.load(Ordering::Relaxed) };
         let total = now.saturating_sub(start).max(1);
-        let asleep = core.sleep_ticks.load(Ordering::Relaxed);
+        let asleep = core.sleep_ticks.load(Ordering::Relaxed).min(total);
+        let (paused, from_server) = pause_ticks_of(core, total - asleep);
+        let polling = total - asleep - paused;
+        let (a, a10) = percent_tenths(asleep, total);
+        let (p, p10) = percent_tenths(paused, total);
+        let (w, w10) = percent_tenths(polling, total);
         log::info!(
-            "power: core {} ({}): asleep {}.{}% of {} ms, sleeps {}, P-state writes {}",
+            "power: core {} ({}): of {} ms: polling/working {w}.{w10}%, pausing {p}.{p10}%{}, asleep {a}.{a10}%; sleeps {}, P-state writes {}",
             core.index(),
             core.role().name(),
-            asleep * 100 / total,
-            asleep * 1000 / total % 10,
-            total / crate::smp::TSC_PER_US.load(Ordering::Relaxed).max(1) / 1000,
+            total / tsc_per_ms,
+            if from_server { " (reported by the server)" } else { "" },
             core.sleeps.load(Ordering::Relaxed),
             core.pstate_changes.load(Ordering::Relaxed)
         );
     }
-    log::info!("power: energy counters (RAPL): not read (not built yet)");
+    for (number, wakeups) in MOVER_WAKEUPS.iter().enumerate() {
+        let wakeups = wakeups.load(Ordering::Relaxed);
+        if wakeups > 0 {
+            log::info!("power: mover {number}: woken by servers {wakeups} times");
+        }
+    }
+    crate::energy::report();
 }

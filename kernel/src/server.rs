@@ -130,6 +130,8 @@ pub struct Server {
     pub badge: u64,
     /// The mover core serving its outbox.
     pub mover_core: usize,
+    /// That mover's number (position in `mover_cores`).
+    pub mover: usize,
     pub outbox: SharedRing,
     /// One inbox per mover, in `mover_cores` order.
     pub inboxes: Vec<SharedRing>,
@@ -145,9 +147,21 @@ pub struct Server {
     state: AtomicU8,
     exit_code: AtomicI64,
     pub log_lines: AtomicU64,
+    /// Physical address of its statistics page (`abi::STATS_ADDR`).
+    stats_phys: u64,
 }
 
 impl Server {
+    /// The pause time the server reports on its statistics page: a claim,
+    /// clamped to `at_most` (the time that has passed).
+    pub fn reported_pause_ticks(&self, at_most: u64) -> u64 {
+        // SAFETY: `stats_phys` is a frame allocated for this server in
+        // `load` and never freed; the direct map covers it. The server may
+        // store anything there concurrently, which an atomic load tolerates.
+        let word = unsafe { &*(phys_to_virt(self.stats_phys) as *const AtomicU64) };
+        word.load(Ordering::Relaxed).min(at_most)
+    }
+
     pub fn state(&self) -> State {
         match self.state.load(Ordering::Acquire) {
             0 => State::Loaded,
@@ -230,6 +244,10 @@ fn load(config: &system_config::SystemConfig, s: &system_config::Server, elf: Op
         inboxes.push(SharedRing::create(&mut space, abi::inbox_addr(mover), s.inbox_slots as usize)?);
     }
     regions.push((abi::INFO_ADDR, abi::inbox_addr(inboxes.len())));
+    let stats_frame = frames::alloc_zeroed().ok_or(LoadError::Memory(crate::mem::paging::MapError::OutOfFrames))?;
+    space
+        .map_user_frame(abi::STATS_ADDR, stats_frame, UserAccess { write: true, execute: false })
+        .map_err(LoadError::Memory)?;
     let stack_top = abi::stack_top_for_core(core);
     let stack_bottom = stack_top - u64::from(s.stack_kib) * 1024;
     let rw = UserAccess { write: true, execute: false };
@@ -245,6 +263,7 @@ fn load(config: &system_config::SystemConfig, s: &system_config::Server, elf: Op
         config_index: s.index,
         badge: u64::from(s.badge()),
         mover_core: s.mover_core,
+        mover: config.mover_cores.iter().position(|&c| c == s.mover_core).unwrap_or(0),
         outbox,
         inboxes,
         capabilities: Vec::new(),
@@ -257,6 +276,7 @@ fn load(config: &system_config::SystemConfig, s: &system_config::Server, elf: Op
         state: AtomicU8::new(State::Loaded as u8),
         exit_code: AtomicI64::new(0),
         log_lines: AtomicU64::new(0),
+        stats_phys: stats_frame.start_address().as_u64(),
     })
 }
 
@@ -324,7 +344,7 @@ fn write_info_page(config: &system_config::SystemConfig, server: &mut Server) ->
         spin_polls_before_pause: 0,
         pause_ticks_before_sleep: 0,
         sleep: abi::SLEEP_NEVER,
-        _reserved2: 0,
+        mover_sleeps: 0,
     };
     let power = crate::power::policy(server.core);
     info.spin_polls_before_pause = power.escalation.spin_polls;
@@ -332,6 +352,7 @@ fn write_info_page(config: &system_config::SystemConfig, server: &mut Server) ->
     if power.escalation.sleep != cores::power::SleepKind::Never {
         info.sleep = abi::SLEEP_WAIT;
     }
+    info.mover_sleeps = u32::from(crate::power::can_sleep(server.mover_core));
     copy_name(&mut info.name, &server.name);
     let args = s.args.as_bytes();
     let n = args.len().min(abi::ARGS_BYTES);
@@ -468,6 +489,7 @@ extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) {
             }
             crate::power::wait(server.core, &words[..n])
         }
+        abi::nr::WAKE_MOVER => u64::from(crate::power::wake_mover(server.mover)),
         abi::nr::BENCH_MARK if bench => {
             let mut name = [0u8; 32];
             let len = (frame.rsi as usize).min(name.len());

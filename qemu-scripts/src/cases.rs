@@ -28,6 +28,10 @@ struct Case {
     must_not_show: &'static [&'static str],
     /// Seconds before the run counts as hung.
     timeout_secs: u64,
+    /// `-accel` value: multi-threaded TCG (`tcg`) by default, for real
+    /// parallelism; `tcg,thread=single` where spinning vCPUs would otherwise
+    /// fight over the two host cores (pause yields the thread there).
+    accel: &'static str,
 }
 
 const NO_SYSTEM: (Option<&str>, bool, &[(&str, &str)], bool) = (None, true, &[], false);
@@ -47,6 +51,7 @@ macro_rules! case {
             bad_elves: NO_SYSTEM.3,
             must_not_show: &[],
             timeout_secs: 180,
+            accel: "tcg",
         }
     };
 }
@@ -280,21 +285,29 @@ const CASES: &[Case] = &[
         timeout_secs: 900,
         ..case!("PWR-pause-low-rate-none-lost-none-stuck", "", 4, Firmware::Bios, true, &["server `ping`: 2000 round trips through the mover: median ", " ns, 0 bad replies", "server `ping`: 0 replies took longer than the stuck bound; interval 20 us", "system: server `ping` exited with code 0", "system: server `echo` exited with code 0", "server `echo`: echo slept 0 times (0 sleeps requested)"])
     },
-    // PWR000x: 20 000 messages at one per 20 us with echo's core on hlt + doorbell;
+    // PWR000x: 100 000 messages at one per 20 us with echo's core on hlt + doorbell;
     // none lost, none stuck (> 1 s), sleeps as the policy says.
     Case {
         system: Some("tests/power-hlt.toml"),
         must_not_show: &["server `echo`: echo slept 0 times"],
         timeout_secs: 900,
-        ..case!("PWR-hlt-low-rate-none-lost-none-stuck", "", 4, Firmware::Bios, true, &["server `ping`: 20000 round trips through the mover: median ", " ns, 0 bad replies", "server `ping`: 0 replies took longer than the stuck bound; interval 20 us", "system: server `ping` exited with code 0", "system: server `echo` exited with code 0"])
+        ..case!("PWR-hlt-low-rate-none-lost-none-stuck", "", 4, Firmware::Bios, true, &["server `ping`: 100000 round trips through the mover: median ", " ns, 0 bad replies", "server `ping`: 0 replies took longer than the stuck bound; interval 20 us", "system: server `ping` exited with code 0", "system: server `echo` exited with code 0"])
     },
-    // PWR000x: 20 000 messages at one per 20 us with echo's core on mwait (falls back to hlt where MWAIT does not sleep);
+    // PWR000x: 100 000 messages at one per 20 us with echo's core on mwait (falls back to hlt where MWAIT does not sleep);
     // none lost, none stuck (> 1 s), sleeps as the policy says.
     Case {
         system: Some("tests/power-mwait.toml"),
         must_not_show: &["server `echo`: echo slept 0 times"],
         timeout_secs: 900,
-        ..case!("PWR-mwait-low-rate-none-lost-none-stuck", "", 4, Firmware::Bios, true, &["server `ping`: 20000 round trips through the mover: median ", " ns, 0 bad replies", "server `ping`: 0 replies took longer than the stuck bound; interval 20 us", "system: server `ping` exited with code 0", "system: server `echo` exited with code 0"])
+        ..case!("PWR-mwait-low-rate-none-lost-none-stuck", "", 4, Firmware::Bios, true, &["server `ping`: 100000 round trips through the mover: median ", " ns, 0 bad replies", "server `ping`: 0 replies took longer than the stuck bound; interval 20 us", "system: server `ping` exited with code 0", "system: server `echo` exited with code 0"])
+    },
+    // PWR000x: the mover sleeps too: 100 000 messages at one per 20 us, mover and echo on hlt;
+    // the sender wakes the mover with `wake_mover`; none lost, none stuck (> 1 s).
+    Case {
+        system: Some("tests/power-mover.toml"),
+        must_not_show: &["server `echo`: echo slept 0 times"],
+        timeout_secs: 900,
+        ..case!("PWR-mover-sleeps-and-is-woken-none-lost-none-stuck", "", 4, Firmware::Bios, true, &["server `ping`: 100000 round trips through the mover: median ", " ns, 0 bad replies", "server `ping`: 0 replies took longer than the stuck bound; interval 20 us", "system: server `ping` exited with code 0", "system: server `echo` exited with code 0", "power: mover 0: woken by servers "])
     },
     Case {
         system: Some("tests/bad-key.toml"),
@@ -422,10 +435,11 @@ fn qemu_tests(tally: &mut Tally, filter: Option<&str>) -> Result<(), Error> {
             smp: case.smp,
             firmware: case.firmware,
             timeout: Duration::from_secs(case.timeout_secs),
+            accel: case.accel.to_string(),
             echo: false,
             ..QemuOptions::default()
         };
-        println!("xtask: running {} (-smp {}, {})", case.name, case.smp, case.firmware.name());
+        println!("xtask: running {} (-smp {}, {}, -accel {})", case.name, case.smp, case.firmware.name(), case.accel);
         let system = match case.system {
             Some(file) => Some(System::read(&root.join("qemu-scripts/systems").join(file))?),
             None => None,

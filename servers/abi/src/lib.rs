@@ -32,6 +32,11 @@ pub mod nr {
     /// inbox (`ringbuf::Consumer::prepare_to_sleep`); returns at once if a
     /// mover already claimed the wake-up. Returns 1 if it slept, 0 if not.
     pub const WAIT: u64 = 7;
+    /// `wake_mover()`: the mover of this server's outbox announced sleep
+    /// (the outbox's wake word said SLEEPING after a publish, see
+    /// `ServerInfo::mover_sleeps`): wake it. Returns 1 if this call woke
+    /// it, 0 if it was awake or another call already woke it.
+    pub const WAKE_MOVER: u64 = 8;
 }
 
 /// Error codes (returned negated).
@@ -119,13 +124,31 @@ pub struct ServerInfo {
     pub spin_polls_before_pause: u64,
     pub pause_ticks_before_sleep: u64,
     pub sleep: u32,
-    pub _reserved2: u32,
+    /// 1 if the mover of this server's outbox may sleep: after publishing,
+    /// the server checks the outbox's wake word (one fence and one load)
+    /// and, if the mover announced sleep, calls `wake_mover`. 0: the mover
+    /// never sleeps and sending costs nothing extra.
+    pub mover_sleeps: u32,
 }
 
 /// `ServerInfo::sleep`: never sleep (spin, then pause).
 pub const SLEEP_NEVER: u32 = 0;
 /// `ServerInfo::sleep`: sleep through the `wait` system call.
 pub const SLEEP_WAIT: u32 = 1;
+
+/// The server's statistics page (a [`ServerStats`], written by the server,
+/// read by the kernel for the power report: untrusted figures).
+pub const STATS_ADDR: u64 = INFO_ADDR + 0x1000;
+
+/// What a server reports about its own polling, at [`STATS_ADDR`]. Every
+/// field is an `u64` the server stores with plain atomic stores; the
+/// kernel reads them as claims and clamps them to what is possible.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct ServerStats {
+    /// TSC ticks spent in `pause` steps while waiting for messages.
+    pub pause_ticks: u64,
+}
 
 /// Bytes of `ServerInfo::args`.
 pub const ARGS_BYTES: usize = 256;

@@ -7,6 +7,13 @@
 //!
 //! args: `rtt=N` round trips per ring count (default 20000),
 //! `stream=N` messages per stream (default 200000).
+//!
+//! With `power=<policy>` it runs the power benchmark instead (one boot per
+//! policy, `qemu-scripts/systems/power-bench/*.toml`): round trips
+//! back-to-back and at one message per 10 µs, 100 µs and 1 ms, each reply
+//! stamped by echo with the TSC at which it was handled (the wake-up
+//! latency), and the kernel's per-core sleep/pause counters around each
+//! rate.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_code)]
 
@@ -36,6 +43,9 @@ fn run() -> i32 {
     let iterations = (userlib::arg_u64("rtt", 20_000) as usize).min(userlib::SAMPLE_BUFFER_LEN);
     let stream = userlib::arg_u64("stream", 200_000);
     let Some(samples) = userlib::take_sample_buffer() else { return 1 };
+    if let Some(policy) = userlib::arg("power") {
+        return power_benchmark(&mut channel, echo, echo_badge, policy, samples);
+    }
 
     for rings in RING_COUNTS {
         set_extra_rings(rings - BASE_RINGS);
@@ -113,6 +123,83 @@ fn run() -> i32 {
         userlib::log!("BENCH stream name=mover-stream batch={batch} rings={rings} n={stream} cycles={cycles} ok={ok}");
     }
     set_extra_rings(0);
+    let _ = channel.send(echo, label::STOP, b"");
+    0
+}
+
+/// Rates of the power benchmark: (microseconds between sends, round trips).
+/// 0 = back-to-back (continuous load).
+const POWER_RATES: [(u64, usize); 4] = [(0, 5000), (10, 2000), (100, 2000), (1000, 500)];
+
+/// Round trips at each rate of `POWER_RATES`, with echo's receive stamp.
+fn power_benchmark(channel: &mut Channel, echo: u32, echo_badge: u64, policy: &str, samples: &mut [u64]) -> i32 {
+    let tsc_per_us = userlib::tsc_hz() / 1_000_000;
+    let half = samples.len() / 2;
+    let (rtts, wakeups) = samples.split_at_mut(half);
+    // Warm-up: caches, TLBs, and the policies' state machines.
+    for sequence in 0..WARMUP as u32 {
+        let mut message = Message::new(echo, label::PING_STAMPED, &payload(sequence)).expect("40 bytes fit");
+        message.sequence = sequence;
+        channel.send_message(&message);
+        let _ = channel.recv();
+    }
+    for (interval_us, wanted) in POWER_RATES {
+        let n = wanted.min(half);
+        let phase = match interval_us {
+            0 => "power-0us",
+            10 => "power-10us",
+            100 => "power-100us",
+            _ => "power-1000us",
+        };
+        let (mut ok, mut skewed) = (0u64, 0u64);
+        mark(phase, true);
+        let mut next_send = userlib::rdtsc();
+        for round in 0..n {
+            if interval_us > 0 {
+                // Busy-wait to the next slot: the client is the load
+                // generator and spins by design.
+                next_send = next_send.wrapping_add(interval_us * tsc_per_us);
+                while (userlib::rdtsc().wrapping_sub(next_send) as i64) < 0 {
+                    core::hint::spin_loop();
+                }
+            }
+            let sequence = (WARMUP + round) as u32;
+            let mut message = Message::new(echo, label::PING_STAMPED, &payload(sequence)).expect("40 bytes fit");
+            message.sequence = sequence;
+            let start = userlib::rdtsc();
+            channel.send_message(&message);
+            let reply = channel.recv();
+            let end = userlib::rdtsc();
+            rtts[round] = end.wrapping_sub(start);
+            let bytes = reply.payload_bytes();
+            let mut stamp = [0u8; 8];
+            if bytes.len() == 40 {
+                stamp.copy_from_slice(&bytes[..8]);
+            }
+            let handled = u64::from_le_bytes(stamp);
+            wakeups[round] = if handled >= start && handled <= end {
+                handled - start
+            } else {
+                skewed += 1;
+                0
+            };
+            let good = reply.sender_badge == echo_badge
+                && reply.label == label::PING_STAMPED
+                && reply.sequence == sequence
+                && bytes.len() == 40
+                && bytes[8..] == payload(sequence)[8..];
+            ok += u64::from(good);
+        }
+        mark(phase, false);
+        let (median, p99, min, max) = stats(&mut rtts[..n]);
+        userlib::log!(
+            "BENCH latency name=power-rtt policy={policy} interval_us={interval_us} n={n} median_cycles={median} p99_cycles={p99} min_cycles={min} max_cycles={max} ok={ok}"
+        );
+        let (median, p99, min, max) = stats(&mut wakeups[..n]);
+        userlib::log!(
+            "BENCH latency name=power-wakeup policy={policy} interval_us={interval_us} n={n} median_cycles={median} p99_cycles={p99} min_cycles={min} max_cycles={max} tsc_out_of_order={skewed}"
+        );
+    }
     let _ = channel.send(echo, label::STOP, b"");
     0
 }

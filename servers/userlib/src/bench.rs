@@ -7,6 +7,10 @@ use crate::syscall::syscall3;
 pub mod label {
     /// Answer with the same message.
     pub const PING: u32 = 1;
+    /// Answer with the same message, its first 8 payload bytes replaced by
+    /// the TSC at which echo received it (the power benchmark's wake-up
+    /// latency: send -> handled, one way).
+    pub const PING_STAMPED: u32 = 2;
     /// Start counting a stream (resets the expected sequence to 0).
     pub const SINK_START: u32 = 100;
     /// One stream message: check, count, do not answer.

@@ -13,6 +13,7 @@
 use crate::abi;
 pub use ringbuf::Message;
 use cores::power::{Escalation, Governor, SleepKind, Step};
+use core::sync::atomic::{AtomicU64, Ordering};
 use ringbuf::{Consumer, Producer, RingRegion};
 
 /// Why the channel could not be opened.
@@ -42,6 +43,11 @@ pub struct Channel {
     next_inbox: usize,
     next_sequence: u32,
     governor: Governor,
+    /// The mover of the outbox may sleep: check its wake word after publishing.
+    mover_sleeps: bool,
+    /// Where the pause time is reported to the kernel (`abi::STATS_ADDR`).
+    stats: Option<&'static AtomicU64>,
+    pause_reported: u64,
     /// Times `recv` asked the kernel to sleep, and times it actually slept.
     pub sleeps_requested: u64,
     pub sleeps: u64,
@@ -103,8 +109,16 @@ impl Channel {
             // The kind only matters to the kernel; here: may we sleep at all.
             sleep: if info.sleep == abi::SLEEP_WAIT { SleepKind::Hlt } else { SleepKind::Never },
         };
+        // SAFETY: the kernel maps a zeroed, writable page at `STATS_ADDR` for
+        // every server, for its whole life; only this server writes it (the
+        // kernel reads it as untrusted figures), and `open` is called once.
+        // An old kernel without the page would fault this server only.
+        let stats = Some(unsafe { &*(abi::STATS_ADDR as *const AtomicU64) });
         Ok(Channel {
             info,
+            mover_sleeps: info.mover_sleeps != 0,
+            stats,
+            pause_reported: 0,
             outbox,
             inboxes,
             inbox_count,
@@ -149,7 +163,18 @@ impl Channel {
     /// Queues `message` as is, or reports a full outbox.
     #[inline]
     pub fn try_send_message(&mut self, message: &Message) -> Result<(), SendError> {
-        self.outbox.push(message).map_err(|_| SendError::Full)
+        self.outbox.push(message).map_err(|_| SendError::Full)?;
+        self.wake_mover_if_asleep();
+        Ok(())
+    }
+
+    /// After publishing: if the mover may sleep and announced it, wake it
+    /// (one fence and one load per call; a system call only when it sleeps).
+    #[inline]
+    fn wake_mover_if_asleep(&mut self) {
+        if self.mover_sleeps && self.outbox.consumer_needs_wakeup() {
+            crate::syscall3(abi::nr::WAKE_MOVER, 0, 0, 0);
+        }
     }
 
     /// Queues a message, spinning (and draining nothing) while the outbox is full.
@@ -158,6 +183,7 @@ impl Channel {
         while self.outbox.push(message).is_err() {
             core::hint::spin_loop();
         }
+        self.wake_mover_if_asleep();
     }
 
     /// Builds and queues a message, or reports a full outbox (the sequence
@@ -178,7 +204,11 @@ impl Channel {
     /// returns how many.
     #[inline]
     pub fn send_batch(&mut self, messages: &[Message]) -> usize {
-        self.outbox.push_slice(messages)
+        let sent = self.outbox.push_slice(messages);
+        if sent > 0 {
+            self.wake_mover_if_asleep();
+        }
+        sent
     }
 
     /// The next message from any inbox, if one is waiting (inboxes are
@@ -203,13 +233,32 @@ impl Channel {
         loop {
             if let Some(message) = self.try_recv() {
                 self.governor.work_found();
+                self.report_pause_time();
                 return message;
             }
             match self.governor.idle(crate::rdtsc) {
                 Step::Spin => {}
                 Step::Pause => core::hint::spin_loop(),
-                Step::Sleep => self.sleep(),
+                Step::Sleep => {
+                    self.report_pause_time();
+                    self.sleep();
+                }
             }
+        }
+    }
+
+    /// Publishes the pause time on the statistics page (read by the kernel
+    /// for the power report) if it changed: before each sleep and when a
+    /// message ends a wait.
+    #[inline]
+    fn report_pause_time(&mut self) {
+        let paused = self.governor.pause_ticks();
+        if paused != self.pause_reported
+            && let Some(stats) = self.stats
+        {
+            self.pause_reported = paused;
+            // Relaxed: a statistic, read whenever the kernel reports.
+            stats.store(paused, Ordering::Relaxed);
         }
     }
 

@@ -38,6 +38,9 @@ pub struct Features {
     pub smap: bool,
     pub pcid: bool,
     pub amd_rapl: bool,
+    /// Display family and model (CPUID 1:EAX with the extended fields).
+    pub family: u32,
+    pub model: u32,
     /// Enhanced SpeedStep: `IA32_PERF_CTL` exists (CPUID.1:ECX[7]).
     pub eist: bool,
     /// AMD hardware P-states: `PStateCtl` MSR (CPUID.80000007:EDX[7]).
@@ -53,6 +56,12 @@ pub fn probe() -> Features {
     f.vendor[8..12].copy_from_slice(&leaf0.ecx.to_le_bytes());
     let max = leaf0.eax;
     let leaf1 = cpuid(1, 0);
+    let base_family = (leaf1.eax >> 8) & 0xF;
+    f.family = if base_family == 0xF { base_family + ((leaf1.eax >> 20) & 0xFF) } else { base_family };
+    f.model = (leaf1.eax >> 4) & 0xF;
+    if base_family == 0x6 || base_family == 0xF {
+        f.model |= ((leaf1.eax >> 16) & 0xF) << 4;
+    }
     f.monitor_mwait = leaf1.ecx & (1 << 3) != 0;
     f.eist = leaf1.ecx & (1 << 7) != 0;
     f.intel = &f.vendor == b"GenuineIntel";
