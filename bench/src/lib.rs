@@ -4,6 +4,8 @@
 //! ```text
 //! serial log ──parse──▶ Vec<Run> ──analyze──▶ Analysis ──▶ report_text (table)
 //!                                                      ──▶ write_outputs (CSV, JSON, PNG)
+//!                          └──power_table──▶ PowerTable ──▶ power_report_text (table)
+//!                       (system=power-<policy>)          ──▶ write_power_outputs (CSV, JSON)
 //! ```
 //!
 //! Invariants kept across the crate (each module's docs say more):
@@ -13,7 +15,10 @@
 //!   ([`summary_text`]);
 //! - a figure whose messages did not all check out (`ok != n`, or no `ok`)
 //!   is kept but flagged in every output;
-//! - targets are measured and reported as met or missed, never asserted.
+//! - targets are measured and reported as met or missed, never asserted;
+//! - the power table ([`power`]) shows one boot per policy in one table;
+//!   across boots it divides only each boot's floor-normalised ratios,
+//!   never times.
 //!
 //! Typical use from `cargo xtask bench`:
 //!
@@ -34,10 +39,14 @@ pub mod analysis;
 pub mod export;
 pub mod parse;
 pub mod plot;
+pub mod power;
 pub mod report;
 
 pub use analysis::{Analysis, MessageCheck, TargetCheck, TargetOutcome, analyze};
 pub use export::{JsonReport, read_csv, read_json, write_data_files, write_outputs};
 pub use parse::{ParseError, ParseErrorKind, Run, parse};
 pub use plot::write_plots;
+pub use power::{
+    PowerRow, PowerTable, power_report_text, power_runs, power_table, write_power_outputs,
+};
 pub use report::{report_text, summary_text};

@@ -87,7 +87,7 @@ fn header(out: &mut String, run: &Run) {
     let _ = writeln!(out, "NOTE: {tail_note}");
 }
 
-fn check_text(check: MessageCheck, ok: Option<u64>, n: u64) -> String {
+pub(crate) fn check_text(check: MessageCheck, ok: Option<u64>, n: u64) -> String {
     match check {
         MessageCheck::AllChecked => "ok".to_string(),
         MessageCheck::Mismatch => format!("FAIL {}/{n}", ok.unwrap_or(0)),
@@ -373,19 +373,19 @@ pub fn summary_text(runs: &[Run]) -> String {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Align {
+pub(crate) enum Align {
     Left,
     Right,
 }
 
 /// A plain-text table with columns padded to their widest cell.
-struct Table {
+pub(crate) struct Table {
     headers: Vec<(String, Align)>,
     rows: Vec<Vec<String>>,
 }
 
 impl Table {
-    fn new(headers: &[(&str, Align)]) -> Table {
+    pub(crate) fn new(headers: &[(&str, Align)]) -> Table {
         Table {
             headers: headers
                 .iter()
@@ -395,11 +395,11 @@ impl Table {
         }
     }
 
-    fn row(&mut self, cells: Vec<String>) {
+    pub(crate) fn row(&mut self, cells: Vec<String>) {
         self.rows.push(cells);
     }
 
-    fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let widths: Vec<usize> = (0..self.headers.len())
             .map(|column| {
                 self.rows

@@ -136,6 +136,10 @@ impl Mover {
             if moved > 0 {
                 RingStats::add(&core.messages, moved as u64);
                 governor.work_found();
+                if governor.pause_ticks() != pause_reported {
+                    pause_reported = governor.pause_ticks();
+                    core.pause_ticks.store(pause_reported, Ordering::Relaxed);
+                }
             } else {
                 match governor.idle(tsc::now) {
                     Step::Spin | Step::Pause => core::hint::spin_loop(),
@@ -150,14 +154,8 @@ impl Mover {
                 }
             }
             passes = passes.wrapping_add(1);
-            if passes.is_multiple_of(4096) {
-                if governor.pause_ticks() != pause_reported {
-                    pause_reported = governor.pause_ticks();
-                    core.pause_ticks.store(pause_reported, Ordering::Relaxed);
-                }
-                if self.supervise && crate::boot::all_servers_stopped() {
-                    crate::boot::finish();
-                }
+            if self.supervise && passes.is_multiple_of(4096) && crate::boot::all_servers_stopped() {
+                crate::boot::finish();
             }
         }
     }
@@ -166,7 +164,7 @@ impl Mover {
     /// mover (`power::mover_sleep`). A corrupt outbox counts as empty (it has
     /// nothing readable) and keeps its announcement.
     fn sleep(&mut self) {
-        let Mover { sources, number, core, .. } = self;
+        let Mover { sources, number, core, supervise, .. } = self;
         let mut announced = 0;
         crate::power::mover_sleep(*number, *core, || {
             for source in sources.iter_mut() {
@@ -175,7 +173,9 @@ impl Mover {
                     Ok(false) => return false,
                 }
             }
-            true
+            // After the announcements' fences: a server that stops from now
+            // on finds the wake word SLEEPING (`power::wake_all_movers`).
+            !(*supervise && crate::boot::all_servers_stopped())
         });
         for source in sources.iter_mut().take(announced) {
             source.outbox.finish_sleep();

@@ -341,6 +341,16 @@ pub fn wake_mover(number: usize) -> bool {
     true
 }
 
+/// Wakes every sleeping mover: a server stopped, and a mover that
+/// supervises the run must notice. `Mover::sleep` checks for stopped
+/// servers after announcing sleep, and this claims the wake word after the
+/// server's state changed, so one of the two sees the other.
+pub fn wake_all_movers() {
+    for number in 0..abi::MAX_MOVERS {
+        wake_mover(number);
+    }
+}
+
 /// Pause ticks of `core`: the mover's own count, or what the core's server
 /// reports on its statistics page (a claim, clamped to `elapsed`), and
 /// whether the figure came from the server.

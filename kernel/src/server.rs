@@ -408,6 +408,7 @@ fn current() -> &'static Server {
 fn park(server: &Server, state: State) -> ! {
     server.state.store(state as u8, Ordering::Release);
     crate::smp::wake(0); // the supervisor sleeps until a server stops
+    crate::power::wake_all_movers(); // and so may a mover that supervises
     let core = cores::this_core();
     let kernel_cr3 = crate::smp::kernel_cr3();
     // SAFETY: the kernel's page tables map everything kernel code uses, so

@@ -339,58 +339,113 @@ fn cmd_bench(mut args: Args) -> Result<ExitCode, Error> {
         opts.accel = "tcg,thread=single".to_string();
     }
     let rest = args.finish()?;
-    let which = rest.first().map(String::as_str).unwrap_or("ipc");
+    let which = rest.first().map(String::as_str).unwrap_or("all");
     match which {
         "ringbuf" => {
             run_checked(Command::new("cargo").current_dir(root()).args(["bench", "-p", "ringbuf"]), "ringbuf benchmark")?;
             Ok(ExitCode::SUCCESS)
         }
-        "ipc" => bench_ipc(opts),
-        other => Err(Error::new(format!("unknown benchmark `{other}`; available: ipc (default), ringbuf"))),
+        "ipc" => bench_ipc(&opts),
+        "power" => bench_power(&opts),
+        "all" => {
+            bench_ipc(&opts)?;
+            bench_power(&opts)
+        }
+        other => Err(Error::new(format!("unknown benchmark `{other}`; available: ipc, power (both by default), ringbuf"))),
     }
 }
 
-fn bench_ipc(mut opts: QemuOptions) -> Result<ExitCode, Error> {
+/// Policies of the power benchmark, one boot each (`systems/power-bench/`).
+const POWER_POLICIES: &[&str] = &["spin", "pause", "mwait", "hlt"];
+
+/// Builds everything once, boots `system` (a path under the repository)
+/// for a benchmark and returns the parsed runs.
+struct BenchBuild {
+    binaries: Vec<(String, Vec<u8>)>,
+    kernel: std::path::PathBuf,
+    builder: std::path::PathBuf,
+}
+
+fn bench_build() -> Result<BenchBuild, Error> {
     setup::host_packages()?;
     setup::rust_toolchains(false)?;
     let root = root();
-    let system = System::read(&root.join(BENCH_SYSTEM))?;
     let binaries = build_servers(&root)?;
-    let names: Vec<String> = binaries.iter().map(|(n, _)| n.clone()).collect();
-    system.check(Some(opts.smp), &names)?;
     let kernel = build_kernel(&root)?;
     let builder = build_image_builder(&root)?;
+    Ok(BenchBuild { binaries, kernel, builder })
+}
+
+fn bench_boot(build: &BenchBuild, opts: &QemuOptions, name: &str, system_file: &str, tag: &str) -> Result<Vec<bench::Run>, Error> {
+    let root = root();
+    let system = System::read(&root.join(system_file))?;
+    let names: Vec<String> = build.binaries.iter().map(|(n, _)| n.clone()).collect();
+    system.check(Some(opts.smp), &names)?;
+    let mut opts = opts.clone();
     opts.echo = false;
     if opts.timeout == QemuOptions::default().timeout {
         opts.timeout = Duration::from_secs(1800);
     }
     let accel_name = if opts.accel == "tcg,thread=single" { "tcg-single" } else { opts.accel.as_str() };
-    let boot_args = format!("bench bench.accel={accel_name} bench.cpu={} bench.date={}", opts.cpu, utc_now());
-    println!("xtask: IPC benchmark, -smp {} ({}), serial log in target/qemu/bench/serial.log", opts.smp, opts.accel);
-    let run = Boot { name: "bench", boot_args: &boot_args, system: Some(&system), binaries: &binaries };
-    let outcome = boot(&root, &kernel, &builder, &run, &opts)?;
+    let boot_args = format!("bench bench.accel={accel_name} bench.cpu={} bench.date={} bench.system={tag}", opts.cpu, utc_now());
+    println!("xtask: benchmark `{tag}`, -smp {} ({}), serial log in target/qemu/{name}/serial.log", opts.smp, opts.accel);
+    let run = Boot { name, boot_args: &boot_args, system: Some(&system), binaries: &build.binaries };
+    let outcome = boot(&root, &build.kernel, &build.builder, &run, &opts)?;
     if outcome.status != Some(qemu::GUEST_PASS) {
         let tail: Vec<&str> = outcome.serial.lines().rev().take(30).collect();
         for line in tail.iter().rev() {
             println!("  | {line}");
         }
-        return Err(Error::new(format!("benchmark boot failed: {}", outcome.verdict())));
+        return Err(Error::new(format!("benchmark boot `{tag}` failed: {}", outcome.verdict())));
     }
-    let mut runs = bench::parse(&outcome.serial).map_err(|e| Error::new(format!("parsing the benchmark output: {e}")))?;
+    let mut runs = bench::parse(&outcome.serial).map_err(|e| Error::new(format!("parsing the benchmark output of `{tag}`: {e}")))?;
     let host_cpus = std::thread::available_parallelism().map(|n| n.get() as u32).ok();
     for run in &mut runs {
         run.host_cpus = host_cpus;
     }
+    println!("xtask: guest time {:.0} s", outcome.elapsed.as_secs_f64());
+    Ok(runs)
+}
+
+fn bench_output_dir() -> Result<std::path::PathBuf, Error> {
+    let out = root().join("target").join("bench");
+    std::fs::create_dir_all(&out).map_err(|e| Error::new(format!("{}: {e}", out.display())))?;
+    Ok(out)
+}
+
+fn bench_ipc(opts: &QemuOptions) -> Result<ExitCode, Error> {
+    let build = bench_build()?;
+    let runs = bench_boot(&build, opts, "bench", BENCH_SYSTEM, "ipc")?;
     for run in &runs {
         println!("{}", bench::report_text(run));
     }
-    let out = root.join("target").join("bench");
-    std::fs::create_dir_all(&out).map_err(|e| Error::new(format!("{}: {e}", out.display())))?;
-    let written = bench::write_outputs(&runs, &out).map_err(|e| Error::new(format!("writing results: {e}")))?;
+    let written = bench::write_outputs(&runs, &bench_output_dir()?).map_err(|e| Error::new(format!("writing results: {e}")))?;
     for path in written {
         println!("xtask: wrote {}", path.display());
     }
-    println!("xtask: QEMU command: see the line above; guest time {:.0} s", outcome.elapsed.as_secs_f64());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench_power(opts: &QemuOptions) -> Result<ExitCode, Error> {
+    let build = bench_build()?;
+    let mut runs = Vec::new();
+    let emulated = opts.accel.starts_with("tcg");
+    if emulated {
+        println!(
+            "xtask: power benchmark: policy `spin` skipped under TCG: a poll loop without `pause` keeps the emulator thread \
+             for a whole kick period (100 ms), so its round trips would measure QEMU's scheduler (docs/power.md); \
+             `pause` is the never-sleeping policy measured here"
+        );
+    }
+    for policy in POWER_POLICIES.iter().filter(|p| !(emulated && **p == "spin")) {
+        let system = format!("qemu-scripts/systems/power-bench/{policy}.toml");
+        runs.extend(bench_boot(&build, opts, &format!("bench-power-{policy}"), &system, &format!("power-{policy}"))?);
+    }
+    println!("{}", bench::power_report_text(&runs));
+    let written = bench::write_power_outputs(&runs, &bench_output_dir()?).map_err(|e| Error::new(format!("writing results: {e}")))?;
+    for path in written {
+        println!("xtask: wrote {}", path.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 

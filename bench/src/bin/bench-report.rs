@@ -4,6 +4,11 @@
 //! Usage: `bench-report SERIAL_LOG [OUTPUT_DIR]` (default `target/bench`).
 //! Set `BENCH_HOST_CPUS=N` to record how many CPUs the host that ran QEMU
 //! had, if the log does not say.
+//!
+//! Blocks marked `system=power-<policy>` are left out of the IPC report and
+//! its files (`ipc.*` then number only the other blocks) and reported in the
+//! power-policy table instead (`power.csv`, `power.json`, numbered by
+//! position in the log).
 
 #![forbid(unsafe_code)]
 
@@ -44,15 +49,39 @@ fn main() -> ExitCode {
             run.host_cpus = Some(host_cpus);
         }
     }
+    // Power boots (`system=power-<policy>`) go to the power table; the IPC
+    // report, its summary and its files cover the other blocks.
+    let ipc_runs: Vec<bench::Run> = runs
+        .iter()
+        .filter(|run| bench::power::power_policy(run).is_none())
+        .cloned()
+        .collect();
     for (index, run) in runs.iter().enumerate() {
+        if bench::power::power_policy(run).is_some() {
+            continue;
+        }
         if runs.len() > 1 {
             println!("==== run {} of {} ====", index + 1, runs.len());
         }
         print!("{}", bench::report_text(run));
         println!();
     }
-    print!("{}", bench::summary_text(&runs));
-    match bench::write_outputs(&runs, &output_dir) {
+    print!("{}", bench::summary_text(&ipc_runs));
+    let power_report = bench::power_report_text(&runs);
+    if !power_report.is_empty() {
+        print!("{power_report}");
+        println!();
+    }
+    let written = if ipc_runs.is_empty() {
+        Ok(Vec::new())
+    } else {
+        bench::write_outputs(&ipc_runs, &output_dir)
+    }
+    .and_then(|mut paths| {
+        paths.extend(bench::write_power_outputs(&runs, &output_dir)?);
+        Ok(paths)
+    });
+    match written {
         Ok(paths) => {
             for path in paths {
                 println!("wrote {}", path.display());
