@@ -22,10 +22,16 @@
 //! of one boot by interval. Rules it keeps:
 //! - a boot's latencies are divided only by that boot's `cacheline-pingpong`
 //!   median (`rtt_over_floor`); across boots only those dimensionless
-//!   ratios are divided (`rtt_over_spin`, targets 1 and 3), never times;
-//! - the first `spin` boot is the reference for every "vs spin" figure;
-//!   a missing spin boot, floor, record or tick count gives `None` (printed
-//!   `-`), never a panic;
+//!   ratios are divided (`rtt_over_baseline`, targets 1 and 3), never times;
+//! - the baseline of every "vs base" figure and of targets 1 and 3 is the
+//!   never-sleeping boot: the first `spin` boot, or, when the log has no
+//!   spin boot (under TCG `spin` is not run, see `docs/power.md`), the first
+//!   `pause` boot as a stand-in. The policy used is recorded
+//!   (`baseline_policy` on the table, each row and each target that uses
+//!   it) and named in the text, the target descriptions and the target ids
+//!   (`mwait-rtt-vs-pause`), so a pause figure never passes for a spin one;
+//! - a missing baseline boot, floor, record or tick count gives `None`
+//!   (printed `-`), never a panic;
 //! - a `power-rtt` with `ok` not equal to `n` (or without `ok`) keeps its
 //!   figures but is flagged in the table, in a warning and on any target
 //!   computed from it; a `power-wakeup` is flagged only when it carries an
@@ -60,8 +66,11 @@ pub const POWER_RTT: &str = "power-rtt";
 pub const POWER_WAKEUP: &str = "power-wakeup";
 /// Known policies in table order; other names follow them.
 pub const POLICY_ORDER: [&str; 4] = ["spin", "pause", "mwait", "hlt"];
-/// The policy every "vs spin" figure divides by.
+/// The policy every "vs base" figure divides by when the log has it.
 pub const SPIN_POLICY: &str = "spin";
+/// The baseline's stand-in when the log has no spin boot: it never sleeps
+/// either, but polls with `pause`.
+pub const PAUSE_POLICY: &str = "pause";
 /// Server that generates the load (it spins by design).
 pub const CLIENT_SERVER: &str = "benchclient";
 /// Server that answers every message.
@@ -71,7 +80,11 @@ pub const BACK_TO_BACK_US: u64 = 0;
 /// `interval_us` of one message per millisecond.
 pub const ONE_PER_MS_US: u64 = 1000;
 /// Identifies the layout of `power.json`; bumped when fields change meaning.
-pub const POWER_JSON_FORMAT: &str = "power-bench/1";
+///
+/// `power-bench/2`: `rtt_over_spin` became `rtt_over_baseline`, with
+/// `baseline_policy` on the table, each row and each target (spin, or pause
+/// as a stand-in when there is no spin boot).
+pub const POWER_JSON_FORMAT: &str = "power-bench/2";
 
 /// The policy of a power boot (`hlt` for `system=power-hlt`), or `None` for
 /// any other block.
@@ -143,9 +156,13 @@ pub struct PowerRow {
     pub floor_median_ns: Option<f64>,
     /// RTT median over the same-boot floor median.
     pub rtt_over_floor: Option<f64>,
-    /// `rtt_over_floor` over the spin boot's `rtt_over_floor` at the same
-    /// interval (a ratio of ratios across boots).
-    pub rtt_over_spin: Option<f64>,
+    /// `rtt_over_floor` over the baseline boot's `rtt_over_floor` at the
+    /// same interval (a ratio of ratios across boots).
+    pub rtt_over_baseline: Option<f64>,
+    /// The policy `rtt_over_baseline` divides by: `spin`, or `pause` as a
+    /// stand-in when there is no spin boot; `None` when there is neither.
+    /// The same for every row of a table.
+    pub baseline_policy: Option<String>,
     /// Line of the `power-wakeup` record, if there is one.
     pub wakeup_line: Option<usize>,
     pub wakeup_n: Option<u64>,
@@ -189,7 +206,9 @@ pub enum TargetUnit {
 /// One power target as a measured value.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PowerTarget {
-    /// Stable short name (`mwait-rtt-vs-spin`, …) for tools.
+    /// Short name for tools (`mwait-rtt-vs-spin`, …). A target against the
+    /// baseline names the policy actually used (`mwait-rtt-vs-pause` when
+    /// pause stood in for spin), so the two never share an id.
     pub id: String,
     /// The target in words.
     pub description: String,
@@ -204,6 +223,10 @@ pub struct PowerTarget {
     pub detail: String,
     /// Caveats a reader needs next to the value.
     pub notes: Vec<String>,
+    /// For targets measured against the never-sleeping baseline, the policy
+    /// used (`spin`, or `pause` as a stand-in); `None` for the others and
+    /// when there is no baseline boot.
+    pub baseline_policy: Option<String>,
 }
 
 /// Every power boot of a log, reduced to rows and targets.
@@ -211,6 +234,12 @@ pub struct PowerTarget {
 pub struct PowerTable {
     /// Power boots in table order.
     pub boots: Vec<PowerBoot>,
+    /// The never-sleeping baseline of "vs base" and targets 1 and 3: `spin`,
+    /// or `pause` as a stand-in when there is no spin boot; `None` when
+    /// there is neither.
+    pub baseline_policy: Option<String>,
+    /// The run (1-based position in the log) of the baseline boot.
+    pub baseline_run: Option<usize>,
     /// One row per policy × interval, in table order.
     pub rows: Vec<PowerRow>,
     pub targets: Vec<PowerTarget>,
@@ -240,6 +269,8 @@ impl PowerTable {
         if power.is_empty() {
             return PowerTable {
                 boots: Vec::new(),
+                baseline_policy: None,
+                baseline_run: None,
                 rows: Vec::new(),
                 targets: Vec::new(),
                 warnings: Vec::new(),
@@ -254,10 +285,13 @@ impl PowerTable {
             rows.extend(rows_of_boot(&boot, run, &mut warnings));
             boots.push(boot);
         }
-        add_spin_ratios(&mut rows);
-        warnings.extend(table_warnings(&boots, &rows));
-        let targets = power_targets(&boots, &rows);
+        let baseline = baseline_boot(&boots).cloned();
+        add_baseline_ratios(&mut rows, baseline.as_ref());
+        warnings.extend(table_warnings(&boots, &rows, baseline.as_ref()));
+        let targets = power_targets(&boots, &rows, baseline.as_ref());
         PowerTable {
+            baseline_policy: baseline.as_ref().map(|boot| boot.policy.clone()),
+            baseline_run: baseline.as_ref().map(|boot| boot.run),
             boots,
             rows,
             targets,
@@ -268,6 +302,13 @@ impl PowerTable {
     /// True when the log held no power boot.
     pub fn is_empty(&self) -> bool {
         self.boots.is_empty()
+    }
+
+    /// True when the baseline is not spin but a stand-in for it (pause).
+    pub fn baseline_is_stand_in(&self) -> bool {
+        self.baseline_policy
+            .as_deref()
+            .is_some_and(|policy| policy != SPIN_POLICY)
     }
 
     /// The row of the first boot of `policy` at `interval_us`.
@@ -427,7 +468,8 @@ fn rows_of_boot(boot: &PowerBoot, run: &Run, warnings: &mut Vec<String>) -> Vec<
                 rtt_over_floor: rtt_median_ns
                     .zip(boot.floor_median_ns)
                     .and_then(|(rtt, floor)| ratio(rtt, floor)),
-                rtt_over_spin: None,
+                rtt_over_baseline: None,
+                baseline_policy: None,
                 wakeup_line: wakeup.map(|s| s.line),
                 wakeup_n: wakeup.map(|s| s.n),
                 wakeup_ok: wakeup.and_then(|s| s.ok),
@@ -505,33 +547,52 @@ fn time_shares(counters: Option<&CoreCounters>, warnings: &mut Vec<String>) -> T
     }
 }
 
-/// Fills `rtt_over_spin` from the first spin boot's rows.
-fn add_spin_ratios(rows: &mut [PowerRow]) {
-    let Some(spin_run) = rows
-        .iter()
-        .find(|row| row.policy == SPIN_POLICY)
-        .map(|row| row.run)
-    else {
+/// The never-sleeping baseline among `boots` (in table order): the first
+/// spin boot, else the first pause boot as a stand-in, else none.
+fn baseline_boot(boots: &[PowerBoot]) -> Option<&PowerBoot> {
+    [SPIN_POLICY, PAUSE_POLICY]
+        .into_iter()
+        .find_map(|policy| boots.iter().find(|boot| boot.policy == policy))
+}
+
+/// Fills `rtt_over_baseline` and `baseline_policy` from the baseline boot's
+/// rows; leaves both `None` without a baseline.
+fn add_baseline_ratios(rows: &mut [PowerRow], baseline: Option<&PowerBoot>) {
+    let Some(baseline) = baseline else {
         return;
     };
-    let spin_ratios: Vec<(u64, Option<f64>)> = rows
+    let base_ratios: Vec<(u64, Option<f64>)> = rows
         .iter()
-        .filter(|row| row.run == spin_run)
+        .filter(|row| row.run == baseline.run)
         .map(|row| (row.interval_us, row.rtt_over_floor))
         .collect();
     for row in rows.iter_mut() {
-        let spin = spin_ratios
+        let base = base_ratios
             .iter()
             .find(|(interval, _)| *interval == row.interval_us)
-            .and_then(|(_, spin)| *spin);
-        row.rtt_over_spin = row
+            .and_then(|(_, base)| *base);
+        row.rtt_over_baseline = row
             .rtt_over_floor
-            .zip(spin)
-            .and_then(|(own, spin)| ratio(own, spin));
+            .zip(base)
+            .and_then(|(own, base)| ratio(own, base));
+        row.baseline_policy = Some(baseline.policy.clone());
     }
 }
 
-fn table_warnings(boots: &[PowerBoot], rows: &[PowerRow]) -> Vec<String> {
+/// Why the baseline is what it is, for the text: empty for spin.
+fn baseline_reason(boots: &[PowerBoot]) -> &'static str {
+    if boots.iter().any(|boot| boot.accel.starts_with("tcg")) {
+        "no spin boot; under TCG spin is not run, see docs/power.md"
+    } else {
+        "no spin boot in this log"
+    }
+}
+
+fn table_warnings(
+    boots: &[PowerBoot],
+    rows: &[PowerRow],
+    baseline: Option<&PowerBoot>,
+) -> Vec<String> {
     let mut warnings = Vec::new();
     for boot in boots {
         let what = format!("the {} boot (run {})", boot.policy, boot.run);
@@ -548,7 +609,7 @@ fn table_warnings(boots: &[PowerBoot], rows: &[PowerRow]) -> Vec<String> {
         }
         if boot.floor_median_ns.is_none() {
             warnings.push(format!(
-                "{what} has no {FLOOR_LATENCY} record: its RTT/floor and vs-spin ratios are missing"
+                "{what} has no {FLOOR_LATENCY} record: its RTT/floor and vs-base ratios are missing"
             ));
         }
         if boots
@@ -557,15 +618,20 @@ fn table_warnings(boots: &[PowerBoot], rows: &[PowerRow]) -> Vec<String> {
             .is_some_and(|first| first.run != boot.run)
         {
             warnings.push(format!(
-                "{what} repeats policy {}: targets and vs-spin use the first such boot only",
+                "{what} repeats policy {}: targets and vs-base use the first such boot only",
                 boot.policy
             ));
         }
     }
-    if !boots.iter().any(|boot| boot.policy == SPIN_POLICY) {
-        warnings.push(format!(
-            "no {SPIN_POLICY} boot: the vs-spin column and the targets that compare with spin are not measured"
-        ));
+    match baseline {
+        Some(base) if base.policy == SPIN_POLICY => {}
+        Some(base) => warnings.push(format!(
+            "no {SPIN_POLICY} boot: the vs-base column and the mwait targets use the {} boot (run {}) as a stand-in for {SPIN_POLICY}; they are not spin figures",
+            base.policy, base.run
+        )),
+        None => warnings.push(format!(
+            "no {SPIN_POLICY} boot and no {PAUSE_POLICY} boot to stand in for it: the vs-base column and the targets that compare with the baseline are not measured"
+        )),
     }
     let mut accels: Vec<&str> = boots.iter().map(|boot| boot.accel.as_str()).collect();
     accels.sort_unstable();
@@ -661,6 +727,7 @@ fn measured_target(
         inputs_checked,
         detail,
         notes,
+        baseline_policy: None,
     }
 }
 
@@ -718,32 +785,61 @@ fn over_floor(
     ))
 }
 
-fn power_targets(boots: &[PowerBoot], rows: &[PowerRow]) -> Vec<PowerTarget> {
+fn power_targets(
+    boots: &[PowerBoot],
+    rows: &[PowerRow],
+    baseline: Option<&PowerBoot>,
+) -> Vec<PowerTarget> {
     let mut targets = Vec::new();
 
-    // 1. mwait round trip under continuous load against spin, both over
-    //    their own floors.
-    let spin_rtt = find_row(boots, rows, SPIN_POLICY, BACK_TO_BACK_US)
-        .and_then(|row| over_floor(row, POWER_RTT, row.rtt_median_ns).map(|over| (row, over)));
+    // The never-sleeping baseline of targets 1 and 3: spin, or pause standing
+    // in for it. Ids and descriptions name the policy actually used.
+    let base = baseline.map_or(SPIN_POLICY, |boot| boot.policy.as_str());
+    let (stand_in, base_notes) = match baseline {
+        Some(boot) if boot.policy != SPIN_POLICY => (
+            format!("stand-in for {SPIN_POLICY}: {}; ", baseline_reason(boots)),
+            vec![format!(
+                "the target is defined against {SPIN_POLICY}; the {base} boot (run {}) stands in for it: it never sleeps either, but its poll loop executes pause, so this is not the spin figure",
+                boot.run
+            )],
+        ),
+        _ => (String::new(), Vec::new()),
+    };
+    let base_rtt = match baseline {
+        Some(boot) => find_row(boots, rows, &boot.policy, BACK_TO_BACK_US),
+        None => Err(format!(
+            "no {SPIN_POLICY} boot in this log, and no {PAUSE_POLICY} boot to stand in for it"
+        )),
+    }
+    .and_then(|row| over_floor(row, POWER_RTT, row.rtt_median_ns).map(|over| (row, over)));
+    let with_baseline = |mut target: PowerTarget| {
+        target.baseline_policy = baseline.map(|boot| boot.policy.clone());
+        target
+    };
+
+    // 1. mwait round trip under continuous load against the baseline, both
+    //    over their own floors.
     let mwait_rtt = find_row(boots, rows, "mwait", BACK_TO_BACK_US)
         .and_then(|row| over_floor(row, POWER_RTT, row.rtt_median_ns).map(|over| (row, over)));
-    let measurement = match (&mwait_rtt, &spin_rtt) {
-        (Ok((mwait, (mwait_over, mwait_text))), Ok((spin, (spin_over, spin_text)))) => {
+    let measurement = match (&mwait_rtt, &base_rtt) {
+        (Ok((mwait, (mwait_over, mwait_text))), Ok((base, (base_over, base_text)))) => {
             Ok(Measurement {
-                value: mwait_over / spin_over,
-                inputs_checked: mwait.is_trustworthy() && spin.is_trustworthy(),
-                detail: format!("{mwait_text} / {spin_text}"),
+                value: mwait_over / base_over,
+                inputs_checked: mwait.is_trustworthy() && base.is_trustworthy(),
+                detail: format!("{mwait_text} / {base_text}"),
             })
         }
-        (mwait, spin) => Err(missing_reasons([mwait.as_ref().err(), spin.as_ref().err()])),
+        (mwait, base) => Err(missing_reasons([mwait.as_ref().err(), base.as_ref().err()])),
     };
-    targets.push(measured_target(
-        "mwait-rtt-vs-spin",
-        "mwait RTT under continuous load <= 1.1x spin (each over its own floor)",
+    targets.push(with_baseline(measured_target(
+        &format!("mwait-rtt-vs-{base}"),
+        &format!(
+            "mwait RTT under continuous load <= 1.1x {base} ({stand_in}each over its own floor)"
+        ),
         (Bound::AtMost, 1.1, TargetUnit::Ratio),
         measurement,
-        Vec::new(),
-    ));
+        base_notes.clone(),
+    )));
 
     // 2. At one message per ms, the echo core of each sleeping policy
     //    asleep at least 90 % of the time.
@@ -788,33 +884,37 @@ fn power_targets(boots: &[PowerBoot], rows: &[PowerRow]) -> Vec<PowerTarget> {
         ));
     }
 
-    // 3. Wake-up from mwait against the spin round trip, both over their own
-    //    floors.
+    // 3. Wake-up from mwait against the baseline's round trip, both over
+    //    their own floors.
     let mwait_wakeup = find_row(boots, rows, "mwait", ONE_PER_MS_US).and_then(|row| {
         over_floor(row, POWER_WAKEUP, row.wakeup_median_ns).map(|over| (row, over))
     });
-    let measurement = match (&mwait_wakeup, &spin_rtt) {
-        (Ok((mwait, (wakeup_over, wakeup_text))), Ok((spin, (spin_over, spin_text)))) => {
+    let measurement = match (&mwait_wakeup, &base_rtt) {
+        (Ok((mwait, (wakeup_over, wakeup_text))), Ok((base, (base_over, base_text)))) => {
             Ok(Measurement {
-                value: wakeup_over / spin_over,
-                inputs_checked: mwait.is_trustworthy() && spin.is_trustworthy(),
-                detail: format!("{wakeup_text} / {spin_text}"),
+                value: wakeup_over / base_over,
+                inputs_checked: mwait.is_trustworthy() && base.is_trustworthy(),
+                detail: format!("{wakeup_text} / {base_text}"),
             })
         }
-        (mwait, spin) => Err(missing_reasons([mwait.as_ref().err(), spin.as_ref().err()])),
+        (mwait, base) => Err(missing_reasons([mwait.as_ref().err(), base.as_ref().err()])),
     };
-    let notes = boots
-        .iter()
-        .find(|boot| boot.policy == "mwait")
-        .map(|boot| vec![wakeup_accel_note(&boot.accel)])
-        .unwrap_or_default();
-    targets.push(measured_target(
-        "mwait-wakeup-vs-spin-rtt",
-        "wake-up from mwait (one way, 1 msg / 1 ms) <= 3x spin RTT (back-to-back; each over its own floor)",
+    let mut notes = base_notes;
+    notes.extend(
+        boots
+            .iter()
+            .find(|boot| boot.policy == "mwait")
+            .map(|boot| wakeup_accel_note(&boot.accel)),
+    );
+    targets.push(with_baseline(measured_target(
+        &format!("mwait-wakeup-vs-{base}-rtt"),
+        &format!(
+            "wake-up from mwait (one way, 1 msg / 1 ms) <= 3x {base} RTT ({stand_in}back-to-back; each over its own floor)"
+        ),
         (Bound::AtMost, 3.0, TargetUnit::Ratio),
         measurement,
         notes,
-    ));
+    )));
     targets
 }
 
@@ -922,7 +1022,7 @@ fn boots_header(out: &mut String, table: &PowerTable) {
     out.push_str(&boots.render());
     let _ = writeln!(
         out,
-        "NOTE: floor = the boot's own {FLOOR_LATENCY} median; RTT/floor stays within one boot, and vs spin divides two such ratios (the first spin boot's), never absolute times of different boots."
+        "NOTE: floor = the boot's own {FLOOR_LATENCY} median; RTT/floor stays within one boot, and vs base divides two such ratios (the baseline boot's, named above the round-trip table), never absolute times of different boots."
     );
     if table.boots.iter().any(|boot| boot.accel.starts_with("tcg")) {
         let _ = writeln!(
@@ -949,6 +1049,19 @@ fn latency_table(out: &mut String, table: &PowerTable) {
         out,
         "Round trip ({CLIENT_SERVER} -> mover -> {ECHO_SERVER} -> mover -> {CLIENT_SERVER}) and wake-up (one way: client send -> {ECHO_SERVER} handled)"
     );
+    let baseline = match (table.baseline_policy.as_deref(), table.baseline_run) {
+        (Some(SPIN_POLICY), Some(run)) => format!("{SPIN_POLICY} (run {run})"),
+        (Some(policy), Some(run)) => {
+            format!("{policy} (run {run}; {})", baseline_reason(&table.boots))
+        }
+        _ => format!(
+            "none (no {SPIN_POLICY} or {PAUSE_POLICY} boot: vs base is - and the targets against it are not measured)"
+        ),
+    };
+    let _ = writeln!(
+        out,
+        "NOTE: baseline for \"vs base\" and the targets: {baseline}"
+    );
     let mut latencies = Table::new(&[
         ("policy", Align::Left),
         ("interval", Align::Left),
@@ -957,7 +1070,7 @@ fn latency_table(out: &mut String, table: &PowerTable) {
         ("RTT med ns", Align::Right),
         ("RTT p99 ns", Align::Right),
         ("RTT/floor", Align::Right),
-        ("vs spin", Align::Right),
+        ("vs base", Align::Right),
         ("wake med ns", Align::Right),
         ("wake p99 ns", Align::Right),
         ("wake n", Align::Right),
@@ -971,7 +1084,7 @@ fn latency_table(out: &mut String, table: &PowerTable) {
             ns_text(row.rtt_median_ns),
             ns_text(row.rtt_p99_ns),
             ratio_text(row.rtt_over_floor),
-            ratio_text(row.rtt_over_spin),
+            ratio_text(row.rtt_over_baseline),
             ns_text(row.wakeup_median_ns),
             ns_text(row.wakeup_p99_ns),
             optional_text(row.wakeup_n),

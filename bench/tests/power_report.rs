@@ -1,7 +1,9 @@
 //! Tests of the power-policy table against a synthetic serial log
 //! (`fixtures/power-tcg-smp3.log`: one ordinary IPC boot, then boots for
-//! hlt, spin, pause and mwait, in that log order). Nothing here depends on
-//! timing: the inputs are fixed text.
+//! hlt, spin, pause and mwait, in that log order). Logs without the spin
+//! (or pause) boot, as `cargo xtask bench power` writes under TCG, are that
+//! fixture with the block cut out. Nothing here depends on timing: the
+//! inputs are fixed text.
 
 use std::path::PathBuf;
 
@@ -39,6 +41,26 @@ fn log_with(original: &str, replacement: &str) -> String {
         "fixture must hold {original:?} exactly once"
     );
     POWER_LOG.replacen(original, replacement, 1)
+}
+
+/// `log` without the `BENCH-BEGIN … BENCH-END` block of `policy` (which
+/// must be there exactly once).
+fn without_boot(log: &str, policy: &str) -> String {
+    let begin_marker = format!(" system=power-{policy}");
+    let lines: Vec<&str> = log.lines().collect();
+    let begin = lines
+        .iter()
+        .position(|line| line.contains("BENCH-BEGIN") && line.ends_with(&begin_marker))
+        .unwrap_or_else(|| panic!("no {policy} boot"));
+    let end = begin
+        + lines[begin..]
+            .iter()
+            .position(|line| line.contains("BENCH-END"))
+            .unwrap();
+    let mut kept: Vec<&str> = lines[..begin].to_vec();
+    kept.extend(&lines[end + 1..]);
+    assert!(!kept.iter().any(|line| line.ends_with(&begin_marker)));
+    kept.join("\n") + "\n"
 }
 
 fn table_of(log: &str) -> PowerTable {
@@ -148,25 +170,50 @@ fn rows_are_one_per_policy_and_interval_in_table_order() {
 #[test]
 fn ratios_divide_by_the_own_floor_then_by_spin() {
     let table = table_of(POWER_LOG);
+    assert_eq!(table.baseline_policy.as_deref(), Some("spin"));
+    assert_eq!(table.baseline_run, Some(3));
+    assert!(!table.baseline_is_stand_in());
+    assert!(
+        table
+            .rows
+            .iter()
+            .all(|row| row.baseline_policy.as_deref() == Some("spin"))
+    );
     let spin = table.row("spin", 0).unwrap();
     assert_close(spin.rtt_over_floor.unwrap(), 3952.0 / 1040.0);
-    assert_close(spin.rtt_over_spin.unwrap(), 1.0);
+    assert_close(spin.rtt_over_baseline.unwrap(), 1.0);
+    // The pause boot is there too, but spin is the baseline.
+    let pause = table.row("pause", 0).unwrap();
+    assert_close(
+        pause.rtt_over_baseline.unwrap(),
+        (4180.0 / 1050.0) / (3952.0 / 1040.0),
+    );
 
     let mwait = table.row("mwait", 0).unwrap();
     assert_close(mwait.floor_median_ns.unwrap(), cycles_to_ns(1060, TSC_HZ));
     assert_close(mwait.rtt_over_floor.unwrap(), 4240.0 / 1060.0);
     assert_close(
-        mwait.rtt_over_spin.unwrap(),
+        mwait.rtt_over_baseline.unwrap(),
         (4240.0 / 1060.0) / (3952.0 / 1040.0),
     );
     // The same interval of the spin boot is the reference for every row.
     let hlt = table.row("hlt", 100).unwrap();
     assert_close(
-        hlt.rtt_over_spin.unwrap(),
+        hlt.rtt_over_baseline.unwrap(),
         (33000.0 / 1045.0) / (4030.0 / 1040.0),
     );
 
     let text = power_report_text(&parse(POWER_LOG).unwrap());
+    assert!(text.contains("NOTE: baseline for \"vs base\" and the targets: spin (run 3)\n"));
+    assert!(!text.contains("stand-in"));
+    let header = text
+        .lines()
+        .find(|line| line.trim_start().starts_with("policy  interval"))
+        .unwrap();
+    assert!(
+        header.contains("vs base") && !header.contains("vs spin"),
+        "{header}"
+    );
     let mwait_line = text
         .lines()
         .find(|line| line.trim_start().starts_with("mwait   back-to-back"))
@@ -177,39 +224,186 @@ fn ratios_divide_by_the_own_floor_then_by_spin() {
 }
 
 #[test]
-fn a_missing_spin_boot_leaves_dashes_and_unmeasured_targets() {
-    let runs: Vec<_> = parse(POWER_LOG)
-        .unwrap()
-        .into_iter()
-        .filter(|run| power_policy(run) != Some("spin"))
-        .collect();
+fn without_spin_the_pause_boot_stands_in_and_says_so() {
+    // What `cargo xtask bench power` writes under TCG: pause, mwait and hlt.
+    let log = without_boot(POWER_LOG, "spin");
+    let runs = parse(&log).unwrap();
+    assert_eq!(power_runs(&runs).len(), 3);
     let table = PowerTable::from_runs(&runs);
     assert_eq!(table.rows.len(), 12);
-    assert!(table.rows.iter().all(|row| row.rtt_over_spin.is_none()));
+    assert_eq!(table.baseline_policy.as_deref(), Some("pause"));
+    assert_eq!(table.baseline_run, Some(3));
+    assert!(table.baseline_is_stand_in());
+    assert!(
+        table
+            .rows
+            .iter()
+            .all(|row| row.baseline_policy.as_deref() == Some("pause"))
+    );
+
+    // Ratios divide by the pause boot's RTT/floor at the same interval.
+    assert_close(
+        table.row("pause", 0).unwrap().rtt_over_baseline.unwrap(),
+        1.0,
+    );
+    let pause_b2b = 4180.0 / 1050.0;
+    assert_close(
+        table.row("mwait", 0).unwrap().rtt_over_baseline.unwrap(),
+        (4240.0 / 1060.0) / pause_b2b,
+    );
+    assert_close(
+        table.row("hlt", 1000).unwrap().rtt_over_baseline.unwrap(),
+        (34000.0 / 1045.0) / (4400.0 / 1050.0),
+    );
+
+    // Targets 1 and 3 against pause, with ids and words that say so.
+    assert!(table.targets.iter().all(|t| !t.id.contains("spin")));
+    let rtt = target(&table, "mwait-rtt-vs-pause");
+    assert_eq!(rtt.outcome, TargetOutcome::Met);
+    assert_close(rtt.measured.unwrap(), (4240.0 / 1060.0) / pause_b2b);
+    assert_eq!(rtt.baseline_policy.as_deref(), Some("pause"));
+    assert_eq!(
+        rtt.description,
+        "mwait RTT under continuous load <= 1.1x pause (stand-in for spin: no spin boot; under TCG spin is not run, see docs/power.md; each over its own floor)"
+    );
+    assert!(
+        rtt.detail.contains("/ pause power-rtt back-to-back"),
+        "{}",
+        rtt.detail
+    );
+    assert!(rtt.notes[0].contains("stands in for it"), "{:?}", rtt.notes);
+    let wakeup = target(&table, "mwait-wakeup-vs-pause-rtt");
+    assert_eq!(wakeup.outcome, TargetOutcome::Met);
+    assert_close(wakeup.measured.unwrap(), (9000.0 / 1060.0) / pause_b2b);
+    assert_eq!(wakeup.baseline_policy.as_deref(), Some("pause"));
+    assert!(
+        wakeup
+            .description
+            .contains("<= 3x pause RTT (stand-in for spin: no spin boot")
+    );
+    assert!(
+        wakeup
+            .notes
+            .iter()
+            .any(|n| n.contains("emulation, not hardware"))
+    );
+    // Target 2 has no baseline.
+    assert_eq!(
+        target(&table, "hlt-echo-asleep-at-1ms").baseline_policy,
+        None
+    );
+    assert!(table.warnings.iter().any(|w| w.starts_with("no spin boot")
+        && w.contains("pause boot (run 3) as a stand-in for spin")));
+
+    let text = power::power_table_text(&table);
+    assert!(text.contains(
+        "NOTE: baseline for \"vs base\" and the targets: pause (run 3; no spin boot; under TCG spin is not run, see docs/power.md)\n"
+    ));
+    let row = text
+        .lines()
+        .find(|line| line.trim_start().starts_with("mwait   back-to-back"))
+        .unwrap();
+    assert!(row.contains("4.00x") && row.contains("1.00x"), "{row}");
+    assert!(text.contains(
+        "[met   ] mwait RTT under continuous load <= 1.1x pause (stand-in for spin: no spin boot; "
+    ));
+    assert!(!text.contains("1.1x spin") && !text.contains("3x spin"));
+
+    // Outside TCG the reason does not blame TCG.
+    let kvm = table_of(&without_boot(POWER_LOG, "spin").replace("accel=tcg-single", "accel=kvm"));
+    assert!(
+        target(&kvm, "mwait-rtt-vs-pause")
+            .description
+            .contains("(stand-in for spin: no spin boot in this log; ")
+    );
+    assert!(!power::power_table_text(&kvm).contains("under TCG spin is not run"));
+}
+
+#[test]
+fn without_spin_or_pause_boot_ratios_are_dashes_and_targets_unmeasured() {
+    let log = without_boot(&without_boot(POWER_LOG, "spin"), "pause");
+    let table = table_of(&log);
+    assert_eq!(table.rows.len(), 8);
+    assert_eq!(
+        (table.baseline_policy.as_deref(), table.baseline_run),
+        (None, None)
+    );
+    assert!(!table.baseline_is_stand_in());
+    assert!(table.rows.iter().all(|row| row.rtt_over_baseline.is_none()));
+    assert!(table.rows.iter().all(|row| row.baseline_policy.is_none()));
     assert!(table.rows.iter().all(|row| row.rtt_over_floor.is_some()));
     for id in ["mwait-rtt-vs-spin", "mwait-wakeup-vs-spin-rtt"] {
         let check = target(&table, id);
         assert_eq!(check.outcome, TargetOutcome::NotMeasured, "{id}");
         assert_eq!(check.measured, None);
+        assert_eq!(check.baseline_policy, None);
         assert!(check.detail.contains("no spin boot"), "{}", check.detail);
+        assert!(check.detail.contains("no pause boot"), "{}", check.detail);
     }
     assert_eq!(
         outcome(&table, "hlt-echo-asleep-at-1ms"),
         TargetOutcome::Met
     );
-    assert!(table.warnings.iter().any(|w| w.contains("no spin boot")));
+    assert!(
+        table
+            .warnings
+            .iter()
+            .any(|w| w.contains("no spin boot and no pause boot"))
+    );
 
     let text = power::power_table_text(&table);
+    assert!(text.contains("NOTE: baseline for \"vs base\" and the targets: none ("));
     let row = text
         .lines()
         .find(|line| line.trim_start().starts_with("mwait   back-to-back"))
         .unwrap();
-    // RTT/floor is there, vs spin is a dash.
+    // RTT/floor is there, vs base is a dash.
     assert!(
         row.contains("4.00x  ") && row.contains("      -  "),
         "{row}"
     );
-    assert!(text.contains("[n/a   ] mwait RTT under continuous load"));
+    assert!(text.contains("[n/a   ] mwait RTT under continuous load <= 1.1x spin"));
+}
+
+#[test]
+fn a_spin_boot_stays_the_baseline_whatever_the_log_order() {
+    // Pause first in the log, spin last: spin is still the baseline.
+    let spin_first = table_of(POWER_LOG);
+    let log = without_boot(POWER_LOG, "spin") + &spin_block();
+    let table = table_of(&log);
+    assert_eq!(table.baseline_policy.as_deref(), Some("spin"));
+    assert_eq!(table.baseline_run, Some(5));
+    assert_eq!(
+        target(&table, "mwait-rtt-vs-spin").measured,
+        target(&spin_first, "mwait-rtt-vs-spin").measured
+    );
+    // A spin boot without a floor is still the baseline: its ratios are
+    // missing, pause does not quietly take over.
+    let table = table_of(&log_with(
+        "name=cacheline-pingpong n=20000 median_cycles=1040",
+        "name=not-the-floor n=20000 median_cycles=1040",
+    ));
+    assert_eq!(table.baseline_policy.as_deref(), Some("spin"));
+    assert!(table.rows.iter().all(|row| row.rtt_over_baseline.is_none()));
+    assert_eq!(
+        outcome(&table, "mwait-rtt-vs-spin"),
+        TargetOutcome::NotMeasured
+    );
+}
+
+/// The spin boot's block of the fixture, lines and all.
+fn spin_block() -> String {
+    let lines: Vec<&str> = POWER_LOG.lines().collect();
+    let begin = lines
+        .iter()
+        .position(|line| line.ends_with("system=power-spin"))
+        .unwrap();
+    let end = begin
+        + lines[begin..]
+            .iter()
+            .position(|line| line.contains("BENCH-END"))
+            .unwrap();
+    lines[begin..=end].join("\n") + "\n"
 }
 
 #[test]
@@ -219,7 +413,10 @@ fn a_missing_floor_leaves_ratios_unmeasured() {
         "name=not-the-floor n=20000 median_cycles=1060",
     ));
     let mwait = table.row("mwait", 0).unwrap();
-    assert_eq!((mwait.rtt_over_floor, mwait.rtt_over_spin), (None, None));
+    assert_eq!(
+        (mwait.rtt_over_floor, mwait.rtt_over_baseline),
+        (None, None)
+    );
     assert!(mwait.rtt_median_ns.is_some());
     let check = target(&table, "mwait-rtt-vs-spin");
     assert_eq!(check.outcome, TargetOutcome::NotMeasured);
@@ -384,9 +581,34 @@ fn csv_and_json_round_trip() {
 
     let json = read_power_json(&dir.join("power.json")).unwrap();
     assert_eq!(json.format, POWER_JSON_FORMAT);
+    assert_eq!(POWER_JSON_FORMAT, "power-bench/2");
     assert_eq!(json, power_json(&runs));
     assert_eq!(json.runs.len(), 4);
     assert_eq!(json.table.targets.len(), 4);
+    assert_eq!(json.table.baseline_policy.as_deref(), Some("spin"));
+
+    // Without spin, the files say pause, in every row and in the table.
+    let runs = parse(&without_boot(POWER_LOG, "spin")).unwrap();
+    let dir = output_dir("round-trip-no-spin");
+    write_power_outputs(&runs, &dir).unwrap();
+    let csv_text = std::fs::read_to_string(dir.join("power.csv")).unwrap();
+    let header: Vec<&str> = csv_text.lines().next().unwrap().split(',').collect();
+    let column = |name: &str| header.iter().position(|field| *field == name).unwrap();
+    let (ratio, base) = (column("rtt_over_baseline"), column("baseline_policy"));
+    assert!(!header.contains(&"rtt_over_spin"));
+    for line in csv_text.lines().skip(1) {
+        let fields: Vec<&str> = line.split(',').collect();
+        assert_eq!(fields[base], "pause", "{line}");
+        assert!(fields[ratio].parse::<f64>().is_ok(), "{line}");
+    }
+    let rows = read_power_csv(&dir.join("power.csv")).unwrap();
+    assert_eq!(rows, PowerTable::from_runs(&runs).rows);
+    let json = read_power_json(&dir.join("power.json")).unwrap();
+    assert_eq!(json, power_json(&runs));
+    assert_eq!(json.table.baseline_policy.as_deref(), Some("pause"));
+    let raw = std::fs::read_to_string(dir.join("power.json")).unwrap();
+    assert!(raw.contains("\"baseline_policy\": \"pause\""));
+    assert!(raw.contains("\"id\": \"mwait-rtt-vs-pause\""));
 }
 
 #[test]

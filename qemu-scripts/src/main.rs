@@ -3,7 +3,7 @@
 //! ```text
 //! cargo xtask run   [options] [-- QEMU ARGS]   build, boot, stream the console
 //! cargo xtask test  [--filter NAME] [--host-only | --qemu-only]
-//! cargo xtask bench [ringbuf]
+//! cargo xtask bench [ipc|power|ringbuf]
 //! cargo xtask setup                           install what is missing
 //! ```
 //! Every step is a plain command a person can run; CI runs `cargo xtask test`.
@@ -56,10 +56,13 @@ test options:
 check-config:
   cargo xtask check-config FILE... [--smp N]   the kernel's own checks, on the host
 bench:
-  cargo xtask bench [ipc|ringbuf] [--smp N] [--accel A] [--cpu M]
-                       ipc (default): boots qemu-scripts/systems/bench.toml with -smp 3
+  cargo xtask bench [ipc|power|ringbuf] [--smp N] [--accel A] [--cpu M]
+                       (no word: ipc, then power)
+                       ipc: boots qemu-scripts/systems/bench.toml with -smp 3
                        and --accel tcg-single unless told otherwise,
-                       prints the table, writes target/bench/ipc.{csv,json,png}";
+                       prints the table, writes target/bench/ipc.{csv,json,png}
+                       power: boots qemu-scripts/systems/power-bench/<policy>.toml per
+                       policy (spin only outside TCG), writes target/bench/power.{csv,json}";
 
 /// The workspace root (xtask runs with it as its directory under
 /// `cargo xtask`; fall back to this crate's parent).
