@@ -491,6 +491,11 @@ extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) {
             crate::power::wait(server.core, &words[..n])
         }
         abi::nr::WAKE_MOVER => u64::from(crate::power::wake_mover(server.mover)),
+        abi::nr::POWER_REPORT => {
+            log::info!("power: runtime view requested by server `{}`", server.name);
+            crate::power::report();
+            0
+        }
         abi::nr::BENCH_MARK if bench => {
             let mut name = [0u8; 32];
             let len = (frame.rsi as usize).min(name.len());

@@ -291,7 +291,8 @@ const CASES: &[Case] = &[
         system: Some("tests/power-hlt.toml"),
         must_not_show: &["server `echo`: echo slept 0 times"],
         timeout_secs: 900,
-        ..case!("PWR-hlt-low-rate-none-lost-none-stuck", "", 4, Firmware::Bios, true, &["server `ping`: 100000 round trips through the mover: median ", " ns, 0 bad replies", "server `ping`: 0 replies took longer than the stuck bound; interval 20 us", "system: server `ping` exited with code 0", "system: server `echo` exited with code 0"])
+        ordered: &[("power: runtime view requested by server `ping`", "power: core 3 (server): of "), ("power: core 3 (server): of ", "system: server `echo` exited with code 0")],
+        ..case!("PWR-hlt-low-rate-none-lost-none-stuck", "", 4, Firmware::Bios, true, &["server `ping`: 100000 round trips through the mover: median ", " ns, 0 bad replies", "server `ping`: 0 replies took longer than the stuck bound; interval 20 us", "system: server `ping` exited with code 0", "system: server `echo` exited with code 0", "power: runtime view requested by server `ping`"])
     },
     // PWR000x: 100 000 messages at one per 20 us with echo's core on mwait (falls back to hlt where MWAIT does not sleep);
     // none lost, none stuck (> 1 s), sleeps as the policy says.
@@ -319,6 +320,18 @@ const CASES: &[Case] = &[
             Firmware::Bios,
             false,
             &["system.toml:9:1: key `server[0].cor`: unknown key `cor`", "system: the system description is invalid; nothing started"]
+        )
+    },
+    Case {
+        system: Some("tests/bad-power.toml"),
+        host_check: false,
+        ..case!(
+            "CFG0002-bad-power-policy-in-kernel",
+            "",
+            4,
+            Firmware::Bios,
+            false,
+            &["system.toml:13:9: key `power.core.2.sleep`: `deep` is not a sleep mode; expected \"none\", \"hlt\" or \"mwait\"", "system: the system description is invalid; nothing started"]
         )
     },
 ];

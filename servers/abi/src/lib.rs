@@ -37,6 +37,10 @@ pub mod nr {
     /// `ServerInfo::mover_sleeps`): wake it. Returns 1 if this call woke
     /// it, 0 if it was awake or another call already woke it.
     pub const WAKE_MOVER: u64 = 8;
+    /// `power_report()`: print the runtime power view now (per core: time
+    /// polling, pausing and asleep, sleeps, P-state writes), as the kernel
+    /// does at the end of a run. Returns 0.
+    pub const POWER_REPORT: u64 = 9;
 }
 
 /// Error codes (returned negated).

@@ -7,7 +7,8 @@
 //! `stop=0` leaves echo running at the end (default: ask it to stop),
 //! `interval_us=N` waits N microseconds before each ping (a low message
 //! rate, so the echo core gets to sleep), `stuck_ms=M` counts a reply that
-//! took longer than M ms (default 1000) as an error.
+//! took longer than M ms (default 1000) as an error, `power_report=1` asks
+//! the kernel for the runtime power view once the round trips are done.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_code)]
 
@@ -101,6 +102,9 @@ fn run() -> i32 {
         );
     }
     errors += stuck;
+    if userlib::arg("power_report") == Some("1") {
+        userlib::power_report();
+    }
     if let Some(bad) = userlib::arg("bad_endpoint").and_then(|v| v.parse::<u32>().ok()) {
         errors += check_bounces(&mut channel, bad, count.min(1000));
     }

@@ -73,6 +73,11 @@ pub fn tsc_hz() -> u64 {
     syscall3(abi::nr::TSC_HZ, 0, 0, 0) as u64
 }
 
+/// Asks the kernel to print the runtime power view now.
+pub fn power_report() {
+    syscall3(abi::nr::POWER_REPORT, 0, 0, 0);
+}
+
 /// Reads the time-stamp counter (allowed in ring 3).
 #[inline]
 pub fn rdtsc() -> u64 {
