@@ -48,6 +48,8 @@ pub struct Channel {
     /// Where the pause time is reported to the kernel (`abi::STATS_ADDR`).
     stats: Option<&'static AtomicU64>,
     pause_reported: u64,
+    /// `recv` consulted the governor since the last message.
+    waited: bool,
     /// Times `recv` asked the kernel to sleep, and times it actually slept.
     pub sleeps_requested: u64,
     pub sleeps: u64,
@@ -119,6 +121,7 @@ impl Channel {
             mover_sleeps: info.mover_sleeps != 0,
             stats,
             pause_reported: 0,
+            waited: false,
             outbox,
             inboxes,
             inbox_count,
@@ -232,10 +235,16 @@ impl Channel {
     pub fn recv(&mut self) -> Message {
         loop {
             if let Some(message) = self.try_recv() {
-                self.governor.work_found();
-                self.report_pause_time();
+                // Only a wait that reached the governor has state to reset:
+                // a message that is already there costs no more than a poll.
+                if self.waited {
+                    self.waited = false;
+                    self.governor.work_found();
+                    self.report_pause_time();
+                }
                 return message;
             }
+            self.waited = true;
             match self.governor.idle(crate::rdtsc) {
                 Step::Spin => {}
                 Step::Pause => core::hint::spin_loop(),
