@@ -16,12 +16,11 @@
 //! Accounting: the TSC is read at every [`CLOCK_EVERY_PAUSES`]-th `pause`
 //! step, never while spinning and never on a wait shorter than that (a
 //! clock read is not free, least of all under emulation, and most waits
-//! under load are short: reading it on every wait cost ~3 % of the mover
-//! round trip, see docs/benchmarks.md). The ticks between two reads are
-//! measured; every pause step is counted; [`Governor::pause_ticks`]
-//! extrapolates the measured ticks per step to all steps, so short waits
-//! are counted at the rate the long ones measured. The pause budget is
-//! checked at the same reads, so sleep comes up to two checkpoints late.
+//! under load are short). The ticks between two reads are added to
+//! [`Governor::pause_ticks`] and the pause budget is checked at the same
+//! reads, so both start one checkpoint late: pause time is undercounted by
+//! up to `2 * CLOCK_EVERY_PAUSES` steps per idle period, and sleep comes as
+//! late.
 
 /// How a core may sleep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,9 +64,6 @@ pub struct Governor {
     last_clock: Option<u64>,
     pause_ticks: u64,
     steps_since_clock: u32,
-    /// Every pause step taken, and those inside measured intervals.
-    pause_steps: u64,
-    measured_steps: u64,
 }
 
 /// Pause steps between two clock reads.
@@ -84,8 +80,6 @@ impl Governor {
             last_clock: None,
             pause_ticks: 0,
             steps_since_clock: 0,
-            pause_steps: 0,
-            measured_steps: 0,
         }
     }
 
@@ -103,33 +97,9 @@ impl Governor {
         self.last_clock = None;
     }
 
-    /// TSC ticks spent in `pause` steps so far, measured between clock
-    /// checkpoints (see the module docs).
-    pub fn measured_pause_ticks(&self) -> u64 {
-        self.pause_ticks
-    }
-
-    /// The raw counters: measured ticks, the steps they cover, all steps.
-    pub fn pause_counters(&self) -> (u64, u64, u64) {
-        (self.pause_ticks, self.measured_steps, self.pause_steps)
-    }
-
-    /// `measured` ticks over `measured_steps` steps, extrapolated to
-    /// `all_steps` (0 while nothing was measured).
-    pub fn extrapolate(measured: u64, measured_steps: u64, all_steps: u64) -> u64 {
-        if measured_steps == 0 {
-            return 0;
-        }
-        let estimate = u128::from(measured) * u128::from(all_steps.max(measured_steps)) / u128::from(measured_steps);
-        u64::try_from(estimate).unwrap_or(u64::MAX)
-    }
-
-    /// Estimated TSC ticks of all `pause` steps so far: the measured ticks
-    /// per step times every step taken (waits too short to reach a clock
-    /// checkpoint are counted at the measured rate). 0 until a first
-    /// interval was measured.
+    /// TSC ticks spent in `pause` steps so far (see the module docs).
     pub fn pause_ticks(&self) -> u64 {
-        Self::extrapolate(self.pause_ticks, self.measured_steps, self.pause_steps)
+        self.pause_ticks
     }
 
     /// A poll found nothing: what next. `now` reads the TSC; it is called
@@ -147,7 +117,6 @@ impl Governor {
             self.sleeping = true;
             return Step::Sleep;
         }
-        self.pause_steps += 1;
         if !self.pausing {
             self.pausing = true;
             self.steps_since_clock = 0;
@@ -161,7 +130,6 @@ impl Governor {
         let now = now();
         if let Some(last) = self.last_clock {
             self.pause_ticks = self.pause_ticks.wrapping_add(now.wrapping_sub(last));
-            self.measured_steps += u64::from(CLOCK_EVERY_PAUSES);
         }
         self.last_clock = Some(now);
         if self.policy.sleep == SleepKind::Never {
@@ -255,39 +223,20 @@ mod tests {
         let mut g = Governor::new(HLT);
         start_pausing(&mut g);
         assert_eq!(g.idle(|| 10), Step::Pause);
-        assert_eq!(g.measured_pause_ticks(), 0, "nothing before the first checkpoint");
+        assert_eq!(g.pause_ticks(), 0, "nothing before the first checkpoint");
         pauses_without_clock(&mut g);
         assert_eq!(g.idle(|| 30), Step::Pause);
         pauses_without_clock(&mut g);
         assert_eq!(g.idle(|| 60), Step::Pause);
-        assert_eq!(g.measured_pause_ticks(), 50);
+        assert_eq!(g.pause_ticks(), 50);
         pauses_without_clock(&mut g);
         assert_eq!(g.idle(|| 200), Step::Sleep);
-        assert_eq!(g.measured_pause_ticks(), 190, "the checkpoint that ends the pause period is counted");
+        assert_eq!(g.pause_ticks(), 190, "the checkpoint that ends the pause period is counted");
         assert_eq!(g.idle(no_clock), Step::Sleep);
-        assert_eq!(g.measured_pause_ticks(), 190, "sleeping is not pausing");
+        assert_eq!(g.pause_ticks(), 190, "sleeping is not pausing");
         g.work_found();
         assert_eq!(g.idle(no_clock), Step::Spin);
-        assert_eq!(g.measured_pause_ticks(), 190);
-    }
-
-    #[test]
-    fn short_waits_are_counted_at_the_measured_rate() {
-        let mut g = Governor::new(Escalation { spin_polls: 0, pause_ticks: 0, sleep: SleepKind::Never });
-        start_pausing(&mut g); // 16 steps
-        assert_eq!(g.idle(|| 0), Step::Pause); // step 17: first checkpoint
-        pauses_without_clock(&mut g); // steps 18..=32
-        assert_eq!(g.idle(|| 160), Step::Pause); // step 33: 160 ticks over 16 steps
-        assert_eq!(g.measured_pause_ticks(), 160);
-        assert_eq!(g.pause_ticks(), 160 * 33 / 16);
-        for _ in 0..10 {
-            g.work_found();
-            for _ in 0..5 {
-                assert_eq!(g.idle(no_clock), Step::Pause);
-            }
-        }
-        assert_eq!(g.measured_pause_ticks(), 160);
-        assert_eq!(g.pause_ticks(), 10 * 83, "83 steps at 10 ticks each");
+        assert_eq!(g.pause_ticks(), 190);
     }
 
     #[test]
@@ -298,7 +247,7 @@ mod tests {
             assert_eq!(g.idle(|| t), Step::Pause);
             pauses_without_clock(&mut g);
         }
-        assert_eq!(g.measured_pause_ticks(), 99 * 7);
+        assert_eq!(g.pause_ticks(), 99 * 7);
     }
 
     #[test]

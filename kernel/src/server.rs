@@ -158,9 +158,8 @@ impl Server {
         // SAFETY: `stats_phys` is a frame allocated for this server in
         // `load` and never freed; the direct map covers it. The server may
         // store anything there concurrently, which an atomic load tolerates.
-        let words = unsafe { &*(phys_to_virt(self.stats_phys) as *const [AtomicU64; 3]) };
-        let [measured, measured_steps, steps] = [0, 1, 2].map(|i| words[i].load(Ordering::Relaxed));
-        cores::power::Governor::extrapolate(measured, measured_steps, steps).min(at_most)
+        let word = unsafe { &*(phys_to_virt(self.stats_phys) as *const AtomicU64) };
+        word.load(Ordering::Relaxed).min(at_most)
     }
 
     pub fn state(&self) -> State {

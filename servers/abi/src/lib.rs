@@ -150,12 +150,8 @@ pub const STATS_ADDR: u64 = INFO_ADDR + 0x1000;
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 pub struct ServerStats {
-    /// TSC ticks measured in `pause` steps between clock checkpoints.
-    pub measured_pause_ticks: u64,
-    /// Pause steps those ticks cover.
-    pub measured_pause_steps: u64,
-    /// Every pause step taken (the kernel extrapolates the measured rate).
-    pub pause_steps: u64,
+    /// TSC ticks spent in `pause` steps while waiting for messages.
+    pub pause_ticks: u64,
 }
 
 /// Bytes of `ServerInfo::args`.

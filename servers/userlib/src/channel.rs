@@ -34,9 +34,6 @@ pub enum SendError {
     TooLong,
 }
 
-/// Pause steps between two updates of the statistics page.
-const REPORT_EVERY_PAUSE_STEPS: u64 = 64;
-
 /// This server's rings.
 pub struct Channel {
     info: &'static abi::ServerInfo,
@@ -49,7 +46,7 @@ pub struct Channel {
     /// The mover of the outbox may sleep: check its wake word after publishing.
     mover_sleeps: bool,
     /// Where the pause time is reported to the kernel (`abi::STATS_ADDR`).
-    stats: Option<&'static [AtomicU64; 3]>,
+    stats: Option<&'static AtomicU64>,
     pause_reported: u64,
     /// `recv` consulted the governor since the last message.
     waited: bool,
@@ -118,7 +115,7 @@ impl Channel {
         // every server, for its whole life; only this server writes it (the
         // kernel reads it as untrusted figures), and `open` is called once.
         // An old kernel without the page would fault this server only.
-        let stats = Some(unsafe { &*(abi::STATS_ADDR as *const [AtomicU64; 3]) });
+        let stats = Some(unsafe { &*(abi::STATS_ADDR as *const AtomicU64) });
         Ok(Channel {
             info,
             mover_sleeps: info.mover_sleeps != 0,
@@ -259,23 +256,18 @@ impl Channel {
         }
     }
 
-    /// Publishes the pause counters on the statistics page (read by the
-    /// kernel for the power report) when a message ends a wait or before a
-    /// sleep, once at least `REPORT_EVERY_PAUSE_STEPS` steps are new (the
-    /// page lags by fewer steps than that). Three plain stores to a line only this core writes; the
-    /// kernel does the arithmetic.
+    /// Publishes the pause time on the statistics page (read by the kernel
+    /// for the power report) if it changed: before each sleep and when a
+    /// message ends a wait.
     #[inline]
     fn report_pause_time(&mut self) {
-        let (measured, measured_steps, steps) = self.governor.pause_counters();
-        if steps.wrapping_sub(self.pause_reported) >= REPORT_EVERY_PAUSE_STEPS
+        let paused = self.governor.pause_ticks();
+        if paused != self.pause_reported
             && let Some(stats) = self.stats
         {
-            self.pause_reported = steps;
-            // Relaxed: statistics, read whenever the kernel reports; the
-            // kernel tolerates a torn triple (it clamps the result).
-            stats[0].store(measured, Ordering::Relaxed);
-            stats[1].store(measured_steps, Ordering::Relaxed);
-            stats[2].store(steps, Ordering::Relaxed);
+            self.pause_reported = paused;
+            // Relaxed: a statistic, read whenever the kernel reports.
+            stats.store(paused, Ordering::Relaxed);
         }
     }
 
