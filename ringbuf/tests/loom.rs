@@ -1,6 +1,7 @@
 //! loom model checks: every interleaving (up to the preemption bound) of
 //! push/pop, batch commit/release, the untrusted API and the wake-flag
-//! protocol, with loom's weak-memory model of the atomics.
+//! protocol (one level for inboxes, two levels for the sleeping mover), with
+//! loom's weak-memory model of the atomics.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" cargo test -p ringbuf --release --test loom`
 //! (`LOOM_MAX_PREEMPTIONS` overrides the bound set here).
@@ -220,5 +221,71 @@ fn wake_flag_with_fences_keeps_wakeups() {
         let asleep = producer_index.load(Ordering::Acquire) == 0;
         let doorbell = producer_thread.join().unwrap();
         assert!(!asleep || doorbell, "lost wakeup");
+    });
+}
+
+/// The mover's two-level sleep (kernel `power::mover_sleep`): the mover
+/// sets its own wake word, announces sleep on every outbox, and sleeps only
+/// if its wake word still says SLEEPING; a sender publishes, checks the
+/// outbox's wake word, and on SLEEPING swaps the mover's word to AWAKE and
+/// rings only if it was SLEEPING. In no interleaving may the mover be
+/// asleep with a message in an outbox and no doorbell rung.
+#[test]
+fn mover_two_level_sleep_never_loses_a_wakeup() {
+    mover_two_level_sleep(true);
+}
+
+/// The same with the mover's own word set *after* the outbox announcements:
+/// a sender can then swap it while it still says AWAKE and ring nobody, so
+/// the order in `power::mover_sleep` matters, and the model sees it.
+#[test]
+#[should_panic(expected = "lost wakeup")]
+fn mover_word_set_after_the_announcements_loses_wakeups() {
+    mover_two_level_sleep(false);
+}
+
+fn mover_two_level_sleep(mover_word_first: bool) {
+    const AWAKE: u64 = 0;
+    const SLEEPING: u64 = 1;
+    model(move || {
+        let (mut sender_outbox, mut outbox_a) = ring::<2>(0);
+        let (_idle_producer, mut outbox_b) = ring::<2>(0);
+        let mover_wake = std::sync::Arc::new(AtomicU64::new(AWAKE));
+        let doorbell = std::sync::Arc::new(AtomicBool::new(false));
+        let (sender_wake, sender_doorbell) = (mover_wake.clone(), doorbell.clone());
+        let sender = thread::spawn(move || {
+            sender_outbox.push(&message(3)).unwrap();
+            if sender_outbox.consumer_needs_wakeup() && sender_wake.swap(AWAKE, Ordering::SeqCst) == SLEEPING {
+                sender_doorbell.store(true, Ordering::Relaxed);
+            }
+        });
+        if mover_word_first {
+            mover_wake.store(SLEEPING, Ordering::SeqCst);
+        }
+        let mut announced = 0;
+        let mut all_empty = true;
+        for outbox in [&mut outbox_a, &mut outbox_b] {
+            match outbox.prepare_to_sleep_untrusted() {
+                Ok(true) => announced += 1,
+                Ok(false) => {
+                    all_empty = false;
+                    break;
+                }
+                Err(err) => panic!("a sane ring read as corrupt: {err:?}"),
+            }
+        }
+        if !mover_word_first {
+            mover_wake.store(SLEEPING, Ordering::SeqCst);
+        }
+        let asleep = all_empty && mover_wake.load(Ordering::SeqCst) == SLEEPING;
+        sender.join().unwrap();
+        if asleep && !doorbell.load(Ordering::Relaxed) {
+            panic!("lost wakeup: mover asleep, message in an outbox, no doorbell");
+        }
+        for outbox in [&mut outbox_a, &mut outbox_b].into_iter().take(announced) {
+            outbox.finish_sleep();
+        }
+        mover_wake.store(AWAKE, Ordering::Relaxed);
+        assert_eq!(outbox_a.pop(), Some(message(3)), "the message is still there");
     });
 }
