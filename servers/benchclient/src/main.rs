@@ -28,13 +28,7 @@ const RING_COUNTS: [usize; 6] = [2, 4, 8, 16, 32, 64];
 const WARMUP: usize = 1000;
 
 fn run() -> i32 {
-    let mut channel = match Channel::open() {
-        Ok(c) => c,
-        Err(e) => {
-            userlib::log!("cannot open channel: {e:?}");
-            return 1;
-        }
-    };
+    let Some(mut channel) = Channel::open_or_log() else { return 1 };
     let Some(echo) = channel.endpoint_named("echo") else {
         userlib::log!("no endpoint called `echo`");
         return 1;

@@ -12,13 +12,7 @@ use userlib::bench::{label, payload};
 userlib::server_main!(run);
 
 fn run() -> i32 {
-    let mut channel = match Channel::open() {
-        Ok(c) => c,
-        Err(e) => {
-            userlib::log!("cannot open channel: {e:?}");
-            return 1;
-        }
-    };
+    let Some(mut channel) = Channel::open_or_log() else { return 1 };
     let mut served: u64 = 0;
     let mut unanswerable: u64 = 0;
     let (mut expected, mut good): (u32, u64) = (0, 0);

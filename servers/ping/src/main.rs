@@ -29,13 +29,7 @@ fn payload(sequence: u32) -> [u8; 16] {
 }
 
 fn run() -> i32 {
-    let mut channel = match Channel::open() {
-        Ok(c) => c,
-        Err(e) => {
-            userlib::log!("cannot open channel: {e:?}");
-            return 1;
-        }
-    };
+    let Some(mut channel) = Channel::open_or_log() else { return 1 };
     let Some(echo) = channel.endpoint_named("echo") else {
         userlib::log!("no endpoint called `echo`");
         return 1;
@@ -66,6 +60,12 @@ fn run() -> i32 {
         let end = userlib::rdtsc();
         if end.wrapping_sub(start) > stuck_cycles {
             stuck += 1;
+            if stuck == 1 {
+                // The first stuck reply: show every core's power state
+                // (sleeps, time asleep) while it is fresh.
+                userlib::log!("reply to {sequence} took longer than the stuck bound; the cores' state follows");
+                userlib::power_report();
+            }
         }
         if reply.sender_badge != echo_badge || reply.sequence != sequence || reply.payload_bytes() != payload(sequence) {
             errors += 1;

@@ -31,13 +31,7 @@ fn payload(sequence: u32) -> [u8; 40] {
 }
 
 fn run() -> i32 {
-    let mut channel = match Channel::open() {
-        Ok(c) => c,
-        Err(e) => {
-            userlib::log!("cannot open channel: {e:?}");
-            return 1;
-        }
-    };
+    let Some(mut channel) = Channel::open_or_log() else { return 1 };
     let count = userlib::arg_u64("count", 100_000);
     match userlib::arg("role") {
         Some("source") => source(&mut channel, count),

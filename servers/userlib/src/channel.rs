@@ -133,6 +133,18 @@ impl Channel {
         })
     }
 
+    /// [`Channel::open`], logging why it failed (`cannot open channel: …`):
+    /// `let Some(mut channel) = Channel::open_or_log() else { return 1 };`
+    pub fn open_or_log() -> Option<Channel> {
+        match Channel::open() {
+            Ok(channel) => Some(channel),
+            Err(e) => {
+                crate::log!("cannot open channel: {e:?}");
+                None
+            }
+        }
+    }
+
     pub fn info(&self) -> &'static abi::ServerInfo {
         self.info
     }
