@@ -269,13 +269,13 @@ const CASES: &[Case] = &[
             ]
         )
     },
-    // PWR000x: 2 000 messages at one per 20 us with echo's core on sleep = "none", huge spin budget;
+    // PWR000x: 100 000 messages at one per 20 us with echo's core on sleep = "none", huge spin budget (-smp 3: two busy vCPUs);
     // none lost, none stuck (> 1 s), sleeps as the policy says.
     Case {
         system: Some("tests/power-spin.toml"),
         must_not_show: &[],
         timeout_secs: 900,
-        ..case!("PWR-spin-low-rate-none-lost-none-stuck", "", 4, Firmware::Bios, true, &["server `ping`: 2000 round trips through the mover: median ", " ns, 0 bad replies", "server `ping`: 0 replies took longer than the stuck bound; interval 20 us", "system: server `ping` exited with code 0", "system: server `echo` exited with code 0", "server `echo`: echo slept 0 times (0 sleeps requested)"])
+        ..case!("PWR-spin-low-rate-none-lost-none-stuck", "", 3, Firmware::Bios, true, &["server `ping`: 100000 round trips through the mover: median ", " ns, 0 bad replies", "server `ping`: 0 replies took longer than the stuck bound; interval 20 us", "system: server `ping` exited with code 0", "system: server `echo` exited with code 0", "server `echo`: echo slept 0 times (0 sleeps requested)"])
     },
     // PWR000x: 100 000 messages at one per 20 us with echo's core on sleep = "none", pause at once
     // (single-threaded TCG: every waiting loop pauses, and each pause hands the thread on);
