@@ -103,6 +103,16 @@ pub struct PerCore {
     pub pause_ticks: AtomicU64,
     /// Performance-request (P-state) writes.
     pub pstate_changes: AtomicU64,
+    /// Sleeps called off at the kernel's last check (interrupts off,
+    /// MONITOR armed): a waker claimed the wake word after the announcement.
+    pub sleeps_called_off: AtomicU64,
+    /// Mover sleeps withdrawn at the outbox re-check: a message was
+    /// published while the mover announced sleep.
+    pub sleeps_withdrawn: AtomicU64,
+    /// Test knob only (`power.race_delay_us`): sleeps whose wake-up came
+    /// between the last check and `sti; hlt|mwait` (the pending doorbell or
+    /// the monitored store ended the sleep at once).
+    pub woken_before_halt: AtomicU64,
     /// TSC when the core started its role (for the asleep fraction).
     pub role_started_tsc: AtomicU64,
     /// Logical core index (0 = BSP), equal to the position in `CORES`.
@@ -138,6 +148,9 @@ impl PerCore {
             sleeps: AtomicU64::new(0),
             pause_ticks: AtomicU64::new(0),
             pstate_changes: AtomicU64::new(0),
+            sleeps_called_off: AtomicU64::new(0),
+            sleeps_withdrawn: AtomicU64::new(0),
+            woken_before_halt: AtomicU64::new(0),
             role_started_tsc: AtomicU64::new(0),
             index: AtomicU32::new(index),
             apic_id: AtomicU32::new(u32::MAX),

@@ -31,7 +31,7 @@ bootloader_api::entry_point!(kernel_main, config = &BOOTLOADER_CONFIG);
 pub const KERNEL_HALF_START: u64 = 0xffff_8000_0000_0000;
 
 /// Boot arguments the kernel understands (see docs/boot.md).
-const KNOWN_ARGS: &[&str] = &["test", "smp.skip_apic", "bench", "bench.accel", "bench.cpu", "bench.date", "bench.system"];
+const KNOWN_ARGS: &[&str] = &["test", "smp.skip_apic", "bench", "bench.accel", "bench.cpu", "bench.date", "bench.system", "power.race_delay_us"];
 
 fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     crate::serial::init_logging();
@@ -126,6 +126,12 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
 
     let report = smp::start_aps(&madt, phys_offset, low_memory_free, &skip);
 
+    if let Some(us) = cmdline.get("power.race_delay_us") {
+        match us.parse::<u64>() {
+            Ok(us) if us <= 10_000 => crate::power::set_race_delay_us(us),
+            _ => fatal(format_args!("boot: power.race_delay_us: `{us}` is not a number of microseconds from 0 to 10000")),
+        }
+    }
     let config = load_system(ramdisk, report.expected);
     crate::energy::probe(&features);
     if let Some(config) = &config {

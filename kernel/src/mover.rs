@@ -175,7 +175,10 @@ impl Mover {
             for source in sources.iter_mut() {
                 match source.outbox.prepare_to_sleep_untrusted() {
                     Ok(true) | Err(_) => announced += 1,
-                    Ok(false) => return false,
+                    Ok(false) => {
+                        cores::this_core().sleeps_withdrawn.fetch_add(1, Ordering::Relaxed);
+                        return false;
+                    }
                 }
             }
             // After the announcements' fences: a server that stops from now

@@ -64,6 +64,42 @@ static SPURIOUS_STREAK: [AtomicU64; MAX_CORES] = [const { AtomicU64::new(0) }; M
 const SPURIOUS_LIMIT: u64 = 1000;
 static TOTAL_TSC_START: AtomicU64 = AtomicU64::new(0);
 
+/// Test knob (boot argument `power.race_delay_us`; 0 = off): TSC ticks the
+/// kernel waits inside each window of the way to sleep — before the
+/// mover's announcements, between the announcements and the last check,
+/// and between the last check and `sti; hlt|mwait` — and servers wait
+/// before and after their announcements. It only widens the windows a
+/// message can land in; the order of every step is unchanged. The
+/// lost-wake-up race test (`PWR-race`) uses it to hit each window often.
+static RACE_DELAY_TICKS: AtomicU64 = AtomicU64::new(0);
+
+/// Sets the race-test delay (boot, before servers load).
+pub fn set_race_delay_us(us: u64) {
+    let ticks = us * crate::smp::TSC_PER_US.load(Ordering::Relaxed);
+    RACE_DELAY_TICKS.store(ticks, Ordering::Relaxed);
+    if ticks > 0 {
+        log::warn!("power: test knob power.race_delay_us={us}: every way to sleep waits {us} us in each of its windows (for the lost-wake-up race test, not for measuring)");
+    }
+}
+
+/// The race-test delay in TSC ticks (0 normally).
+pub fn race_delay_ticks() -> u64 {
+    RACE_DELAY_TICKS.load(Ordering::Relaxed)
+}
+
+/// Waits the race-test delay, if one is set.
+#[inline]
+fn race_delay() {
+    let ticks = race_delay_ticks();
+    if ticks == 0 {
+        return;
+    }
+    let start = tsc::now();
+    while tsc::now().wrapping_sub(start) < ticks {
+        core::hint::spin_loop();
+    }
+}
+
 const IA32_PERF_CTL: u32 = 0x199;
 const IA32_HWP_REQUEST: u32 = 0x774;
 const IA32_HWP_CAPABILITIES: u32 = 0x771;
@@ -217,10 +253,20 @@ fn sleep_this_core(core_index: usize, monitor: *const AtomicU64, still_sleeping:
         // CPUID reported MONITOR/MWAIT (`resolve`).
         unsafe { core::arch::asm!("monitor", in("rax") monitor, in("ecx") 0, in("edx") 0, options(nostack)) };
     }
+    let core = &CORES[core_index];
+    race_delay();
     if !still_sleeping() {
+        core.sleeps_called_off.fetch_add(1, Ordering::Relaxed);
         return false;
     }
-    let core = &CORES[core_index];
+    if race_delay_ticks() != 0 {
+        race_delay();
+        // Diagnostic only (the sleep below goes ahead either way): a
+        // wake-up claimed now must end the sleep at once.
+        if !still_sleeping() {
+            core.woken_before_halt.fetch_add(1, Ordering::Relaxed);
+        }
+    }
     let saved = match p.pstate {
         PstateControl::None => 0,
         PstateControl::Hwp => read_msr(IA32_HWP_REQUEST),
@@ -309,6 +355,7 @@ static MOVER_WAKEUPS: [AtomicU64; abi::MAX_MOVERS] = [const { AtomicU64::new(0) 
 pub fn mover_sleep(number: usize, core_index: usize, announce: impl FnOnce() -> bool) -> bool {
     let Some(wake) = MOVER_WAKE.get(number) else { return false };
     MOVER_CORE[number].store(core_index as u64, Ordering::Relaxed);
+    race_delay();
     wake.0.store(ringbuf::layout::WAKE_STATE_SLEEPING, Ordering::SeqCst);
     if !announce() {
         wake.0.store(ringbuf::layout::WAKE_STATE_AWAKE, Ordering::Relaxed);
@@ -362,6 +409,23 @@ pub fn pause_ticks_of(core: &cores::PerCore, elapsed: u64) -> (u64, bool) {
     }
 }
 
+/// The mover's outbox re-check count (servers re-check their inboxes in
+/// user space and report that count themselves), and with the race-test
+/// knob, the wake-ups that came between the last check and the halt.
+struct RaceCounts<'a>(&'a cores::PerCore);
+
+impl core::fmt::Display for RaceCounts<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.0.role() == cores::Role::Mover {
+            write!(f, ", {} at the outbox re-check", self.0.sleeps_withdrawn.load(Ordering::Relaxed))?;
+        }
+        if race_delay_ticks() != 0 && can_sleep(self.0.index()) {
+            write!(f, "; woken between the last check and the halt: {}", self.0.woken_before_halt.load(Ordering::Relaxed))?;
+        }
+        Ok(())
+    }
+}
+
 fn percent_tenths(part: u64, total: u64) -> (u64, u64) {
     let tenths = (u128::from(part) * 1000 / u128::from(total.max(1))) as u64;
     (tenths / 10, tenths % 10)
@@ -391,13 +455,15 @@ pub fn report() {
         let (p, p10) = percent_tenths(paused, total);
         let (w, w10) = percent_tenths(polling, total);
         log::info!(
-            "power: core {} ({}): of {} ms: polling/working {w}.{w10}%, pausing {p}.{p10}%{}, asleep {a}.{a10}%; sleeps {}, P-state writes {}",
+            "power: core {} ({}): of {} ms: polling/working {w}.{w10}%, pausing {p}.{p10}%{}, asleep {a}.{a10}%; sleeps {}, P-state writes {}; sleeps called off: {} at the last check{}",
             core.index(),
             core.role().name(),
             total / tsc_per_ms,
             if from_server { " (reported by the server)" } else { "" },
             core.sleeps.load(Ordering::Relaxed),
-            core.pstate_changes.load(Ordering::Relaxed)
+            core.pstate_changes.load(Ordering::Relaxed),
+            core.sleeps_called_off.load(Ordering::Relaxed),
+            RaceCounts(core)
         );
     }
     for (number, wakeups) in MOVER_WAKEUPS.iter().enumerate() {

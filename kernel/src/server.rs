@@ -345,6 +345,7 @@ fn write_info_page(config: &system_config::SystemConfig, server: &mut Server) ->
         pause_ticks_before_sleep: 0,
         sleep: abi::SLEEP_NEVER,
         mover_sleeps: 0,
+        race_delay_ticks: crate::power::race_delay_ticks(),
     };
     let power = crate::power::policy(server.core);
     info.spin_polls_before_pause = power.escalation.spin_polls;

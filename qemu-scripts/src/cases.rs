@@ -275,7 +275,7 @@ const CASES: &[Case] = &[
         system: Some("tests/power-spin.toml"),
         must_not_show: &[],
         timeout_secs: 900,
-        ..case!("PWR-spin-low-rate-none-lost-none-stuck", "", 3, Firmware::Bios, true, &["server `ping`: 100000 round trips through the mover: median ", " ns, 0 bad replies", "server `ping`: 0 replies took longer than the stuck bound; interval 20 us", "system: server `ping` exited with code 0", "system: server `echo` exited with code 0", "server `echo`: echo slept 0 times (0 sleeps requested)"])
+        ..case!("PWR-spin-low-rate-none-lost-none-stuck", "", 3, Firmware::Bios, true, &["server `ping`: 100000 round trips through the mover: median ", " ns, 0 bad replies", "server `ping`: 0 replies took longer than the stuck bound; interval 20 us", "system: server `ping` exited with code 0", "system: server `echo` exited with code 0", "server `echo`: echo slept 0 times (0 sleeps requested,"])
     },
     // PWR000x: 100 000 messages at one per 20 us with echo's core on sleep = "none", pause at once
     // (single-threaded TCG: every waiting loop pauses, and each pause hands the thread on);
@@ -285,7 +285,7 @@ const CASES: &[Case] = &[
         must_not_show: &[],
         timeout_secs: 900,
         accel: "tcg,thread=single",
-        ..case!("PWR-pause-low-rate-none-lost-none-stuck", "", 4, Firmware::Bios, true, &["server `ping`: 100000 round trips through the mover: median ", " ns, 0 bad replies", "server `ping`: 0 replies took longer than the stuck bound; interval 20 us", "system: server `ping` exited with code 0", "system: server `echo` exited with code 0", "server `echo`: echo slept 0 times (0 sleeps requested)"])
+        ..case!("PWR-pause-low-rate-none-lost-none-stuck", "", 4, Firmware::Bios, true, &["server `ping`: 100000 round trips through the mover: median ", " ns, 0 bad replies", "server `ping`: 0 replies took longer than the stuck bound; interval 20 us", "system: server `ping` exited with code 0", "system: server `echo` exited with code 0", "server `echo`: echo slept 0 times (0 sleeps requested,"])
     },
     // PWR000x: 100 000 messages at one per 20 us with echo's core on hlt + doorbell;
     // none lost, none stuck (> 1 s), sleeps as the policy says.
@@ -311,6 +311,23 @@ const CASES: &[Case] = &[
         must_not_show: &["server `echo`: echo slept 0 times"],
         timeout_secs: 900,
         ..case!("PWR-mover-sleeps-and-is-woken-none-lost-none-stuck", "", 4, Firmware::Bios, true, &["server `ping`: 100000 round trips through the mover: median ", " ns, 0 bad replies", "server `ping`: 0 replies took longer than the stuck bound; interval 20 us", "system: server `ping` exited with code 0", "system: server `echo` exited with code 0", "power: mover 0: woken by servers "])
+    },
+    // PWR000x: the lost-wake-up race, aimed: echo and the mover start to sleep the moment their rings
+    // are empty; the test knob `power.race_delay_us=20` widens each window of the way to sleep to 20 us,
+    // and ping's send delay sweeps 0..120 us. 100 000 messages, none lost, none stuck (> 1 s), and every
+    // window was hit: inbox and outbox re-checks, the kernel's last check (echo and the mover), and the
+    // gap between the last check and the halt.
+    Case {
+        system: Some("tests/power-race.toml"),
+        must_not_show: &[
+            ", 0 called off by the kernel's last check",
+            "; 0 announcements withdrawn at the inbox re-check",
+            "sleeps called off: 0 at the last check, ",
+            ", 0 at the outbox re-check",
+            "woken between the last check and the halt: 0",
+        ],
+        timeout_secs: 600,
+        ..case!("PWR-race-publish-as-the-consumer-falls-asleep", "power.race_delay_us=20", 4, Firmware::Bios, true, &["server `ping`: 100000 round trips through the mover: median ", " ns, 0 bad replies", "server `ping`: 0 replies took longer than the stuck bound; interval 0 us; sweep 0..120000 ns", "system: server `ping` exited with code 0", "system: server `echo` exited with code 0", "power: test knob power.race_delay_us=20", "power: core 1 (mover): ", "power: core 3 (server): ", "woken between the last check and the halt: ", "announcements withdrawn at the inbox re-check"])
     },
     Case {
         system: Some("tests/bad-key.toml"),

@@ -133,6 +133,10 @@ pub struct ServerInfo {
     /// and, if the mover announced sleep, calls `wake_mover`. 0: the mover
     /// never sleeps and sending costs nothing extra.
     pub mover_sleeps: u32,
+    /// Test knob (boot argument `power.race_delay_us`, 0 normally): TSC
+    /// ticks to wait inside each window of the way to sleep, so that the
+    /// lost-wake-up race test hits every window often. See `docs/power.md`.
+    pub race_delay_ticks: u64,
 }
 
 /// `ServerInfo::sleep`: never sleep (spin, then pause).

@@ -69,6 +69,12 @@ fn run() -> i32 {
         }
     }
     userlib::log!("echo served {served} messages ({unanswerable} from senders it cannot answer)");
-    userlib::log!("echo slept {} times ({} sleeps requested)", channel.sleeps, channel.sleeps_requested);
+    userlib::log!(
+        "echo slept {} times ({} sleeps requested, {} called off by the kernel's last check; {} announcements withdrawn at the inbox re-check)",
+        channel.sleeps,
+        channel.sleeps_requested,
+        channel.sleeps_requested - channel.sleeps,
+        channel.sleeps_withdrawn
+    );
     0
 }

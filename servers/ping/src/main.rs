@@ -6,8 +6,14 @@
 //! not hold) and checks each comes back as a bounce,
 //! `stop=0` leaves echo running at the end (default: ask it to stop),
 //! `interval_us=N` waits N microseconds before each ping (a low message
-//! rate, so the echo core gets to sleep), `stuck_ms=M` counts a reply that
-//! took longer than M ms (default 1000) as an error, `power_report=1` asks
+//! rate, so the echo core gets to sleep), `sweep_ns=N` adds a delay that
+//! steps through 0..N ns over `sweep_steps` (default 256) consecutive
+//! pings, so that the sends land at every point of echo's (and the
+//! mover's) way to sleep (the lost-wake-up race test), `stuck_ms=M` counts a reply that
+//! took longer than M ms (default 1000) as an error, `lost_ms=L` gives up
+//! on a reply after L ms (default 10 000): it is reported lost, the cores'
+//! state is printed, echo is told to stop and ping exits with code 3 (a
+//! lost wake-up fails fast instead of hanging the run), `power_report=1` asks
 //! the kernel for the runtime power view once the round trips are done.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_code)]
@@ -39,7 +45,13 @@ fn run() -> i32 {
     let timed = count.min(MAX_SAMPLES);
     let warmup = userlib::arg_u64("warmup", 100) as usize;
     let interval_us = userlib::arg_u64("interval_us", 0);
+    let sweep_ns = userlib::arg_u64("sweep_ns", 0);
+    let sweep_steps = userlib::arg_u64("sweep_steps", 256).max(1);
+    // Delay of sweep step k, in TSC ticks: k * sweep_ns / sweep_steps ns.
+    let tsc_hz = userlib::tsc_hz();
+    let sweep_ticks = |k: u64| (u128::from(k) * u128::from(sweep_ns) * u128::from(tsc_hz) / (u128::from(sweep_steps) * 1_000_000_000)) as u64;
     let stuck_cycles = userlib::arg_u64("stuck_ms", 1000) * (userlib::tsc_hz() / 1000);
+    let lost_cycles = userlib::arg_u64("lost_ms", 10_000) * (userlib::tsc_hz() / 1000);
     let mut stuck = 0u64;
     let echo_badge = channel.info().endpoint_badges[echo as usize];
     let mut errors = 0u64;
@@ -54,9 +66,18 @@ fn run() -> i32 {
         if interval_us > 0 {
             userlib::spin_us(interval_us);
         }
+        if sweep_ns > 0 {
+            userlib::spin_ticks(sweep_ticks(round as u64 % sweep_steps));
+        }
         let start = userlib::rdtsc();
         channel.send_message(&message);
-        let reply = channel.recv();
+        let Some(reply) = wait_reply(&mut channel, start, lost_cycles) else {
+            userlib::log!("reply to {sequence} not received after {} ms: lost; the cores' state follows", userlib::arg_u64("lost_ms", 10_000));
+            userlib::power_report();
+            // A wake-up for the stop message may still get echo going.
+            let _ = channel.send(echo, STOP, b"");
+            return 3;
+        };
         let end = userlib::rdtsc();
         if end.wrapping_sub(start) > stuck_cycles {
             stuck += 1;
@@ -97,7 +118,7 @@ fn run() -> i32 {
             ns(samples[0])
         );
         userlib::log!(
-            "{stuck} replies took longer than the stuck bound; interval {interval_us} us; this core slept {} times",
+            "{stuck} replies took longer than the stuck bound; interval {interval_us} us; sweep 0..{sweep_ns} ns in {sweep_steps} steps; this core slept {} times",
             channel.sleeps
         );
     }
@@ -112,6 +133,24 @@ fn run() -> i32 {
         let _ = channel.send(echo, STOP, b"");
     }
     if errors == 0 { 0 } else { 2 }
+}
+
+/// The next message, or `None` if none arrived within `lost_cycles` of
+/// `start`. Polls with `pause` whatever its core's sleep policy says (a
+/// sleeping wait could not notice the deadline) and reads the clock every
+/// 256 empty polls.
+fn wait_reply(channel: &mut Channel, start: u64, lost_cycles: u64) -> Option<Message> {
+    let mut polls = 0u32;
+    loop {
+        if let Some(message) = channel.try_recv() {
+            return Some(message);
+        }
+        polls = polls.wrapping_add(1);
+        if polls.is_multiple_of(256) && userlib::rdtsc().wrapping_sub(start) > lost_cycles {
+            return None;
+        }
+        core::hint::spin_loop();
+    }
 }
 
 /// Sends `n` messages to an endpoint this server does not hold; each must

@@ -45,6 +45,8 @@ pub struct Channel {
     governor: Governor,
     /// The mover of the outbox may sleep: check its wake word after publishing.
     mover_sleeps: bool,
+    /// Test knob (`ServerInfo::race_delay_ticks`, 0 normally).
+    race_delay_ticks: u64,
     /// Where the pause time is reported to the kernel (`abi::STATS_ADDR`).
     stats: Option<&'static AtomicU64>,
     pause_reported: u64,
@@ -53,6 +55,9 @@ pub struct Channel {
     /// Times `recv` asked the kernel to sleep, and times it actually slept.
     pub sleeps_requested: u64,
     pub sleeps: u64,
+    /// Times a sleep announcement was withdrawn because the inbox re-check
+    /// found a message (published while this core went to sleep).
+    pub sleeps_withdrawn: u64,
 }
 
 fn ring_len(slots: u32) -> Result<usize, OpenError> {
@@ -119,6 +124,7 @@ impl Channel {
         Ok(Channel {
             info,
             mover_sleeps: info.mover_sleeps != 0,
+            race_delay_ticks: info.race_delay_ticks,
             stats,
             pause_reported: 0,
             waited: false,
@@ -130,6 +136,7 @@ impl Channel {
             governor: Governor::new(policy),
             sleeps_requested: 0,
             sleeps: 0,
+            sleeps_withdrawn: 0,
         })
     }
 
@@ -286,16 +293,21 @@ impl Channel {
     /// Announces sleep on every inbox (the wake-flag protocol), and if all
     /// are still empty asks the kernel to sleep until a mover delivers.
     fn sleep(&mut self) {
+        // The race-test knob widens the windows before and after the
+        // announcements (no effect normally: the delay is 0).
+        crate::spin_ticks(self.race_delay_ticks);
         let mut announced = 0;
         let mut all_empty = true;
         for inbox in self.inboxes.iter_mut().take(self.inbox_count).flatten() {
             if !inbox.prepare_to_sleep() {
+                self.sleeps_withdrawn += 1;
                 all_empty = false;
                 break;
             }
             announced += 1;
         }
         if all_empty {
+            crate::spin_ticks(self.race_delay_ticks);
             self.sleeps_requested += 1;
             if crate::syscall3(abi::nr::WAIT, 0, 0, 0) == 1 {
                 self.sleeps += 1;

@@ -92,7 +92,14 @@ pub fn rdtsc() -> u64 {
 
 /// Spins for about `us` microseconds (TSC based).
 pub fn spin_us(us: u64) {
-    let ticks = tsc_hz() / 1_000_000 * us;
+    spin_ticks(tsc_hz() / 1_000_000 * us);
+}
+
+/// Busy-waits `ticks` TSC ticks (with `pause`).
+pub fn spin_ticks(ticks: u64) {
+    if ticks == 0 {
+        return;
+    }
     let start = rdtsc();
     while rdtsc().wrapping_sub(start) < ticks {
         core::hint::spin_loop();
