@@ -8,10 +8,16 @@
 //!   then, for pause_ticks of TSC time ───────► Pause  (`pause` between polls)
 //!   then ────────────────────────────────────► Sleep  (MWAIT / HLT), or Pause
 //!                                              forever if the policy never sleeps
+//!   once idle_pstate_after_ticks of pausing ─► LowerPstate (once; then on as above)
 //! ```
 //! Invariants: `Sleep` is only returned when the policy allows sleeping;
 //! after a wake-up without work the core goes straight back to `Sleep`
 //! (the spin and pause budgets are spent once per idle period).
+//! `LowerPstate` is only returned to a policy that asks for it, at most
+//! once per idle period, at a checkpoint (a sleep due at the same
+//! checkpoint comes at the next one), and `work_found` then says the
+//! P-state must be restored. (Every sleeping core also lowers its P-state
+//! inside the kernel's sleep, and restores what it found.)
 //!
 //! Accounting: the TSC is read at every [`CLOCK_EVERY_PAUSES`]-th `pause`
 //! step, never while spinning and never on a wait shorter than that (a
@@ -45,6 +51,10 @@ pub struct Escalation {
     /// TSC ticks of pausing before sleeping.
     pub pause_ticks: u64,
     pub sleep: SleepKind,
+    /// TSC ticks of pausing after which the core lowers its P-state while
+    /// it keeps polling (`idle_pstate_after_us`; the kernel sets it only
+    /// where the CPU offers a P-state control). `None`: only while asleep.
+    pub idle_pstate_after_ticks: Option<u64>,
 }
 
 /// What to do after an empty poll.
@@ -53,6 +63,9 @@ pub enum Step {
     Spin,
     Pause,
     Sleep,
+    /// Lower the P-state (then keep pausing); restore it when
+    /// [`Governor::work_found`] says so.
+    LowerPstate,
 }
 
 /// The state of one idle period.
@@ -68,6 +81,8 @@ pub struct Governor {
     last_clock: Option<u64>,
     pause_ticks: u64,
     steps_since_clock: u32,
+    /// `LowerPstate` was returned in this idle period.
+    pstate_lowered: bool,
 }
 
 /// Pause steps between two clock reads.
@@ -84,6 +99,7 @@ impl Governor {
             last_clock: None,
             pause_ticks: 0,
             steps_since_clock: 0,
+            pstate_lowered: false,
         }
     }
 
@@ -92,13 +108,17 @@ impl Governor {
     }
 
     /// A poll found work: the next idle period starts from spinning again.
+    /// Returns true if this idle period lowered the P-state
+    /// ([`Step::LowerPstate`]): the caller restores it.
     #[inline]
-    pub fn work_found(&mut self) {
+    #[must_use = "a lowered P-state must be restored"]
+    pub fn work_found(&mut self) -> bool {
         self.empty_polls = 0;
         self.pausing = false;
         self.sleeping = false;
         self.pause_started = None;
         self.last_clock = None;
+        core::mem::take(&mut self.pstate_lowered)
     }
 
     /// TSC ticks spent in `pause` steps so far (see the module docs).
@@ -136,11 +156,19 @@ impl Governor {
             self.pause_ticks = self.pause_ticks.wrapping_add(now.wrapping_sub(last));
         }
         self.last_clock = Some(now);
+        let started = *self.pause_started.get_or_insert(now);
+        let paused_for = now.wrapping_sub(started);
+        if let Some(after) = self.policy.idle_pstate_after_ticks
+            && !self.pstate_lowered
+            && paused_for >= after
+        {
+            self.pstate_lowered = true;
+            return Step::LowerPstate;
+        }
         if self.policy.sleep == SleepKind::Never {
             return Step::Pause;
         }
-        let started = *self.pause_started.get_or_insert(now);
-        if now.wrapping_sub(started) < self.policy.pause_ticks {
+        if paused_for < self.policy.pause_ticks {
             Step::Pause
         } else {
             // Time asleep is counted by whoever sleeps, not as pausing.
@@ -154,7 +182,7 @@ impl Governor {
 mod tests {
     use super::*;
 
-    const HLT: Escalation = Escalation { spin_polls: 3, pause_ticks: 100, sleep: SleepKind::Hlt };
+    const HLT: Escalation = Escalation { spin_polls: 3, pause_ticks: 100, sleep: SleepKind::Hlt, idle_pstate_after_ticks: None };
 
     fn no_clock() -> u64 {
         panic!("clock read between checkpoints")
@@ -194,13 +222,13 @@ mod tests {
         for t in 0..2000 {
             g.idle(|| t);
         }
-        g.work_found();
+        assert!(!g.work_found(), "a sleeping policy never lowers the P-state itself");
         assert_eq!(g.idle(no_clock), Step::Spin);
     }
 
     #[test]
     fn never_sleeping_policy_only_pauses() {
-        let mut g = Governor::new(Escalation { spin_polls: 0, pause_ticks: 0, sleep: SleepKind::Never });
+        let mut g = Governor::new(Escalation { spin_polls: 0, pause_ticks: 0, sleep: SleepKind::Never, idle_pstate_after_ticks: None });
         for t in 0..10_000 {
             assert_ne!(g.idle(|| t), Step::Sleep);
         }
@@ -208,16 +236,16 @@ mod tests {
 
     #[test]
     fn zero_budgets_sleep_at_once() {
-        let mut g = Governor::new(Escalation { spin_polls: 0, pause_ticks: 0, sleep: SleepKind::Mwait { hint: 0 } });
+        let mut g = Governor::new(Escalation { spin_polls: 0, pause_ticks: 0, sleep: SleepKind::Mwait { hint: 0 }, idle_pstate_after_ticks: None });
         assert_eq!(g.idle(no_clock), Step::Sleep);
     }
 
     #[test]
     fn short_waits_read_no_clock() {
-        let mut g = Governor::new(Escalation { spin_polls: 2, pause_ticks: 1000, sleep: SleepKind::Hlt });
+        let mut g = Governor::new(Escalation { spin_polls: 2, pause_ticks: 1000, sleep: SleepKind::Hlt, idle_pstate_after_ticks: None });
         for _ in 0..100 {
             start_pausing(&mut g);
-            g.work_found();
+            assert!(!g.work_found());
         }
         assert_eq!(g.pause_ticks(), 0);
     }
@@ -238,14 +266,14 @@ mod tests {
         assert_eq!(g.pause_ticks(), 190, "the checkpoint that ends the pause period is counted");
         assert_eq!(g.idle(no_clock), Step::Sleep);
         assert_eq!(g.pause_ticks(), 190, "sleeping is not pausing");
-        g.work_found();
+        assert!(!g.work_found());
         assert_eq!(g.idle(no_clock), Step::Spin);
         assert_eq!(g.pause_ticks(), 190);
     }
 
     #[test]
     fn never_sleeping_policy_counts_pause_time() {
-        let mut g = Governor::new(Escalation { spin_polls: 0, pause_ticks: 0, sleep: SleepKind::Never });
+        let mut g = Governor::new(Escalation { spin_polls: 0, pause_ticks: 0, sleep: SleepKind::Never, idle_pstate_after_ticks: None });
         start_pausing(&mut g);
         for t in (0..100).map(|i| i * 7) {
             assert_eq!(g.idle(|| t), Step::Pause);
@@ -256,10 +284,84 @@ mod tests {
 
     #[test]
     fn tsc_wrap_does_not_stall_escalation() {
-        let mut g = Governor::new(Escalation { spin_polls: 0, pause_ticks: 10, sleep: SleepKind::Hlt });
+        let mut g = Governor::new(Escalation { spin_polls: 0, pause_ticks: 10, sleep: SleepKind::Hlt, idle_pstate_after_ticks: None });
         start_pausing(&mut g);
         assert_eq!(g.idle(|| u64::MAX - 2), Step::Pause);
         pauses_without_clock(&mut g);
         assert_eq!(g.idle(|| 8), Step::Sleep); // 11 ticks later, across the wrap
+    }
+
+    const PAUSE_THEN_LOW: Escalation = Escalation { spin_polls: 1, pause_ticks: 0, sleep: SleepKind::Never, idle_pstate_after_ticks: Some(100) };
+
+    #[test]
+    fn never_sleeping_policy_lowers_the_pstate_once_per_idle_period() {
+        let mut g = Governor::new(PAUSE_THEN_LOW);
+        for period in 0..3u64 {
+            let t0 = period * 10_000;
+            start_pausing(&mut g);
+            assert_eq!(g.idle(|| t0), Step::Pause, "first checkpoint: the budget starts");
+            pauses_without_clock(&mut g);
+            assert_eq!(g.idle(|| t0 + 99), Step::Pause);
+            pauses_without_clock(&mut g);
+            assert_eq!(g.idle(|| t0 + 100), Step::LowerPstate);
+            for i in 0..50 {
+                pauses_without_clock(&mut g);
+                assert_eq!(g.idle(|| t0 + 200 + i), Step::Pause, "lowered once, then pausing on");
+            }
+            assert_eq!(g.pause_ticks(), (period + 1) * 249, "pause time is still counted while lowered");
+            assert!(g.work_found(), "work after a lowered P-state: restore it");
+            assert!(!g.work_found(), "restored once");
+        }
+    }
+
+    #[test]
+    fn short_waits_never_lower_the_pstate() {
+        let mut g = Governor::new(PAUSE_THEN_LOW);
+        for t in 0..1000 {
+            start_pausing(&mut g);
+            assert_eq!(g.idle(|| t * 1000), Step::Pause);
+            pauses_without_clock(&mut g);
+            assert_eq!(g.idle(|| t * 1000 + 99), Step::Pause);
+            assert!(!g.work_found());
+        }
+    }
+
+    #[test]
+    fn sleeping_policy_lowers_before_it_sleeps() {
+        let mut g = Governor::new(Escalation { idle_pstate_after_ticks: Some(40), ..HLT });
+        start_pausing(&mut g);
+        assert_eq!(g.idle(|| 10), Step::Pause);
+        pauses_without_clock(&mut g);
+        assert_eq!(g.idle(|| 50), Step::LowerPstate);
+        pauses_without_clock(&mut g);
+        assert_eq!(g.idle(|| 100), Step::Pause);
+        pauses_without_clock(&mut g);
+        assert_eq!(g.idle(|| 110), Step::Sleep);
+        assert_eq!(g.idle(no_clock), Step::Sleep);
+        assert!(g.work_found(), "lowered in this idle period: restore");
+    }
+
+    #[test]
+    fn lowering_due_with_the_sleep_delays_the_sleep_by_one_checkpoint() {
+        let mut g = Governor::new(Escalation { idle_pstate_after_ticks: Some(100), ..HLT });
+        start_pausing(&mut g);
+        assert_eq!(g.idle(|| 0), Step::Pause);
+        pauses_without_clock(&mut g);
+        assert_eq!(g.idle(|| 500), Step::LowerPstate);
+        pauses_without_clock(&mut g);
+        assert_eq!(g.idle(|| 501), Step::Sleep);
+    }
+
+    #[test]
+    fn policy_without_the_setting_never_lowers() {
+        let mut g = Governor::new(Escalation { idle_pstate_after_ticks: None, ..PAUSE_THEN_LOW });
+        for t in 0..100_000 {
+            assert_ne!(g.idle(|| t), Step::LowerPstate);
+        }
+        assert!(!g.work_found());
+        let mut g = Governor::new(HLT);
+        for t in 0..100_000 {
+            assert_ne!(g.idle(|| t), Step::LowerPstate);
+        }
     }
 }

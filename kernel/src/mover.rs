@@ -142,19 +142,29 @@ impl Mover {
             if moved > 0 {
                 RingStats::add(&core.messages, moved as u64);
                 if empty_passes > spin_budget {
-                    governor.work_found();
+                    if governor.work_found() {
+                        crate::power::idle_pstate(self.core, false);
+                    }
                     core.pause_ticks.store(governor.pause_ticks(), Ordering::Relaxed);
                 }
                 empty_passes = 0;
             } else {
                 core::hint::spin_loop();
                 empty_passes = empty_passes.saturating_add(1);
-                if empty_passes > spin_budget && governor.idle(tsc::now) == Step::Sleep {
-                    // Counters first: the report may be printed while we sleep.
-                    core.pause_ticks.store(governor.pause_ticks(), Ordering::Relaxed);
-                    self.sleep();
-                    if self.supervise && crate::boot::all_servers_stopped() {
-                        crate::boot::finish();
+                if empty_passes > spin_budget {
+                    match governor.idle(tsc::now) {
+                        Step::Sleep => {
+                            // Counters first: the report may be printed while we sleep.
+                            core.pause_ticks.store(governor.pause_ticks(), Ordering::Relaxed);
+                            self.sleep();
+                            if self.supervise && crate::boot::all_servers_stopped() {
+                                crate::boot::finish();
+                            }
+                        }
+                        Step::LowerPstate => {
+                            crate::power::idle_pstate(self.core, true);
+                        }
+                        Step::Spin | Step::Pause => {}
                     }
                 }
             }

@@ -171,14 +171,24 @@ pub fn resolve(config: &system_config::SystemConfig, features: &Features, cores:
             spin_polls: u64::from(p.spin_polls_before_pause),
             pause_ticks: u64::from(p.pause_us_before_sleep) * tsc_per_us,
             sleep,
+            idle_pstate_after_ticks: (p.idle_pstate_after_us > 0 && pstate != PstateControl::None)
+                .then(|| u64::from(p.idle_pstate_after_us) * tsc_per_us),
         };
+        let lowered_after = escalation.idle_pstate_after_ticks.map(|_| p.idle_pstate_after_us);
         if role == Role::Server {
             log::info!(
-                "power: core {core} ({}): spin {} polls, pause {} us, sleep {}{note}; idle P-state: {pstate_note}",
+                "power: core {core} ({}): spin {} polls, pause {} us, sleep {}{note}; idle P-state: {pstate_note}{}",
                 role.name(),
                 p.spin_polls_before_pause,
                 p.pause_us_before_sleep,
-                sleep_name(sleep)
+                sleep_name(sleep),
+                match (pstate, sleep, lowered_after) {
+                    (PstateControl::None, _, _) => alloc::string::String::new(),
+                    (_, SleepKind::Never, None) => " (never used: the core never sleeps and idle_pstate_after_us is 0)".into(),
+                    (_, SleepKind::Never, Some(us)) => alloc::format!(", after {us} us of pausing"),
+                    (_, _, Some(us)) => alloc::format!(", after {us} us of pausing and while asleep"),
+                    (_, _, None) => ", while asleep".into(),
+                }
             );
         }
         out.push(CorePower { escalation, pstate, idle_value });
@@ -190,7 +200,7 @@ pub fn resolve(config: &system_config::SystemConfig, features: &Features, cores:
 /// The resolved policy of `core` (a never-sleeping default before `resolve`).
 pub fn policy(core: usize) -> CorePower {
     let mut p = POLICIES.get().and_then(|p| p.get(core).copied()).unwrap_or(CorePower {
-        escalation: Escalation { spin_polls: u64::MAX, pause_ticks: 0, sleep: SleepKind::Never },
+        escalation: Escalation { spin_polls: u64::MAX, pause_ticks: 0, sleep: SleepKind::Never, idle_pstate_after_ticks: None },
         pstate: PstateControl::None,
         idle_value: 0,
     });
@@ -210,6 +220,45 @@ pub fn can_sleep(core: usize) -> bool {
 /// by the mover at every wake-up (a core can fall back from MWAIT to HLT).
 pub fn needs_doorbell(core: usize) -> bool {
     policy(core).escalation.sleep == SleepKind::Hlt
+}
+
+/// The core's current performance request (to restore later).
+fn current_request(p: &CorePower) -> u64 {
+    match p.pstate {
+        PstateControl::None => 0,
+        PstateControl::Hwp => read_msr(IA32_HWP_REQUEST),
+        PstateControl::PerfCtl => read_msr(IA32_PERF_CTL),
+        PstateControl::AmdPstate => read_msr(AMD_PSTATE_CTL),
+    }
+}
+
+/// Per core: the request saved by `idle_pstate(.., true)`, and whether it
+/// is lowered now. Only the core itself touches its entries.
+static IDLE_SAVED: [AtomicU64; MAX_CORES] = [const { AtomicU64::new(0) }; MAX_CORES];
+static IDLE_LOWERED: [AtomicBool; MAX_CORES] = [const { AtomicBool::new(false) }; MAX_CORES];
+
+/// Lowers (`lower`) or restores the P-state of a core that has been
+/// pausing for `idle_pstate_after_us` (`Step::LowerPstate` of its
+/// governor; the `idle_pstate` system call for servers). Does nothing where
+/// the policy does not ask for it or the CPU has no P-state control, or if
+/// the core is already in that state. Returns whether it wrote the MSR.
+pub fn idle_pstate(core_index: usize, lower: bool) -> bool {
+    let p = policy(core_index);
+    if p.escalation.idle_pstate_after_ticks.is_none() || core_index >= MAX_CORES {
+        return false;
+    }
+    let lowered = &IDLE_LOWERED[core_index];
+    if lowered.load(Ordering::Relaxed) == lower {
+        return false;
+    }
+    if lower {
+        IDLE_SAVED[core_index].store(current_request(&p), Ordering::Relaxed);
+        set_pstate(&p, p.idle_value);
+    } else {
+        set_pstate(&p, IDLE_SAVED[core_index].load(Ordering::Relaxed));
+    }
+    lowered.store(lower, Ordering::Relaxed);
+    true
 }
 
 fn set_pstate(p: &CorePower, value: u64) {
@@ -267,12 +316,7 @@ fn sleep_this_core(core_index: usize, monitor: *const AtomicU64, still_sleeping:
             core.woken_before_halt.fetch_add(1, Ordering::Relaxed);
         }
     }
-    let saved = match p.pstate {
-        PstateControl::None => 0,
-        PstateControl::Hwp => read_msr(IA32_HWP_REQUEST),
-        PstateControl::PerfCtl => read_msr(IA32_PERF_CTL),
-        PstateControl::AmdPstate => read_msr(AMD_PSTATE_CTL),
-    };
+    let saved = current_request(&p);
     set_pstate(&p, p.idle_value);
     let start = tsc::now();
     match p.escalation.sleep {

@@ -346,6 +346,7 @@ fn write_info_page(config: &system_config::SystemConfig, server: &mut Server) ->
         sleep: abi::SLEEP_NEVER,
         mover_sleeps: 0,
         race_delay_ticks: crate::power::race_delay_ticks(),
+        idle_pstate_after_ticks: 0,
     };
     let power = crate::power::policy(server.core);
     info.spin_polls_before_pause = power.escalation.spin_polls;
@@ -354,6 +355,7 @@ fn write_info_page(config: &system_config::SystemConfig, server: &mut Server) ->
         info.sleep = abi::SLEEP_WAIT;
     }
     info.mover_sleeps = u32::from(crate::power::can_sleep(server.mover_core));
+    info.idle_pstate_after_ticks = power.escalation.idle_pstate_after_ticks.unwrap_or(0);
     copy_name(&mut info.name, &server.name);
     let args = s.args.as_bytes();
     let n = args.len().min(abi::ARGS_BYTES);
@@ -410,6 +412,7 @@ fn park(server: &Server, state: State) -> ! {
     server.state.store(state as u8, Ordering::Release);
     crate::smp::wake(0); // the supervisor sleeps until a server stops
     crate::power::wake_all_movers(); // and so may a mover that supervises
+    crate::power::idle_pstate(server.core, false); // a parked core keeps no lowered request
     let core = cores::this_core();
     let kernel_cr3 = crate::smp::kernel_cr3();
     // SAFETY: the kernel's page tables map everything kernel code uses, so
@@ -492,6 +495,10 @@ extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) {
             crate::power::wait(server.core, &words[..n])
         }
         abi::nr::WAKE_MOVER => u64::from(crate::power::wake_mover(server.mover)),
+        abi::nr::IDLE_PSTATE => match frame.rdi {
+            0 | 1 => u64::from(crate::power::idle_pstate(server.core, frame.rdi == 1)),
+            _ => error(abi::err::OUT_OF_RANGE),
+        },
         abi::nr::POWER_REPORT => {
             log::info!("power: runtime view requested by server `{}`", server.name);
             crate::power::report();

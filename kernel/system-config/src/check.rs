@@ -469,6 +469,15 @@ impl Checker<'_> {
             Some(v) => Some(self.u32_in(v, &format!("{prefix}.hwp_epp_idle"), 0, 255)? as u8),
             None => None,
         };
+        let idle_pstate_after_us = match &raw.idle_pstate_after_us {
+            Some(v) => Some(self.u32_in(
+                v,
+                &format!("{prefix}.idle_pstate_after_us"),
+                0,
+                PAUSE_US_MAX as u32,
+            )?),
+            None => None,
+        };
         Ok(PowerOverride {
             spin_polls_before_pause,
             pause_us_before_sleep,
@@ -476,6 +485,7 @@ impl Checker<'_> {
             mwait_hint,
             idle_pstate,
             hwp_epp_idle,
+            idle_pstate_after_us,
         })
     }
 

@@ -87,4 +87,7 @@ fn write_override(out: &mut String, table: &PowerOverride) {
     if let Some(v) = table.hwp_epp_idle {
         let _ = writeln!(out, "hwp_epp_idle = {v}");
     }
+    if let Some(v) = table.idle_pstate_after_us {
+        let _ = writeln!(out, "idle_pstate_after_us = {v}");
+    }
 }

@@ -136,6 +136,10 @@ pub struct PowerPolicy {
     /// HWP energy-performance preference while idle (0 = performance,
     /// 255 = energy), used where CPUID reports HWP.
     pub hwp_epp_idle: u8,
+    /// Microseconds of `pause`-spinning after which a core that is still
+    /// polling lowers its P-state as `idle_pstate` says (restored when work
+    /// comes); 0 = only while asleep.
+    pub idle_pstate_after_us: u32,
 }
 
 impl PowerPolicy {
@@ -150,6 +154,7 @@ impl PowerPolicy {
     /// | `mwait_hint` | c1 | c1 | c1 |
     /// | `idle_pstate` | lowest | unchanged | lowest |
     /// | `hwp_epp_idle` | 255 | 128 | 255 |
+    /// | `idle_pstate_after_us` | 0 (off) | 0 (off) | 0 (off) |
     ///
     /// The mover is on every message's path, so it spins longer and keeps
     /// its clock; idle cores sleep at once. `c1` is the one C-state every
@@ -163,6 +168,7 @@ impl PowerPolicy {
                 mwait_hint: MwaitHint { cstate: 1 },
                 idle_pstate: IdlePstate::Lowest,
                 hwp_epp_idle: 255,
+                idle_pstate_after_us: 0,
             },
             Role::Mover => PowerPolicy {
                 spin_polls_before_pause: 10_000,
@@ -171,6 +177,7 @@ impl PowerPolicy {
                 mwait_hint: MwaitHint { cstate: 1 },
                 idle_pstate: IdlePstate::Unchanged,
                 hwp_epp_idle: 128,
+                idle_pstate_after_us: 0,
             },
             Role::Idle => PowerPolicy {
                 spin_polls_before_pause: 0,
@@ -179,6 +186,7 @@ impl PowerPolicy {
                 mwait_hint: MwaitHint { cstate: 1 },
                 idle_pstate: IdlePstate::Lowest,
                 hwp_epp_idle: 255,
+                idle_pstate_after_us: 0,
             },
         }
     }
@@ -196,6 +204,7 @@ impl PowerPolicy {
             mwait_hint: over.mwait_hint.unwrap_or(self.mwait_hint),
             idle_pstate: over.idle_pstate.unwrap_or(self.idle_pstate),
             hwp_epp_idle: over.hwp_epp_idle.unwrap_or(self.hwp_epp_idle),
+            idle_pstate_after_us: over.idle_pstate_after_us.unwrap_or(self.idle_pstate_after_us),
         }
     }
 }
@@ -215,6 +224,8 @@ pub struct PowerOverride {
     pub idle_pstate: Option<IdlePstate>,
     /// `hwp_epp_idle`: 0..=255.
     pub hwp_epp_idle: Option<u8>,
+    /// `idle_pstate_after_us`: 0..=1_000_000 µs, 0 = off.
+    pub idle_pstate_after_us: Option<u32>,
 }
 
 impl PowerOverride {

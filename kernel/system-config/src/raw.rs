@@ -74,4 +74,5 @@ pub(crate) struct RawPowerOverride {
     pub mwait_hint: Option<Spanned<String>>,
     pub idle_pstate: Option<Spanned<toml::Value>>,
     pub hwp_epp_idle: Option<Spanned<i64>>,
+    pub idle_pstate_after_us: Option<Spanned<i64>>,
 }

@@ -388,7 +388,7 @@ fn power_unknown_key() {
         first_line(&text, &roomy()),
         "system.toml:34:1: key `power.default.server.sleeep`: unknown key `sleeep`; expected one of \
          `spin_polls_before_pause`, `pause_us_before_sleep`, `sleep`, `mwait_hint`, `idle_pstate`, \
-         `hwp_epp_idle`"
+         `hwp_epp_idle`, `idle_pstate_after_us`"
     );
     let text = edit("[power.default.idle]", "[power.default.parked]");
     assert_eq!(
@@ -401,7 +401,7 @@ fn power_unknown_key() {
         first_line(&text, &roomy()),
         "system.toml:46:1: key `power.core.4.turbo`: unknown key `turbo`; expected one of \
          `spin_polls_before_pause`, `pause_us_before_sleep`, `sleep`, `mwait_hint`, `idle_pstate`, \
-         `hwp_epp_idle`"
+         `hwp_epp_idle`, `idle_pstate_after_us`"
     );
 }
 
@@ -437,6 +437,12 @@ fn power_out_of_range() {
             "idle_pstate = \"highest\"",
             "system.toml:48:15: key `power.core.10.idle_pstate`: `highest` is not a P-state; \
              expected \"lowest\", \"unchanged\" or an integer ratio in 1..=255",
+        ),
+        (
+            "idle_pstate = 8",
+            "idle_pstate = 8\nidle_pstate_after_us = 1000001",
+            "system.toml:42:24: key `power.default.idle.idle_pstate_after_us`: 1000001 is out of \
+             range; expected an integer in 0..=1000000",
         ),
         (
             "mwait_hint = \"c6\"",
@@ -498,6 +504,11 @@ fn power_policy_merge_order() {
     assert_eq!(p.sleep, SleepMode::Hlt);
     assert_eq!(p.pause_us_before_sleep, server.pause_us_before_sleep);
     assert_eq!(p.hwp_epp_idle, server.hwp_epp_idle);
+
+    assert_eq!(p.idle_pstate_after_us, 0, "built-in: lowered only while asleep");
+    let edited = parse(&edit("sleep = \"none\"", "sleep = \"none\"\nidle_pstate_after_us = 250")).unwrap();
+    assert_eq!(edited.power_for_core(4, Role::Server).idle_pstate_after_us, 250, "core override");
+    assert_eq!(edited.power_for_core(3, Role::Server).idle_pstate_after_us, 0, "other cores keep the built-in");
 
     // Core 4: core override over role default over built-in.
     let p = c.power_for_core(4, Role::Server);

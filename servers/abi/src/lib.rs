@@ -41,6 +41,13 @@ pub mod nr {
     /// polling, pausing and asleep, sleeps, P-state writes), as the kernel
     /// does at the end of a run. Returns 0.
     pub const POWER_REPORT: u64 = 9;
+    /// `idle_pstate(lower)`: a never-sleeping core's sustained idle period
+    /// began (`lower` = 1: lower the performance request as the policy's
+    /// `idle_pstate` says) or ended (0: restore it). Returns 1 if the MSR
+    /// was written, 0 if there was nothing to do (no P-state control, the
+    /// policy does not ask, or already in that state); `OUT_OF_RANGE` for
+    /// any other argument.
+    pub const IDLE_PSTATE: u64 = 10;
 }
 
 /// Error codes (returned negated).
@@ -137,6 +144,11 @@ pub struct ServerInfo {
     /// ticks to wait inside each window of the way to sleep, so that the
     /// lost-wake-up race test hits every window often. See `docs/power.md`.
     pub race_delay_ticks: u64,
+    /// TSC ticks of pausing after which `Channel::recv` asks the kernel to
+    /// lower the core's P-state while it keeps polling (`IDLE_PSTATE` 1,
+    /// and 0 to restore it when a message comes); 0 = never (the policy's
+    /// `idle_pstate_after_us` is 0, or the CPU has no P-state control).
+    pub idle_pstate_after_ticks: u64,
 }
 
 /// `ServerInfo::sleep`: never sleep (spin, then pause).

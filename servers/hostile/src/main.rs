@@ -46,6 +46,13 @@ fn syscall_checks() -> i32 {
         syscall3(nr::SERVER_NAME, run as *const () as u64, 64, 0),
         err::NOT_MAPPED,
     );
+    ok &= expect_error("idle_pstate with 2", syscall3(nr::IDLE_PSTATE, 2, 0, 0), err::OUT_OF_RANGE);
+    ok &= expect_error("idle_pstate with u64::MAX", syscall3(nr::IDLE_PSTATE, u64::MAX, 0, 0), err::OUT_OF_RANGE);
+    // Valid arguments on a core whose policy does not lower the P-state: nothing to do.
+    let lowered = syscall3(nr::IDLE_PSTATE, 1, 0, 0);
+    let restored = syscall3(nr::IDLE_PSTATE, 0, 0, 0);
+    userlib::log!("idle_pstate 1 then 0 on a core without idle_pstate_after_us: returned {lowered} and {restored}");
+    ok &= lowered == 0 && restored == 0;
     ok &= expect_error("unknown number 9999", syscall3(9999, 1, 2, 3), err::UNKNOWN_SYSCALL);
     ok &= expect_error("unknown number u64::MAX", syscall3(u64::MAX, 0, 0, 0), err::UNKNOWN_SYSCALL);
     userlib::log!("still alive after every bad system call");

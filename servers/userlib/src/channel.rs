@@ -115,6 +115,7 @@ impl Channel {
             pause_ticks: info.pause_ticks_before_sleep,
             // The kind only matters to the kernel; here: may we sleep at all.
             sleep: if info.sleep == abi::SLEEP_WAIT { SleepKind::Hlt } else { SleepKind::Never },
+            idle_pstate_after_ticks: Some(info.idle_pstate_after_ticks).filter(|&t| t > 0),
         };
         // SAFETY: the kernel maps a zeroed, writable page at `STATS_ADDR` for
         // every server, for its whole life; only this server writes it (the
@@ -258,7 +259,9 @@ impl Channel {
                 // a message that is already there costs no more than a poll.
                 if self.waited {
                     self.waited = false;
-                    self.governor.work_found();
+                    if self.governor.work_found() {
+                        crate::syscall3(abi::nr::IDLE_PSTATE, 0, 0, 0);
+                    }
                     self.report_pause_time();
                 }
                 return message;
@@ -270,6 +273,9 @@ impl Channel {
                 Step::Sleep => {
                     self.report_pause_time();
                     self.sleep();
+                }
+                Step::LowerPstate => {
+                    crate::syscall3(abi::nr::IDLE_PSTATE, 1, 0, 0);
                 }
             }
         }
