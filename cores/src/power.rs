@@ -156,6 +156,9 @@ impl Governor {
             self.pause_ticks = self.pause_ticks.wrapping_add(now.wrapping_sub(last));
         }
         self.last_clock = Some(now);
+        if self.policy.sleep == SleepKind::Never && self.policy.idle_pstate_after_ticks.is_none() {
+            return Step::Pause;
+        }
         let started = *self.pause_started.get_or_insert(now);
         let paused_for = now.wrapping_sub(started);
         if let Some(after) = self.policy.idle_pstate_after_ticks

@@ -177,7 +177,10 @@ impl Mover {
 
     /// Announces sleep on every outbox and sleeps until a server wakes the
     /// mover (`power::mover_sleep`). A corrupt outbox counts as empty (it has
-    /// nothing readable) and keeps its announcement.
+    /// nothing readable) and keeps its announcement. Cold and out of line:
+    /// it must not change the code of the loop that moves messages.
+    #[cold]
+    #[inline(never)]
     fn sleep(&mut self) {
         let Mover { sources, number, core, supervise, .. } = self;
         let mut announced = 0;

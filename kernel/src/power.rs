@@ -242,6 +242,9 @@ static IDLE_LOWERED: [AtomicBool; MAX_CORES] = [const { AtomicBool::new(false) }
 /// governor; the `idle_pstate` system call for servers). Does nothing where
 /// the policy does not ask for it or the CPU has no P-state control, or if
 /// the core is already in that state. Returns whether it wrote the MSR.
+/// Out of line: called from the mover loop and the syscall path.
+#[cold]
+#[inline(never)]
 pub fn idle_pstate(core_index: usize, lower: bool) -> bool {
     let p = policy(core_index);
     if p.escalation.idle_pstate_after_ticks.is_none() || core_index >= MAX_CORES {

@@ -60,6 +60,15 @@ pub struct Channel {
     pub sleeps_withdrawn: u64,
 }
 
+/// Asks the kernel to lower (or restore) this core's P-state after a long
+/// idle period. Out of line and cold, so that the system call does not
+/// shape the code of `recv`'s poll loop.
+#[cold]
+#[inline(never)]
+fn idle_pstate(lower: bool) {
+    crate::syscall3(abi::nr::IDLE_PSTATE, u64::from(lower), 0, 0);
+}
+
 fn ring_len(slots: u32) -> Result<usize, OpenError> {
     ringbuf::region_size(slots as usize).map(|s| s.next_multiple_of(4096)).map_err(|_| OpenError::BadRing)
 }
@@ -260,7 +269,7 @@ impl Channel {
                 if self.waited {
                     self.waited = false;
                     if self.governor.work_found() {
-                        crate::syscall3(abi::nr::IDLE_PSTATE, 0, 0, 0);
+                        idle_pstate(false);
                     }
                     self.report_pause_time();
                 }
@@ -274,9 +283,7 @@ impl Channel {
                     self.report_pause_time();
                     self.sleep();
                 }
-                Step::LowerPstate => {
-                    crate::syscall3(abi::nr::IDLE_PSTATE, 1, 0, 0);
-                }
+                Step::LowerPstate => idle_pstate(true),
             }
         }
     }
