@@ -119,9 +119,10 @@ pub fn start(movers: Vec<Mover>) -> Option<Box<Mover>> {
 }
 
 // The mover loop (`Mover::run`, with `pass` inlined, about 2.5 KiB) starts
-// a page of its own. Under TCG a translated block never chains directly to
-// code on another guest page, so where the loop happened to straddle a
-// page boundary every pass paid a block lookup: unrelated code changes
+// a page of its own. In system emulation TCG chains a translated block
+// directly only to code on the same guest page; a jump to another page goes
+// through a lookup. Where the loop happened to straddle a page boundary,
+// every pass paid such lookups: unrelated code changes
 // moved the IPC benchmark's mover round trip by ~5 % (docs/benchmarks.md).
 // Aligned, the figure no longer depends on what was linked before it. On
 // hardware a 4 KiB-aligned hot function costs nothing. `start` checks it.
