@@ -50,8 +50,9 @@ fn run() -> i32 {
     // Delay of sweep step k, in TSC ticks: k * sweep_ns / sweep_steps ns.
     let tsc_hz = userlib::tsc_hz();
     let sweep_ticks = |k: u64| (u128::from(k) * u128::from(sweep_ns) * u128::from(tsc_hz) / (u128::from(sweep_steps) * 1_000_000_000)) as u64;
-    let stuck_cycles = userlib::arg_u64("stuck_ms", 1000) * (userlib::tsc_hz() / 1000);
-    let lost_cycles = userlib::arg_u64("lost_ms", 10_000) * (userlib::tsc_hz() / 1000);
+    let stuck_cycles = userlib::arg_u64("stuck_ms", 1000) * (tsc_hz / 1000);
+    let lost_ms = userlib::arg_u64("lost_ms", 10_000);
+    let lost_cycles = lost_ms * (tsc_hz / 1000);
     let mut stuck = 0u64;
     let echo_badge = channel.info().endpoint_badges[echo as usize];
     let mut errors = 0u64;
@@ -72,7 +73,7 @@ fn run() -> i32 {
         let start = userlib::rdtsc();
         channel.send_message(&message);
         let Some(reply) = wait_reply(&mut channel, start, lost_cycles) else {
-            userlib::log!("reply to {sequence} not received after {} ms: lost; the cores' state follows", userlib::arg_u64("lost_ms", 10_000));
+            userlib::log!("reply to {sequence} not received after {lost_ms} ms: lost; the cores' state follows");
             userlib::power_report();
             // A wake-up for the stop message may still get echo going.
             let _ = channel.send(echo, STOP, b"");
@@ -105,7 +106,7 @@ fn run() -> i32 {
     }
     let samples = &mut samples[..timed];
     samples.sort_unstable();
-    let hz = userlib::tsc_hz().max(1);
+    let hz = tsc_hz.max(1);
     let ns = |cycles: u64| cycles * 1_000_000_000 / hz;
     if timed > 0 {
         let median = samples[timed / 2];
