@@ -10,7 +10,9 @@
 //!   only writer of its own counters.
 #![cfg_attr(not(test), no_std)]
 
-pub mod power;
+/// The power governor, re-exported for the kernel's `cores::power::...`
+/// imports; it lives in `power-policy` (pure, shared with `userlib`).
+pub use power_policy as power;
 
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
