@@ -35,18 +35,15 @@
 
 #![forbid(unsafe_code)]
 
-pub mod analysis;
-pub mod export;
-pub mod parse;
-pub mod plot;
+pub mod ipc;
 pub mod power;
-pub mod report;
+pub mod serial_log;
 
-pub use analysis::{Analysis, MessageCheck, TargetCheck, TargetOutcome, analyze};
-pub use export::{JsonReport, read_csv, read_json, write_data_files, write_outputs};
-pub use parse::{ParseError, ParseErrorKind, Run, parse};
-pub use plot::write_plots;
+pub use ipc::analysis::{Analysis, MessageCheck, TargetCheck, TargetOutcome, analyze};
+pub use ipc::export::{JsonReport, read_csv, read_json, write_data_files, write_outputs};
+pub use ipc::plot::write_plots;
+pub use ipc::report::{report_text, summary_text};
 pub use power::{
     PowerRow, PowerTable, power_report_text, power_runs, power_table, write_power_outputs,
 };
-pub use report::{report_text, summary_text};
+pub use serial_log::{ParseError, ParseErrorKind, Run, parse};

@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use bench::analysis::{Bound, MessageCheck, TargetOutcome, cycles_to_ns};
-use bench::export::{self, CounterRow, MeasurementRow, TargetRow};
+use bench::ipc::analysis::{Bound, MessageCheck, TargetOutcome, cycles_to_ns};
+use bench::ipc::export::{self, CounterRow, MeasurementRow, TargetRow};
 use bench::{ParseErrorKind, analyze, parse, report_text, summary_text};
 
 const SAMPLE_LOG: &str = include_str!("fixtures/ipc-tcg-smp4.log");

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::{Analysis, Bound, MessageCheck, TargetOutcome, analyze};
-use crate::parse::Run;
+use super::analysis::{Analysis, Bound, MessageCheck, TargetOutcome, analyze};
+use crate::serial_log::Run;
 
 /// Identifies the layout of `ipc.json`; bumped when fields change meaning.
 pub const JSON_FORMAT: &str = "ipc-bench/1";
@@ -278,6 +278,6 @@ pub fn write_data_files(runs: &[Run], dir: &Path) -> io::Result<Vec<PathBuf>> {
 /// Writes every output (CSV, JSON and the PNG plots) into `dir`.
 pub fn write_outputs(runs: &[Run], dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut paths = write_data_files(runs, dir)?;
-    paths.extend(crate::plot::write_plots(runs, dir)?);
+    paths.extend(super::plot::write_plots(runs, dir)?);
     Ok(paths)
 }

@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::parse::{CoreCounters, LatencySample, Run, StreamSample};
+use crate::serial_log::{CoreCounters, LatencySample, Run, StreamSample};
 
 /// Name of the latency record that is the physical floor.
 pub const FLOOR_LATENCY: &str = "cacheline-pingpong";

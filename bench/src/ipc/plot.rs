@@ -25,11 +25,11 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::register_font;
 
-use crate::analysis::{Analysis, DIRECT_STREAM, FLOOR_LATENCY, MOVER_RTT, analyze};
-use crate::parse::Run;
+use super::analysis::{Analysis, DIRECT_STREAM, FLOOR_LATENCY, MOVER_RTT, analyze};
+use crate::serial_log::Run;
 
 const FONT: &str = "sans-serif";
-const DEJAVU_SANS: &[u8] = include_bytes!("../fonts/DejaVuSans.ttf");
+const DEJAVU_SANS: &[u8] = include_bytes!("../../fonts/DejaVuSans.ttf");
 const WIDTH: u32 = 1400;
 const HEIGHT: u32 = 600;
 

@@ -10,11 +10,11 @@
 
 use std::fmt::Write;
 
-use crate::analysis::{
+use super::analysis::{
     Analysis, Bound, DIRECT_STREAM, FLOOR_LATENCY, MessageCheck, TargetOutcome, ZeroClaim, analyze,
     format_rate,
 };
-use crate::parse::Run;
+use crate::serial_log::Run;
 
 /// Renders one run as text (header, tables, claims, targets, warnings).
 pub fn report_text(run: &Run) -> String {
