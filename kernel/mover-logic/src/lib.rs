@@ -16,43 +16,10 @@
 
 use ringbuf::Message;
 
-/// The badge of messages that come from the kernel (bounces).
-pub const KERNEL_BADGE: u64 = 0;
+pub use abi::{BounceReason, KERNEL_BADGE};
 
-/// Why a message came back to its sender. Carried in the bounce's `label`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u32)]
-pub enum BounceReason {
-    /// The sender holds no capability for `destination_endpoint`.
-    NoCapability = 1,
-    /// The message failed validation (length or reserved flags).
-    Malformed = 2,
-    /// The destination's inbox is corrupt (its consumer index is out of range).
-    DestinationBroken = 3,
-    /// The endpoint names a server that is not running (never started).
-    DestinationNotRunning = 4,
-}
-
-impl BounceReason {
-    pub fn from_label(label: u32) -> Option<BounceReason> {
-        match label {
-            1 => Some(BounceReason::NoCapability),
-            2 => Some(BounceReason::Malformed),
-            3 => Some(BounceReason::DestinationBroken),
-            4 => Some(BounceReason::DestinationNotRunning),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            BounceReason::NoCapability => "no capability for the endpoint",
-            BounceReason::Malformed => "malformed message",
-            BounceReason::DestinationBroken => "destination inbox broken",
-            BounceReason::DestinationNotRunning => "destination not running",
-        }
-    }
-}
+mod counters;
+pub use counters::OutboxCounters;
 
 /// What pushing into an inbox did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +66,7 @@ pub fn stamped(message: &Message, sender_badge: u64) -> Message {
 pub fn bounced(message: &Message, reason: BounceReason) -> Message {
     let mut out = *message;
     out.sender_badge = KERNEL_BADGE;
-    out.label = reason as u32;
+    out.label = reason.label();
     if out.validate().is_err() {
         out.flags = 0;
         out.payload_len = 0;

@@ -350,6 +350,8 @@ impl Checker<'_> {
             None => String::new(),
         };
 
+        let service = raw.service.as_ref().is_some_and(|v| *v.get_ref());
+
         Ok(Server {
             index,
             name,
@@ -357,6 +359,7 @@ impl Checker<'_> {
             core,
             args,
             stack_kib,
+            service,
             inbox_slots,
             outbox_slots,
             endpoints,

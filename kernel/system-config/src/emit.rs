@@ -31,6 +31,9 @@ pub(crate) fn to_toml(config: &SystemConfig) -> String {
         let _ = writeln!(out, "binary = \"{}\"", server.binary);
         let _ = writeln!(out, "core = {}", server.core);
         let _ = writeln!(out, "stack_kib = {}", server.stack_kib);
+        if server.service {
+            let _ = writeln!(out, "service = true");
+        }
         if !server.args.is_empty() {
             let _ = writeln!(out, "args = \"{}\"", server.args.replace('\\', "\\\\").replace('"', "\\\""));
         }

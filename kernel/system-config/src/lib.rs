@@ -46,8 +46,9 @@ pub use power::{
 /// Core numbers in the file must be below this (more than any machine we
 /// target; the real bound comes from [`Machine::core_count`]).
 pub const MAX_CORES: usize = 1024;
-/// The badge the mover stamps on messages the kernel itself sends (bounces).
-pub const KERNEL_BADGE: u32 = 0;
+/// The badge the mover stamps on messages the kernel itself sends
+/// (bounces); defined once, in `abi`.
+pub use abi::KERNEL_BADGE;
 /// `ring_slots_default` when the file does not set it.
 pub const DEFAULT_RING_SLOTS: u32 = 64;
 /// Smallest and largest ring size in slots (each a power of two).
@@ -97,6 +98,10 @@ pub struct Server {
     pub args: String,
     /// `stack_kib`: user stack size in KiB.
     pub stack_kib: u32,
+    /// `service`: the server answers others and is not expected to exit
+    /// (default false). A run ends when every server that is not a service
+    /// has stopped; services are still running then, and the report says so.
+    pub service: bool,
     /// `inbox_slots`: slots in its inbox (kernel → server).
     pub inbox_slots: u32,
     /// `outbox_slots`: slots in its outbox (server → kernel).
@@ -192,14 +197,13 @@ impl SystemConfig {
 
     /// The badge the mover stamps on messages from server `index`
     /// (index + 1; 0 is [`KERNEL_BADGE`]).
-    pub fn badge(index: usize) -> u32 {
-        u32::try_from(index).map_or(u32::MAX, |i| i.saturating_add(1))
+    pub fn badge(index: usize) -> u64 {
+        abi::server_badge(index)
     }
 
     /// The server a badge belongs to, if any.
-    pub fn server_by_badge(&self, badge: u32) -> Option<&Server> {
-        let index = usize::try_from(badge.checked_sub(1)?).ok()?;
-        self.servers.get(index)
+    pub fn server_by_badge(&self, badge: u64) -> Option<&Server> {
+        self.servers.get(abi::server_index_of_badge(badge)?)
     }
 
     /// The servers whose outboxes mover core `core` scans, in file order.
@@ -222,7 +226,7 @@ impl Server {
     }
 
     /// The badge the mover stamps on this server's messages.
-    pub fn badge(&self) -> u32 {
+    pub fn badge(&self) -> u64 {
         SystemConfig::badge(self.index)
     }
 }
@@ -249,5 +253,26 @@ mod args_tests {
         let err = parse(&text).unwrap_err();
         assert_eq!(err.key(), Some("server[0].args"));
         assert_eq!((err.line(), err.column()), (Some(7), Some(8)));
+    }
+}
+
+#[cfg(test)]
+mod service_tests {
+    use super::*;
+
+    const BASE: &str = "[system]\nmover_cores = [1]\n\n[[server]]\nname = \"a\"\ncore = 2\n";
+
+    #[test]
+    fn service_defaults_to_false_and_round_trips() {
+        assert!(!parse(BASE).unwrap().servers[0].service);
+        let c = parse(&format!("{BASE}service = true\n")).unwrap();
+        assert!(c.servers[0].service);
+        assert_eq!(parse(&c.to_toml()).unwrap(), c);
+    }
+
+    #[test]
+    fn service_must_be_a_boolean() {
+        let err = parse(&format!("{BASE}service = 1\n")).unwrap_err();
+        assert_eq!(err.line(), Some(7));
     }
 }

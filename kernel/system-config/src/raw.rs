@@ -43,6 +43,7 @@ pub(crate) struct RawServer {
     pub endpoints: Vec<Spanned<String>>,
     pub mover_core: Option<Spanned<i64>>,
     pub args: Option<Spanned<String>>,
+    pub service: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize, Default)]

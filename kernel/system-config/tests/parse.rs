@@ -100,7 +100,7 @@ fn full_config_parses_with_every_value() {
     assert_eq!(names, ["client", "echo", "log", "idle-ish_2"]);
     for (i, s) in c.servers.iter().enumerate() {
         assert_eq!(s.index, i);
-        assert_eq!(s.badge(), i as u32 + 1);
+        assert_eq!(s.badge(), i as u64 + 1);
         assert_eq!(c.server_by_badge(s.badge()).unwrap().name, s.name);
     }
     assert!(c.server_by_badge(0).is_none());
@@ -183,7 +183,7 @@ fn unknown_key_in_server() {
     assert_eq!(
         first_line(&text, &roomy()),
         "system.toml:25:1: key `server[2].cores`: unknown key `cores`; expected one of `name`, \
-         `binary`, `core`, `stack_kib`, `inbox_slots`, `outbox_slots`, `endpoints`, `mover_core`, `args`"
+         `binary`, `core`, `stack_kib`, `inbox_slots`, `outbox_slots`, `endpoints`, `mover_core`, `args`, `service`"
     );
 }
 

@@ -1,5 +1,5 @@
-//! The kernel/server contract: system call numbers, error codes and the
-//! user address-space layout. Both sides depend on this crate and nothing
+//! The kernel/server contract: system call numbers and their decoding,
+//! error codes, badges, bounce reasons and the user address-space layout. Both sides depend on this crate and nothing
 //! else of each other.
 //!
 //! Calling convention: `rax` = number, arguments in `rdi, rsi, rdx, r10,
@@ -7,6 +7,9 @@
 //! Every register but `rax`, `rcx` and `r11` is preserved.
 #![no_std]
 #![forbid(unsafe_code)]
+
+mod call;
+pub use call::{PHASE_NAME_MAX, Syscall, UserRange, error_return};
 
 /// System call numbers.
 pub mod nr {
@@ -175,17 +178,79 @@ pub const ARGS_BYTES: usize = 256;
 
 const _: () = assert!(core::mem::size_of::<ServerInfo>() <= 4096);
 
-/// The `label` of a bounce (a message with `sender_badge == 0`, from the
-/// kernel) says why the message came back.
-pub mod bounce {
+/// The badge the mover stamps on messages the kernel itself sends
+/// (bounces). No server has it: server badges start at 1.
+pub const KERNEL_BADGE: u64 = 0;
+
+/// The badge of the server at position `index` of the system TOML
+/// (`index + 1`, so that it is never [`KERNEL_BADGE`]).
+pub const fn server_badge(index: usize) -> u64 {
+    index as u64 + 1
+}
+
+/// The position in the system TOML of the server a badge names, if the
+/// badge names a server at all.
+pub const fn server_index_of_badge(badge: u64) -> Option<usize> {
+    match badge.checked_sub(1) {
+        Some(index) if index <= usize::MAX as u64 => Some(index as usize),
+        _ => None,
+    }
+}
+
+/// Why a message came back to its sender: the `label` of a bounce (a
+/// message whose `sender_badge` is [`KERNEL_BADGE`]). The mover writes it
+/// (`mover-logic`), servers read it; this enum is the one definition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum BounceReason {
     /// The sender holds no capability for the endpoint.
-    pub const NO_CAPABILITY: u32 = 1;
+    NoCapability = 1,
     /// The message failed validation (length or reserved flags).
-    pub const MALFORMED: u32 = 2;
-    /// The destination's inbox is corrupt.
-    pub const DESTINATION_BROKEN: u32 = 3;
-    /// The destination server is not running (it was never started).
-    pub const DESTINATION_NOT_RUNNING: u32 = 4;
+    Malformed = 2,
+    /// The destination's inbox is corrupt (its consumer index is out of range).
+    DestinationBroken = 3,
+    /// The endpoint names a server that is not running (never started).
+    DestinationNotRunning = 4,
+}
+
+impl BounceReason {
+    /// Every reason, in label order.
+    pub const ALL: [BounceReason; 4] = [
+        BounceReason::NoCapability,
+        BounceReason::Malformed,
+        BounceReason::DestinationBroken,
+        BounceReason::DestinationNotRunning,
+    ];
+
+    /// The label a bounce with this reason carries.
+    pub const fn label(self) -> u32 {
+        self as u32
+    }
+
+    /// The reason a bounce's label names (`None` for a label no kernel writes).
+    pub fn from_label(label: u32) -> Option<BounceReason> {
+        BounceReason::ALL.into_iter().find(|r| r.label() == label)
+    }
+
+    /// What it means, for logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            BounceReason::NoCapability => "no capability for the endpoint",
+            BounceReason::Malformed => "malformed message",
+            BounceReason::DestinationBroken => "destination inbox broken",
+            BounceReason::DestinationNotRunning => "destination not running",
+        }
+    }
+}
+
+/// Bounce labels as plain numbers, for `match` on a received `label`
+/// (each is [`BounceReason::label`] of its reason).
+pub mod bounce {
+    use super::BounceReason;
+    pub const NO_CAPABILITY: u32 = BounceReason::NoCapability.label();
+    pub const MALFORMED: u32 = BounceReason::Malformed.label();
+    pub const DESTINATION_BROKEN: u32 = BounceReason::DestinationBroken.label();
+    pub const DESTINATION_NOT_RUNNING: u32 = BounceReason::DestinationNotRunning.label();
 }
 
 const STACKS_BASE: u64 = 0x7000_0000_0000;
