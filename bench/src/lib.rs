@@ -35,14 +35,20 @@
 
 #![forbid(unsafe_code)]
 
+pub mod data_files;
+pub mod figures;
 pub mod ipc;
 pub mod power;
 pub mod serial_log;
+pub mod text_table;
 
-pub use ipc::analysis::{Analysis, MessageCheck, TargetCheck, TargetOutcome, analyze};
-pub use ipc::export::{JsonReport, read_csv, read_json, write_data_files, write_outputs};
+pub use data_files::read_csv;
+pub use figures::{MessageCheck, TargetOutcome};
+pub use ipc::analysis::{Analysis, analyze};
+pub use ipc::export::{JsonReport, read_json, write_data_files, write_outputs};
 pub use ipc::plot::write_plots;
 pub use ipc::report::{report_text, summary_text};
+pub use ipc::targets::TargetCheck;
 pub use power::{
     PowerRow, PowerTable, power_report_text, power_runs, power_table, write_power_outputs,
 };

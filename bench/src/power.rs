@@ -54,9 +54,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::ipc::analysis::{Bound, FLOOR_LATENCY, MessageCheck, TargetOutcome, cycles_to_ns};
+use crate::figures::{Bound, FLOOR_LATENCY, MessageCheck, TargetOutcome, cycles_to_ns};
 use crate::serial_log::{CoreCounters, LatencySample, Run};
-use crate::ipc::report::{Align, Table, check_text};
+use crate::text_table::{Align, Table, check_text};
 
 /// `system=` values of power boots start with this; the rest is the policy.
 pub const SYSTEM_PREFIX: &str = "power-";
@@ -1193,7 +1193,7 @@ pub fn read_power_json(path: &Path) -> io::Result<PowerJson> {
 
 /// Reads `power.csv` back.
 pub fn read_power_csv(path: &Path) -> io::Result<Vec<PowerRow>> {
-    crate::ipc::export::read_csv(path)
+    crate::data_files::read_csv(path)
 }
 
 /// Writes `power.csv` and `power.json` into `dir` (created if needed) and

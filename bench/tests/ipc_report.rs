@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use bench::ipc::analysis::{Bound, MessageCheck, TargetOutcome, cycles_to_ns};
+use bench::figures::{Bound, MessageCheck, TargetOutcome, cycles_to_ns};
 use bench::ipc::export::{self, CounterRow, MeasurementRow, TargetRow};
 use bench::{ParseErrorKind, analyze, parse, report_text, summary_text};
 

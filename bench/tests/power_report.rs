@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use bench::ipc::analysis::{MessageCheck, TargetOutcome, cycles_to_ns};
+use bench::figures::{MessageCheck, TargetOutcome, cycles_to_ns};
 use bench::power::{
     self, POWER_JSON_FORMAT, PowerTable, interval_text, power_json, power_policy, read_power_csv,
     read_power_json,

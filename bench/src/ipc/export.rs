@@ -16,7 +16,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::analysis::{Analysis, Bound, MessageCheck, TargetOutcome, analyze};
+use super::analysis::{Analysis, analyze};
+pub use crate::data_files::read_csv;
+use crate::data_files::{write_csv, write_json};
+use crate::figures::{Bound, MessageCheck, TargetOutcome};
 use crate::serial_log::Run;
 
 /// Identifies the layout of `ipc.json`; bumped when fields change meaning.
@@ -235,27 +238,9 @@ pub fn json_report(runs: &[Run]) -> JsonReport {
     }
 }
 
-fn write_csv<T: Serialize>(path: &Path, rows: &[T]) -> io::Result<()> {
-    let mut writer = csv::Writer::from_path(path).map_err(io::Error::other)?;
-    for row in rows {
-        writer.serialize(row).map_err(io::Error::other)?;
-    }
-    writer.flush()
-}
-
-/// Reads a CSV file written by [`write_outputs`] back into rows of type `T`.
-pub fn read_csv<T: for<'de> Deserialize<'de>>(path: &Path) -> io::Result<Vec<T>> {
-    let mut reader = csv::Reader::from_path(path).map_err(io::Error::other)?;
-    reader
-        .deserialize()
-        .map(|row| row.map_err(io::Error::other))
-        .collect()
-}
-
 /// Reads `ipc.json` back.
 pub fn read_json(path: &Path) -> io::Result<JsonReport> {
-    let text = fs::read_to_string(path)?;
-    serde_json::from_str(&text).map_err(io::Error::other)
+    crate::data_files::read_json(path)
 }
 
 /// Writes the CSV and JSON files into `dir` (created if needed) and returns
@@ -269,9 +254,7 @@ pub fn write_data_files(runs: &[Run], dir: &Path) -> io::Result<Vec<PathBuf>> {
     let targets = dir.join("ipc-targets.csv");
     write_csv(&targets, &target_rows(runs))?;
     let json = dir.join("ipc.json");
-    let mut text = serde_json::to_string_pretty(&json_report(runs)).map_err(io::Error::other)?;
-    text.push('\n');
-    fs::write(&json, text)?;
+    write_json(&json, &json_report(runs))?;
     Ok(vec![measurements, counters, targets, json])
 }
 

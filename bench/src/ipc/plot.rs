@@ -25,7 +25,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::register_font;
 
-use super::analysis::{Analysis, DIRECT_STREAM, FLOOR_LATENCY, MOVER_RTT, analyze};
+use super::analysis::{Analysis, DIRECT_STREAM, MOVER_RTT, analyze};
+use crate::figures::FLOOR_LATENCY;
+use crate::text_table::si_scaled;
 use crate::serial_log::Run;
 
 const FONT: &str = "sans-serif";
@@ -147,15 +149,7 @@ fn one_two_five_steps(low: f64, high: f64) -> Vec<f64> {
 
 /// Axis label for a rate: `8 M`, `7.5 M`, `250 k`.
 fn axis_rate(per_second: f64) -> String {
-    let (scaled, prefix) = if per_second >= 1e9 {
-        (per_second / 1e9, " G")
-    } else if per_second >= 1e6 {
-        (per_second / 1e6, " M")
-    } else if per_second >= 1e3 {
-        (per_second / 1e3, " k")
-    } else {
-        (per_second, "")
-    };
+    let (scaled, prefix) = si_scaled(per_second);
     let text = format!("{scaled:.2}");
     let text = text.trim_end_matches('0').trim_end_matches('.');
     format!("{text}{prefix}")

@@ -10,11 +10,12 @@
 
 use std::fmt::Write;
 
-use super::analysis::{
-    Analysis, Bound, DIRECT_STREAM, FLOOR_LATENCY, MessageCheck, TargetOutcome, ZeroClaim, analyze,
-    format_rate,
-};
+use super::analysis::{Analysis, DIRECT_STREAM, ZeroClaim, analyze};
+use crate::figures::{FLOOR_LATENCY, TargetOutcome};
 use crate::serial_log::Run;
+use crate::text_table::{
+    Align, Table, TargetLine, bound_symbol, check_text, dash_or, format_rate, ns_text, ratio_text,
+};
 
 /// Renders one run as text (header, tables, claims, targets, warnings).
 pub fn report_text(run: &Run) -> String {
@@ -87,22 +88,6 @@ fn header(out: &mut String, run: &Run) {
     let _ = writeln!(out, "NOTE: {tail_note}");
 }
 
-pub(crate) fn check_text(check: MessageCheck, ok: Option<u64>, n: u64) -> String {
-    match check {
-        MessageCheck::AllChecked => "ok".to_string(),
-        MessageCheck::Mismatch => format!("FAIL {}/{n}", ok.unwrap_or(0)),
-        MessageCheck::NotReported => "UNCHECKED".to_string(),
-    }
-}
-
-fn optional<T: ToString>(value: Option<T>) -> String {
-    value.map_or("-".to_string(), |value| value.to_string())
-}
-
-fn ratio_text(ratio: Option<f64>) -> String {
-    ratio.map_or("-".to_string(), |ratio| format!("{ratio:.2}x"))
-}
-
 fn latency_table(out: &mut String, analysis: &Analysis) {
     out.push('\n');
     match analysis.floor_median_ns {
@@ -137,7 +122,7 @@ fn latency_table(out: &mut String, analysis: &Analysis) {
     for figure in &analysis.latencies {
         table.row(vec![
             figure.name.clone(),
-            optional(figure.rings),
+            dash_or(figure.rings),
             figure.n.to_string(),
             check_text(figure.check, figure.ok, figure.n),
             format!("{:.1}", figure.median_ns),
@@ -183,14 +168,12 @@ fn stream_table(out: &mut String, analysis: &Analysis) {
     for figure in &analysis.streams {
         table.row(vec![
             figure.name.clone(),
-            optional(figure.batch),
-            optional(figure.rings),
+            dash_or(figure.batch),
+            dash_or(figure.rings),
             figure.n.to_string(),
             check_text(figure.check, figure.ok, figure.n),
             format_rate(figure.messages_per_second),
-            figure
-                .ns_per_message
-                .map_or("-".to_string(), |ns| format!("{ns:.1}")),
+            ns_text(figure.ns_per_message),
             ratio_text(figure.over_direct_stream),
         ]);
     }
@@ -230,12 +213,12 @@ fn counter_table(out: &mut String, analysis: &Analysis) {
             table.row(vec![
                 figure.phase.clone(),
                 figure.core.to_string(),
-                optional(figure.role.clone()),
-                optional(figure.messages),
-                optional(figure.cr3_writes),
-                optional(figure.syscalls),
-                optional(figure.interrupts),
-                optional(figure.exceptions),
+                dash_or(figure.role.clone()),
+                dash_or(figure.messages),
+                dash_or(figure.cr3_writes),
+                dash_or(figure.syscalls),
+                dash_or(figure.interrupts),
+                dash_or(figure.exceptions),
                 per_message_text(figure.cr3_writes_per_message),
                 per_message_text(figure.syscalls_per_message),
                 per_message_text(figure.interrupts_per_message),
@@ -288,28 +271,19 @@ fn target_list(out: &mut String, analysis: &Analysis) {
         "Targets (issue 6; measured ratios in this boot, not asserted)"
     );
     for check in &analysis.targets {
-        let outcome = match check.outcome {
-            TargetOutcome::Met => "met   ",
-            TargetOutcome::Missed => "MISSED",
-            TargetOutcome::NotMeasured => "n/a   ",
-        };
-        let bound = match check.bound {
-            Bound::AtMost => "<=",
-            Bound::AtLeast => ">=",
-        };
-        let measured = check
-            .measured
-            .map_or("-".to_string(), |value| format!("{value:.2}x"));
-        let trust = if check.outcome != TargetOutcome::NotMeasured && !check.inputs_checked {
-            " [UNTRUSTWORTHY: inputs failed their message check]"
-        } else {
-            ""
-        };
-        let _ = writeln!(
-            out,
-            "  [{outcome}] {}: {measured} (target {bound} {:.1}x){trust}\n           {}",
-            check.description, check.limit, check.detail
-        );
+        TargetLine {
+            outcome: check.outcome,
+            description: &check.description,
+            measured: &check
+                .measured
+                .map_or("-".to_string(), |value| format!("{value:.2}x")),
+            bound: check.bound,
+            limit: &format!("{:.1}x", check.limit),
+            untrustworthy: (!check.inputs_checked)
+                .then_some(" [UNTRUSTWORTHY: inputs failed their message check]"),
+            detail: &check.detail,
+        }
+        .write(out);
     }
 }
 
@@ -340,11 +314,10 @@ pub fn summary_text(runs: &[Run]) -> String {
         .collect();
     let mut table = Table::new(&header_refs);
     for (target_index, first) in analyses[0].targets.iter().enumerate() {
-        let bound = match first.bound {
-            Bound::AtMost => "<=",
-            Bound::AtLeast => ">=",
-        };
-        let mut row = vec![first.id.clone(), format!("{bound} {:.1}x", first.limit)];
+        let mut row = vec![
+            first.id.clone(),
+            format!("{} {:.1}x", bound_symbol(first.bound), first.limit),
+        ];
         let mut measured: Vec<f64> = Vec::new();
         let mut met = 0;
         for analysis in &analyses {
@@ -370,68 +343,4 @@ pub fn summary_text(runs: &[Run]) -> String {
     }
     out.push_str(&table.render());
     out
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Align {
-    Left,
-    Right,
-}
-
-/// A plain-text table with columns padded to their widest cell.
-pub(crate) struct Table {
-    headers: Vec<(String, Align)>,
-    rows: Vec<Vec<String>>,
-}
-
-impl Table {
-    pub(crate) fn new(headers: &[(&str, Align)]) -> Table {
-        Table {
-            headers: headers
-                .iter()
-                .map(|(name, align)| (name.to_string(), *align))
-                .collect(),
-            rows: Vec::new(),
-        }
-    }
-
-    pub(crate) fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
-    }
-
-    pub(crate) fn render(&self) -> String {
-        let widths: Vec<usize> = (0..self.headers.len())
-            .map(|column| {
-                self.rows
-                    .iter()
-                    .filter_map(|row| row.get(column))
-                    .map(|cell| cell.chars().count())
-                    .chain([self.headers[column].0.chars().count()])
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        let mut out = String::new();
-        let header_cells: Vec<String> = self.headers.iter().map(|(name, _)| name.clone()).collect();
-        self.render_row(&mut out, &header_cells, &widths);
-        let rule: Vec<String> = widths.iter().map(|width| "-".repeat(*width)).collect();
-        let _ = writeln!(out, "  {}", rule.join("  "));
-        for row in &self.rows {
-            self.render_row(&mut out, row, &widths);
-        }
-        out
-    }
-
-    fn render_row(&self, out: &mut String, cells: &[String], widths: &[usize]) {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(widths)
-            .zip(&self.headers)
-            .map(|((cell, width), (_, align))| match align {
-                Align::Left => format!("{cell:<width$}"),
-                Align::Right => format!("{cell:>width$}"),
-            })
-            .collect();
-        let _ = writeln!(out, "  {}", padded.join("  ").trim_end());
-    }
 }

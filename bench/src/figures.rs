@@ -1,0 +1,90 @@
+//! Arithmetic and verdicts every benchmark shares: cycles to ns, guarded
+//! ratios, the reply check behind a figure, and how a target is judged.
+//!
+//! Invariants:
+//! - [`ratio`] never divides by zero or by a non-finite value: it gives
+//!   `None`, which the reports print as `-`;
+//! - a target is judged only on a measured value ([`TargetOutcome::judge`]);
+//!   without one it is [`TargetOutcome::NotMeasured`], never met or missed.
+
+use serde::{Deserialize, Serialize};
+
+/// Name of the latency record that is the physical floor of a boot (a
+/// cache line bounced between two cores); both benchmarks divide by it.
+pub const FLOOR_LATENCY: &str = "cacheline-pingpong";
+
+/// Converts TSC cycles to nanoseconds with the run's calibrated frequency.
+pub fn cycles_to_ns(cycles: u64, tsc_hz: u64) -> f64 {
+    cycles as f64 * 1e9 / tsc_hz as f64
+}
+
+/// `numerator / denominator`, or `None` when the denominator is not positive
+/// or either side is not finite.
+pub fn ratio(numerator: f64, denominator: f64) -> Option<f64> {
+    (denominator > 0.0 && numerator.is_finite() && denominator.is_finite())
+        .then(|| numerator / denominator)
+}
+
+/// Whether the guest verified every message behind a figure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MessageCheck {
+    /// `ok == n`: every message's sequence number and payload checked out.
+    AllChecked,
+    /// `ok != n`: the figure is not trustworthy.
+    Mismatch,
+    /// The record has no `ok` key.
+    NotReported,
+}
+
+impl MessageCheck {
+    /// The check of a record that reports `ok` (if it does) out of `n`.
+    pub fn of(ok: Option<u64>, n: u64) -> MessageCheck {
+        match ok {
+            Some(ok) if ok == n => MessageCheck::AllChecked,
+            Some(_) => MessageCheck::Mismatch,
+            None => MessageCheck::NotReported,
+        }
+    }
+
+    /// True only when every message was checked and correct.
+    pub fn is_trustworthy(self) -> bool {
+        self == MessageCheck::AllChecked
+    }
+}
+
+/// Which way a target ratio must go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Bound {
+    AtMost,
+    AtLeast,
+}
+
+/// Result of one target check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetOutcome {
+    Met,
+    Missed,
+    /// A record the ratio needs is absent from the run.
+    NotMeasured,
+}
+
+impl TargetOutcome {
+    /// Met or missed when `measured` is there, not measured otherwise.
+    pub fn judge(bound: Bound, limit: f64, measured: Option<f64>) -> TargetOutcome {
+        let Some(value) = measured else {
+            return TargetOutcome::NotMeasured;
+        };
+        let met = match bound {
+            Bound::AtMost => value <= limit,
+            Bound::AtLeast => value >= limit,
+        };
+        if met {
+            TargetOutcome::Met
+        } else {
+            TargetOutcome::Missed
+        }
+    }
+}
