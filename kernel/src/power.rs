@@ -28,20 +28,13 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use cores::{CORES, MAX_CORES};
 use cores::power::{Escalation, SleepKind};
+use cores::power::resolve::{CapabilityMsr, CpuPower, IdlePstateRequest, Request, SleepRequest};
 use system_config::{IdlePstate, Role, SleepMode};
 use x86_64::registers::model_specific::Msr;
 
-/// How a core may lower its performance request while asleep.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PstateControl {
-    None,
-    /// Intel HWP: `IA32_HWP_REQUEST` (0x774) min/max/EPP.
-    Hwp,
-    /// Intel EIST: `IA32_PERF_CTL` (0x199) ratio.
-    PerfCtl,
-    /// AMD: `PStateCtl` (0xC001_0062), higher number = slower.
-    AmdPstate,
-}
+/// How a core may lower its performance request while asleep (chosen by
+/// `power_policy::resolve`).
+pub use cores::power::PstateControl;
 
 /// One core's policy after degradation.
 #[derive(Debug, Clone, Copy)]
@@ -113,85 +106,53 @@ fn read_msr(msr: u32) -> u64 {
     unsafe { Msr::new(msr).read() }
 }
 
-fn choose_pstate_control(f: &Features, want: IdlePstate, epp: u8) -> (PstateControl, u64, &'static str) {
-    if want == IdlePstate::Unchanged {
-        return (PstateControl::None, 0, "unchanged (policy)");
-    }
-    if f.hwp {
-        let lowest = (read_msr(IA32_HWP_CAPABILITIES) >> 24) & 0xFF;
-        let request = lowest | (lowest << 8) | (u64::from(epp) << 24);
-        return (PstateControl::Hwp, request, "HWP request: min=max=lowest, EPP from policy");
-    }
-    if f.eist && f.intel {
-        let ratio = match want {
-            IdlePstate::Ratio(r) => u64::from(r),
-            _ => (read_msr(MSR_PLATFORM_INFO) >> 40) & 0xFF,
-        };
-        return (PstateControl::PerfCtl, ratio << 8, "IA32_PERF_CTL lowest ratio");
-    }
-    if f.amd_hw_pstate {
-        let slowest = (read_msr(AMD_PSTATE_CURRENT_LIMIT) >> 4) & 0x7;
-        return (PstateControl::AmdPstate, slowest, "AMD PStateCtl slowest P-state");
-    }
-    (PstateControl::None, 0, "not available (CPUID: no HWP, no EIST, no AMD hardware P-states)")
-}
-
-fn sleep_name(kind: SleepKind) -> &'static str {
-    match kind {
-        SleepKind::Never => "never (pause)",
-        SleepKind::Hlt => "hlt + doorbell IPI",
-        SleepKind::Mwait { .. } => "mwait on the inbox wake word",
-    }
-}
-
-/// Resolves every core's policy from the TOML and the CPU, prints it.
+/// Resolves every core's policy from the TOML and the CPU, prints it. The
+/// rules are `power_policy::resolve` (pure, host-tested); this builds its
+/// inputs and reads the capability MSRs it asks for.
 pub fn resolve(config: &system_config::SystemConfig, features: &Features, cores: usize, inboxes_per_server: usize) {
     let tsc_per_us = crate::smp::TSC_PER_US.load(Ordering::Relaxed);
+    let cpu = CpuPower {
+        monitor_mwait: features.monitor_mwait,
+        hwp: features.hwp,
+        eist: features.eist,
+        intel: features.intel,
+        amd_hw_pstate: features.amd_hw_pstate,
+    };
+    // `power_policy::resolve` asks for an MSR only where CPUID reported the
+    // control it belongs to (see `read_msr`).
+    let read_capability = |msr: CapabilityMsr| {
+        read_msr(match msr {
+            CapabilityMsr::HwpCapabilities => IA32_HWP_CAPABILITIES,
+            CapabilityMsr::PlatformInfo => MSR_PLATFORM_INFO,
+            CapabilityMsr::AmdPstateCurrentLimit => AMD_PSTATE_CURRENT_LIMIT,
+        })
+    };
     let mut out = Vec::new();
     for core in 0..cores {
         let role = config.role_of(core);
         let role = if core == 0 && role != Role::Mover { Role::Idle } else { role };
         let p = config.power_for_core(core, role);
-        let mut note = "";
-        let sleep = match p.sleep {
-            SleepMode::None => SleepKind::Never,
-            SleepMode::Hlt => SleepKind::Hlt,
-            SleepMode::Mwait if !features.monitor_mwait => {
-                note = " (asked mwait: CPU has no MONITOR/MWAIT, using hlt)";
-                SleepKind::Hlt
-            }
-            SleepMode::Mwait if inboxes_per_server > 1 => {
-                note = " (asked mwait: one MONITOR cannot watch several inboxes, using hlt)";
-                SleepKind::Hlt
-            }
-            SleepMode::Mwait => SleepKind::Mwait { hint: p.mwait_hint.mwait_eax() },
+        let request = Request {
+            spin_polls_before_pause: p.spin_polls_before_pause,
+            pause_us_before_sleep: p.pause_us_before_sleep,
+            sleep: match p.sleep {
+                SleepMode::None => SleepRequest::None,
+                SleepMode::Hlt => SleepRequest::Hlt,
+                SleepMode::Mwait => SleepRequest::Mwait { hint: p.mwait_hint.mwait_eax() },
+            },
+            idle_pstate: match p.idle_pstate {
+                IdlePstate::Lowest => IdlePstateRequest::Lowest,
+                IdlePstate::Unchanged => IdlePstateRequest::Unchanged,
+                IdlePstate::Ratio(r) => IdlePstateRequest::Ratio(r),
+            },
+            hwp_epp_idle: p.hwp_epp_idle,
+            idle_pstate_after_us: p.idle_pstate_after_us,
         };
-        let (pstate, idle_value, pstate_note) = choose_pstate_control(features, p.idle_pstate, p.hwp_epp_idle);
-        let escalation = Escalation {
-            spin_polls: u64::from(p.spin_polls_before_pause),
-            pause_ticks: u64::from(p.pause_us_before_sleep) * tsc_per_us,
-            sleep,
-            idle_pstate_after_ticks: (p.idle_pstate_after_us > 0 && pstate != PstateControl::None)
-                .then(|| u64::from(p.idle_pstate_after_us) * tsc_per_us),
-        };
-        let lowered_after = escalation.idle_pstate_after_ticks.map(|_| p.idle_pstate_after_us);
+        let resolved = cores::power::resolve(&request, &cpu, tsc_per_us, inboxes_per_server, read_capability);
         if role == Role::Server {
-            log::info!(
-                "power: core {core} ({}): spin {} polls, pause {} us, sleep {}{note}; idle P-state: {pstate_note}{}",
-                role.name(),
-                p.spin_polls_before_pause,
-                p.pause_us_before_sleep,
-                sleep_name(sleep),
-                match (pstate, sleep, lowered_after) {
-                    (PstateControl::None, _, _) => alloc::string::String::new(),
-                    (_, SleepKind::Never, None) => " (never used: the core never sleeps and idle_pstate_after_us is 0)".into(),
-                    (_, SleepKind::Never, Some(us)) => alloc::format!(", after {us} us of pausing"),
-                    (_, _, Some(us)) => alloc::format!(", after {us} us of pausing and while asleep"),
-                    (_, _, None) => ", while asleep".into(),
-                }
-            );
+            log::info!("power: core {core} ({}): {}", role.name(), resolved.boot_note());
         }
-        out.push(CorePower { escalation, pstate, idle_value });
+        out.push(CorePower { escalation: resolved.escalation, pstate: resolved.pstate, idle_value: resolved.idle_value });
     }
     TOTAL_TSC_START.store(tsc::now(), Ordering::Relaxed);
     POLICIES.call_once(|| out);

@@ -11,5 +11,7 @@
 #![forbid(unsafe_code)]
 
 mod governor;
+pub mod resolve;
 
 pub use governor::{CLOCK_EVERY_PAUSES, Escalation, Governor, SleepKind, Step};
+pub use resolve::{CapabilityMsr, CpuPower, IdlePstateRequest, PstateControl, Request, Resolved, SleepRequest, resolve};
