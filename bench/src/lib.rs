@@ -38,7 +38,7 @@
 pub mod data_files;
 pub mod figures;
 pub mod ipc;
-pub mod power;
+pub mod power_policy;
 pub mod serial_log;
 pub mod text_table;
 
@@ -49,7 +49,7 @@ pub use ipc::export::{JsonReport, read_json, write_data_files, write_outputs};
 pub use ipc::plot::write_plots;
 pub use ipc::report::{report_text, summary_text};
 pub use ipc::targets::TargetCheck;
-pub use power::{
+pub use power_policy::{
     PowerRow, PowerTable, power_report_text, power_runs, power_table, write_power_outputs,
 };
 pub use serial_log::{ParseError, ParseErrorKind, Run, parse};

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use bench::figures::{MessageCheck, TargetOutcome, cycles_to_ns};
-use bench::power::{
+use bench::power_policy::{
     self, POWER_JSON_FORMAT, PowerTable, interval_text, power_json, power_policy, read_power_csv,
     read_power_json,
 };
@@ -71,7 +71,7 @@ fn outcome(table: &PowerTable, id: &str) -> TargetOutcome {
     target(table, id).outcome
 }
 
-fn target<'a>(table: &'a PowerTable, id: &str) -> &'a power::PowerTarget {
+fn target<'a>(table: &'a PowerTable, id: &str) -> &'a power_policy::PowerTarget {
     table
         .targets
         .iter()
@@ -295,7 +295,7 @@ fn without_spin_the_pause_boot_stands_in_and_says_so() {
     assert!(table.warnings.iter().any(|w| w.starts_with("no spin boot")
         && w.contains("pause boot (run 3) as a stand-in for spin")));
 
-    let text = power::power_table_text(&table);
+    let text = power_policy::power_table_text(&table);
     assert!(text.contains(
         "NOTE: baseline for \"vs base\" and the targets: pause (run 3; no spin boot; under TCG spin is not run, see docs/power.md)\n"
     ));
@@ -316,7 +316,7 @@ fn without_spin_the_pause_boot_stands_in_and_says_so() {
             .description
             .contains("(stand-in for spin: no spin boot in this log; ")
     );
-    assert!(!power::power_table_text(&kvm).contains("under TCG spin is not run"));
+    assert!(!power_policy::power_table_text(&kvm).contains("under TCG spin is not run"));
 }
 
 #[test]
@@ -351,7 +351,7 @@ fn without_spin_or_pause_boot_ratios_are_dashes_and_targets_unmeasured() {
             .any(|w| w.contains("no spin boot and no pause boot"))
     );
 
-    let text = power::power_table_text(&table);
+    let text = power_policy::power_table_text(&table);
     assert!(text.contains("NOTE: baseline for \"vs base\" and the targets: none ("));
     let row = text
         .lines()
@@ -545,7 +545,7 @@ fn ok_below_n_is_flagged_loudly() {
     assert!(!row.is_trustworthy());
     assert!(table.warnings.iter().any(|w| w
         == "power-rtt policy=pause interval_us=100 (line 77): only 1999 of 2000 replies checked out: row NOT TRUSTWORTHY"));
-    let text = power::power_table_text(&table);
+    let text = power_policy::power_table_text(&table);
     assert!(text.contains("!! WARNING: power-rtt policy=pause interval_us=100"));
     let line = text
         .lines()
@@ -561,7 +561,7 @@ fn ok_below_n_is_flagged_loudly() {
     assert!(!target(&table, "mwait-rtt-vs-spin").inputs_checked);
     assert!(!target(&table, "mwait-wakeup-vs-spin-rtt").inputs_checked);
     assert!(target(&table, "hlt-echo-asleep-at-1ms").inputs_checked);
-    let text = power::power_table_text(&table);
+    let text = power_policy::power_table_text(&table);
     assert!(text.contains("(target <= 1.1x) [UNTRUSTWORTHY"));
 }
 
@@ -648,7 +648,7 @@ fn odd_blocks_do_not_panic() {
             .iter()
             .all(|target| target.outcome == TargetOutcome::NotMeasured)
     );
-    let text = power::power_table_text(&table);
+    let text = power_policy::power_table_text(&table);
     assert!(text.contains("CUT SHORT"));
     assert!(!text.contains("emulation, not hardware"));
 
@@ -674,7 +674,7 @@ fn odd_blocks_do_not_panic() {
     );
     let check = target(&table, "hlt-echo-asleep-at-1ms");
     assert_eq!(check.outcome, TargetOutcome::NotMeasured);
-    assert!(power::power_table_text(&table).contains("NO RTT"));
+    assert!(power_policy::power_table_text(&table).contains("NO RTT"));
 }
 
 #[test]

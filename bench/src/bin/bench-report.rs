@@ -53,11 +53,11 @@ fn main() -> ExitCode {
     // report, its summary and its files cover the other blocks.
     let ipc_runs: Vec<bench::Run> = runs
         .iter()
-        .filter(|run| bench::power::power_policy(run).is_none())
+        .filter(|run| bench::power_policy::power_policy(run).is_none())
         .cloned()
         .collect();
     for (index, run) in runs.iter().enumerate() {
-        if bench::power::power_policy(run).is_some() {
+        if bench::power_policy::power_policy(run).is_some() {
             continue;
         }
         if runs.len() > 1 {

@@ -1,0 +1,67 @@
+//! The power table as files: `power.csv`, one [`PowerRow`] per line, and
+//! `power.json`, a [`PowerJson`] (the table, targets, warnings and the raw
+//! power runs). Nothing is written when the log holds no power boot.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::analysis::PowerTable;
+use super::parse::power_runs;
+use super::rows::PowerRow;
+use crate::data_files::{read_csv, read_json, write_csv, write_json};
+use crate::serial_log::Run;
+
+/// Identifies the layout of `power.json`; bumped when fields change meaning.
+///
+/// `power-bench/2`: `rtt_over_spin` became `rtt_over_baseline`, with
+/// `baseline_policy` on the table, each row and each target (spin, or pause
+/// as a stand-in when there is no spin boot).
+pub const POWER_JSON_FORMAT: &str = "power-bench/2";
+
+/// The whole content of `power.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PowerJson {
+    /// Always [`POWER_JSON_FORMAT`].
+    pub format: String,
+    pub table: PowerTable,
+    /// The power runs as parsed, in log order.
+    pub runs: Vec<Run>,
+}
+
+/// The document written to `power.json`.
+pub fn power_json(runs: &[Run]) -> PowerJson {
+    PowerJson {
+        format: POWER_JSON_FORMAT.to_string(),
+        table: PowerTable::from_runs(runs),
+        runs: power_runs(runs).into_iter().cloned().collect(),
+    }
+}
+
+/// Reads `power.json` back.
+pub fn read_power_json(path: &Path) -> io::Result<PowerJson> {
+    read_json(path)
+}
+
+/// Reads `power.csv` back.
+pub fn read_power_csv(path: &Path) -> io::Result<Vec<PowerRow>> {
+    read_csv(path)
+}
+
+/// Writes `power.csv` and `power.json` into `dir` (created if needed) and
+/// returns their paths; writes nothing and returns no path when the log
+/// holds no power boot.
+pub fn write_power_outputs(runs: &[Run], dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let document = power_json(runs);
+    if document.table.is_empty() {
+        return Ok(Vec::new());
+    }
+    fs::create_dir_all(dir)?;
+    let csv_path = dir.join("power.csv");
+    write_csv(&csv_path, &document.table.rows)?;
+    let json_path = dir.join("power.json");
+    write_json(&json_path, &document)?;
+    Ok(vec![csv_path, json_path])
+}
