@@ -17,7 +17,8 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_code)]
 
-use userlib::bench::{label, mark, payload, set_extra_rings, stats};
+use userlib::measure::{SAMPLE_BUFFER_LEN, label, payload, stats, take_sample_buffer};
+use userlib::{bench_extra_rings, bench_mark};
 use userlib::{Channel, Message};
 
 userlib::server_main!(run);
@@ -34,20 +35,20 @@ fn run() -> i32 {
         return 1;
     };
     let echo_badge = channel.info().endpoint_badges[echo as usize];
-    let iterations = (userlib::arg_u64("rtt", 20_000) as usize).min(userlib::SAMPLE_BUFFER_LEN);
+    let iterations = (userlib::arg_u64("rtt", 20_000) as usize).min(SAMPLE_BUFFER_LEN);
     let stream = userlib::arg_u64("stream", 200_000);
-    let Some(samples) = userlib::take_sample_buffer() else { return 1 };
+    let Some(samples) = take_sample_buffer() else { return 1 };
     if let Some(policy) = userlib::arg("power") {
         return power_benchmark(&mut channel, echo, echo_badge, policy, samples);
     }
 
     for rings in RING_COUNTS {
-        set_extra_rings(rings - BASE_RINGS);
+        bench_extra_rings(rings - BASE_RINGS);
         let counted = rings == BASE_RINGS;
         let mut ok = 0u64;
         for round in 0..WARMUP + iterations {
             if counted && round == WARMUP {
-                mark("mover-rtt", true);
+                bench_mark("mover-rtt", true);
             }
             let sequence = round as u32;
             let mut message = Message::new(echo, label::PING, &payload(sequence)).expect("40 bytes fit");
@@ -65,7 +66,7 @@ fn run() -> i32 {
             }
         }
         if counted {
-            mark("mover-rtt", false);
+            bench_mark("mover-rtt", false);
         }
         let (median, p99, min, max) = stats(&mut samples[..iterations]);
         userlib::log!(
@@ -74,11 +75,11 @@ fn run() -> i32 {
     }
 
     for (batch, rings) in [(1usize, 2usize), (8, 2), (32, 2), (1, 64)] {
-        set_extra_rings(rings - BASE_RINGS);
+        bench_extra_rings(rings - BASE_RINGS);
         let phase_counted = batch == 1 && rings == BASE_RINGS;
         let _ = channel.send(echo, label::SINK_START, b"");
         if phase_counted {
-            mark("mover-stream", true);
+            bench_mark("mover-stream", true);
         }
         let start = userlib::rdtsc();
         let mut buffer = [Message::zeroed(); 32];
@@ -109,14 +110,14 @@ fn run() -> i32 {
         };
         let cycles = userlib::rdtsc().wrapping_sub(start);
         if phase_counted {
-            mark("mover-stream", false);
+            bench_mark("mover-stream", false);
         }
         let mut good = [0u8; 8];
         good.copy_from_slice(&reply.payload_bytes()[..8]);
         let ok = u64::from_le_bytes(good);
         userlib::log!("BENCH stream name=mover-stream batch={batch} rings={rings} n={stream} cycles={cycles} ok={ok}");
     }
-    set_extra_rings(0);
+    bench_extra_rings(0);
     let _ = channel.send(echo, label::STOP, b"");
     0
 }
@@ -146,7 +147,7 @@ fn power_benchmark(channel: &mut Channel, echo: u32, echo_badge: u64, policy: &s
             _ => "power-1000us",
         };
         let (mut ok, mut skewed) = (0u64, 0u64);
-        mark(phase, true);
+        bench_mark(phase, true);
         let mut next_send = userlib::rdtsc();
         for round in 0..n {
             if interval_us > 0 {
@@ -184,7 +185,7 @@ fn power_benchmark(channel: &mut Channel, echo: u32, echo_badge: u64, policy: &s
                 && bytes[8..] == payload(sequence)[8..];
             ok += u64::from(good);
         }
-        mark(phase, false);
+        bench_mark(phase, false);
         let (median, p99, min, max) = stats(&mut rtts[..n]);
         userlib::log!(
             "BENCH latency name=power-rtt policy={policy} interval_us={interval_us} n={n} median_cycles={median} p99_cycles={p99} min_cycles={min} max_cycles={max} ok={ok}"

@@ -1,13 +1,13 @@
 //! Answers every message with the same label, sequence and payload, sent
 //! back to whoever sent it (the endpoint whose badge matches). Also the
-//! sink of the stream benchmark (labels in `userlib::bench::label`): it
+//! sink of the stream benchmark (labels in `userlib::measure::label`): it
 //! checks every stream message's sequence and payload and reports the
 //! count of good ones when asked. `STOP` ends it.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_code)]
 
 use userlib::Channel;
-use userlib::bench::{label, payload};
+use userlib::measure::{label, payload};
 
 userlib::server_main!(run);
 
@@ -69,12 +69,13 @@ fn run() -> i32 {
         }
     }
     userlib::log!("echo served {served} messages ({unanswerable} from senders it cannot answer)");
+    let sleeps = channel.idler().counts();
     userlib::log!(
         "echo slept {} times ({} sleeps requested, {} called off by the kernel's last check; {} announcements withdrawn at the inbox re-check)",
-        channel.sleeps,
-        channel.sleeps_requested,
-        channel.sleeps_requested - channel.sleeps,
-        channel.sleeps_withdrawn
+        sleeps.slept,
+        sleeps.requested,
+        sleeps.requested - sleeps.slept,
+        sleeps.withdrawn
     );
     0
 }

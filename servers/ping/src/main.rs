@@ -24,7 +24,7 @@ userlib::server_main!(run);
 
 const STOP: u32 = u32::MAX;
 const PING: u32 = 1;
-const MAX_SAMPLES: usize = userlib::SAMPLE_BUFFER_LEN;
+const MAX_SAMPLES: usize = userlib::measure::SAMPLE_BUFFER_LEN;
 
 fn payload(sequence: u32) -> [u8; 16] {
     let mut p = [0u8; 16];
@@ -56,7 +56,7 @@ fn run() -> i32 {
     let mut stuck = 0u64;
     let echo_badge = channel.info().endpoint_badges[echo as usize];
     let mut errors = 0u64;
-    let Some(samples) = userlib::take_sample_buffer() else {
+    let Some(samples) = userlib::measure::take_sample_buffer() else {
         userlib::log!("sample buffer already taken");
         return 1;
     };
@@ -120,7 +120,7 @@ fn run() -> i32 {
         );
         userlib::log!(
             "{stuck} replies took longer than the stuck bound; interval {interval_us} us; sweep 0..{sweep_ns} ns in {sweep_steps} steps; this core slept {} times",
-            channel.sleeps
+            channel.idler().counts().slept
         );
     }
     errors += stuck;

@@ -1,6 +1,14 @@
 //! What every server links against: the `_start` entry point, a panic
-//! handler that reports and exits, the system-call wrappers and a small
-//! line formatter for `log`.
+//! handler that reports and exits, and a small line formatter for `log`;
+//! and, one module per job:
+//! - `syscall`: every system-call wrapper (re-exported here: `userlib::exit`);
+//! - `info`: readers of the info page (`info`, `args`, `arg`, `arg_u64`);
+//! - `channel`: the rings ([`Channel`]: send, receive, batches, endpoints);
+//! - `idle`: how the core waits on empty inboxes and its half of the
+//!   sleep/wake protocol ([`Idler`], owned by the channel; the policy
+//!   logic is the `power-policy` crate's `Governor`);
+//! - [`measure`]: benchmark helpers (protocol labels, payloads, a sample
+//!   buffer, statistics).
 //!
 //! A server is a `no_std` binary:
 //! ```ignore
@@ -15,28 +23,15 @@
 
 pub use abi;
 
-pub mod bench;
 mod channel;
+mod idle;
+mod info;
+pub mod measure;
 mod syscall;
-pub use channel::{Channel, Message, OpenError, SendError, arg, arg_u64, args, info};
+pub use channel::{Channel, Message, OpenError, SendError};
+pub use idle::{Idler, SleepCounts};
+pub use info::{arg, arg_u64, args, info};
 pub use syscall::*;
-
-/// Entries in the buffer `take_sample_buffer` hands out.
-pub const SAMPLE_BUFFER_LEN: usize = 65_536;
-
-/// A static buffer for timing samples (512 KiB, in `.bss`): given out once,
-/// so benchmarks need neither a heap nor a huge stack.
-pub fn take_sample_buffer() -> Option<&'static mut [u64; SAMPLE_BUFFER_LEN]> {
-    use core::sync::atomic::{AtomicBool, Ordering};
-    static TAKEN: AtomicBool = AtomicBool::new(false);
-    static mut BUFFER: [u64; SAMPLE_BUFFER_LEN] = [0; SAMPLE_BUFFER_LEN];
-    if TAKEN.swap(true, Ordering::AcqRel) {
-        return None;
-    }
-    // SAFETY: the swap above lets exactly one caller through, so this is
-    // the only reference to `BUFFER` ever made.
-    unsafe { (&raw mut BUFFER).as_mut() }
-}
 
 /// A line being formatted for `log`: at most `abi::LOG_MAX` bytes, longer
 /// output is cut (never an error).

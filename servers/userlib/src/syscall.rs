@@ -1,4 +1,7 @@
-//! System-call wrappers (see `abi` for the numbers and convention).
+//! Every system-call wrapper of `userlib`: the one place a server enters
+//! the kernel (see `abi` for the numbers and convention), plus the TSC
+//! helpers built on `tsc_hz`. Other modules call these wrappers, never
+//! `syscall3` with a number of their own.
 
 /// A failed system call: the kernel's error code (see `abi::err`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +79,41 @@ pub fn tsc_hz() -> u64 {
 /// Asks the kernel to print the runtime power view now.
 pub fn power_report() {
     syscall3(abi::nr::POWER_REPORT, 0, 0, 0);
+}
+
+/// Sleeps this core until a mover delivers to one of its inboxes (or a
+/// spurious wake-up); returns whether it slept. Call only after announcing
+/// sleep on every inbox (`Consumer::prepare_to_sleep`): the kernel sleeps
+/// only while every inbox's wake word still says SLEEPING.
+pub fn wait() -> bool {
+    syscall3(abi::nr::WAIT, 0, 0, 0) == 1
+}
+
+/// Wakes this server's mover if it announced sleep on the outbox; returns
+/// whether it was asleep. Costs an awake mover nothing.
+#[inline]
+pub fn wake_mover() -> bool {
+    syscall3(abi::nr::WAKE_MOVER, 0, 0, 0) == 1
+}
+
+/// Asks the kernel to lower (`true`) or restore (`false`) this core's
+/// P-state after a long idle period (`Step::LowerPstate`). Out of line and
+/// cold, so that the system call does not shape the code of a poll loop.
+#[cold]
+#[inline(never)]
+pub fn idle_pstate(lower: bool) {
+    syscall3(abi::nr::IDLE_PSTATE, u64::from(lower), 0, 0);
+}
+
+/// Benchmark phase marks: snapshots (`begin`) or prints (end) every core's
+/// counters for `phase`.
+pub fn bench_mark(phase: &str, begin: bool) {
+    syscall3(abi::nr::BENCH_MARK, phase.as_ptr() as u64, phase.len() as u64, u64::from(begin));
+}
+
+/// Makes the movers scan `n` extra empty rings per pass (benchmark knob).
+pub fn bench_extra_rings(n: usize) {
+    syscall3(abi::nr::BENCH_EXTRA_RINGS, n as u64, 0, 0);
 }
 
 /// Reads the time-stamp counter (allowed in ring 3).

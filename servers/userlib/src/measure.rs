@@ -1,7 +1,9 @@
-//! What the benchmark servers share: message labels, the payload pattern
-//! receivers check, and the two benchmark-only system calls.
-
-use crate::syscall::syscall3;
+//! Benchmark helpers the measuring servers share (`benchclient`, `echo`,
+//! `ping`): the labels of the benchmark protocol, the payload pattern
+//! receivers check, a static buffer for timing samples, and the statistics
+//! of a sample set. The benchmark-only system calls (phase marks, extra
+//! rings) are with the other wrappers: [`crate::bench_mark`],
+//! [`crate::bench_extra_rings`].
 
 /// Labels of the benchmark protocol between `benchclient` and `echo`.
 pub mod label {
@@ -34,14 +36,21 @@ pub fn payload(sequence: u32) -> [u8; 40] {
     p
 }
 
-/// Snapshots (begin) or prints (end) every core's counters for `phase`.
-pub fn mark(phase: &str, begin: bool) {
-    syscall3(abi::nr::BENCH_MARK, phase.as_ptr() as u64, phase.len() as u64, u64::from(begin));
-}
+/// Entries in the buffer [`take_sample_buffer`] hands out.
+pub const SAMPLE_BUFFER_LEN: usize = 65_536;
 
-/// Makes the movers scan `n` extra empty rings per pass.
-pub fn set_extra_rings(n: usize) {
-    syscall3(abi::nr::BENCH_EXTRA_RINGS, n as u64, 0, 0);
+/// A static buffer for timing samples (512 KiB, in `.bss`): given out once,
+/// so benchmarks need neither a heap nor a huge stack.
+pub fn take_sample_buffer() -> Option<&'static mut [u64; SAMPLE_BUFFER_LEN]> {
+    use core::sync::atomic::{AtomicBool, Ordering};
+    static TAKEN: AtomicBool = AtomicBool::new(false);
+    static mut BUFFER: [u64; SAMPLE_BUFFER_LEN] = [0; SAMPLE_BUFFER_LEN];
+    if TAKEN.swap(true, Ordering::AcqRel) {
+        return None;
+    }
+    // SAFETY: the swap above lets exactly one caller through, so this is
+    // the only reference to `BUFFER` ever made.
+    unsafe { (&raw mut BUFFER).as_mut() }
 }
 
 /// Median, p99, min, max of `samples` (sorted in place).

@@ -1,0 +1,176 @@
+//! How a server's core waits when its inboxes are empty, and its half of
+//! the sleep/wake protocol with the movers: the governor's escalation
+//! (re-poll, `pause`, sleep in the kernel), P-state requests after a long
+//! pause, the pause-time figure on the statistics page, and waking a
+//! sleeping mover after a publish.
+//!
+//! ```text
+//!  recv: poll inboxes ── message ──► message_arrived (cheap unless a wait
+//!          │ empty                    reached the governor: then restore
+//!          ▼                          the P-state, publish pause time)
+//!        poll_was_empty: governor.idle()
+//!          Spin ─► poll again    Pause ─► `pause`, poll again
+//!          LowerPstate ─► idle_pstate(true) system call
+//!          Sleep ─► publish pause time; every inbox: prepare_to_sleep
+//!                   (wake = SLEEPING, fence, re-check); all still empty?
+//!                   syscall WAIT; then finish_sleep on each announced inbox
+//!  send: publish ─► mover may sleep and outbox wake == SLEEPING?
+//!                   claim it, syscall WAKE_MOVER
+//! ```
+//! Invariants: a message already waiting costs one flag test here, and a
+//! publish to a mover that never sleeps costs one flag test (no fence);
+//! sleep is asked for only after every inbox announced it and was still
+//! empty (the ring's fenced protocol, so a delivery in between is never
+//! lost); every announcement is withdrawn after the wait.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+use power_policy::{Escalation, Governor, SleepKind, Step};
+use ringbuf::{Consumer, Producer};
+
+/// What the sleep/wake protocol counted on this server's core.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SleepCounts {
+    /// Times the server asked the kernel to sleep (`wait`).
+    pub requested: u64,
+    /// Times the kernel actually slept (the rest a mover's delivery called
+    /// off at the kernel's last check).
+    pub slept: u64,
+    /// Times a sleep announcement was withdrawn because the inbox re-check
+    /// found a message (published while this core went to sleep).
+    pub withdrawn: u64,
+}
+
+/// The idle state of one server core: the governor, the protocol's
+/// settings from the info page and its counters. Owned by `Channel`,
+/// which passes it the rings each step needs.
+pub struct Idler {
+    governor: Governor,
+    /// The mover of the outbox may sleep: check its wake word after publishing.
+    mover_sleeps: bool,
+    /// Test knob (`ServerInfo::race_delay_ticks`, 0 normally).
+    race_delay_ticks: u64,
+    /// Where the pause time is reported to the kernel (`abi::STATS_ADDR`).
+    stats: Option<&'static AtomicU64>,
+    pause_reported: u64,
+    /// The governor was consulted since the last message.
+    waited: bool,
+    counts: SleepCounts,
+}
+
+impl Idler {
+    /// The idle state the info page's policy asks for. Call once per
+    /// server (it takes the statistics page).
+    pub(crate) fn from_info(info: &abi::ServerInfo) -> Idler {
+        let policy = Escalation {
+            spin_polls: info.spin_polls_before_pause,
+            pause_ticks: info.pause_ticks_before_sleep,
+            // The kind only matters to the kernel; here: may we sleep at all.
+            sleep: if info.sleep == abi::SLEEP_WAIT { SleepKind::Hlt } else { SleepKind::Never },
+            idle_pstate_after_ticks: Some(info.idle_pstate_after_ticks).filter(|&t| t > 0),
+        };
+        // SAFETY: the kernel maps a zeroed, writable page at `STATS_ADDR` for
+        // every server, for its whole life; only this server writes it (the
+        // kernel reads it as untrusted figures), and `from_info` is called
+        // once (by `Channel::open`). An old kernel without the page would
+        // fault this server only.
+        let stats = Some(unsafe { &*(abi::STATS_ADDR as *const AtomicU64) });
+        Idler {
+            governor: Governor::new(policy),
+            mover_sleeps: info.mover_sleeps != 0,
+            race_delay_ticks: info.race_delay_ticks,
+            stats,
+            pause_reported: 0,
+            waited: false,
+            counts: SleepCounts::default(),
+        }
+    }
+
+    /// What the sleep/wake protocol counted so far.
+    pub fn counts(&self) -> SleepCounts {
+        self.counts
+    }
+
+    /// After publishing on `outbox`: if the mover may sleep and announced
+    /// it, wake it (one fence and one load per call; a system call only
+    /// when it sleeps).
+    #[inline]
+    pub(crate) fn after_publish(&self, outbox: &mut Producer<'static>) {
+        if self.mover_sleeps && outbox.consumer_needs_wakeup() {
+            crate::wake_mover();
+        }
+    }
+
+    /// A poll found a message. Only a wait that reached the governor has
+    /// state to reset: a message that is already there costs no more than
+    /// a poll.
+    #[inline]
+    pub(crate) fn message_arrived(&mut self) {
+        if self.waited {
+            self.waited = false;
+            if self.governor.work_found() {
+                crate::idle_pstate(false);
+            }
+            self.report_pause_time();
+        }
+    }
+
+    /// A poll of the first `count` of `inboxes` found nothing: one step of
+    /// the escalation (spin, pause, lower the P-state, or sleep until a
+    /// mover delivers).
+    #[inline]
+    pub(crate) fn poll_was_empty(&mut self, inboxes: &mut [Option<Consumer<'static>>], count: usize) {
+        self.waited = true;
+        match self.governor.idle(crate::rdtsc) {
+            Step::Spin => {}
+            Step::Pause => core::hint::spin_loop(),
+            Step::Sleep => {
+                self.report_pause_time();
+                self.sleep(inboxes, count);
+            }
+            Step::LowerPstate => crate::idle_pstate(true),
+        }
+    }
+
+    /// Publishes the pause time on the statistics page (read by the kernel
+    /// for the power report) if it changed: before each sleep and when a
+    /// message ends a wait.
+    #[inline]
+    fn report_pause_time(&mut self) {
+        let paused = self.governor.pause_ticks();
+        if paused != self.pause_reported
+            && let Some(stats) = self.stats
+        {
+            self.pause_reported = paused;
+            // Relaxed: a statistic, read whenever the kernel reports.
+            stats.store(paused, Ordering::Relaxed);
+        }
+    }
+
+    /// Announces sleep on every inbox (the wake-flag protocol), and if all
+    /// are still empty asks the kernel to sleep until a mover delivers.
+    fn sleep(&mut self, inboxes: &mut [Option<Consumer<'static>>], count: usize) {
+        // The race-test knob widens the windows before and after the
+        // announcements (no effect normally: the delay is 0).
+        crate::spin_ticks(self.race_delay_ticks);
+        let mut announced = 0;
+        let mut all_empty = true;
+        for inbox in inboxes.iter_mut().take(count).flatten() {
+            if !inbox.prepare_to_sleep() {
+                self.counts.withdrawn += 1;
+                all_empty = false;
+                break;
+            }
+            announced += 1;
+        }
+        if all_empty {
+            crate::spin_ticks(self.race_delay_ticks);
+            self.counts.requested += 1;
+            if crate::wait() {
+                self.counts.slept += 1;
+            }
+        }
+        for inbox in inboxes.iter_mut().take(announced).flatten() {
+            inbox.finish_sleep();
+        }
+    }
+}
