@@ -1,9 +1,15 @@
 //! The IPC benchmark (one boot: floors, mover and sync IPC, streams,
-//! counters), split by job: [`analysis`] derives times, ratios and claims
-//! from a parsed [`Run`](crate::Run), [`targets`] checks issue 6's target
-//! ratios, [`report`] renders the table, [`export`] writes `ipc.csv`,
-//! `ipc-counters.csv`, `ipc-targets.csv` and `ipc.json`, [`plot`] draws
-//! `ipc.png`.
+//! counters), split by job, each file using only the ones above it:
+//!
+//! ```text
+//! record_figures  one record's times, rates and ratios to its baseline
+//! targets         issue 6's target ratios, met or missed, never asserted
+//! analysis        Analysis of one run: figures + zero claims + targets + warnings
+//! report          the text table (one run; target ratios across runs)
+//! plot            ipc.png
+//! export          ipc.csv, ipc-counters.csv, ipc-targets.csv, ipc.json
+//!                 (write_outputs adds the plot)
+//! ```
 //!
 //! Its records are the generic `latency`, `stream` and `counters` lines, so
 //! it has no parser of its own: [`crate::serial_log`] reads them.
@@ -11,5 +17,6 @@
 pub mod analysis;
 pub mod export;
 pub mod plot;
+pub mod record_figures;
 pub mod report;
 pub mod targets;

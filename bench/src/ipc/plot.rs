@@ -25,7 +25,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::register_font;
 
-use super::analysis::{Analysis, DIRECT_STREAM, MOVER_RTT, analyze};
+use super::analysis::{Analysis, analyze};
+use super::record_figures::{DIRECT_STREAM, MOVER_RTT};
 use crate::figures::FLOOR_LATENCY;
 use crate::text_table::si_scaled;
 use crate::serial_log::Run;

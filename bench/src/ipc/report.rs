@@ -10,7 +10,8 @@
 
 use std::fmt::Write;
 
-use super::analysis::{Analysis, DIRECT_STREAM, ZeroClaim, analyze};
+use super::analysis::{Analysis, ZeroClaim, analyze};
+use super::record_figures::DIRECT_STREAM;
 use crate::figures::{FLOOR_LATENCY, TargetOutcome};
 use crate::serial_log::Run;
 use crate::text_table::{

@@ -7,7 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::analysis::{DIRECT_STREAM, LatencyFigure, MOVER_RTT, MOVER_STREAM, StreamFigure};
+use super::record_figures::{
+    DIRECT_STREAM, LatencyFigure, MOVER_RTT, MOVER_STREAM, StreamFigure,
+};
 use crate::figures::{Bound, FLOOR_LATENCY, TargetOutcome, ratio};
 use crate::text_table::format_rate;
 

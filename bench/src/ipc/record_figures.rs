@@ -1,0 +1,139 @@
+//! The figures of one IPC record: a latency record's times and ratio to
+//! the floor, a stream record's rate and ratio to the direct ring, a
+//! counters record's counts per message.
+//!
+//! Each ratio divides by a baseline of the same run, passed in by the
+//! caller; a figure keeps its value when its replies did not all check out,
+//! and says so in `check`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::figures::{MessageCheck, cycles_to_ns, ratio};
+use crate::serial_log::{CoreCounters, LatencySample, StreamSample};
+
+/// Name of the stream record all streams are compared with.
+pub const DIRECT_STREAM: &str = "direct-ring-stream";
+/// Latency record of the mover round trip.
+pub const MOVER_RTT: &str = "mover-rtt";
+/// Stream record through the mover.
+pub const MOVER_STREAM: &str = "mover-stream";
+
+/// One latency record with times and its ratio to the floor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LatencyFigure {
+    pub name: String,
+    pub rings: Option<u32>,
+    pub n: u64,
+    pub ok: Option<u64>,
+    pub check: MessageCheck,
+    pub median_ns: f64,
+    pub p99_ns: f64,
+    pub min_ns: Option<f64>,
+    pub max_ns: Option<f64>,
+    /// Half the median round trip: the one-way estimate.
+    pub one_way_ns: f64,
+    /// Median over the floor's median (equal to one-way over floor one-way).
+    pub median_over_floor: Option<f64>,
+    /// Line number in the log.
+    pub line: usize,
+}
+
+/// One stream record with its rate and its ratio to the direct ring.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StreamFigure {
+    pub name: String,
+    pub batch: Option<u32>,
+    pub rings: Option<u32>,
+    pub n: u64,
+    pub ok: Option<u64>,
+    pub check: MessageCheck,
+    pub seconds: f64,
+    pub messages_per_second: f64,
+    /// `None` when the stream sent no message.
+    pub ns_per_message: Option<f64>,
+    /// Rate over the `direct-ring-stream` batch-1 rate.
+    pub over_direct_stream: Option<f64>,
+    /// Line number in the log.
+    pub line: usize,
+}
+
+/// One counters record with counts per message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CounterFigure {
+    pub phase: String,
+    pub core: u32,
+    pub role: Option<String>,
+    pub messages: Option<u64>,
+    pub cr3_writes: Option<u64>,
+    pub syscalls: Option<u64>,
+    pub interrupts: Option<u64>,
+    pub exceptions: Option<u64>,
+    pub cr3_writes_per_message: Option<f64>,
+    pub syscalls_per_message: Option<f64>,
+    pub interrupts_per_message: Option<f64>,
+}
+
+pub(crate) fn latency_figure(
+    sample: &LatencySample,
+    tsc_hz: u64,
+    floor_median_ns: Option<f64>,
+) -> LatencyFigure {
+    let median_ns = cycles_to_ns(sample.median_cycles, tsc_hz);
+    LatencyFigure {
+        name: sample.name.clone(),
+        rings: sample.rings,
+        n: sample.n,
+        ok: sample.ok,
+        check: MessageCheck::of(sample.ok, sample.n),
+        median_ns,
+        p99_ns: cycles_to_ns(sample.p99_cycles, tsc_hz),
+        min_ns: sample.min_cycles.map(|cycles| cycles_to_ns(cycles, tsc_hz)),
+        max_ns: sample.max_cycles.map(|cycles| cycles_to_ns(cycles, tsc_hz)),
+        one_way_ns: median_ns / 2.0,
+        median_over_floor: floor_median_ns.and_then(|floor| ratio(median_ns, floor)),
+        line: sample.line,
+    }
+}
+
+pub(crate) fn messages_per_second(sample: &StreamSample, tsc_hz: u64) -> f64 {
+    // The parser rejects `cycles=0`.
+    sample.n as f64 * tsc_hz as f64 / sample.cycles as f64
+}
+
+pub(crate) fn stream_figure(sample: &StreamSample, tsc_hz: u64, direct_rate: Option<f64>) -> StreamFigure {
+    let rate = messages_per_second(sample, tsc_hz);
+    let seconds = sample.cycles as f64 / tsc_hz as f64;
+    StreamFigure {
+        name: sample.name.clone(),
+        batch: sample.batch,
+        rings: sample.rings,
+        n: sample.n,
+        ok: sample.ok,
+        check: MessageCheck::of(sample.ok, sample.n),
+        seconds,
+        messages_per_second: rate,
+        ns_per_message: (sample.n > 0).then(|| seconds * 1e9 / sample.n as f64),
+        over_direct_stream: direct_rate.and_then(|direct| ratio(rate, direct)),
+        line: sample.line,
+    }
+}
+
+pub(crate) fn counter_figure(counters: &CoreCounters) -> CounterFigure {
+    let per_message = |count: Option<u64>| match (count, counters.messages) {
+        (Some(count), Some(messages)) if messages > 0 => Some(count as f64 / messages as f64),
+        _ => None,
+    };
+    CounterFigure {
+        phase: counters.phase.clone(),
+        core: counters.core,
+        role: counters.role.clone(),
+        messages: counters.messages,
+        cr3_writes: counters.cr3_writes,
+        syscalls: counters.syscalls,
+        interrupts: counters.interrupts,
+        exceptions: counters.exceptions,
+        cr3_writes_per_message: per_message(counters.cr3_writes),
+        syscalls_per_message: per_message(counters.syscalls),
+        interrupts_per_message: per_message(counters.interrupts),
+    }
+}
