@@ -21,7 +21,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use plotters::coord::Shift;
+use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 use plotters::style::register_font;
 
@@ -156,6 +156,20 @@ fn axis_rate(per_second: f64) -> String {
     format!("{text}{prefix}")
 }
 
+/// The legend box of a panel, upper left.
+fn draw_legend<'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, BitMapBackend<'a>, CT>,
+) -> io::Result<()> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((FONT, 15))
+        .draw()
+        .map_err(drawing_error)
+}
+
 fn empty_panel(area: &DrawingArea<BitMapBackend<'_>, Shift>, message: &str) -> io::Result<()> {
     area.draw(&Text::new(
         message.to_string(),
@@ -280,14 +294,7 @@ fn latency_panel(
                 PathElement::new(vec![(x, y), (x + 24, y)], FLOOR_COLOUR.stroke_width(2))
             });
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FONT, 15))
-        .draw()
-        .map_err(drawing_error)
+    draw_legend(&mut chart)
 }
 
 /// A line of the stream panel: stream name and ring count.
@@ -370,12 +377,5 @@ fn stream_panel(
                 PathElement::new(vec![(x, y), (x + 24, y)], DIRECT_COLOUR.stroke_width(2))
             });
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FONT, 15))
-        .draw()
-        .map_err(drawing_error)
+    draw_legend(&mut chart)
 }
