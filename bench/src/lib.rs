@@ -1,5 +1,6 @@
-//! Host side of the in-guest IPC benchmark: reads the `BENCH` lines of a
-//! serial log and turns them into a table, CSV, JSON and PNG plots.
+//! Host side of the in-guest benchmarks (IPC and power policies): reads the
+//! `BENCH` lines of a serial log and turns them into tables, CSV, JSON and
+//! PNG plots.
 //!
 //! ```text
 //! serial log ──parse──▶ Vec<Run> ──analyze──▶ Analysis ──▶ report_text (table)
@@ -16,9 +17,31 @@
 //! - a figure whose messages did not all check out (`ok != n`, or no `ok`)
 //!   is kept but flagged in every output;
 //! - targets are measured and reported as met or missed, never asserted;
-//! - the power table ([`power`]) shows one boot per policy in one table;
-//!   across boots it divides only each boot's floor-normalised ratios,
-//!   never times.
+//! - the power table ([`power_policy`]) shows one boot per policy in one
+//!   table; across boots it divides only each boot's floor-normalised
+//!   ratios, never times.
+//!
+//! Layout: a folder per benchmark, a file per job, named the same way in
+//! both; what both benchmarks share sits at the top and depends on neither.
+//!
+//! ```text
+//! src/serial_log.rs          BENCH-BEGIN … BENCH-END blocks -> Vec<Run> (every benchmark)
+//! src/figures.rs             cycles -> ns, guarded ratios, reply checks, target verdicts
+//! src/text_table.rs          the text table and its cell formats, the target line
+//! src/data_files.rs          writing and reading CSV and JSON files
+//! src/ipc/                   the IPC benchmark (no parser of its own: generic records)
+//!   record_figures.rs targets.rs analysis.rs report.rs plot.rs export.rs
+//! src/power_policy/          the power-policy benchmark (no plot)
+//!   parse.rs rows.rs warnings.rs targets.rs analysis.rs report.rs export.rs
+//! src/bin/bench-report.rs    re-reports a saved serial log
+//! ```
+//!
+//! Jobs, in the order they depend on each other: `parse` (the benchmark's
+//! own reading of the records), per-record or per-row figures
+//! (`record_figures`, `rows`), `targets` (and `warnings`), `analysis` (one
+//! value holding all of it), then `report` (text), `plot` (PNG) and
+//! `export` (CSV, JSON). A file imports only from files before it, and from
+//! the shared files at the top.
 //!
 //! Typical use from `cargo xtask bench`:
 //!
