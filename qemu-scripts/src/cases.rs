@@ -95,11 +95,11 @@ const HOSTILE_B_LINES: &[&str] = &[
 ];
 
 const CASES: &[Case] = &[
-    case!("boot-bios-smp1", BOOT_TESTS, 1, Firmware::Bios, true, BOOT_LINES),
-    case!("boot-bios-smp2", BOOT_TESTS, 2, Firmware::Bios, true, BOOT_LINES),
-    case!("boot-bios-smp4", BOOT_TESTS, 4, Firmware::Bios, true, BOOT_LINES),
-    case!("boot-bios-smp8", BOOT_TESTS, 8, Firmware::Bios, true, BOOT_LINES),
-    case!("boot-uefi-smp2", BOOT_TESTS, 2, Firmware::Uefi, true, BOOT_LINES),
+    case!("BOOT0002-bios-smp1", BOOT_TESTS, 1, Firmware::Bios, true, BOOT_LINES),
+    case!("BOOT0003-bios-smp2", BOOT_TESTS, 2, Firmware::Bios, true, BOOT_LINES),
+    case!("BOOT0004-bios-smp4", BOOT_TESTS, 4, Firmware::Bios, true, BOOT_LINES),
+    case!("BOOT0005-bios-smp8", BOOT_TESTS, 8, Firmware::Bios, true, BOOT_LINES),
+    case!("BOOT0006-uefi-smp2", BOOT_TESTS, 2, Firmware::Uefi, true, BOOT_LINES),
     case!(
         "EXC0001-ud-on-core1",
         "test=EXC0001",
@@ -272,15 +272,15 @@ const CASES: &[Case] = &[
             ]
         )
     },
-    // PWR000x: 100 000 messages at one per 20 us with echo's core on sleep = "none", huge spin budget (-smp 3: two busy vCPUs);
+    // 100 000 messages at one per 20 us with echo's core on sleep = "none", huge spin budget (-smp 3: two busy vCPUs);
     // none lost, none stuck (> 1 s), sleeps as the policy says.
     Case {
         system: Some("tests/power-spin.toml"),
         must_not_show: &[],
         timeout_secs: 900,
-        ..case!("PWR-spin-low-rate-none-lost-none-stuck", "", 3, Firmware::Bios, true, &["server `ping`: 100000 round trips through the mover: median ", " ns, 0 bad replies", "server `ping`: 0 replies took longer than the stuck bound; interval 20 us", "system: server `ping` exited with code 0", "system: server `echo` exited with code 0", "server `echo`: echo slept 0 times (0 sleeps requested,"])
+        ..case!("PWR0001-spin-low-rate-none-lost-none-stuck", "", 3, Firmware::Bios, true, &["server `ping`: 100000 round trips through the mover: median ", " ns, 0 bad replies", "server `ping`: 0 replies took longer than the stuck bound; interval 20 us", "system: server `ping` exited with code 0", "system: server `echo` exited with code 0", "server `echo`: echo slept 0 times (0 sleeps requested,"])
     },
-    // PWR000x: 100 000 messages at one per 20 us with echo's core on sleep = "none", pause at once
+    // 100 000 messages at one per 20 us with echo's core on sleep = "none", pause at once
     // (single-threaded TCG: every waiting loop pauses, and each pause hands the thread on);
     // none lost, none stuck (> 1 s), sleeps as the policy says.
     Case {
@@ -288,34 +288,34 @@ const CASES: &[Case] = &[
         must_not_show: &[],
         timeout_secs: 900,
         accel: "tcg,thread=single",
-        ..case!("PWR-pause-low-rate-none-lost-none-stuck", "", 4, Firmware::Bios, true, &["server `ping`: 100000 round trips through the mover: median ", " ns, 0 bad replies", "server `ping`: 0 replies took longer than the stuck bound; interval 20 us", "system: server `ping` exited with code 0", "system: server `echo` exited with code 0", "server `echo`: echo slept 0 times (0 sleeps requested,"])
+        ..case!("PWR0002-pause-low-rate-none-lost-none-stuck", "", 4, Firmware::Bios, true, &["server `ping`: 100000 round trips through the mover: median ", " ns, 0 bad replies", "server `ping`: 0 replies took longer than the stuck bound; interval 20 us", "system: server `ping` exited with code 0", "system: server `echo` exited with code 0", "server `echo`: echo slept 0 times (0 sleeps requested,"])
     },
-    // PWR000x: 100 000 messages at one per 20 us with echo's core on hlt + doorbell;
+    // 100 000 messages at one per 20 us with echo's core on hlt + doorbell;
     // none lost, none stuck (> 1 s), sleeps as the policy says.
     Case {
         system: Some("tests/power-hlt.toml"),
         must_not_show: &["server `echo`: echo slept 0 times"],
         timeout_secs: 900,
         ordered: &[("power: runtime view requested by server `ping`", "power: core 3 (server): of "), ("power: core 3 (server): of ", "system: server `echo` exited with code 0")],
-        ..case!("PWR-hlt-low-rate-none-lost-none-stuck", "", 4, Firmware::Bios, true, &["server `ping`: 100000 round trips through the mover: median ", " ns, 0 bad replies", "server `ping`: 0 replies took longer than the stuck bound; interval 20 us", "system: server `ping` exited with code 0", "system: server `echo` exited with code 0", "power: runtime view requested by server `ping`"])
+        ..case!("PWR0003-hlt-low-rate-none-lost-none-stuck", "", 4, Firmware::Bios, true, &["server `ping`: 100000 round trips through the mover: median ", " ns, 0 bad replies", "server `ping`: 0 replies took longer than the stuck bound; interval 20 us", "system: server `ping` exited with code 0", "system: server `echo` exited with code 0", "power: runtime view requested by server `ping`"])
     },
-    // PWR000x: 100 000 messages at one per 20 us with echo's core on mwait (falls back to hlt where MWAIT does not sleep);
+    // 100 000 messages at one per 20 us with echo's core on mwait (falls back to hlt where MWAIT does not sleep);
     // none lost, none stuck (> 1 s), sleeps as the policy says.
     Case {
         system: Some("tests/power-mwait.toml"),
         must_not_show: &["server `echo`: echo slept 0 times"],
         timeout_secs: 900,
-        ..case!("PWR-mwait-low-rate-none-lost-none-stuck", "", 4, Firmware::Bios, true, &["server `ping`: 100000 round trips through the mover: median ", " ns, 0 bad replies", "server `ping`: 0 replies took longer than the stuck bound; interval 20 us", "system: server `ping` exited with code 0", "system: server `echo` exited with code 0"])
+        ..case!("PWR0004-mwait-low-rate-none-lost-none-stuck", "", 4, Firmware::Bios, true, &["server `ping`: 100000 round trips through the mover: median ", " ns, 0 bad replies", "server `ping`: 0 replies took longer than the stuck bound; interval 20 us", "system: server `ping` exited with code 0", "system: server `echo` exited with code 0"])
     },
-    // PWR000x: the mover sleeps too: 100 000 messages at one per 20 us, mover and echo on hlt;
+    // the mover sleeps too: 100 000 messages at one per 20 us, mover and echo on hlt;
     // the sender wakes the mover with `wake_mover`; none lost, none stuck (> 1 s).
     Case {
         system: Some("tests/power-mover.toml"),
         must_not_show: &["server `echo`: echo slept 0 times"],
         timeout_secs: 900,
-        ..case!("PWR-mover-sleeps-and-is-woken-none-lost-none-stuck", "", 4, Firmware::Bios, true, &["server `ping`: 100000 round trips through the mover: median ", " ns, 0 bad replies", "server `ping`: 0 replies took longer than the stuck bound; interval 20 us", "system: server `ping` exited with code 0", "system: server `echo` exited with code 0", "power: mover 0: woken by servers "])
+        ..case!("PWR0005-mover-sleeps-and-is-woken-none-lost-none-stuck", "", 4, Firmware::Bios, true, &["server `ping`: 100000 round trips through the mover: median ", " ns, 0 bad replies", "server `ping`: 0 replies took longer than the stuck bound; interval 20 us", "system: server `ping` exited with code 0", "system: server `echo` exited with code 0", "power: mover 0: woken by servers "])
     },
-    // PWR000x: the lost-wake-up race, aimed: echo and the mover start to sleep the moment their rings
+    // the lost-wake-up race, aimed: echo and the mover start to sleep the moment their rings
     // are empty; the test knob `power.race_delay_us=20` widens each window of the way to sleep to 20 us,
     // and ping's send delay sweeps 0..120 us. 100 000 messages, none lost, none stuck (> 1 s), and every
     // window was hit: inbox and outbox re-checks, the kernel's last check (echo and the mover), and the
@@ -330,7 +330,7 @@ const CASES: &[Case] = &[
             "woken between the last check and the halt: 0",
         ],
         timeout_secs: 600,
-        ..case!("PWR-race-publish-as-the-consumer-falls-asleep", "power.race_delay_us=20", 4, Firmware::Bios, true, &["server `ping`: 100000 round trips through the mover: median ", " ns, 0 bad replies", "server `ping`: 0 replies took longer than the stuck bound; interval 0 us; sweep 0..120000 ns", "system: server `ping` exited with code 0", "system: server `echo` exited with code 0", "power: test knob power.race_delay_us=20", "power: core 1 (mover): ", "power: core 3 (server): ", "woken between the last check and the halt: ", "announcements withdrawn at the inbox re-check"])
+        ..case!("PWR0006-race-publish-as-the-consumer-falls-asleep", "power.race_delay_us=20", 4, Firmware::Bios, true, &["server `ping`: 100000 round trips through the mover: median ", " ns, 0 bad replies", "server `ping`: 0 replies took longer than the stuck bound; interval 0 us; sweep 0..120000 ns", "system: server `ping` exited with code 0", "system: server `echo` exited with code 0", "power: test knob power.race_delay_us=20", "power: core 1 (mover): ", "power: core 3 (server): ", "woken between the last check and the halt: ", "announcements withdrawn at the inbox re-check"])
     },
     Case {
         system: Some("tests/bad-key.toml"),
@@ -358,61 +358,179 @@ const CASES: &[Case] = &[
     },
 ];
 
-/// A named host-side step.
+/// What a host step does.
+enum HostAction {
+    /// `cargo ARGS` with extra environment, optionally on another toolchain.
+    Cargo { args: &'static [&'static str], env: &'static [(&'static str, &'static str)], toolchain: Option<&'static str> },
+    /// A check run inside this process.
+    Check(fn() -> Result<(), Error>),
+}
+
+/// A host-side step of `cargo xtask test`: no QEMU.
 struct HostStep {
+    /// `HOST` + 4 digits + a short description; stable.
     name: &'static str,
-    args: &'static [&'static str],
-    env: &'static [(&'static str, &'static str)],
-    toolchain: Option<&'static str>,
+    /// One line for `--list`.
+    what: &'static str,
+    action: HostAction,
+}
+
+const fn cargo(args: &'static [&'static str]) -> HostAction {
+    HostAction::Cargo { args, env: &[], toolchain: None }
 }
 
 const HOST_STEPS: &[HostStep] = &[
-    HostStep { name: "host: cargo test --workspace", args: &["test", "--workspace", "--quiet"], env: &[], toolchain: None },
+    HostStep { name: "HOST0001-cargo-test-workspace", what: "cargo test --workspace", action: cargo(&["test", "--workspace", "--quiet"]) },
     HostStep {
-        name: "host: clippy, kernel target (warnings are errors)",
-        args: &[
+        name: "HOST0002-clippy-kernel-target",
+        what: "clippy for x86_64-unknown-none on the no_std crates, warnings are errors",
+        action: cargo(&[
             "clippy", "--quiet", "--release", "--target", "x86_64-unknown-none", "-p", "kernel", "-p", "smp-boot", "-p", "cores",
             "-p", "boot-args", "-p", "system-config", "-p", "elf-check", "-p", "ringbuf", "-p", "abi", "-p", "userlib", "--",
             "-D", "warnings",
-        ],
-        env: &[],
-        toolchain: None,
+        ]),
     },
     HostStep {
-        name: "host: clippy, workspace on the host (warnings are errors)",
-        args: &["clippy", "--quiet", "--workspace", "--all-targets", "--", "-D", "warnings"],
-        env: &[],
-        toolchain: None,
+        name: "HOST0003-clippy-host-workspace",
+        what: "clippy on the host, whole workspace and all targets, warnings are errors",
+        action: cargo(&["clippy", "--quiet", "--workspace", "--all-targets", "--", "-D", "warnings"]),
     },
     HostStep {
-        name: "host: ringbuf loom model checks",
-        args: &["test", "--quiet", "-p", "ringbuf", "--release", "--test", "loom", "--target-dir", "target/loom"],
-        env: &[("RUSTFLAGS", "--cfg loom")],
-        toolchain: None,
+        name: "HOST0004-ringbuf-loom",
+        what: "ringbuf loom model checks (--cfg loom, release)",
+        action: HostAction::Cargo {
+            args: &["test", "--quiet", "-p", "ringbuf", "--release", "--test", "loom", "--target-dir", "target/loom"],
+            env: &[("RUSTFLAGS", "--cfg loom")],
+            toolchain: None,
+        },
     },
     HostStep {
-        name: "host: ringbuf under Miri",
-        args: &["miri", "test", "--quiet", "-p", "ringbuf"],
-        env: &[],
-        toolchain: Some(setup::NIGHTLY),
+        name: "HOST0005-ringbuf-miri",
+        what: "ringbuf tests under Miri (pinned nightly)",
+        action: HostAction::Cargo { args: &["miri", "test", "--quiet", "-p", "ringbuf"], env: &[], toolchain: Some(setup::NIGHTLY) },
     },
     HostStep {
-        name: "host: ringbuf benchmark smoke run (figures not checked)",
-        args: &["bench", "--quiet", "-p", "ringbuf"],
-        env: &[("RINGBUF_BENCH_QUICK", "1")],
-        toolchain: None,
+        name: "HOST0006-ringbuf-bench-smoke",
+        what: "ringbuf benchmark smoke run (figures not checked)",
+        action: HostAction::Cargo { args: &["bench", "--quiet", "-p", "ringbuf"], env: &[("RINGBUF_BENCH_QUICK", "1")], toolchain: None },
     },
     HostStep {
-        name: "host: shipped system files pass check-config",
-        args: &[
+        name: "HOST0007-shipped-systems-pass-check-config",
+        what: "cargo xtask check-config --smp 8 on the default system and the hostile/three-server test systems",
+        action: cargo(&[
             "run", "--quiet", "-p", "xtask", "--", "check-config", "--smp", "8", "qemu-scripts/systems/default.toml",
             "qemu-scripts/systems/tests/three-servers.toml", "qemu-scripts/systems/tests/hostile-faults.toml",
             "qemu-scripts/systems/tests/hostile-privileged.toml",
-        ],
-        env: &[],
-        toolchain: None,
+        ]),
+    },
+    HostStep {
+        name: "HOST0008-commands-in-docs-are-current",
+        what: "cargo xtask check-docs: every `cargo xtask` line in README.md and docs/*.md parses and its config checks",
+        action: HostAction::Check(crate::docs_check::check_docs),
+    },
+    HostStep {
+        name: "HOST0009-crate-dependency-directions",
+        what: "cargo xtask check-deps: path dependencies match the table in docs/README.md",
+        action: HostAction::Check(crate::deps_check::check_deps),
     },
 ];
+
+/// The in-QEMU run of both benchmarks (`cargo xtask bench`), figures not checked.
+const BENCH_NAME: &str = "BENCH0001-ipc-and-power-benchmarks-run-end-to-end";
+
+/// What `cargo xtask test` was asked for.
+#[derive(Debug, Clone, Default)]
+pub struct TestOptions {
+    pub filter: Option<String>,
+    pub host_only: bool,
+    pub qemu_only: bool,
+    /// Print the selected steps and cases with their IDs instead of running them.
+    pub list: bool,
+}
+
+impl TestOptions {
+    pub(crate) fn parse(mut args: Args) -> Result<TestOptions, Error> {
+        let opts = TestOptions {
+            filter: args.take_value("--filter")?,
+            host_only: args.take_flag("--host-only"),
+            qemu_only: args.take_flag("--qemu-only"),
+            list: args.take_flag("--list"),
+        };
+        let rest = args.finish()?;
+        if !rest.is_empty() {
+            return Err(Error::new(format!("unexpected arguments {rest:?}")));
+        }
+        if opts.host_only && opts.qemu_only {
+            return Err(Error::new("--host-only and --qemu-only exclude each other"));
+        }
+        Ok(opts)
+    }
+}
+
+/// `--filter` matches a test ID (`PWR0006`), a full name, any part of a
+/// name, or a kernel test ID in a case's boot arguments (`SMP0003`).
+fn matches(filter: Option<&str>, name: &str, boot_args: &str) -> bool {
+    filter.is_none_or(|f| name.contains(f) || boot_args.contains(f))
+}
+
+/// The steps and cases one invocation runs.
+struct Selection {
+    host: Vec<&'static HostStep>,
+    cases: Vec<&'static Case>,
+    bench: bool,
+}
+
+impl Selection {
+    fn new(opts: &TestOptions) -> Selection {
+        let filter = opts.filter.as_deref();
+        let host = if opts.qemu_only { Vec::new() } else { HOST_STEPS.iter().filter(|s| matches(filter, s.name, "")).collect() };
+        let cases = if opts.host_only { Vec::new() } else { CASES.iter().filter(|c| matches(filter, c.name, c.boot_args)).collect() };
+        let bench = !opts.host_only && matches(filter, BENCH_NAME, "");
+        Selection { host, cases, bench }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.host.is_empty() && self.cases.is_empty() && !self.bench
+    }
+}
+
+/// The check a documented `cargo xtask test ...` line gets: it parses, and
+/// its filter selects something.
+pub fn dry_run(opts: &TestOptions) -> Result<(), Error> {
+    if Selection::new(opts).is_empty() {
+        return Err(Error::new(format!(
+            "--filter `{}` matches no test (see `cargo xtask test --list`)",
+            opts.filter.as_deref().unwrap_or("")
+        )));
+    }
+    Ok(())
+}
+
+fn list(selection: &Selection) {
+    if !selection.host.is_empty() {
+        println!("host steps (no QEMU; `--host-only`):");
+        for step in &selection.host {
+            println!("  {:<56} {}", step.name, step.what);
+        }
+    }
+    if !selection.cases.is_empty() || selection.bench {
+        println!("in-QEMU cases (`--qemu-only`):");
+    }
+    for case in &selection.cases {
+        let system = case.system.map(|f| format!(", system {f}")).unwrap_or_default();
+        let args = if case.boot_args.is_empty() { String::new() } else { format!(", boot args `{}`", case.boot_args) };
+        println!(
+            "  {:<56} -smp {}, {}{system}{args}; guest must report {}",
+            case.name,
+            case.smp,
+            case.firmware.name(),
+            if case.expect_pass { "success" } else { "failure" }
+        );
+    }
+    if selection.bench {
+        println!("  {BENCH_NAME:<56} cargo xtask bench (figures not checked)");
+    }
+}
 
 struct Tally {
     passed: Vec<String>,
@@ -431,32 +549,33 @@ impl Tally {
     }
 }
 
-fn host_tests(tally: &mut Tally, filter: Option<&str>) {
+fn host_tests(tally: &mut Tally, steps: &[&HostStep]) {
     let root = root();
-    for step in HOST_STEPS {
-        if filter.is_some_and(|f| !step.name.contains(f)) {
-            continue;
-        }
-        println!("xtask: running {}", step.name);
+    for step in steps {
+        println!("xtask: running {} ({})", step.name, step.what);
         let started = Instant::now();
-        let mut cmd = Command::new("cargo");
-        cmd.current_dir(&root).args(step.args);
-        for (k, v) in step.env {
-            cmd.env(k, v);
+        let result = match &step.action {
+            HostAction::Cargo { args, env, toolchain } => {
+                let mut cmd = Command::new("cargo");
+                cmd.current_dir(&root).args(*args);
+                for (k, v) in *env {
+                    cmd.env(k, v);
+                }
+                if let Some(tc) = toolchain {
+                    cmd.env("RUSTUP_TOOLCHAIN", tc);
+                }
+                run_checked(&mut cmd, step.name)
+            }
+            HostAction::Check(check) => check(),
+        };
+        if let Err(Error(msg)) = &result {
+            println!("  problem: {msg}");
         }
-        if let Some(tc) = step.toolchain {
-            cmd.env("RUSTUP_TOOLCHAIN", tc);
-        }
-        let ok = run_checked(&mut cmd, step.name).is_ok();
-        tally.record(step.name, ok, &format!("({:.1} s)", started.elapsed().as_secs_f64()));
+        tally.record(step.name, result.is_ok(), &format!("({:.1} s)", started.elapsed().as_secs_f64()));
     }
 }
 
-fn qemu_tests(tally: &mut Tally, filter: Option<&str>) -> Result<(), Error> {
-    let cases: Vec<&Case> =
-        CASES.iter().filter(|c| filter.is_none_or(|f| c.name.contains(f) || c.boot_args.contains(f))).collect();
-    let bench_name = "BENCH0001-ipc-and-power-benchmarks-run-end-to-end (figures not checked)";
-    let run_bench = filter.is_none_or(|f| bench_name.contains(f));
+fn qemu_tests(tally: &mut Tally, cases: &[&Case], run_bench: bool) -> Result<(), Error> {
     if cases.is_empty() && !run_bench {
         return Ok(());
     }
@@ -537,8 +656,8 @@ fn qemu_tests(tally: &mut Tally, filter: Option<&str>) -> Result<(), Error> {
         tally.record(case.name, ok, &format!("({:.1} s)", outcome.elapsed.as_secs_f64()));
     }
     if run_bench {
-        let name = bench_name;
-        println!("xtask: running {name}");
+        let name = BENCH_NAME;
+        println!("xtask: running {name} (figures not checked)");
         let started = Instant::now();
         let ok = run_checked(Command::new("cargo").current_dir(&root).args(["run", "--quiet", "-p", "xtask", "--", "bench"]), name)
             .is_ok();
@@ -547,30 +666,95 @@ fn qemu_tests(tally: &mut Tally, filter: Option<&str>) -> Result<(), Error> {
     Ok(())
 }
 
-pub fn cmd_test(mut args: Args) -> Result<ExitCode, Error> {
-    let filter = args.take_value("--filter")?;
-    let host_only = args.take_flag("--host-only");
-    let qemu_only = args.take_flag("--qemu-only");
-    let rest = args.finish()?;
-    if !rest.is_empty() {
-        return Err(Error::new(format!("unexpected arguments {rest:?}")));
+pub fn cmd_test(opts: &TestOptions) -> Result<ExitCode, Error> {
+    let selection = Selection::new(opts);
+    if opts.list {
+        list(&selection);
+        return Ok(ExitCode::SUCCESS);
     }
-    setup::rust_toolchains(!qemu_only)?;
+    if selection.is_empty() {
+        return Err(Error::new("no test matched the filter (see `cargo xtask test --list`)"));
+    }
+    setup::rust_toolchains(!selection.host.is_empty())?;
     let started = Instant::now();
     let mut tally = Tally { passed: Vec::new(), failed: Vec::new() };
-    if !qemu_only {
-        host_tests(&mut tally, filter.as_deref());
-    }
-    if !host_only {
-        qemu_tests(&mut tally, filter.as_deref())?;
-    }
+    host_tests(&mut tally, &selection.host);
+    qemu_tests(&mut tally, &selection.cases, selection.bench)?;
     println!("xtask: test run took {:.0} s", started.elapsed().as_secs_f64());
     if !tally.failed.is_empty() {
         println!("xtask: failed: {}", tally.failed.join(", "));
     }
-    if tally.passed.is_empty() && tally.failed.is_empty() {
-        return Err(Error::new("no test matched the filter"));
-    }
     println!("{} passed, {} failed", tally.passed.len(), tally.failed.len());
     Ok(if tally.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+/// The ID of a test name: the area and number before the first `-`.
+fn test_id(name: &str) -> &str {
+    name.split('-').next().unwrap_or(name)
+}
+
+
+    fn names() -> Vec<&'static str> {
+        HOST_STEPS.iter().map(|s| s.name).chain(CASES.iter().map(|c| c.name)).chain([BENCH_NAME]).collect()
+    }
+
+    #[test]
+    fn every_name_is_an_id_and_a_kebab_description() {
+        for name in names() {
+            let id = test_id(name);
+            let area = id.trim_end_matches(|c: char| c.is_ascii_digit());
+            let number = &id[area.len()..];
+            assert!(!area.is_empty() && area.chars().all(|c| c.is_ascii_uppercase()), "{name}: area must be capitals");
+            assert_eq!(number.len(), 4, "{name}: the ID is AREA + 4 digits");
+            let description = &name[id.len()..];
+            assert!(description.len() > 1 && description.starts_with('-'), "{name}: needs a description after the ID");
+            assert!(
+                description[1..].split('-').all(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric())),
+                "{name}: the description is kebab-case"
+            );
+        }
+    }
+
+    #[test]
+    fn ids_are_unique() {
+        let mut ids: Vec<&str> = names().into_iter().map(test_id).collect();
+        ids.sort();
+        let before = ids.len();
+        ids.dedup();
+        assert_eq!(ids.len(), before, "two tests share an ID");
+    }
+
+    #[test]
+    fn a_case_id_names_no_kernel_scenario_of_another_case() {
+        // A kernel scenario ID in `test=` may equal the ID of the case that
+        // boots it (EXC0001), never that of another case.
+        for case in CASES {
+            for kernel_id in case.boot_args.split([' ', '=', ',']) {
+                for other in CASES.iter().filter(|o| o.name != case.name) {
+                    assert_ne!(test_id(other.name), kernel_id, "{} boots {kernel_id}, the ID of {}", case.name, other.name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn filter_matches_id_full_name_substring_and_kernel_id() {
+        let pick = |f: &str| {
+            let s = Selection::new(&TestOptions { filter: Some(f.to_string()), ..TestOptions::default() });
+            (s.host.len(), s.cases.iter().map(|c| c.name).collect::<Vec<_>>(), s.bench)
+        };
+        assert_eq!(pick("PWR0006").1, ["PWR0006-race-publish-as-the-consumer-falls-asleep"]);
+        assert_eq!(pick("PWR0006-race-publish-as-the-consumer-falls-asleep").1.len(), 1);
+        assert_eq!(pick("race-publish").1.len(), 1);
+        assert_eq!(pick("PWR").1.len(), 6);
+        assert_eq!(pick("SMP0003").1.len(), 5, "the five boot cases run kernel scenario SMP0003");
+        assert_eq!(pick("HOST0008").0, 1);
+        assert!(pick("BENCH0001").2);
+        assert!(dry_run(&TestOptions { filter: Some("no-such-test".into()), ..TestOptions::default() }).is_err());
+        assert!(dry_run(&TestOptions { filter: Some("PWR".into()), host_only: true, ..TestOptions::default() }).is_err());
+    }
 }

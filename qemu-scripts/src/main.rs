@@ -2,16 +2,26 @@
 //!
 //! ```text
 //! cargo xtask run   [options] [-- QEMU ARGS]   build, boot, stream the console
-//! cargo xtask test  [--filter NAME] [--host-only | --qemu-only]
+//! cargo xtask test  [--filter ID|NAME] [--host-only | --qemu-only] [--list]
 //! cargo xtask bench [ipc|power|ringbuf]
+//! cargo xtask check-config FILE... [--smp N]  the kernel's config checks, on the host
+//! cargo xtask check-docs                      every `cargo xtask` line in the docs still parses
+//! cargo xtask check-deps                      crate dependencies match docs/README.md
 //! cargo xtask setup                           install what is missing
 //! ```
+//! Every command line is parsed into an [`Invocation`] first; `check-docs`
+//! runs the documented lines through the same parser and [`dry_run`], which
+//! checks what a run would use (system files, filters) without building or
+//! booting anything.
 //! Every step is a plain command a person can run; CI runs `cargo xtask test`.
 
 mod cases;
+mod deps_check;
+mod docs_check;
 mod elf_mutations;
 mod qemu;
 mod setup;
+mod workspace;
 
 use qemu::{Firmware, QemuOptions};
 use std::path::{Path, PathBuf};
@@ -34,10 +44,10 @@ pub fn run_checked(cmd: &mut Command, what: &str) -> Result<(), Error> {
     if status.success() { Ok(()) } else { Err(Error::new(format!("{what} failed ({status})"))) }
 }
 
-const USAGE: &str = "usage: cargo xtask <run|test|bench|check-config|setup> [options]
+const USAGE: &str = "usage: cargo xtask <run|test|bench|check-config|check-docs|check-deps|setup> [options]
 
 run options:
-  --smp N              processors (default 4)
+  --smp N              processors (default 4; the default system needs 4)
   --firmware bios|uefi (default bios)
   --accel tcg|tcg-single|kvm
                        (default tcg: one host thread per vCPU; tcg-single: one thread
@@ -50,11 +60,18 @@ run options:
   --boot-args TEXT     kernel command line (e.g. \"test=SMP0001\")
   -- ARGS...           passed to QEMU unchanged
 test options:
-  --filter TEXT        run only cases whose name or kernel test id contains TEXT
-  --host-only          only the host tests
-  --qemu-only          only the in-QEMU tests
+  --filter TEXT        run only tests whose ID (PWR0006), name, or kernel
+                       test id (SMP0003) contains TEXT
+  --host-only          only the host steps
+  --qemu-only          only the in-QEMU cases
+  --list               print the selected steps and cases with their IDs
 check-config:
   cargo xtask check-config FILE... [--smp N]   the kernel's own checks, on the host
+check-docs:
+  cargo xtask check-docs   every `cargo xtask` line in README.md and docs/*.md
+                           code blocks parses, its systems and filters check
+check-deps:
+  cargo xtask check-deps   our crates' path dependencies match docs/README.md
 bench:
   cargo xtask bench [ipc|power|ringbuf] [--smp N] [--accel A] [--cpu M]
                        (no word: ipc, then power)
@@ -98,26 +115,40 @@ pub fn build_image_builder(root: &Path) -> Result<PathBuf, Error> {
     Ok(dir.join("target").join("release").join("image-builder"))
 }
 
-/// The user-space servers (every crate under `servers/` with a binary).
-pub const SERVER_CRATES: &[&str] = &["hello", "heartbeat", "hostile", "echo", "ping", "stream", "scribbler", "benchclient"];
+/// The user-space servers: `(package, binary names)` for every package
+/// under `servers/` with a binary target, found by `cargo metadata`.
+pub fn server_crates(root: &Path) -> Result<Vec<(String, Vec<String>)>, Error> {
+    let packages = workspace::packages(root)?;
+    Ok(workspace::servers(&packages).into_iter().map(|p| (p.name.clone(), p.binaries.clone())).collect())
+}
+
+/// Names of every server binary (what a system TOML's `binary` may name).
+pub fn server_binary_names(root: &Path) -> Result<Vec<String>, Error> {
+    Ok(server_crates(root)?.into_iter().flat_map(|(_, bins)| bins).collect())
+}
 
 /// Builds every server for the bare-metal target as a static executable
 /// (the kernel loads them at their link address) and returns
 /// `(name, ELF bytes)` pairs.
 pub fn build_servers(root: &Path) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    let servers = server_crates(root)?;
+    if servers.is_empty() {
+        return Err(Error::new("no server crates found under servers/ (packages with a binary target)"));
+    }
     let target_dir = root.join("target").join("servers");
     let mut cmd = Command::new("cargo");
     cmd.current_dir(root)
         .env("RUSTFLAGS", "-C relocation-model=static")
         .args(["build", "--quiet", "--release", "--target", setup::KERNEL_TARGET, "--target-dir"])
         .arg(&target_dir);
-    for name in SERVER_CRATES {
-        cmd.args(["-p", name]);
+    for (package, _) in &servers {
+        cmd.args(["-p", package]);
     }
     run_checked(&mut cmd, "building the servers")?;
     let out = target_dir.join(setup::KERNEL_TARGET).join("release");
-    SERVER_CRATES
+    servers
         .iter()
+        .flat_map(|(_, bins)| bins)
         .map(|name| {
             std::fs::read(out.join(name))
                 .map(|bytes| (name.to_string(), bytes))
@@ -139,15 +170,73 @@ impl System {
     }
 
     /// The same checks the kernel makes, before anything is built into an
-    /// image: syntax, keys, ranges, cores (given `smp`) and binaries.
+    /// image: syntax, keys, ranges, cores (given `smp`) and binaries. Too
+    /// few cores is reported as the `--smp` to pass.
     pub fn check(&self, smp: Option<u32>, binaries: &[String]) -> Result<system_config::SystemConfig, Error> {
+        let render = |e: system_config::ConfigError| Error::new(e.render(&self.file, &self.text));
+        let config = system_config::parse(&self.text).map_err(render)?;
+        if let Some(smp) = smp {
+            let needs = CoresNeeded::of(&config);
+            if (smp as usize) < needs.count {
+                return Err(Error::new(format!("{}: {needs}; --smp {smp} is too few", self.file)));
+            }
+        }
         let machine = system_config::Machine {
             core_count: smp.map(|n| n as usize),
             binaries: Some(binaries.to_vec()),
         };
-        system_config::parse(&self.text)
-            .and_then(|c| c.validate(&machine).map(|()| c))
-            .map_err(|e| Error::new(e.render(&self.file, &self.text)))
+        config.validate(&machine).map_err(render)?;
+        Ok(config)
+    }
+}
+
+/// How many cores a system uses, and for what.
+pub struct CoresNeeded {
+    pub count: usize,
+    uses: Vec<String>,
+}
+
+impl CoresNeeded {
+    pub fn of(config: &system_config::SystemConfig) -> CoresNeeded {
+        let list = |cores: &[usize]| {
+            let words: Vec<String> = cores.iter().map(usize::to_string).collect();
+            match words.len() {
+                0 | 1 => words.join(""),
+                n => format!("{} and {}", words[..n - 1].join(", "), words[n - 1]),
+            }
+        };
+        let plural = |n: usize, one: &str, many: &str| if n == 1 { format!("1 {one}") } else { format!("{n} {many}") };
+        let movers = &config.mover_cores;
+        let servers: Vec<usize> = config.servers.iter().map(|s| s.core).collect();
+        let mut uses = vec!["core 0 for the kernel".to_string()];
+        if !movers.is_empty() {
+            uses.push(format!(
+                "{} on core{} {}",
+                plural(movers.len(), "mover", "movers"),
+                if movers.len() == 1 { "" } else { "s" },
+                list(movers)
+            ));
+        }
+        if !servers.is_empty() {
+            uses.push(format!(
+                "{} on core{} {}",
+                plural(servers.len(), "server", "servers"),
+                if servers.len() == 1 { "" } else { "s" },
+                list(&servers)
+            ));
+        }
+        let used = movers.iter().chain(&servers).copied().max().unwrap_or(0);
+        let power_max = config.power.cores.iter().map(|t| t.core).max().unwrap_or(0);
+        if power_max > used {
+            uses.push(format!("a [power.core.{power_max}] table"));
+        }
+        CoresNeeded { count: used.max(power_max) + 1, uses }
+    }
+}
+
+impl std::fmt::Display for CoresNeeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "this system needs {} cores ({}): run with --smp {}", self.count, self.uses.join(", "), self.count)
     }
 }
 
@@ -257,48 +346,202 @@ fn qemu_options(args: &mut Args) -> Result<QemuOptions, Error> {
 /// The system `cargo xtask run` boots unless `--config` says otherwise.
 pub const DEFAULT_SYSTEM: &str = "qemu-scripts/systems/default.toml";
 
-fn cmd_run(mut args: Args) -> Result<ExitCode, Error> {
-    let opts = qemu_options(&mut args)?;
-    let boot_args = args.take_value("--boot-args")?.unwrap_or_default();
-    let config = args.take_value("--config")?;
-    let rest = args.finish()?;
-    if !rest.is_empty() {
-        return Err(Error::new(format!("unexpected arguments {rest:?}\n\n{USAGE}")));
+/// One parsed command line: what `cargo xtask` was asked to do.
+pub enum Invocation {
+    Help,
+    Run { opts: QemuOptions, boot_args: String, config: Option<String> },
+    Test(cases::TestOptions),
+    Bench { which: Benchmark, opts: QemuOptions },
+    CheckConfig { files: Vec<String>, smp: Option<u32> },
+    CheckDocs,
+    CheckDeps,
+    Setup,
+}
+
+/// `cargo xtask bench [WHICH]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Benchmark {
+    Ringbuf,
+    Ipc,
+    Power,
+    /// IPC, then power.
+    All,
+}
+
+/// Parses the words after `cargo xtask` (QEMU arguments after `--` included).
+pub fn parse(mut words: Vec<String>) -> Result<Invocation, Error> {
+    let qemu_extra = match words.iter().position(|w| w == "--") {
+        Some(i) => {
+            let extra = words.split_off(i + 1);
+            words.pop();
+            extra
+        }
+        None => Vec::new(),
+    };
+    if words.is_empty() || ["--help", "-h", "help"].contains(&words[0].as_str()) {
+        return Ok(Invocation::Help);
     }
+    let command = words.remove(0);
+    let mut args = Args { words, qemu_extra };
+    let no_more = |args: Args| -> Result<(), Error> {
+        let rest = args.finish()?;
+        if rest.is_empty() { Ok(()) } else { Err(Error::new(format!("unexpected arguments {rest:?}\n\n{USAGE}"))) }
+    };
+    let only_words = |args: &Args, command: &str| {
+        if args.qemu_extra.is_empty() { Ok(()) } else { Err(Error::new(format!("`{command}` takes no QEMU arguments after `--`"))) }
+    };
+    match command.as_str() {
+        "run" => {
+            let opts = qemu_options(&mut args)?;
+            let boot_args = args.take_value("--boot-args")?.unwrap_or_default();
+            let config = args.take_value("--config")?;
+            no_more(args)?;
+            Ok(Invocation::Run { opts, boot_args, config })
+        }
+        "test" => {
+            only_words(&args, "test")?;
+            Ok(Invocation::Test(cases::TestOptions::parse(args)?))
+        }
+        "bench" => {
+            let smp_given = args.words.iter().any(|w| w == "--smp");
+            let accel_given = args.words.iter().any(|w| w == "--accel");
+            let mut opts = qemu_options(&mut args)?;
+            if !smp_given {
+                opts.smp = 3;
+            }
+            if !accel_given {
+                // Multi-threaded TCG with more spinning vCPUs than host cores
+                // measures the host scheduler, not IPC (docs/benchmarks.md).
+                opts.accel = "tcg,thread=single".to_string();
+            }
+            let rest = args.finish()?;
+            let which = match rest.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+                [] => Benchmark::All,
+                ["ringbuf"] => Benchmark::Ringbuf,
+                ["ipc"] => Benchmark::Ipc,
+                ["power"] => Benchmark::Power,
+                [other] => {
+                    return Err(Error::new(format!("unknown benchmark `{other}`; available: ipc, power (both by default), ringbuf")));
+                }
+                more => return Err(Error::new(format!("one benchmark at a time, not {more:?}"))),
+            };
+            Ok(Invocation::Bench { which, opts })
+        }
+        "check-config" => {
+            only_words(&args, "check-config")?;
+            let smp = match args.take_value("--smp")? {
+                Some(n) => Some(
+                    n.parse().ok().filter(|n| (1..=64).contains(n)).ok_or_else(|| Error::new(format!("--smp: `{n}` is not 1..=64")))?,
+                ),
+                None => None,
+            };
+            let files = args.finish()?;
+            if files.is_empty() {
+                return Err(Error::new("usage: cargo xtask check-config FILE... [--smp N]"));
+            }
+            Ok(Invocation::CheckConfig { files, smp })
+        }
+        "check-docs" | "check-deps" | "setup" => {
+            only_words(&args, &command)?;
+            no_more(args)?;
+            Ok(match command.as_str() {
+                "check-docs" => Invocation::CheckDocs,
+                "check-deps" => Invocation::CheckDeps,
+                _ => Invocation::Setup,
+            })
+        }
+        other => Err(Error::new(format!("unknown command `{other}`\n\n{USAGE}"))),
+    }
+}
+
+/// The system files a benchmark boots, with the `-smp` each gets.
+fn bench_systems(which: Benchmark) -> Vec<String> {
+    let power = || POWER_POLICIES.iter().map(|p| format!("qemu-scripts/systems/power-bench/{p}.toml"));
+    match which {
+        Benchmark::Ringbuf => Vec::new(),
+        Benchmark::Ipc => vec![BENCH_SYSTEM.to_string()],
+        Benchmark::Power => power().collect(),
+        Benchmark::All => std::iter::once(BENCH_SYSTEM.to_string()).chain(power()).collect(),
+    }
+}
+
+/// Checks what `invocation` would use, without building or booting: every
+/// system file it boots or checks exists and passes the host check with
+/// its `-smp` (the default included), and a test filter selects something.
+/// Files named in `reader_files` (written by the reader of a tutorial) are
+/// exempt from existing.
+pub fn dry_run(invocation: &Invocation, reader_files: &[String]) -> Result<(), Error> {
+    let root = root();
+    let check = |file: &str, smp: Option<u32>| -> Result<(), Error> {
+        if reader_files.iter().any(|f| f == file) {
+            return Ok(());
+        }
+        let system = System::read(&root.join(file))?;
+        system.check(smp, &server_binary_names(&root)?).map(|_| ())
+    };
+    match invocation {
+        Invocation::Run { opts, config, .. } => check(config.as_deref().unwrap_or(DEFAULT_SYSTEM), Some(opts.smp)),
+        Invocation::Test(opts) => cases::dry_run(opts),
+        Invocation::Bench { which, opts } => bench_systems(*which).iter().try_for_each(|f| check(f, Some(opts.smp))),
+        Invocation::CheckConfig { files, smp } => files.iter().try_for_each(|f| check(f, *smp)),
+        Invocation::Help | Invocation::CheckDocs | Invocation::CheckDeps | Invocation::Setup => Ok(()),
+    }
+}
+
+fn execute(invocation: Invocation) -> Result<ExitCode, Error> {
+    match invocation {
+        Invocation::Help => {
+            println!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Invocation::Run { opts, boot_args, config } => cmd_run(&opts, &boot_args, config.as_deref()),
+        Invocation::Test(opts) => cases::cmd_test(&opts),
+        Invocation::Bench { which, opts } => cmd_bench(which, &opts),
+        Invocation::CheckConfig { files, smp } => cmd_check_config(&files, smp),
+        Invocation::CheckDocs => docs_check::check_docs().map(|()| ExitCode::SUCCESS),
+        Invocation::CheckDeps => deps_check::check_deps().map(|()| ExitCode::SUCCESS),
+        Invocation::Setup => {
+            setup::host_packages()?;
+            setup::rust_toolchains(true)?;
+            println!("xtask: everything is installed");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn cmd_run(opts: &QemuOptions, boot_args: &str, config: Option<&str>) -> Result<ExitCode, Error> {
+    let root = root();
+    // The host check first: a wrong file or too few cores fails in a second.
+    let system = System::read(&root.join(config.unwrap_or(DEFAULT_SYSTEM)))?;
+    system.check(Some(opts.smp), &server_binary_names(&root)?)?;
     setup::host_packages()?;
     setup::rust_toolchains(false)?;
-    let root = root();
-    let system = System::read(&root.join(config.as_deref().unwrap_or(DEFAULT_SYSTEM)))?;
     let binaries = build_servers(&root)?;
     let names: Vec<String> = binaries.iter().map(|(n, _)| n.clone()).collect();
     system.check(Some(opts.smp), &names)?;
     let kernel = build_kernel(&root)?;
     let builder = build_image_builder(&root)?;
-    let run = Boot { name: "run", boot_args: &boot_args, system: Some(&system), binaries: &binaries };
-    let outcome = boot(&root, &kernel, &builder, &run, &opts)?;
+    let run = Boot { name: "run", boot_args, system: Some(&system), binaries: &binaries };
+    let outcome = boot(&root, &kernel, &builder, &run, opts)?;
     println!("xtask: {} after {:.1} s", outcome.verdict(), outcome.elapsed.as_secs_f64());
     Ok(if outcome.status == Some(qemu::GUEST_PASS) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-fn cmd_check_config(mut args: Args) -> Result<ExitCode, Error> {
-    let smp = match args.take_value("--smp")? {
-        Some(n) => Some(n.parse().map_err(|_| Error::new(format!("--smp: `{n}` is not a number")))?),
-        None => None,
-    };
-    let files = args.finish()?;
-    if files.is_empty() {
-        return Err(Error::new("usage: cargo xtask check-config FILE... [--smp N]"));
-    }
-    let names: Vec<String> = SERVER_CRATES.iter().map(|s| s.to_string()).collect();
+fn cmd_check_config(files: &[String], smp: Option<u32>) -> Result<ExitCode, Error> {
+    let names = server_binary_names(&root())?;
     let mut bad = 0;
-    for file in &files {
+    for file in files {
         let system = System::read(Path::new(file))?;
         match system.check(smp, &names) {
             Ok(config) => println!(
                 "{file}: ok ({} servers, mover cores {:?}{})",
                 config.servers.len(),
                 config.mover_cores,
-                if smp.is_some() { "" } else { "; core numbers not checked without --smp" }
+                if smp.is_some() {
+                    String::new()
+                } else {
+                    format!("; needs --smp {} or more, core numbers checked only with --smp", CoresNeeded::of(&config).count)
+                }
             ),
             Err(Error(msg)) => {
                 eprintln!("{msg}");
@@ -329,32 +572,18 @@ fn utc_now() -> String {
 /// The system the IPC benchmark boots.
 const BENCH_SYSTEM: &str = "qemu-scripts/systems/bench.toml";
 
-fn cmd_bench(mut args: Args) -> Result<ExitCode, Error> {
-    let smp_given = args.words.iter().any(|w| w == "--smp");
-    let accel_given = args.words.iter().any(|w| w == "--accel");
-    let mut opts = qemu_options(&mut args)?;
-    if !smp_given {
-        opts.smp = 3;
-    }
-    if !accel_given {
-        // Multi-threaded TCG with more spinning vCPUs than host cores
-        // measures the host scheduler, not IPC (docs/benchmarks.md).
-        opts.accel = "tcg,thread=single".to_string();
-    }
-    let rest = args.finish()?;
-    let which = rest.first().map(String::as_str).unwrap_or("all");
+fn cmd_bench(which: Benchmark, opts: &QemuOptions) -> Result<ExitCode, Error> {
     match which {
-        "ringbuf" => {
+        Benchmark::Ringbuf => {
             run_checked(Command::new("cargo").current_dir(root()).args(["bench", "-p", "ringbuf"]), "ringbuf benchmark")?;
             Ok(ExitCode::SUCCESS)
         }
-        "ipc" => bench_ipc(&opts),
-        "power" => bench_power(&opts),
-        "all" => {
-            bench_ipc(&opts)?;
-            bench_power(&opts)
+        Benchmark::Ipc => bench_ipc(opts),
+        Benchmark::Power => bench_power(opts),
+        Benchmark::All => {
+            bench_ipc(opts)?;
+            bench_power(opts)
         }
-        other => Err(Error::new(format!("unknown benchmark `{other}`; available: ipc, power (both by default), ringbuf"))),
     }
 }
 
@@ -453,34 +682,16 @@ fn bench_power(opts: &QemuOptions) -> Result<ExitCode, Error> {
 }
 
 fn main() -> ExitCode {
-    let mut words: Vec<String> = std::env::args().skip(1).collect();
-    let qemu_extra = match words.iter().position(|w| w == "--") {
-        Some(i) => {
-            let extra = words.split_off(i + 1);
-            words.pop();
-            extra
+    let words: Vec<String> = std::env::args().skip(1).collect();
+    let bare = words.is_empty();
+    let result = parse(words).and_then(|invocation| match invocation {
+        // `cargo xtask` alone prints the usage and fails, as a mistake would.
+        Invocation::Help if bare => {
+            println!("{USAGE}");
+            Ok(ExitCode::FAILURE)
         }
-        None => Vec::new(),
-    };
-    if words.is_empty() || words[0] == "--help" || words[0] == "-h" || words[0] == "help" {
-        println!("{USAGE}");
-        return if words.is_empty() { ExitCode::FAILURE } else { ExitCode::SUCCESS };
-    }
-    let command = words.remove(0);
-    let args = Args { words, qemu_extra };
-    let result = match command.as_str() {
-        "run" => cmd_run(args),
-        "test" => cases::cmd_test(args),
-        "bench" => cmd_bench(args),
-        "check-config" => cmd_check_config(args),
-        "setup" => args.finish().and_then(|_| {
-            setup::host_packages()?;
-            setup::rust_toolchains(true)?;
-            println!("xtask: everything is installed");
-            Ok(ExitCode::SUCCESS)
-        }),
-        other => Err(Error::new(format!("unknown command `{other}`\n\n{USAGE}"))),
-    };
+        invocation => execute(invocation),
+    });
     match result {
         Ok(code) => code,
         Err(Error(msg)) => {
