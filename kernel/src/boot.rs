@@ -7,8 +7,9 @@
 //! ```
 
 use crate::arch::x86_64::{cpu, gdt, pic, tsc};
+use crate::mem::paging::KERNEL_HALF_START;
 use crate::panic::fatal;
-use crate::qemu;
+use crate::machine;
 use crate::smp;
 use boot_args::{Archive, CmdLine};
 use bootloader_api::config::{BootloaderConfig, Mapping};
@@ -27,9 +28,6 @@ pub static BOOTLOADER_CONFIG: BootloaderConfig = {
 
 bootloader_api::entry_point!(kernel_main, config = &BOOTLOADER_CONFIG);
 
-/// First address of the kernel half (PML4 entries 256..512).
-pub const KERNEL_HALF_START: u64 = 0xffff_8000_0000_0000;
-
 /// Boot arguments the kernel understands (see docs/boot.md).
 const KNOWN_ARGS: &[&str] = &["test", "smp.skip_apic", "bench", "bench.accel", "bench.cpu", "bench.date", "bench.system", "power.race_delay_us"];
 
@@ -45,7 +43,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     enable_protections(&features);
 
     let cal = tsc::calibrate();
-    smp::TSC_PER_US.store((cal.hz / 1_000_000).max(1), Ordering::Relaxed);
+    tsc::set_hz(cal.hz);
     log::info!(
         "tsc: {}.{:03} MHz from the PIT (channel 2, median of {} x {} ms, spread {}..{} MHz)",
         cal.hz / 1_000_000,
@@ -136,7 +134,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     crate::energy::probe(&features);
     if let Some(config) = &config {
         crate::power::resolve(config, &features, report.expected, config.mover_cores.len());
-        crate::server::load_all(config, |binary| {
+        crate::server::load::load_all(config, |binary| {
             let path = alloc::format!("servers/{binary}");
             Archive::find(ramdisk, &path).ok().flatten()
         });
@@ -147,7 +145,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         crate::ktest::run(tests, &report);
     }
     if cmdline.get("bench").is_some() {
-        crate::bench::ENABLED.store(true, Ordering::SeqCst);
+        crate::phase_counters::enable();
         crate::kprintln!(
             "BENCH-BEGIN accel={} smp={} cpu={} tsc_hz={} tsc_source=pit date={} system={}",
             cmdline.get("bench.accel").unwrap_or("unknown"),
@@ -158,24 +156,24 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
             cmdline.get("bench.system").unwrap_or("ipc")
         );
         if report.online >= 3 {
-            crate::bench::run_floors(1, 2);
+            crate::floors::run_floors(1, 2);
         } else {
             log::warn!("bench: the floors need 3 cores (BSP + 2); skipped");
         }
     }
     if !report.failed.is_empty() {
-        qemu::exit(qemu::EXIT_FAILURE)
+        machine::exit(machine::EXIT_FAILURE)
     }
     if crate::server::all().is_empty() {
         log::info!("boot complete; no servers to run");
-        qemu::exit(qemu::EXIT_SUCCESS)
+        machine::exit(machine::EXIT_SUCCESS)
     }
     let movers = crate::mover::build(config.as_ref().expect("servers come from a system"));
     let bsp_mover = crate::mover::start(movers);
-    crate::server::start_all();
+    crate::server::load::start_all();
     match bsp_mover {
         Some(mover) => mover.run(),
-        None => supervise(),
+        None => crate::lifecycle::supervise(),
     }
 }
 
@@ -210,14 +208,14 @@ fn load_system(ramdisk: &'static [u8], core_count: usize) -> Option<system_confi
     };
     let Ok(text) = core::str::from_utf8(bytes) else {
         log::error!("system.toml is not UTF-8");
-        qemu::exit(qemu::EXIT_FAILURE)
+        machine::exit(machine::EXIT_FAILURE)
     };
     let binaries: alloc::vec::Vec<alloc::string::String> = Archive::new(ramdisk)
         .filter_map(|e| e.ok())
         .filter_map(|e| e.name.strip_prefix("servers/").map(alloc::string::String::from))
         .collect();
-    let machine = system_config::Machine { core_count: Some(core_count), binaries: Some(binaries) };
-    match system_config::parse(text).and_then(|c| c.validate(&machine).map(|()| c)) {
+    let this_machine = system_config::Machine { core_count: Some(core_count), binaries: Some(binaries) };
+    match system_config::parse(text).and_then(|c| c.validate(&this_machine).map(|()| c)) {
         Ok(config) => {
             log::info!("system: {} servers, mover cores {:?}", config.servers.len(), config.mover_cores);
             Some(config)
@@ -227,7 +225,7 @@ fn load_system(ramdisk: &'static [u8], core_count: usize) -> Option<system_confi
                 log::error!("{line}");
             }
             log::error!("system: the system description is invalid; nothing started");
-            qemu::exit(qemu::EXIT_FAILURE)
+            machine::exit(machine::EXIT_FAILURE)
         }
     }
 }
@@ -260,63 +258,4 @@ fn boot_report(config: Option<&system_config::SystemConfig>, report: &smp::SmpRe
         }
         log::error!("{line}");
     }
-}
-
-/// True once every server has exited or faulted.
-pub fn all_servers_stopped() -> bool {
-    use crate::server::State;
-    !crate::server::all().iter().any(|s| matches!(s.state(), State::Loaded | State::Running))
-}
-
-/// The BSP watches the servers until every one has stopped, then ends the run.
-fn supervise() -> ! {
-    // Halt between checks; a stopping server wakes core 0 (see `server::park`).
-    loop {
-        x86_64::instructions::interrupts::disable();
-        if all_servers_stopped() {
-            break;
-        }
-        x86_64::instructions::interrupts::enable_and_hlt();
-    }
-    finish()
-}
-
-/// Prints what each server did, the ring and core counters, and ends the run.
-pub fn finish() -> ! {
-    use crate::server::State;
-    let servers = crate::server::all();
-    for s in servers {
-        match s.state() {
-            State::Exited => log::info!("system: server `{}` exited with code {}", s.name, s.exit_code()),
-            _ => log::info!("system: server `{}` was stopped by a fault", s.name),
-        }
-        let st = &s.stats;
-        log::info!(
-            "rings: server `{}` outbox: sent {}, delivered {}, bounced {}, backpressure retries {}, corrupt-index reads {}, undeliverable bounces {}",
-            s.name,
-            st.sent.load(Ordering::Relaxed),
-            st.delivered.load(Ordering::Relaxed),
-            st.bounced.load(Ordering::Relaxed),
-            st.blocked.load(Ordering::Relaxed),
-            st.outbox_corrupt.load(Ordering::Relaxed),
-            st.undeliverable_bounces.load(Ordering::Relaxed)
-        );
-    }
-    for core in cores::all().iter().filter(|c| c.online.load(Ordering::Acquire)) {
-        log::info!(
-            "counters: core {}: syscalls {}, exceptions {}, interrupts {}, cr3 writes {}, messages moved {}",
-            core.index(),
-            core.syscalls.load(Ordering::Relaxed),
-            core.exceptions.load(Ordering::Relaxed),
-            core.interrupts.load(Ordering::Relaxed),
-            core.cr3_writes.load(Ordering::Relaxed),
-            core.messages.load(Ordering::Relaxed)
-        );
-    }
-    crate::power::report();
-    log::info!("system: all {} servers stopped", servers.len());
-    if crate::bench::ENABLED.load(Ordering::Relaxed) {
-        crate::kprintln!("BENCH-END status=ok");
-    }
-    qemu::exit(qemu::EXIT_SUCCESS)
 }

@@ -101,7 +101,7 @@ pub fn report() {
     let raw = now.wrapping_sub(START_COUNT.load(Ordering::Relaxed)) & 0xFFFF_FFFF;
     // Energy in microjoules: raw / 2^unit_bits joules.
     let microjoules = (u128::from(raw) * 1_000_000) >> unit_bits;
-    let tsc_per_us = crate::smp::TSC_PER_US.load(Ordering::Relaxed).max(1);
+    let tsc_per_us = crate::arch::x86_64::tsc::ticks_per_us().max(1);
     let seconds_tenths = crate::arch::x86_64::tsc::now().wrapping_sub(START_TSC.load(Ordering::Relaxed)) / tsc_per_us / 100_000;
     let messages: u64 = cores::all().iter().map(|c| c.messages.load(Ordering::Relaxed)).sum();
     let per_million = if messages > 0 { microjoules * 1_000_000 / u128::from(messages) } else { 0 };

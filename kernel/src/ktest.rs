@@ -7,7 +7,7 @@
 //! not in `all`: the runner boots them alone and expects the failure report.
 
 use crate::arch::x86_64::trap::TEST_IPI_VECTOR;
-use crate::qemu;
+use crate::machine;
 use crate::smp::{self, SmpReport, wait_until};
 use core::sync::atomic::{AtomicUsize, Ordering};
 use cores::{CORES, Role};
@@ -57,7 +57,7 @@ pub fn run(selection: &str, report: &SmpReport) -> ! {
         }
     }
     log::info!("tests: {passed} passed, {failed} failed");
-    qemu::exit(if failed == 0 && report.failed.is_empty() { qemu::EXIT_SUCCESS } else { qemu::EXIT_FAILURE })
+    machine::exit(if failed == 0 && report.failed.is_empty() { machine::EXIT_SUCCESS } else { machine::EXIT_FAILURE })
 }
 
 fn run_one(test: &KernelTest, report: &SmpReport) -> bool {

@@ -21,7 +21,9 @@
 //! full inbox holds back the messages behind it, to any destination (the
 //! order of one sender's messages is kept); other outboxes are unaffected.
 
-use crate::server::{self, RingStats};
+use crate::lifecycle;
+use crate::rings::SharedRing;
+use crate::server;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -75,7 +77,7 @@ pub fn build(config: &system_config::SystemConfig) -> Vec<Mover> {
             .map(|(index, s)| Source { server: index, outbox: s.outbox.region().into_consumer(), corrupt_reported: false })
             .collect();
         let inboxes = servers.iter().map(|s| s.inboxes[number].region().into_producer()).collect();
-        let extra = (0..MAX_EXTRA_RINGS).filter_map(|_| server::SharedRing::kernel_only(8)).map(|r| r.region().into_consumer()).collect();
+        let extra = (0..MAX_EXTRA_RINGS).filter_map(|_| SharedRing::new(8).ok()).map(|r| r.region().into_consumer()).collect();
         movers.push(Mover {
             number,
             core,
@@ -162,7 +164,7 @@ impl Mover {
         loop {
             let moved = self.pass();
             if moved > 0 {
-                RingStats::add(&core.messages, moved as u64);
+                mover_logic::counters::add(&core.messages, moved as u64);
                 if empty_passes > spin_budget {
                     self.end_wait(&mut governor);
                 }
@@ -175,8 +177,8 @@ impl Mover {
                 }
             }
             passes = passes.wrapping_add(1);
-            if self.supervise && passes.is_multiple_of(4096) && crate::boot::all_servers_stopped() {
-                crate::boot::finish();
+            if self.supervise && passes.is_multiple_of(4096) && lifecycle::run_is_over() {
+                lifecycle::finish();
             }
         }
     }
@@ -193,8 +195,8 @@ impl Mover {
                 // Counters first: the report may be printed while we sleep.
                 core.pause_ticks.store(governor.pause_ticks(), Ordering::Relaxed);
                 self.sleep();
-                if self.supervise && crate::boot::all_servers_stopped() {
-                    crate::boot::finish();
+                if self.supervise && lifecycle::run_is_over() {
+                    lifecycle::finish();
                 }
             }
             Step::LowerPstate => {
@@ -235,7 +237,7 @@ impl Mover {
             }
             // After the announcements' fences: a server that stops from now
             // on finds the wake word SLEEPING (`power::wake_all_movers`).
-            !(*supervise && crate::boot::all_servers_stopped())
+            !(*supervise && lifecycle::run_is_over())
         });
         for source in sources.iter_mut().take(announced) {
             source.outbox.finish_sleep();
@@ -258,7 +260,7 @@ impl Mover {
                 Err(RingError::Empty) => continue,
                 Err(err) => {
                     let server = &servers[source.server];
-                    RingStats::add(&server.stats.outbox_corrupt, 1);
+                    server.outbox_counters.record_corrupt();
                     if !source.corrupt_reported {
                         source.corrupt_reported = true;
                         log::warn!("mover: outbox of server `{}` is corrupt ({err}); skipped until it is sane", server.name);
@@ -288,18 +290,7 @@ impl Mover {
                 }
             });
             batch.release_first(outcome.consumed);
-            let stats = &server.stats;
-            RingStats::add(&stats.sent, outcome.consumed as u64);
-            RingStats::add(&stats.delivered, outcome.delivered as u64);
-            if outcome.bounced > 0 {
-                RingStats::add(&stats.bounced, outcome.bounced as u64);
-            }
-            if outcome.blocked {
-                RingStats::add(&stats.blocked, 1);
-            }
-            if outcome.undeliverable_bounces > 0 {
-                RingStats::add(&stats.undeliverable_bounces, outcome.undeliverable_bounces as u64);
-            }
+            server.outbox_counters.record(&outcome);
             handled += outcome.consumed;
         }
         // Wake-flag protocol, producer half, once per inbox per pass (each

@@ -3,7 +3,7 @@
 //! ends the run with failure.
 
 use crate::arch::x86_64::trap::{TrapFrame, exception_name};
-use crate::qemu;
+use crate::machine;
 use crate::smp;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +15,7 @@ pub fn fatal(report: core::fmt::Arguments) -> ! {
     x86_64::instructions::interrupts::disable();
     if FATAL_IN_PROGRESS.swap(true, Ordering::SeqCst) {
         // Another core is already reporting; it will stop this one.
-        qemu::halt_forever();
+        machine::halt_forever();
     }
     let (stopped, asked) = smp::stop_other_cores();
     // SAFETY: every other core is stopped (or did not answer within the
@@ -26,7 +26,7 @@ pub fn fatal(report: core::fmt::Arguments) -> ! {
     let _ = writeln!(serial, "\n{report}");
     let _ = writeln!(serial, "other cores stopped: {stopped}/{asked}");
     drop(serial);
-    qemu::exit(qemu::EXIT_FAILURE)
+    machine::exit(machine::EXIT_FAILURE)
 }
 
 /// Reports an exception the kernel did not expect.

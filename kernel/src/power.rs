@@ -68,7 +68,7 @@ static RACE_DELAY_TICKS: AtomicU64 = AtomicU64::new(0);
 
 /// Sets the race-test delay (boot, before servers load).
 pub fn set_race_delay_us(us: u64) {
-    let ticks = us * crate::smp::TSC_PER_US.load(Ordering::Relaxed);
+    let ticks = us * crate::arch::x86_64::tsc::ticks_per_us();
     RACE_DELAY_TICKS.store(ticks, Ordering::Relaxed);
     if ticks > 0 {
         log::warn!("power: test knob power.race_delay_us={us}: every way to sleep waits {us} us in each of its windows (for the lost-wake-up race test, not for measuring)");
@@ -110,7 +110,7 @@ fn read_msr(msr: u32) -> u64 {
 /// rules are `power_policy::resolve` (pure, host-tested); this builds its
 /// inputs and reads the capability MSRs it asks for.
 pub fn resolve(config: &system_config::SystemConfig, features: &Features, cores: usize, inboxes_per_server: usize) {
-    let tsc_per_us = crate::smp::TSC_PER_US.load(Ordering::Relaxed);
+    let tsc_per_us = crate::arch::x86_64::tsc::ticks_per_us();
     let cpu = CpuPower {
         monitor_mwait: features.monitor_mwait,
         hwp: features.hwp,
@@ -406,79 +406,14 @@ pub fn wake_all_movers() {
     }
 }
 
-/// Pause ticks of `core`: the mover's own count, or what the core's server
-/// reports on its statistics page (a claim, clamped to `elapsed`), and
-/// whether the figure came from the server.
-pub fn pause_ticks_of(core: &cores::PerCore, elapsed: u64) -> (u64, bool) {
-    let server = core.server.load(Ordering::Acquire);
-    match crate::server::all().get(server) {
-        Some(s) if core.role() != cores::Role::Mover => (s.reported_pause_ticks(elapsed), true),
-        _ => (core.pause_ticks.load(Ordering::Relaxed).min(elapsed), false),
-    }
+/// When the power policy took effect (TSC), the start of the runtime view
+/// for cores that record no start of their own.
+pub fn tracking_started_tsc() -> u64 {
+    TOTAL_TSC_START.load(Ordering::Relaxed)
 }
 
-/// The mover's outbox re-check count (servers re-check their inboxes in
-/// user space and report that count themselves), and with the race-test
-/// knob, the wake-ups that came between the last check and the halt.
-struct RaceCounts<'a>(&'a cores::PerCore);
-
-impl core::fmt::Display for RaceCounts<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        if self.0.role() == cores::Role::Mover {
-            write!(f, ", {} at the outbox re-check", self.0.sleeps_withdrawn.load(Ordering::Relaxed))?;
-        }
-        if race_delay_ticks() != 0 && can_sleep(self.0.index()) {
-            write!(f, "; woken between the last check and the halt: {}", self.0.woken_before_halt.load(Ordering::Relaxed))?;
-        }
-        Ok(())
-    }
-}
-
-fn percent_tenths(part: u64, total: u64) -> (u64, u64) {
-    let tenths = (u128::from(part) * 1000 / u128::from(total.max(1))) as u64;
-    (tenths / 10, tenths % 10)
-}
-
-/// The runtime view: per core, shares of time polling, pausing and asleep,
-/// sleeps, P-state writes; wake-ups servers delivered to sleeping movers.
-pub fn report() {
-    let now = tsc::now();
-    let tsc_per_ms = crate::smp::TSC_PER_US.load(Ordering::Relaxed).max(1) * 1000;
-    for core in cores::all().iter().filter(|c| c.online.load(Ordering::Acquire)) {
-        if !matches!(core.role(), cores::Role::Mover | cores::Role::Server | cores::Role::Parked) {
-            log::info!(
-                "power: core {} ({}): not tracked (the kernel's supervisor and idle cores halt between events)",
-                core.index(),
-                core.role().name()
-            );
-            continue;
-        }
-        let started = core.role_started_tsc.load(Ordering::Relaxed);
-        let start = if started != 0 { started } else { TOTAL_TSC_START.load(Ordering::Relaxed) };
-        let total = now.saturating_sub(start).max(1);
-        let asleep = core.sleep_ticks.load(Ordering::Relaxed).min(total);
-        let (paused, from_server) = pause_ticks_of(core, total - asleep);
-        let polling = total - asleep - paused;
-        let (a, a10) = percent_tenths(asleep, total);
-        let (p, p10) = percent_tenths(paused, total);
-        let (w, w10) = percent_tenths(polling, total);
-        log::info!(
-            "power: core {} ({}): of {} ms: polling/working {w}.{w10}%, pausing {p}.{p10}%{}, asleep {a}.{a10}%; sleeps {}, P-state writes {}; sleeps called off: {} at the last check{}",
-            core.index(),
-            core.role().name(),
-            total / tsc_per_ms,
-            if from_server { " (reported by the server)" } else { "" },
-            core.sleeps.load(Ordering::Relaxed),
-            core.pstate_changes.load(Ordering::Relaxed),
-            core.sleeps_called_off.load(Ordering::Relaxed),
-            RaceCounts(core)
-        );
-    }
-    for (number, wakeups) in MOVER_WAKEUPS.iter().enumerate() {
-        let wakeups = wakeups.load(Ordering::Relaxed);
-        if wakeups > 0 {
-            log::info!("power: mover {number}: woken by servers {wakeups} times");
-        }
-    }
-    crate::energy::report();
+/// Wake-ups servers delivered to mover `number` (`wake_mover` calls that
+/// found it asleep).
+pub fn mover_wakeups(number: usize) -> u64 {
+    MOVER_WAKEUPS.get(number).map_or(0, |w| w.load(Ordering::Relaxed))
 }

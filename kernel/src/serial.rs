@@ -95,7 +95,7 @@ impl log::Log for Logger {
     }
 
     fn log(&self, record: &log::Record) {
-        let core = crate::smp::current_core_index();
+        let core = crate::arch::x86_64::cpu::current_core_index();
         let mut serial = SERIAL.lock();
         let _ = writeln!(serial, "[core {core}] {:5} {}", record.level(), record.args());
     }

@@ -8,23 +8,20 @@
 //!       -> local APIC -> online = true -> sti -> idle loop (pause, mailbox)
 //! ```
 
-use crate::arch::x86_64::trap::{TEST_IPI_VECTOR, TrapFrame};
 use crate::arch::x86_64::{gdt, trap, tsc};
-use crate::qemu;
+use crate::machine;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use cores::{CORES, MAX_CORES, Role};
-use smp_boot::apic::{Delivery, LocalApic, SPURIOUS_VECTOR};
+use smp_boot::apic::{Delivery, LocalApic};
 use smp_boot::madt::MadtInfo;
 use smp_boot::trampoline::{ApStart, LOW_MEMORY_END, TRAMPOLINE_PHYS, Trampoline};
 use x86_64::registers::control::{Cr3, Cr4};
-use x86_64::registers::model_specific::{Efer, GsBase};
+use x86_64::registers::model_specific::Efer;
 
 static APIC: spin::Once<LocalApic> = spin::Once::new();
 static KERNEL_CR3: AtomicU64 = AtomicU64::new(0);
 static KERNEL_CR4: AtomicU64 = AtomicU64::new(0);
 static KERNEL_EFER: AtomicU64 = AtomicU64::new(0);
-/// TSC ticks per microsecond, set once by the BSP before any AP starts.
-pub static TSC_PER_US: AtomicU64 = AtomicU64::new(1000);
 
 static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
 static STOPPED_CORES: AtomicU32 = AtomicU32::new(0);
@@ -34,14 +31,11 @@ pub fn apic() -> &'static LocalApic {
     APIC.get().expect("local APIC used before the BSP probed it")
 }
 
-/// Index of the calling core; 0 before the BSP set up its GS base.
-pub fn current_core_index() -> usize {
-    if GsBase::read().as_u64() == 0 { 0 } else { cores::this_core().index() }
-}
+pub use crate::arch::x86_64::cpu::current_core_index;
 
 /// Busy-waits up to `timeout_us` (TSC) for `done()`; true if it happened.
 pub fn wait_until(timeout_us: u64, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = tsc::now() + TSC_PER_US.load(Ordering::Relaxed) * timeout_us;
+    let deadline = tsc::now() + tsc::ticks_per_us() * timeout_us;
     loop {
         if done() {
             return true;
@@ -228,7 +222,7 @@ pub fn start_aps(
     // map covers them; the bootloader leaves PML4 entry 0 to the identity
     // range (see smp-boot's trampoline docs).
     let trampoline = unsafe { Trampoline::install(|phys| (phys + physical_memory_offset) as usize, ap_entry) };
-    let tsc_per_us = TSC_PER_US.load(Ordering::Relaxed);
+    let tsc_per_us = tsc::ticks_per_us();
     for core in &CORES[1..count] {
         let index = core.index();
         let apic_id = core.apic_id.load(Ordering::Relaxed);
@@ -270,40 +264,13 @@ pub fn stop_other_cores() -> (u32, u32) {
     (STOPPED_CORES.load(Ordering::Acquire), asked)
 }
 
-/// Dispatches one trap on the current core.
-pub fn handle_trap(frame: &mut TrapFrame) {
-    let core = cores::this_core();
-    match frame.vector {
-        2 if STOP_REQUESTED.load(Ordering::SeqCst) => {
-            STOPPED_CORES.fetch_add(1, Ordering::AcqRel);
-            qemu::halt_forever();
-        }
-        0..=31 if frame.cs & 3 == 3 => crate::server::user_fault(frame),
-        0..=31 => {
-            core.exceptions.fetch_add(1, Ordering::Relaxed);
-            crate::panic::fatal_exception(frame)
-        }
-        v if v == u64::from(TEST_IPI_VECTOR) => {
-            core.interrupts.fetch_add(1, Ordering::Relaxed);
-            core.ipis_received.fetch_add(1, Ordering::Release);
-            apic().end_of_interrupt();
-        }
-        v if v == u64::from(WAKE_VECTOR) || v == u64::from(DOORBELL_VECTOR) => {
-            core.interrupts.fetch_add(1, Ordering::Relaxed);
-            apic().end_of_interrupt();
-        }
-        v if v == u64::from(SPURIOUS_VECTOR) => {
-            // Spurious interrupts take no EOI.
-            core.interrupts.fetch_add(1, Ordering::Relaxed);
-        }
-        0x20..=0x2F => {
-            // A masked legacy PIC line (IRQ 7/15 can be spurious): ignore.
-            core.interrupts.fetch_add(1, Ordering::Relaxed);
-        }
-        other => {
-            core.interrupts.fetch_add(1, Ordering::Relaxed);
-            log::warn!("core {}: unexpected interrupt vector {other:#x} at rip {:#x}", core.index(), frame.rip);
-            apic().end_of_interrupt();
-        }
-    }
+/// Whether a fatal error asked every core to stop (an NMI then means "stop").
+pub fn stop_requested() -> bool {
+    STOP_REQUESTED.load(Ordering::SeqCst)
+}
+
+/// Answers `stop_other_cores` and halts this core for good.
+pub fn acknowledge_stop() -> ! {
+    STOPPED_CORES.fetch_add(1, Ordering::AcqRel);
+    machine::halt_forever()
 }

@@ -18,7 +18,7 @@ use ringbuf::Message;
 
 pub use abi::{BounceReason, KERNEL_BADGE};
 
-mod counters;
+pub mod counters;
 pub use counters::OutboxCounters;
 
 /// What pushing into an inbox did.

@@ -15,11 +15,13 @@ use x86_64::structures::paging::{
 };
 use x86_64::{PhysAddr, VirtAddr};
 
-/// Lowest user address a server may use (the first 2 MiB stay unmapped so
-/// null-pointer accesses fault).
-pub const USER_MIN: u64 = 0x20_0000;
-/// One past the highest user address (the canonical lower half).
-pub const USER_END: u64 = 0x0000_8000_0000_0000;
+/// The user half, as `abi` defines it for both sides: the first 2 MiB stay
+/// unmapped so null-pointer accesses fault.
+pub use abi::{USER_END, USER_MIN};
+
+/// First address of the kernel half (PML4 entries 256..512): everything
+/// the bootloader maps for the kernel lies at or above it.
+pub const KERNEL_HALF_START: u64 = 0xffff_8000_0000_0000;
 
 /// What a user page may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -178,3 +178,9 @@ pub fn report(f: &Features) {
     );
     log::info!("cpu: smep {} smap {} pcid {}", yes(f.smep), yes(f.smap), yes(f.pcid));
 }
+
+/// Index of the calling core (its per-core data at `gs:[0]`); 0 before the
+/// BSP has set up its GS base (early boot, and fatal-error reports then).
+pub fn current_core_index() -> usize {
+    if x86_64::registers::model_specific::GsBase::read().as_u64() == 0 { 0 } else { cores::this_core().index() }
+}

@@ -1,5 +1,6 @@
 //! Interrupt and exception entry: 256 assembly stubs, one per vector, that
-//! save the registers into a [`TrapFrame`] and call [`trap_dispatch`].
+//! save the registers into a [`TrapFrame`] and call `trap_dispatch`, which
+//! the kernel above this layer defines (`kernel/src/trap_dispatch.rs`).
 //!
 //! Invariants:
 //! - Every stub is 16 bytes apart from the next (`trap_stubs_base + 16*v`),
@@ -196,10 +197,4 @@ pub fn load_for_this_core(index: usize) {
     }
     // SAFETY: the IDT is 'static and every present entry points at a stub.
     unsafe { idt.load_unsafe() };
-}
-
-/// Called by `trap_common` with the saved registers.
-#[unsafe(no_mangle)]
-extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
-    crate::smp::handle_trap(frame);
 }

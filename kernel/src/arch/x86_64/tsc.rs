@@ -1,7 +1,23 @@
 //! Time-stamp counter calibration against the PIT (channel 2, gated
 //! through port 0x61), plus what CPUID says about the TSC frequency.
 
+use core::sync::atomic::{AtomicU64, Ordering};
 use x86_64::instructions::port::Port;
+
+/// TSC ticks per microsecond, set once by the BSP (calibration) before any
+/// AP starts; a rough 1 GHz until then.
+static TICKS_PER_US: AtomicU64 = AtomicU64::new(1000);
+
+/// TSC ticks per microsecond (at least 1).
+#[inline]
+pub fn ticks_per_us() -> u64 {
+    TICKS_PER_US.load(Ordering::Relaxed)
+}
+
+/// Records the calibrated rate (boot, BSP only).
+pub fn set_hz(hz: u64) {
+    TICKS_PER_US.store((hz / 1_000_000).max(1), Ordering::Relaxed);
+}
 
 const PIT_HZ: u64 = 1_193_182;
 

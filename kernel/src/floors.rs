@@ -1,6 +1,7 @@
-//! In-guest benchmarks the kernel runs itself (the floors), the counters
-//! snapshots servers ask for around their measurements, and the
-//! `BENCH ...` lines the host parses (`bench` crate, `cargo xtask bench`).
+//! The floors of the in-guest IPC benchmark, run by the kernel itself on
+//! two cores before any server starts: the `BENCH ...` lines the host
+//! parses (`bench` crate, `cargo xtask bench`). The per-phase counters
+//! servers ask for around their own measurements are `phase_counters`.
 //!
 //! ```text
 //!  BSP: BENCH-BEGIN ...                        (boot argument bench.*)
@@ -17,12 +18,8 @@
 use crate::arch::x86_64::tsc;
 use crate::smp::{self, post_work};
 use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use cores::{CORES, MAX_CORES};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use ringbuf::{Message, OwnedRing};
-
-/// Set once at boot when the boot arguments ask for benchmarks.
-pub static ENABLED: AtomicBool = AtomicBool::new(false);
 
 const RTT_ITERATIONS: usize = 20_000;
 const RTT_WARMUP: usize = 1_000;
@@ -275,68 +272,3 @@ pub fn run_floors(a: usize, b: usize) {
     }
 }
 
-/// Per-core counters at the start of a phase.
-struct Snapshot {
-    cr3_writes: u64,
-    syscalls: u64,
-    interrupts: u64,
-    exceptions: u64,
-    messages: u64,
-    sleep_ticks: u64,
-    pause_ticks: u64,
-    sleeps: u64,
-    tsc: u64,
-}
-
-static SNAPSHOT: spin::Mutex<[Option<Snapshot>; MAX_CORES]> = spin::Mutex::new([const { None }; MAX_CORES]);
-
-fn snapshot(core: &cores::PerCore) -> Snapshot {
-    Snapshot {
-        cr3_writes: core.cr3_writes.load(Ordering::Relaxed),
-        syscalls: core.syscalls.load(Ordering::Relaxed),
-        interrupts: core.interrupts.load(Ordering::Relaxed),
-        exceptions: core.exceptions.load(Ordering::Relaxed),
-        messages: core.messages.load(Ordering::Relaxed),
-        sleep_ticks: core.sleep_ticks.load(Ordering::Relaxed),
-        pause_ticks: crate::power::pause_ticks_of(core, u64::MAX).0,
-        sleeps: core.sleeps.load(Ordering::Relaxed),
-        tsc: crate::arch::x86_64::tsc::now(),
-    }
-}
-
-fn role_name(index: usize) -> &'static str {
-    match crate::server::all().iter().find(|s| s.core == index) {
-        Some(_) => "server",
-        None => CORES[index].role().name(),
-    }
-}
-
-/// The BENCH_MARK system call: `begin` snapshots every core's counters,
-/// otherwise prints the deltas since the snapshot for `phase` (a short
-/// name the server passes). Not counted as a system call itself.
-pub fn mark(phase: &str, begin: bool) {
-    let mut snaps = SNAPSHOT.lock();
-    for core in cores::all().iter().filter(|c| c.online.load(Ordering::Acquire)) {
-        let now = snapshot(core);
-        let i = core.index();
-        if begin {
-            snaps[i] = Some(now);
-        } else if let Some(start) = &snaps[i] {
-            let server = crate::server::all().iter().find(|s| s.core == i).map(|s| s.name.as_str()).unwrap_or("-");
-            crate::kprintln!(
-                "BENCH counters phase={phase} core={i} role={} server={server} cr3_writes={} syscalls={} interrupts={} exceptions={} messages={} sleep_ticks={} pause_ticks={} total_ticks={} sleeps={}",
-                role_name(i),
-                now.cr3_writes - start.cr3_writes,
-                now.syscalls - start.syscalls,
-                now.interrupts - start.interrupts,
-                now.exceptions - start.exceptions,
-                now.messages - start.messages,
-                now.sleep_ticks.wrapping_sub(start.sleep_ticks),
-                // A server's figure is its own claim; it may even go down.
-                now.pause_ticks.saturating_sub(start.pause_ticks),
-                now.tsc.wrapping_sub(start.tsc),
-                now.sleeps - start.sleeps,
-            );
-        }
-    }
-}

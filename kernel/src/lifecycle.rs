@@ -1,0 +1,55 @@
+//! When a run ends, and ending it: the run is over once every server that
+//! is not a service has stopped (exited or faulted); then the kernel
+//! prints the report and ends the run with success. A system of services
+//! only runs until it is stopped from outside.
+//!
+//! ```text
+//!  no mover on core 0:  core 0 halts in `supervise`, woken by each stop
+//!  a mover on core 0:   the mover checks `run_is_over` every 4096 passes
+//!                       and before it sleeps (a stop wakes the movers)
+//! ```
+
+use crate::machine;
+use crate::server;
+
+/// True once every server that is not a service has exited or faulted
+/// (and at least one server exists that is not a service).
+pub fn run_is_over() -> bool {
+    let mut awaited = server::all().iter().filter(|s| !s.service).peekable();
+    awaited.peek().is_some() && awaited.all(|s| !s.is_live())
+}
+
+/// Core 0 watches the servers until the run is over, then ends it.
+pub fn supervise() -> ! {
+    // Halt between checks; a stopping server wakes core 0 (see `server::fault::park`).
+    loop {
+        x86_64::instructions::interrupts::disable();
+        if run_is_over() {
+            break;
+        }
+        x86_64::instructions::interrupts::enable_and_hlt();
+    }
+    finish()
+}
+
+/// Prints what each server did, the ring and core counters and the power
+/// view, and ends the run with success.
+pub fn finish() -> ! {
+    crate::report::servers();
+    crate::report::core_counters();
+    crate::report::power_view();
+    let servers = server::all();
+    let services = servers.iter().filter(|s| s.service && s.is_live()).count();
+    if services == 0 {
+        log::info!("system: all {} servers stopped", servers.len());
+    } else {
+        log::info!(
+            "system: all {} servers that are not services stopped; {services} service(s) still running; run ends",
+            servers.len() - servers.iter().filter(|s| s.service).count()
+        );
+    }
+    if crate::phase_counters::enabled() {
+        crate::kprintln!("BENCH-END status=ok");
+    }
+    machine::exit(machine::EXIT_SUCCESS)
+}

@@ -1,0 +1,122 @@
+//! The system-call dispatcher: the registers a server passed are decoded
+//! once (`abi::Syscall::decode`), user ranges become checked
+//! `mem::user::UserSlice`s, and each call goes to the subsystem that owns
+//! it. This is the one module that knows every call; it sits above the
+//! subsystems it calls and nothing below imports it.
+//!
+//! The entry stub in `arch::x86_64::user` calls [`syscall_dispatch`] by its
+//! symbol name, with interrupts off (SFMASK clears IF) on the core's
+//! kernel stack.
+//!
+//! Invariants: nothing a server passes is trusted: pointers go through
+//! `UserSlice` (range and length checked once, pages checked during the
+//! copy); lengths are capped; unknown numbers get `UNKNOWN_SYSCALL`; a bad
+//! call changes nothing but its own return value.
+
+use crate::arch::x86_64::tsc;
+use crate::arch::x86_64::user::SyscallFrame;
+use crate::mem::user::{UserMemError, UserSlice};
+use crate::server::{self, Server, State};
+use abi::{Syscall, UserRange, error_return};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+fn mem_error(e: UserMemError) -> u64 {
+    error_return(e.code())
+}
+
+fn sys_log(server: &Server, text: UserRange) -> u64 {
+    let mut buf = [0u8; abi::LOG_MAX];
+    let bytes = match UserSlice::new(text, abi::LOG_MAX).and_then(|s| s.read(server.cr3(), &mut buf)) {
+        Ok(bytes) => bytes,
+        Err(e) => return mem_error(e),
+    };
+    let mut line = [0u8; abi::LOG_MAX];
+    let line = &mut line[..bytes.len()];
+    // Control characters (a newline could forge a kernel line) become '?'.
+    for (out, &byte) in line.iter_mut().zip(bytes) {
+        *out = if byte < 0x20 || byte == 0x7f { b'?' } else { byte };
+    }
+    let text = core::str::from_utf8(line).unwrap_or("<not UTF-8>");
+    server.log_lines.fetch_add(1, Ordering::Relaxed);
+    crate::kprintln!("[core {}] server `{}`: {}", server.core, server.name, text);
+    0
+}
+
+fn sys_server_name(server: &Server, buf: UserRange) -> u64 {
+    let name = server.name.as_bytes();
+    if (buf.len as usize) < name.len() {
+        return error_return(abi::err::TOO_SMALL);
+    }
+    match UserSlice::new(buf, usize::MAX).and_then(|s| s.write(server.cr3(), name)) {
+        Ok(()) => name.len() as u64,
+        Err(e) => mem_error(e),
+    }
+}
+
+fn sys_bench_mark(server: &Server, name: UserRange, begin: bool) -> u64 {
+    let mut buf = [0u8; abi::PHASE_NAME_MAX];
+    match UserSlice::new(name, abi::PHASE_NAME_MAX).and_then(|s| s.read(server.cr3(), &mut buf)) {
+        Ok(bytes) => match core::str::from_utf8(bytes) {
+            Ok(phase) if phase.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') => {
+                crate::phase_counters::mark(phase, begin);
+                0
+            }
+            _ => error_return(abi::err::OUT_OF_RANGE),
+        },
+        Err(e) => mem_error(e),
+    }
+}
+
+fn sys_wait(server: &Server) -> u64 {
+    let mut words = [core::ptr::null::<AtomicU64>(); abi::MAX_MOVERS];
+    let n = server.inboxes.len().min(abi::MAX_MOVERS);
+    for (word, inbox) in words.iter_mut().zip(&server.inboxes) {
+        *word = inbox.wake_word();
+    }
+    crate::power::wait(server.core, &words[..n])
+}
+
+/// Called by the syscall entry stub with the server's registers.
+#[unsafe(no_mangle)]
+extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) {
+    let core = cores::this_core();
+    let server = server::current();
+    let bench = crate::phase_counters::enabled();
+    let call = Syscall::decode(frame.rax, [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9]);
+    if !(bench && call.is_ok_and(|c| c.is_bench_bookkeeping())) {
+        core.syscalls.fetch_add(1, Ordering::Relaxed);
+    }
+    let call = match call {
+        Ok(call) => call,
+        Err(code) => {
+            frame.rax = error_return(code);
+            return;
+        }
+    };
+    frame.rax = match call {
+        Syscall::Log { text } => sys_log(server, text),
+        Syscall::Exit { code } => {
+            server.set_exit_code(code);
+            log::info!("server `{}` (core {}) exited with code {code}", server.name, server.core);
+            server::fault::park(server, State::Exited)
+        }
+        Syscall::CoreId => server.core as u64,
+        Syscall::ServerName { buf } => sys_server_name(server, buf),
+        Syscall::TscHz => tsc::ticks_per_us() * 1_000_000,
+        Syscall::Wait => sys_wait(server),
+        Syscall::WakeMover => u64::from(crate::power::wake_mover(server.mover)),
+        Syscall::IdlePstate { lower } => u64::from(crate::power::idle_pstate(server.core, lower)),
+        Syscall::PowerReport => {
+            log::info!("power: runtime view requested by server `{}`", server.name);
+            crate::report::power_view();
+            0
+        }
+        Syscall::BenchMark { name, begin } if bench => sys_bench_mark(server, name, begin),
+        Syscall::BenchExtraRings { rings } if bench => {
+            let n = (rings as usize).min(crate::mover::MAX_EXTRA_RINGS);
+            crate::mover::EXTRA_RINGS.store(n, Ordering::Relaxed);
+            n as u64
+        }
+        Syscall::BenchMark { .. } | Syscall::BenchExtraRings { .. } => error_return(abi::err::UNKNOWN_SYSCALL),
+    };
+}
