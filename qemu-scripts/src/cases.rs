@@ -588,7 +588,7 @@ fn qemu_tests(tally: &mut Tally, cases: &[&Case], run_bench: bool) -> Result<(),
         let opts = QemuOptions {
             smp: case.smp,
             firmware: case.firmware,
-            timeout: Duration::from_secs(case.timeout_secs),
+            timeout: Some(Duration::from_secs(case.timeout_secs)),
             accel: case.accel.to_string(),
             echo: false,
             ..QemuOptions::default()

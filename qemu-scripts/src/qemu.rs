@@ -6,6 +6,7 @@ use crate::setup::{OVMF_CODE, OVMF_VARS};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,7 +38,9 @@ pub struct QemuOptions {
     pub accel: String,
     pub memory: String,
     pub cpu: String,
-    pub timeout: Duration,
+    /// Kill QEMU after this long (`None`: run until the guest ends the run
+    /// or the person presses Ctrl-C).
+    pub timeout: Option<Duration>,
     pub gdb: bool,
     pub extra: Vec<String>,
     /// Print the serial console as it arrives.
@@ -52,7 +55,7 @@ impl Default for QemuOptions {
             accel: "tcg".into(),
             memory: "256M".into(),
             cpu: "max".into(),
-            timeout: Duration::from_secs(120),
+            timeout: None,
             gdb: false,
             extra: Vec::new(),
             echo: true,
@@ -66,6 +69,8 @@ pub struct Outcome {
     /// QEMU's exit status (None if killed at the timeout).
     pub status: Option<i32>,
     pub timed_out: bool,
+    /// Stopped by Ctrl-C (SIGINT) on the host.
+    pub interrupted: bool,
     pub serial: String,
     pub elapsed: Duration,
 }
@@ -73,6 +78,7 @@ pub struct Outcome {
 impl Outcome {
     pub fn verdict(&self) -> &'static str {
         match (self.timed_out, self.status) {
+            _ if self.interrupted => "stopped by Ctrl-C",
             (true, _) => "timed out (guest hung)",
             (_, Some(GUEST_PASS)) => "guest reported success",
             (_, Some(GUEST_FAIL)) => "guest reported failure",
@@ -145,6 +151,20 @@ pub fn show(cmd: &Command) -> String {
     parts.join(" ")
 }
 
+/// Set when the person presses Ctrl-C: the run loop stops QEMU and reports it.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Installs the Ctrl-C handler once. QEMU, in the same process group, gets
+/// the SIGINT too and may exit first; either way the outcome says so.
+fn catch_ctrl_c() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        if let Err(e) = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst)) {
+            eprintln!("xtask: cannot catch Ctrl-C ({e}); it will end xtask without a summary");
+        }
+    });
+}
+
 /// Runs QEMU, streams and records the serial console, enforces the timeout.
 pub fn run(mut cmd: Command, opts: &QemuOptions, log_path: &Path) -> Result<Outcome, Error> {
     let started = Instant::now();
@@ -183,11 +203,17 @@ pub fn run(mut cmd: Command, opts: &QemuOptions, log_path: &Path) -> Result<Outc
             err_sink.lock().unwrap().push_str(&format!("[qemu stderr] {text}"));
         }
     });
-    let deadline = started + opts.timeout;
+    let deadline = opts.timeout.map(|t| started + t);
+    catch_ctrl_c();
     let (status, timed_out) = loop {
         match child.try_wait() {
             Ok(Some(status)) => break (status.code(), false),
-            Ok(None) if Instant::now() >= deadline && !opts.gdb => {
+            Ok(None) if INTERRUPTED.load(Ordering::SeqCst) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break (None, false);
+            }
+            Ok(None) if deadline.is_some_and(|d| Instant::now() >= d) && !opts.gdb => {
                 let _ = child.kill();
                 let _ = child.wait();
                 break (None, true);
@@ -199,7 +225,8 @@ pub fn run(mut cmd: Command, opts: &QemuOptions, log_path: &Path) -> Result<Outc
     let _ = reader.join();
     let _ = err_reader.join();
     let serial = serial.lock().unwrap().clone();
-    Ok(Outcome { status, timed_out, serial, elapsed: started.elapsed() })
+    let interrupted = INTERRUPTED.load(Ordering::SeqCst);
+    Ok(Outcome { status, timed_out, interrupted, serial, elapsed: started.elapsed() })
 }
 
 /// Folder for one run's image, ramdisk and logs.
