@@ -84,7 +84,7 @@ fn load(config: &system_config::SystemConfig, s: &system_config::Server, elf: Op
     space
         .map_user_frame(abi::STATS_ADDR, stats_frame, UserAccess { write: true, execute: false })
         .map_err(LoadError::Memory)?;
-    let stack_top = abi::stack_top_for_core(core);
+    let stack_top = abi::stack_top_for_server(s.index);
     let stack_bottom = stack_top - u64::from(s.stack_kib) * 1024;
     let rw = UserAccess { write: true, execute: false };
     let mut page = stack_bottom;

@@ -59,9 +59,9 @@ pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
 /// the offending line of the file and carets under the value:
 ///
 /// ```text
-/// system.toml:18:8: key `server[1].core`: two servers on core 2 (`hello` and `echo`); expected each server on its own core
+/// system.toml:18:8: key `server[1].core`: server `echo` on core 1, a mover core; expected a core not in system.mover_cores [1]
 ///    |
-/// 18 | core = 2
+/// 18 | core = 1
 ///    |        ^
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,7 +170,7 @@ impl ConfigError {
 }
 
 /// One line, without the file name, e.g.
-/// ``18:8: key `server[1].core`: two servers on core 2 (…); expected …``
+/// ``18:8: key `server[1].core`: server `echo` on core 1, a mover core; expected …``
 /// (the position is left out when there is none).
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -197,13 +197,21 @@ fn unknown_top_level_table() {
 }
 
 #[test]
-fn two_servers_on_one_core() {
+fn servers_may_share_a_core() {
     let text = edit("core = 4", "core = 3");
-    assert_eq!(
-        first_line(&text, &roomy()),
-        "system.toml:18:8: key `server[1].core`: two servers on core 3 (`client` and `echo`); \
-         expected each server on its own core"
-    );
+    let config = system_config::parse(&text).unwrap();
+    assert_eq!(config.servers.iter().filter(|s| s.core == 3).count(), 2);
+}
+
+#[test]
+fn at_most_max_servers_per_core_on_one_core() {
+    let mut text = String::from("[system]\nmover_cores = [1]\n");
+    for i in 0..=abi::MAX_SERVERS_PER_CORE {
+        text.push_str(&format!("\n[[server]]\nname = \"s{i}\"\ncore = 2\n"));
+    }
+    let err = system_config::parse(&text).unwrap_err();
+    assert_eq!(err.key(), Some(format!("server[{}].core", abi::MAX_SERVERS_PER_CORE).as_str()));
+    assert!(err.to_string().contains("at most 16 servers on one core"), "{err}");
 }
 
 #[test]

@@ -32,6 +32,71 @@ impl UserRange {
     }
 }
 
+/// Payload words of a synchronous message (40 bytes, as a ring message).
+pub const SYNC_PAYLOAD_WORDS: usize = 5;
+
+/// A message of a synchronous call or reply, carried in registers:
+///
+/// ```text
+///  rsi = label | length << 32     (length in bytes, at most 40)
+///  rdx = sequence                 (low 32 bits; the sender's own number)
+///  r10, r8, r9, r12, r13 = payload bytes 0..8, 8..16, .., 32..40 (little endian)
+///  rdi = on return: the badge of the server that sent it
+/// ```
+/// Every other register but `rax` (the result), `rcx` and `r11` is
+/// preserved across `call` and `reply_recv`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SyncMessage {
+    pub label: u32,
+    pub sequence: u32,
+    /// Payload bytes in use (at most 40).
+    pub len: u32,
+    pub payload: [u64; SYNC_PAYLOAD_WORDS],
+}
+
+impl SyncMessage {
+    /// Payload bytes a message can carry.
+    pub const CAPACITY: usize = SYNC_PAYLOAD_WORDS * 8;
+
+    /// The message in the registers `rsi, rdx, r10, r8, r9, r12, r13`.
+    /// `Err(TOO_LONG)` if the length says more than 40 bytes.
+    pub fn from_registers(rsi: u64, rdx: u64, payload: [u64; SYNC_PAYLOAD_WORDS]) -> Result<SyncMessage, i64> {
+        let len = (rsi >> 32) as u32;
+        if len as usize > Self::CAPACITY {
+            return Err(err::TOO_LONG);
+        }
+        Ok(SyncMessage { label: rsi as u32, sequence: rdx as u32, len, payload })
+    }
+
+    /// The words for `rsi` and `rdx`.
+    pub fn header_registers(&self) -> (u64, u64) {
+        (u64::from(self.label) | (u64::from(self.len) << 32), u64::from(self.sequence))
+    }
+
+    /// A message with `bytes` as payload (`None` if over 40 bytes).
+    pub fn with_payload(label: u32, sequence: u32, bytes: &[u8]) -> Option<SyncMessage> {
+        if bytes.len() > Self::CAPACITY {
+            return None;
+        }
+        let mut payload = [0u64; SYNC_PAYLOAD_WORDS];
+        for (i, chunk) in bytes.chunks(8).enumerate() {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            payload[i] = u64::from_le_bytes(word);
+        }
+        Some(SyncMessage { label, sequence, len: bytes.len() as u32, payload })
+    }
+
+    /// The payload bytes in use.
+    pub fn payload_bytes(&self) -> ([u8; Self::CAPACITY], usize) {
+        let mut out = [0u8; Self::CAPACITY];
+        for (i, word) in self.payload.iter().enumerate() {
+            out[i * 8..i * 8 + 8].copy_from_slice(&word.to_le_bytes());
+        }
+        (out, (self.len as usize).min(Self::CAPACITY))
+    }
+}
+
 /// One decoded system call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Syscall {
@@ -52,14 +117,28 @@ pub enum Syscall {
     PowerReport,
     /// Lower (`true`) or restore the core's P-state request.
     IdlePstate { lower: bool },
+    /// Call the server behind `endpoint` and wait for its reply.
+    Call { endpoint: u64, message: SyncMessage },
+    /// Answer the call being served (if `reply` is set) and wait for the next.
+    ReplyRecv { reply: Option<SyncMessage> },
 }
 
 impl Syscall {
     /// Decodes the call in `number` with arguments `args` (`rdi, rsi, rdx,
     /// r10, r8, r9`). `Err` carries the error code to return (positive;
     /// the kernel negates it).
+    /// `r12` and `r13` (payload words 3 and 4 of a synchronous message)
+    /// are read by the kernel directly from the saved registers; see
+    /// [`Syscall::decode_with_sync`].
     pub fn decode(number: u64, args: [u64; 6]) -> Result<Syscall, i64> {
-        let [a0, a1, a2, ..] = args;
+        Syscall::decode_with_sync(number, args, [0, 0])
+    }
+
+    /// [`Syscall::decode`] with `r12, r13`, the last two payload words of a
+    /// synchronous message.
+    pub fn decode_with_sync(number: u64, args: [u64; 6], r12_r13: [u64; 2]) -> Result<Syscall, i64> {
+        let [a0, a1, a2, a3, a4, a5] = args;
+        let sync_message = || SyncMessage::from_registers(a1, a2, [a3, a4, a5, r12_r13[0], r12_r13[1]]);
         Ok(match number {
             nr::LOG if a1 > LOG_MAX as u64 => return Err(err::TOO_LONG),
             nr::LOG => Syscall::Log { text: UserRange { addr: a0, len: a1 } },
@@ -77,6 +156,9 @@ impl Syscall {
                 0 | 1 => Syscall::IdlePstate { lower: a0 == 1 },
                 _ => return Err(err::OUT_OF_RANGE),
             },
+            nr::CALL => Syscall::Call { endpoint: a0, message: sync_message()? },
+            nr::REPLY_RECV if a0 & 1 == 1 => Syscall::ReplyRecv { reply: Some(sync_message()?) },
+            nr::REPLY_RECV => Syscall::ReplyRecv { reply: None },
             _ => return Err(err::UNKNOWN_SYSCALL),
         })
     }
@@ -103,10 +185,10 @@ mod tests {
 
     #[test]
     fn every_number_decodes_and_nothing_else_does() {
-        for number in 0..=nr::IDLE_PSTATE {
+        for number in 0..=nr::REPLY_RECV {
             assert!(decode(number, 0, 0, 0).is_ok(), "call {number}");
         }
-        for number in [nr::IDLE_PSTATE + 1, 99, u64::MAX] {
+        for number in [nr::REPLY_RECV + 1, 99, u64::MAX] {
             assert_eq!(decode(number, 0, 0, 0), Err(err::UNKNOWN_SYSCALL));
         }
     }
@@ -128,6 +210,25 @@ mod tests {
         assert_eq!(decode(nr::IDLE_PSTATE, 1, 0, 0), Ok(Syscall::IdlePstate { lower: true }));
         assert_eq!(decode(nr::IDLE_PSTATE, 0, 0, 0), Ok(Syscall::IdlePstate { lower: false }));
         assert_eq!(decode(nr::IDLE_PSTATE, 2, 0, 0), Err(err::OUT_OF_RANGE));
+    }
+
+    #[test]
+    fn sync_messages_travel_in_registers() {
+        let m = SyncMessage::with_payload(7, 42, b"hello, synchronous world").unwrap();
+        let (rsi, rdx) = m.header_registers();
+        let p = m.payload;
+        let args = [3, rsi, rdx, p[0], p[1], p[2]];
+        assert_eq!(Syscall::decode_with_sync(nr::CALL, args, [p[3], p[4]]), Ok(Syscall::Call { endpoint: 3, message: m }));
+        let (bytes, len) = m.payload_bytes();
+        assert_eq!(&bytes[..len], b"hello, synchronous world");
+        assert_eq!(Syscall::decode_with_sync(nr::REPLY_RECV, [1, rsi, rdx, p[0], p[1], p[2]], [p[3], p[4]]), Ok(Syscall::ReplyRecv { reply: Some(m) }));
+        assert_eq!(Syscall::decode(nr::REPLY_RECV, [0, rsi, rdx, 0, 0, 0]), Ok(Syscall::ReplyRecv { reply: None }));
+        assert!(SyncMessage::with_payload(0, 0, &[0; 41]).is_none());
+        let too_long = 41u64 << 32;
+        assert_eq!(Syscall::decode(nr::CALL, [0, too_long, 0, 0, 0, 0]), Err(err::TOO_LONG));
+        assert_eq!(Syscall::decode(nr::REPLY_RECV, [1, too_long, 0, 0, 0, 0]), Err(err::TOO_LONG));
+        // Without the reply flag the registers are not a message: no check.
+        assert!(Syscall::decode(nr::REPLY_RECV, [0, too_long, 0, 0, 0, 0]).is_ok());
     }
 
     #[test]

@@ -9,7 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod call;
-pub use call::{PHASE_NAME_MAX, Syscall, UserRange, error_return};
+pub use call::{PHASE_NAME_MAX, SYNC_PAYLOAD_WORDS, SyncMessage, Syscall, UserRange, error_return};
 
 /// System call numbers.
 pub mod nr {
@@ -51,6 +51,21 @@ pub mod nr {
     /// policy does not ask, or already in that state); `OUT_OF_RANGE` for
     /// any other argument.
     pub const IDLE_PSTATE: u64 = 10;
+    /// `call(endpoint, message) -> reply`: synchronous IPC, L4 style. The
+    /// caller blocks until the server behind `endpoint` answers with
+    /// `reply_recv`. The message travels in registers ([`crate::SyncMessage`]
+    /// layout in `call.rs`); the reply comes back in the same registers,
+    /// with the replier's badge in `rdi`. Same capability rules as the
+    /// mover. Errors: `NO_CAPABILITY`, `NOT_RUNNING` (the server stopped,
+    /// also while handling this call), `TOO_LONG` (payload over 40 bytes),
+    /// `WOULD_DEADLOCK` (a call to itself).
+    pub const CALL: u64 = 11;
+    /// `reply_recv(reply?) -> next call`: answer the call being served (if
+    /// `rdi` bit 0 is set, the reply is in the message registers) and wait
+    /// for the next call; returns it with the caller's badge in `rdi`.
+    /// Errors: `NOT_SERVING` (a reply with no call being served; nothing
+    /// is sent and the call does not wait), `TOO_LONG`.
+    pub const REPLY_RECV: u64 = 12;
 }
 
 /// Error codes (returned negated).
@@ -65,6 +80,15 @@ pub mod err {
     pub const TOO_LONG: i64 = 4;
     /// A buffer is too small for the answer.
     pub const TOO_SMALL: i64 = 5;
+    /// `call`: the caller holds no capability for the endpoint.
+    pub const NO_CAPABILITY: i64 = 6;
+    /// `call`: the server behind the endpoint has stopped (exited or
+    /// faulted), before or while handling the call.
+    pub const NOT_RUNNING: i64 = 7;
+    /// `reply_recv` with a reply while no call is being served.
+    pub const NOT_SERVING: i64 = 8;
+    /// `call` to the caller itself, which could never be answered.
+    pub const WOULD_DEADLOCK: i64 = 9;
 
     /// Name of an error code, for logs.
     pub fn name(code: i64) -> &'static str {
@@ -74,6 +98,10 @@ pub mod err {
             NOT_MAPPED => "not mapped",
             TOO_LONG => "too long",
             TOO_SMALL => "buffer too small",
+            NO_CAPABILITY => "no capability for the endpoint",
+            NOT_RUNNING => "the called server is not running",
+            NOT_SERVING => "no call is being served",
+            WOULD_DEADLOCK => "a call to itself would never be answered",
             _ => "unknown error",
         }
     }
@@ -256,11 +284,15 @@ pub mod bounce {
 const STACKS_BASE: u64 = 0x7000_0000_0000;
 const STACK_SPACING: u64 = 0x4000_0000;
 
-/// Top of the user stack of the server on `core`. Stacks of different
-/// servers never overlap, so a server's stack address means nothing in
-/// another server's address space (and a fault there names its owner).
-pub const fn stack_top_for_core(core: usize) -> u64 {
-    STACKS_BASE + (core as u64 + 1) * STACK_SPACING
+/// Most servers one core may hold (a shared core runs them one at a time).
+pub const MAX_SERVERS_PER_CORE: usize = 16;
+
+/// Top of the user stack of the server at position `index` of the system
+/// TOML. Stacks of different servers never overlap (several servers may
+/// share a core), so a server's stack address means nothing in another
+/// server's address space (and a fault there names its owner).
+pub const fn stack_top_for_server(index: usize) -> u64 {
+    STACKS_BASE + (index as u64 + 1) * STACK_SPACING
 }
 
 #[cfg(test)]
@@ -269,10 +301,10 @@ mod tests {
 
     #[test]
     fn stacks_stay_in_the_user_half_and_apart() {
-        for core in 0..1024 {
-            let top = stack_top_for_core(core);
+        for index in 0..1024 {
+            let top = stack_top_for_server(index);
             assert!(top < USER_END && top > SEGMENTS_END);
-            assert!(stack_top_for_core(core + 1) - top >= STACK_SPACING);
+            assert!(stack_top_for_server(index + 1) - top >= STACK_SPACING);
         }
     }
 }

@@ -74,8 +74,8 @@ fn run() -> i32 {
             }
             "write-kernel" => core::ptr::write_volatile(0xffff_8000_0000_1000 as *mut u64, 1),
             "read-other" => {
-                // The heartbeat server in these tests runs on core 1.
-                let addr = userlib::abi::stack_top_for_core(1) - 8;
+                // The heartbeat server is the first server of these tests' TOML.
+                let addr = userlib::abi::stack_top_for_server(0) - 8;
                 let v = core::ptr::read_volatile(addr as *const u64);
                 userlib::log!("read {v} from another server's stack?!");
             }
