@@ -116,13 +116,20 @@ pub fn bench_extra_rings(n: usize) {
     syscall3(abi::nr::BENCH_EXTRA_RINGS, n as u64, 0, 0);
 }
 
-/// Reads the time-stamp counter (allowed in ring 3).
+/// Reads the time-stamp counter (allowed in ring 3), ordered after every
+/// earlier instruction (`lfence; rdtsc`, as the kernel's `tsc::now`): without
+/// the fence the CPU may read the TSC before the loads a measurement waits
+/// for have completed, and a sample comes out short (or negative).
 #[inline]
 pub fn rdtsc() -> u64 {
     #[cfg(target_arch = "x86_64")]
     {
-        // SAFETY: RDTSC has no side effects and is permitted in user mode.
-        unsafe { core::arch::x86_64::_rdtsc() }
+        // SAFETY: LFENCE and RDTSC have no side effects; RDTSC is permitted
+        // in user mode (the kernel never sets CR4.TSD).
+        unsafe {
+            core::arch::x86_64::_mm_lfence();
+            core::arch::x86_64::_rdtsc()
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     0
