@@ -118,5 +118,7 @@ extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) {
             n as u64
         }
         Syscall::BenchMark { .. } | Syscall::BenchExtraRings { .. } => error_return(abi::err::UNKNOWN_SYSCALL),
+        // Synchronous calls land with the scheduler for shared cores (next commit).
+        Syscall::Call { .. } | Syscall::ReplyRecv { .. } => error_return(abi::err::UNKNOWN_SYSCALL),
     };
 }
