@@ -9,9 +9,8 @@
 //!   performance-counter entries: a core takes only the interrupts another
 //!   core sends it (server cores must never see a timer tick).
 //!
-//! Why not the `x2apic` crate: its `enable()` always arms the APIC timer,
-//! and in xAPIC mode it expects callers to pre-shift destination ids; both
-//! conflict with the invariants above.
+//! Why not the `x2apic` crate: see the crate docs (it arms the timer and
+//! wants pre-shifted xAPIC destinations, against the invariants above).
 
 use core::sync::atomic::{Ordering, fence};
 use x86_64::registers::model_specific::Msr;
