@@ -181,6 +181,9 @@ fn write_info_page(config: &system_config::SystemConfig, server: &mut Server) ->
         mover_sleeps: 0,
         race_delay_ticks: crate::power::race_delay_ticks(),
         idle_pstate_after_ticks: 0,
+        direct_ring_count: 0,
+        _reserved_direct: 0,
+        direct_rings: [abi::DirectRingInfo::EMPTY; abi::MAX_DIRECT_RINGS],
     };
     let power = crate::power::policy(server.core);
     info.spin_polls_before_pause = power.escalation.spin_polls;

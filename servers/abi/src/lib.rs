@@ -180,6 +180,52 @@ pub struct ServerInfo {
     /// and 0 to restore it when a message comes); 0 = never (the policy's
     /// `idle_pstate_after_us` is 0, or the CPU has no P-state control).
     pub idle_pstate_after_ticks: u64,
+    /// Direct rings this server is an end of (`[[direct_ring]]` in the
+    /// system TOML, see [`DirectRingInfo`]): entry `i` of `direct_rings`
+    /// is mapped at [`direct_ring_addr`]`(i)`, for `i < direct_ring_count`.
+    pub direct_ring_count: u32,
+    pub _reserved_direct: u32,
+    pub direct_rings: [DirectRingInfo; MAX_DIRECT_RINGS],
+}
+
+/// Most direct rings one server may be an end of (producer or consumer).
+pub const MAX_DIRECT_RINGS: usize = 8;
+
+/// `DirectRingInfo::end`: this server pushes into the ring.
+pub const DIRECT_RING_PRODUCER: u32 = 1;
+/// `DirectRingInfo::end`: this server pops from the ring.
+pub const DIRECT_RING_CONSUMER: u32 = 2;
+
+/// One user<->user ring in the info page: a ring region the kernel
+/// allocated once and mapped into both servers (read/write, never
+/// executable), with no mover in between. The kernel never reads it; each
+/// side must treat the other as hostile (`docs/servers.md`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct DirectRingInfo {
+    /// The ring's `name` from the system TOML (NUL-padded).
+    pub name: [u8; NAME_BYTES],
+    /// Slots of 64 bytes (a power of two).
+    pub slots: u32,
+    /// [`DIRECT_RING_PRODUCER`] or [`DIRECT_RING_CONSUMER`].
+    pub end: u32,
+}
+
+impl DirectRingInfo {
+    /// An unused entry.
+    pub const EMPTY: DirectRingInfo = DirectRingInfo { name: [0; NAME_BYTES], slots: 0, end: 0 };
+}
+
+/// Start of the direct-ring range: above the inboxes (which end at
+/// `inbox_addr(MAX_MOVERS)`), below the stacks.
+const DIRECT_RINGS_BASE: u64 = 0x6000_1000_0000;
+
+/// Where this server's direct ring `i` (its position in
+/// `ServerInfo::direct_rings`, `i < MAX_DIRECT_RINGS`) is mapped; each has
+/// [`RING_SPAN`] bytes of address space. The two ends of one ring may see
+/// it at different addresses (the region holds no pointers).
+pub const fn direct_ring_addr(i: usize) -> u64 {
+    DIRECT_RINGS_BASE + i as u64 * RING_SPAN
 }
 
 /// `ServerInfo::sleep`: never sleep (spin, then pause).
@@ -305,6 +351,23 @@ mod tests {
             let top = stack_top_for_server(index);
             assert!(top < USER_END && top > SEGMENTS_END);
             assert!(stack_top_for_server(index + 1) - top >= STACK_SPACING);
+        }
+    }
+
+    #[test]
+    fn direct_rings_collide_with_nothing_else() {
+        let first = direct_ring_addr(0);
+        let end = direct_ring_addr(MAX_DIRECT_RINGS);
+        assert_eq!(end - first, MAX_DIRECT_RINGS as u64 * RING_SPAN, "one span each, no overlap");
+        // Above the segments, the info and statistics pages and every inbox.
+        assert!(first >= SEGMENTS_END && first >= inbox_addr(MAX_MOVERS));
+        assert!(first >= STATS_ADDR + 0x1000 && first >= OUTBOX_ADDR + RING_SPAN);
+        // Below the lowest possible stack (server 0, largest stack: 1 MiB).
+        assert!(end <= stack_top_for_server(0) - 1024 * 1024);
+        assert!(end <= STACKS_BASE && end < USER_END);
+        for i in 0..MAX_DIRECT_RINGS {
+            assert_eq!(direct_ring_addr(i) % 4096, 0, "page aligned");
+            assert_eq!(direct_ring_addr(i + 1) - direct_ring_addr(i), RING_SPAN);
         }
     }
 }
