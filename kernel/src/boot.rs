@@ -240,7 +240,7 @@ fn boot_report(config: Option<&system_config::SystemConfig>, report: &smp::SmpRe
         let server = crate::server::all().iter().find(|s| s.core == index);
         match (config.map(|c| c.role_of(index)), server) {
             (_, Some(s)) => log::info!("core {index}: apic {apic}, role server `{}`", s.name),
-            (Some(system_config::Role::Mover), _) => {
+            (Some(system_config::PolicyRole::Mover), _) => {
                 log::info!("core {index}: apic {apic}, role mover")
             }
             _ if index == 0 => log::info!("core {index}: apic {apic}, role kernel"),

@@ -29,7 +29,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use cores::{CORES, MAX_CORES};
 use cores::power::{Escalation, SleepKind};
 use cores::power::resolve::{CapabilityMsr, CpuPower, IdlePstateRequest, Request, SleepRequest};
-use system_config::{IdlePstate, Role, SleepMode};
+use system_config::{IdlePstate, PolicyRole, SleepMode};
 use x86_64::registers::model_specific::Msr;
 
 /// How a core may lower its performance request while asleep (chosen by
@@ -130,7 +130,7 @@ pub fn resolve(config: &system_config::SystemConfig, features: &Features, cores:
     let mut out = Vec::new();
     for core in 0..cores {
         let role = config.role_of(core);
-        let role = if core == 0 && role != Role::Mover { Role::Idle } else { role };
+        let role = if core == 0 && role != PolicyRole::Mover { PolicyRole::Idle } else { role };
         let p = config.power_for_core(core, role);
         let request = Request {
             spin_polls_before_pause: p.spin_polls_before_pause,
@@ -149,7 +149,7 @@ pub fn resolve(config: &system_config::SystemConfig, features: &Features, cores:
             idle_pstate_after_us: p.idle_pstate_after_us,
         };
         let resolved = cores::power::resolve(&request, &cpu, tsc_per_us, inboxes_per_server, read_capability);
-        if role == Role::Server {
+        if role == PolicyRole::Server {
             log::info!("power: core {core} ({}): {}", role.name(), resolved.boot_note());
         }
         out.push(CorePower { escalation: resolved.escalation, pstate: resolved.pstate, idle_value: resolved.idle_value });

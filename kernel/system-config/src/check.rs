@@ -18,13 +18,13 @@ use toml::de::DeTable;
 
 use crate::error::{ConfigError, Span};
 use crate::locate;
-use crate::power::{
+use crate::power_config::{
     CoreOverride, IdlePstate, MwaitHint, Origin, PowerConfig, PowerOverride, SleepMode,
 };
 use crate::raw::{RawFile, RawPower, RawPowerOverride, RawServer};
 use crate::{
-    ARGS_MAX_BYTES, DEFAULT_RING_SLOTS, DEFAULT_STACK_KIB, Endpoint, MAX_BINARY_LEN, MAX_CORES, MAX_NAME_LEN,
-    Machine, RING_SLOTS_RANGE, STACK_KIB_RANGE, Server, ServerOrigin, SystemConfig,
+    ARGS_MAX_BYTES, DEFAULT_RING_SLOTS, DEFAULT_STACK_KIB, Endpoint, MAX_BINARY_LEN, MAX_CONFIG_CORES,
+    MAX_NAME_LEN, Machine, RING_SLOTS_RANGE, STACK_KIB_RANGE, Server, ServerOrigin, SystemConfig,
 };
 
 const SPIN_POLLS_MAX: i64 = 100_000_000;
@@ -78,9 +78,9 @@ impl Checker<'_> {
     }
 
     fn core(&self, value: &Spanned<i64>, key: &str) -> Result<usize, ConfigError> {
-        let max = i64::try_from(MAX_CORES - 1).unwrap_or(i64::MAX);
+        let max = i64::try_from(MAX_CONFIG_CORES - 1).unwrap_or(i64::MAX);
         let n = self.int(value, key, 0, max)?;
-        Ok(usize::try_from(n).unwrap_or(MAX_CORES))
+        Ok(usize::try_from(n).unwrap_or(MAX_CONFIG_CORES))
     }
 
     fn ring_slots(&self, value: &Spanned<i64>, key: &str) -> Result<u32, ConfigError> {
@@ -392,7 +392,7 @@ impl Checker<'_> {
                     self.span(key),
                     path.clone(),
                     format!("`{}` is not a core number", key.get_ref()),
-                    format!("a core number in 0..{MAX_CORES}, as in [power.core.3]"),
+                    format!("a core number in 0..{MAX_CONFIG_CORES}, as in [power.core.3]"),
                 )
             })?;
             if let Some(other) = cores.iter().find(|c| c.core == core) {
@@ -612,12 +612,12 @@ fn valid_binary(name: &str) -> bool {
         })
 }
 
-/// A decimal core number below [`MAX_CORES`], digits only.
+/// A decimal core number below [`MAX_CONFIG_CORES`], digits only.
 fn parse_core_number(key: &str) -> Option<usize> {
     if key.is_empty() || key.len() > 4 || !key.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    key.parse::<usize>().ok().filter(|&n| n < MAX_CORES)
+    key.parse::<usize>().ok().filter(|&n| n < MAX_CONFIG_CORES)
 }
 
 /// `[1, 2]`.

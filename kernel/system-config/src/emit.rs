@@ -11,7 +11,7 @@ use alloc::vec::Vec;
 use core::fmt::Write;
 
 use crate::SystemConfig;
-use crate::power::{IdlePstate, PowerOverride};
+use crate::power_config::{IdlePstate, PowerOverride};
 
 pub(crate) fn to_toml(config: &SystemConfig) -> String {
     let mut out = String::new();

@@ -31,21 +31,22 @@ mod check;
 mod emit;
 mod error;
 mod locate;
-mod power;
+mod power_config;
 mod raw;
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
 pub use error::{ConfigError, Span, line_column};
-pub use power::{
-    CoreOverride, IdlePstate, MwaitHint, Origin, PowerConfig, PowerOverride, PowerPolicy, Role,
+pub use power_config::{
+    CoreOverride, IdlePstate, MwaitHint, Origin, PolicyRole, PowerConfig, PowerOverride, PowerPolicy,
     SleepMode,
 };
 
-/// Core numbers in the file must be below this (more than any machine we
-/// target; the real bound comes from [`Machine::core_count`]).
-pub const MAX_CORES: usize = 1024;
+/// Core numbers in the file must be below this: the file format's limit,
+/// more than any machine we target. The kernel's per-core tables are smaller
+/// (`cores::MAX_CORES`); the real bound comes from [`Machine::core_count`].
+pub const MAX_CONFIG_CORES: usize = 1024;
 /// The badge the mover stamps on messages the kernel itself sends
 /// (bounces); defined once, in `abi`.
 pub use abi::KERNEL_BADGE;
@@ -169,19 +170,19 @@ impl SystemConfig {
 
     /// The role `core` has in this system. Core 0 is `Idle` unless it is a
     /// mover (the boot processor runs the kernel, not a server).
-    pub fn role_of(&self, core: usize) -> Role {
+    pub fn role_of(&self, core: usize) -> PolicyRole {
         if self.mover_cores.contains(&core) {
-            Role::Mover
+            PolicyRole::Mover
         } else if self.server_on_core(core).is_some() {
-            Role::Server
+            PolicyRole::Server
         } else {
-            Role::Idle
+            PolicyRole::Idle
         }
     }
 
     /// The power policy for `core` in `role`: `[power.core.N]` over
     /// `[power.default.<role>]` over [`PowerPolicy::builtin`].
-    pub fn power_for_core(&self, core: usize, role: Role) -> PowerPolicy {
+    pub fn power_for_core(&self, core: usize, role: PolicyRole) -> PowerPolicy {
         self.power.resolve(core, role)
     }
 

@@ -2,7 +2,7 @@
 //! issue 5 and issue 7, power-policy merging, and random mutations.
 
 use system_config::{
-    ConfigError, IdlePstate, Machine, MwaitHint, PowerPolicy, Role, SleepMode, SystemConfig, parse,
+    ConfigError, IdlePstate, Machine, MwaitHint, PolicyRole, PowerPolicy, SleepMode, SystemConfig, parse,
 };
 
 const FULL: &str = r#"
@@ -127,10 +127,10 @@ fn full_config_parses_with_every_value() {
     let on_1: Vec<&str> = c.outboxes_of_mover(1).map(|s| s.name.as_str()).collect();
     assert_eq!(on_1, ["client", "echo", "idle-ish_2"]);
 
-    assert_eq!(c.role_of(0), Role::Idle);
-    assert_eq!(c.role_of(1), Role::Mover);
-    assert_eq!(c.role_of(4), Role::Server);
-    assert_eq!(c.role_of(9), Role::Idle);
+    assert_eq!(c.role_of(0), PolicyRole::Idle);
+    assert_eq!(c.role_of(1), PolicyRole::Mover);
+    assert_eq!(c.role_of(4), PolicyRole::Server);
+    assert_eq!(c.role_of(9), PolicyRole::Idle);
     assert_eq!(c.server_on_core(5).unwrap().name, "log");
     assert_eq!(c.server_by_name("echo").unwrap().core, 4);
 
@@ -504,10 +504,10 @@ fn power_bad_sleep_value() {
 #[test]
 fn power_policy_merge_order() {
     let c = parse(FULL).unwrap();
-    let server = PowerPolicy::builtin(Role::Server);
+    let server = PowerPolicy::builtin(PolicyRole::Server);
 
     // Core 3: role default over built-in.
-    let p = c.power_for_core(3, Role::Server);
+    let p = c.power_for_core(3, PolicyRole::Server);
     assert_eq!(p.spin_polls_before_pause, 500);
     assert_eq!(p.sleep, SleepMode::Hlt);
     assert_eq!(p.pause_us_before_sleep, server.pause_us_before_sleep);
@@ -515,24 +515,24 @@ fn power_policy_merge_order() {
 
     assert_eq!(p.idle_pstate_after_us, 0, "built-in: lowered only while asleep");
     let edited = parse(&edit("sleep = \"none\"", "sleep = \"none\"\nidle_pstate_after_us = 250")).unwrap();
-    assert_eq!(edited.power_for_core(4, Role::Server).idle_pstate_after_us, 250, "core override");
-    assert_eq!(edited.power_for_core(3, Role::Server).idle_pstate_after_us, 0, "other cores keep the built-in");
+    assert_eq!(edited.power_for_core(4, PolicyRole::Server).idle_pstate_after_us, 250, "core override");
+    assert_eq!(edited.power_for_core(3, PolicyRole::Server).idle_pstate_after_us, 0, "other cores keep the built-in");
 
     // Core 4: core override over role default over built-in.
-    let p = c.power_for_core(4, Role::Server);
+    let p = c.power_for_core(4, PolicyRole::Server);
     assert_eq!(p.sleep, SleepMode::None, "core beats role default");
     assert_eq!(p.hwp_epp_idle, 0, "core beats built-in");
     assert_eq!(p.spin_polls_before_pause, 500, "role default kept");
     assert_eq!(p.mwait_hint, server.mwait_hint, "built-in kept");
 
     // Movers and idle cores get their own role defaults.
-    let p = c.power_for_core(1, Role::Mover);
+    let p = c.power_for_core(1, PolicyRole::Mover);
     assert_eq!(p.pause_us_before_sleep, 1000);
     assert_eq!(
         p.spin_polls_before_pause,
-        PowerPolicy::builtin(Role::Mover).spin_polls_before_pause
+        PowerPolicy::builtin(PolicyRole::Mover).spin_polls_before_pause
     );
-    let p = c.power_for_core(10, Role::Idle);
+    let p = c.power_for_core(10, PolicyRole::Idle);
     assert_eq!(p.mwait_hint, MwaitHint::new(6).unwrap());
     assert_eq!(
         p.idle_pstate,
@@ -540,13 +540,13 @@ fn power_policy_merge_order() {
         "core 10 overrides the idle ratio"
     );
     assert_eq!(
-        c.power_for_core(9, Role::Idle).idle_pstate,
+        c.power_for_core(9, PolicyRole::Idle).idle_pstate,
         IdlePstate::Ratio(8)
     );
 
     // Nothing in the file: the built-in defaults.
     let bare = parse("[system]\nmover_cores = [1]\n").unwrap();
-    for role in [Role::Server, Role::Mover, Role::Idle] {
+    for role in [PolicyRole::Server, PolicyRole::Mover, PolicyRole::Idle] {
         assert_eq!(bare.power_for_core(5, role), PowerPolicy::builtin(role));
     }
 }

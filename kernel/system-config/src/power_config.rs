@@ -1,5 +1,7 @@
-//! Per-core power policy: what a core does while its rings stay empty
-//! (spin, then `pause`-spin, then sleep) and which P-state hints it gives.
+//! The `[power]` section of the system file: per-core power policy, what a
+//! core does while its rings stay empty (spin, then `pause`-spin, then
+//! sleep) and which P-state hints it gives. The kernel applies it at boot
+//! (`kernel/src/power.rs`, docs/power.md).
 //!
 //! Invariants: a [`PowerPolicy`] is always complete and in range (every value
 //! was range-checked at parse time or is a built-in default). A
@@ -11,9 +13,11 @@ use alloc::vec::Vec;
 
 use crate::error::Span;
 
-/// What a core is for, for its whole life.
+/// Which `[power.default.<role>]` table and built-in default apply to a
+/// core, from what the file puts on it ([`crate::SystemConfig::role_of`]).
+/// Not the kernel's runtime role of a core (`cores::Role`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
+pub enum PolicyRole {
     /// Runs one user-space server.
     Server,
     /// Runs the kernel mover loop.
@@ -22,13 +26,13 @@ pub enum Role {
     Idle,
 }
 
-impl Role {
+impl PolicyRole {
     /// The role's name as written in `[power.default.<name>]`.
     pub fn name(self) -> &'static str {
         match self {
-            Role::Server => "server",
-            Role::Mover => "mover",
-            Role::Idle => "idle",
+            PolicyRole::Server => "server",
+            PolicyRole::Mover => "mover",
+            PolicyRole::Idle => "idle",
         }
     }
 }
@@ -159,9 +163,9 @@ impl PowerPolicy {
     /// The mover is on every message's path, so it spins longer and keeps
     /// its clock; idle cores sleep at once. `c1` is the one C-state every
     /// MWAIT-capable CPU has; deeper hints are opt-in.
-    pub const fn builtin(role: Role) -> PowerPolicy {
+    pub const fn builtin(role: PolicyRole) -> PowerPolicy {
         match role {
-            Role::Server => PowerPolicy {
+            PolicyRole::Server => PowerPolicy {
                 spin_polls_before_pause: 1000,
                 pause_us_before_sleep: 50,
                 sleep: SleepMode::Mwait,
@@ -170,7 +174,7 @@ impl PowerPolicy {
                 hwp_epp_idle: 255,
                 idle_pstate_after_us: 0,
             },
-            Role::Mover => PowerPolicy {
+            PolicyRole::Mover => PowerPolicy {
                 spin_polls_before_pause: 10_000,
                 pause_us_before_sleep: 200,
                 sleep: SleepMode::Mwait,
@@ -179,7 +183,7 @@ impl PowerPolicy {
                 hwp_epp_idle: 128,
                 idle_pstate_after_us: 0,
             },
-            Role::Idle => PowerPolicy {
+            PolicyRole::Idle => PowerPolicy {
                 spin_polls_before_pause: 0,
                 pause_us_before_sleep: 0,
                 sleep: SleepMode::Mwait,
@@ -261,11 +265,11 @@ pub struct PowerConfig {
 
 impl PowerConfig {
     /// The file's default for a role.
-    pub fn role_default(&self, role: Role) -> &PowerOverride {
+    pub fn role_default(&self, role: PolicyRole) -> &PowerOverride {
         match role {
-            Role::Server => &self.default_server,
-            Role::Mover => &self.default_mover,
-            Role::Idle => &self.default_idle,
+            PolicyRole::Server => &self.default_server,
+            PolicyRole::Mover => &self.default_mover,
+            PolicyRole::Idle => &self.default_idle,
         }
     }
 
@@ -279,7 +283,7 @@ impl PowerConfig {
 
     /// The policy for `core` in `role`: `[power.core.N]` over
     /// `[power.default.<role>]` over [`PowerPolicy::builtin`].
-    pub fn resolve(&self, core: usize, role: Role) -> PowerPolicy {
+    pub fn resolve(&self, core: usize, role: PolicyRole) -> PowerPolicy {
         let policy = PowerPolicy::builtin(role).merged(self.role_default(role));
         match self.core_override(core) {
             Some(over) => policy.merged(over),
