@@ -37,12 +37,12 @@ pub(crate) fn parse(text: &str) -> Result<SystemConfig, ConfigError> {
     Checker { text }.system(raw)
 }
 
-struct Checker<'t> {
+pub(crate) struct Checker<'t> {
     text: &'t str,
 }
 
 impl Checker<'_> {
-    fn span<T>(&self, value: &Spanned<T>) -> Span {
+    pub(crate) fn span<T>(&self, value: &Spanned<T>) -> Span {
         Span::new(self.text, value.span())
     }
 
@@ -83,7 +83,7 @@ impl Checker<'_> {
         Ok(usize::try_from(n).unwrap_or(MAX_CONFIG_CORES))
     }
 
-    fn ring_slots(&self, value: &Spanned<i64>, key: &str) -> Result<u32, ConfigError> {
+    pub(crate) fn ring_slots(&self, value: &Spanned<i64>, key: &str) -> Result<u32, ConfigError> {
         let (min, max) = RING_SLOTS_RANGE;
         let expected = format!("a power of two in {min}..={max} (slots of 64 bytes)");
         let n = *value.get_ref();
@@ -155,12 +155,14 @@ impl Checker<'_> {
         }
 
         let power = self.power(&raw.power)?;
+        let direct_rings = self.direct_rings(&raw.direct_ring, &names, ring_slots_default)?;
         Ok(SystemConfig {
             mover_cores,
             mover_core_origins,
             ring_slots_default,
             servers,
             power,
+            direct_rings,
         })
     }
 
@@ -591,7 +593,7 @@ pub(crate) fn validate(config: &SystemConfig, machine: &Machine) -> Result<(), C
 }
 
 /// `[a-z0-9_-]{1,32}`.
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     (1..=MAX_NAME_LEN).contains(&name.len())
         && name
             .bytes()
@@ -627,7 +629,7 @@ fn list(cores: &[usize]) -> String {
 }
 
 /// `` `a`, `b` `` — at most 8 names, then `…`.
-fn quoted(names: &[&str]) -> String {
+pub(crate) fn quoted(names: &[&str]) -> String {
     if names.is_empty() {
         return "there are none".to_string();
     }

@@ -44,6 +44,14 @@ pub(crate) fn to_toml(config: &SystemConfig) -> String {
             let _ = writeln!(out, "mover_core = {}", server.mover_core);
         }
     }
+    for ring in &config.direct_rings {
+        let server_name = |index: usize| config.servers.get(index).map_or("", |s| s.name.as_str());
+        let _ = writeln!(out, "\n[[direct_ring]]");
+        let _ = writeln!(out, "name = \"{}\"", ring.name);
+        let _ = writeln!(out, "producer = \"{}\"", server_name(ring.producer));
+        let _ = writeln!(out, "consumer = \"{}\"", server_name(ring.consumer));
+        let _ = writeln!(out, "slots = {}", ring.slots);
+    }
     let power = &config.power;
     for (role, table) in [
         ("server", &power.default_server),

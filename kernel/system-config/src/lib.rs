@@ -28,6 +28,7 @@
 extern crate alloc;
 
 mod check;
+mod direct_ring;
 mod emit;
 mod error;
 mod locate;
@@ -37,6 +38,7 @@ mod raw;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+pub use direct_ring::DirectRing;
 pub use error::{ConfigError, Span, line_column};
 pub use power_config::{
     CoreOverride, IdlePstate, MwaitHint, Origin, PolicyRole, PowerConfig, PowerOverride, PowerPolicy,
@@ -81,6 +83,9 @@ pub struct SystemConfig {
     pub servers: Vec<Server>,
     /// The `[power]` section.
     pub power: PowerConfig,
+    /// `[[direct_ring]]` tables in file order: rings shared by two
+    /// servers with no mover in between; `direct_rings[i].index == i`.
+    pub direct_rings: Vec<DirectRing>,
 }
 
 /// One `[[server]]` table.

@@ -21,6 +21,8 @@ pub(crate) struct RawFile {
     pub server: Vec<Spanned<RawServer>>,
     #[serde(default)]
     pub power: RawPower,
+    #[serde(default)]
+    pub direct_ring: Vec<Spanned<RawDirectRing>>,
 }
 
 #[derive(Deserialize)]
@@ -44,6 +46,15 @@ pub(crate) struct RawServer {
     pub mover_core: Option<Spanned<i64>>,
     pub args: Option<Spanned<String>>,
     pub service: Option<Spanned<bool>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDirectRing {
+    pub name: Spanned<String>,
+    pub producer: Spanned<String>,
+    pub consumer: Spanned<String>,
+    pub slots: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
