@@ -4,8 +4,11 @@
 //! Invariants:
 //! - [`ratio`] never divides by zero or by a non-finite value: it gives
 //!   `None`, which the reports print as `-`;
-//! - a target is judged only on a measured value ([`TargetOutcome::judge`]);
-//!   without one it is [`TargetOutcome::NotMeasured`], never met or missed.
+//! - a target is judged only on a measured value from valid inputs
+//!   ([`TargetOutcome::judge`]); without a value it is
+//!   [`TargetOutcome::NotMeasured`], from inputs that failed their check or
+//!   a mechanism that fell back it is [`TargetOutcome::NotApplicable`],
+//!   never met or missed.
 
 use serde::{Deserialize, Serialize};
 
@@ -69,14 +72,29 @@ pub enum TargetOutcome {
     Missed,
     /// A record the ratio needs is absent from the run.
     NotMeasured,
+    /// The ratio was computed, but its inputs cannot carry a verdict: a
+    /// record behind it failed its message check (`ok < n`), kept no
+    /// sample, or the mechanism it measures fell back to another one
+    /// (MWAIT -> HLT). Printed `n/a` with the reason, never met or missed.
+    NotApplicable,
 }
 
 impl TargetOutcome {
-    /// Met or missed when `measured` is there, not measured otherwise.
-    pub fn judge(bound: Bound, limit: f64, measured: Option<f64>) -> TargetOutcome {
+    /// Met or missed when `measured` is there and its inputs are valid;
+    /// not applicable when they are not (`invalid_because` says why), not
+    /// measured without a value.
+    pub fn judge(
+        bound: Bound,
+        limit: f64,
+        measured: Option<f64>,
+        invalid_because: Option<&str>,
+    ) -> TargetOutcome {
         let Some(value) = measured else {
             return TargetOutcome::NotMeasured;
         };
+        if invalid_because.is_some() {
+            return TargetOutcome::NotApplicable;
+        }
         let met = match bound {
             Bound::AtMost => value <= limit,
             Bound::AtLeast => value >= limit,
@@ -87,4 +105,12 @@ impl TargetOutcome {
             TargetOutcome::Missed
         }
     }
+}
+
+/// Whether the serial-log line says a mechanism fell back to another one
+/// (the kernel's `MWAIT returned at once … using hlt`, or any `fell back`):
+/// a figure of that boot no longer measures the mechanism it names.
+pub fn is_fallback_line(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    lower.contains("mwait returned at once") || lower.contains("fell back")
 }

@@ -7,9 +7,10 @@
 //!
 //! ```text
 //! BENCH-BEGIN accel=tcg smp=4 cpu=max tsc_hz=2601000000 tsc_source=pit date=unknown
-//! BENCH latency  name=… n=… median_cycles=… p99_cycles=… [rings= min_cycles= max_cycles= ok=]
-//! BENCH stream   name=… n=… cycles=… [batch= rings= ok=]
+//! BENCH latency  name=… n=… median_cycles=… p99_cycles=… [rings= min_cycles= max_cycles= ok= tsc_backwards=]
+//! BENCH stream   name=… n=… cycles=… [batch= rings= ok= tsc_backwards=]
 //! BENCH counters phase=… core=… [role= cr3_writes= syscalls= interrupts= exceptions= messages=]
+//! BENCH dropped  kind=stream name=… tsc_backwards=1   (kept in other_records: a stream whose TSC went backwards)
 //! BENCH-END status=ok
 //! ```
 //!
@@ -73,6 +74,21 @@ pub struct Run {
     pub counters: Vec<CoreCounters>,
     /// `BENCH <kind>` records of a kind this version does not know.
     pub other_records: Vec<OtherRecord>,
+    /// Lines of the boot saying a mechanism fell back to another
+    /// ([`crate::figures::is_fallback_line`], e.g. the kernel's `MWAIT
+    /// returned at once … using hlt`): inside the block, or before its
+    /// `BENCH-BEGIN` since the previous block ended.
+    #[serde(default)]
+    pub fallbacks: Vec<LogNote>,
+}
+
+/// A line of the serial log that is not a record but matters to a figure.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogNote {
+    /// Line number in the log (1-based).
+    pub line: usize,
+    /// The line without prefix colour codes and trailing whitespace.
+    pub text: String,
 }
 
 /// A round-trip latency distribution (`BENCH latency`), in TSC cycles.
@@ -92,6 +108,11 @@ pub struct LatencySample {
     pub p99_cycles: u64,
     pub min_cycles: Option<u64>,
     pub max_cycles: Option<u64>,
+    /// Samples the guest dropped because the TSC went backwards between
+    /// their two stamps (`tsc_backwards=`); the median, p99, min and max
+    /// are of the `n - tsc_backwards` samples kept. `None`: not reported.
+    #[serde(default)]
+    pub tsc_backwards: Option<u64>,
     pub extra: ExtraKeys,
 }
 
@@ -112,6 +133,10 @@ pub struct StreamSample {
     pub ok: Option<u64>,
     /// TSC cycles from the first send to the last receive.
     pub cycles: u64,
+    /// `tsc_backwards=` (0 for a kept stream: a stream whose clock went
+    /// backwards is printed as `BENCH dropped kind=stream …` instead).
+    #[serde(default)]
+    pub tsc_backwards: Option<u64>,
     pub extra: ExtraKeys,
 }
 
@@ -224,10 +249,23 @@ impl std::error::Error for ParseError {}
 pub fn parse(log: &str) -> Result<Vec<Run>, ParseError> {
     let mut runs = Vec::new();
     let mut open_run: Option<Run> = None;
+    // Fallback lines seen outside a block belong to the boot whose block
+    // comes next.
+    let mut pending_fallbacks = Vec::new();
     for (index, raw_line) in log.lines().enumerate() {
         let line_number = index + 1;
         let line = strip_ansi_escapes(raw_line.trim_end_matches('\r'));
         let Some((marker, rest)) = find_marker(&line) else {
+            if crate::figures::is_fallback_line(&line) {
+                let note = LogNote {
+                    line: line_number,
+                    text: line.trim_end().to_string(),
+                };
+                match open_run.as_mut() {
+                    Some(run) => run.fallbacks.push(note),
+                    None => pending_fallbacks.push(note),
+                }
+            }
             continue;
         };
         let error = |kind| ParseError {
@@ -238,7 +276,8 @@ pub fn parse(log: &str) -> Result<Vec<Run>, ParseError> {
         match marker {
             Marker::Begin => {
                 let fields = Fields::split(rest).map_err(error)?;
-                let run = begin_run(line_number, fields).map_err(error)?;
+                let mut run = begin_run(line_number, fields).map_err(error)?;
+                run.fallbacks = std::mem::take(&mut pending_fallbacks);
                 if let Some(unfinished) = open_run.replace(run) {
                     runs.push(unfinished);
                 }
@@ -300,6 +339,7 @@ fn begin_run(line: usize, mut fields: Fields) -> Result<Run, ParseErrorKind> {
         streams: Vec::new(),
         counters: Vec::new(),
         other_records: Vec::new(),
+        fallbacks: Vec::new(),
     })
 }
 
@@ -320,6 +360,7 @@ fn add_record(
             ok: fields.take_number("ok")?,
             min_cycles: fields.take_number("min_cycles")?,
             max_cycles: fields.take_number("max_cycles")?,
+            tsc_backwards: fields.take_number("tsc_backwards")?,
             extra: fields.into_extra(),
         }),
         "stream" => {
@@ -337,6 +378,7 @@ fn add_record(
                 batch: fields.take_number("batch")?,
                 rings: fields.take_number("rings")?,
                 ok: fields.take_number("ok")?,
+                tsc_backwards: fields.take_number("tsc_backwards")?,
                 extra: fields.into_extra(),
             })
         }

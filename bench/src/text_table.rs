@@ -73,6 +73,8 @@ pub fn bound_symbol(bound: Bound) -> &'static str {
 /// ```text
 ///   [met   ] description: 1.05x (target <= 1.1x)
 ///            the figures it came from
+///   [n/a   ] description: 0.95x (target <= 1.1x) n/a: mover-rtt: only 19998 of 20000 replies checked out
+///            the figures it came from
 /// ```
 pub struct TargetLine<'a> {
     pub outcome: TargetOutcome,
@@ -82,9 +84,9 @@ pub struct TargetLine<'a> {
     pub bound: Bound,
     /// The limit as printed (`1.1x`, `90 %`).
     pub limit: &'a str,
-    /// Printed after the limit when the value was measured from inputs
-    /// that did not all check out (` [UNTRUSTWORTHY: …]`).
-    pub untrustworthy: Option<&'a str>,
+    /// Why a value that was measured is not judged
+    /// ([`TargetOutcome::NotApplicable`]): printed after the limit.
+    pub not_applicable_because: Option<&'a str>,
     pub detail: &'a str,
 }
 
@@ -94,11 +96,13 @@ impl TargetLine<'_> {
         let outcome = match self.outcome {
             TargetOutcome::Met => "met   ",
             TargetOutcome::Missed => "MISSED",
-            TargetOutcome::NotMeasured => "n/a   ",
+            TargetOutcome::NotMeasured | TargetOutcome::NotApplicable => "n/a   ",
         };
-        let trust = match self.untrustworthy {
-            Some(text) if self.outcome != TargetOutcome::NotMeasured => text,
-            _ => "",
+        let trust = match self.not_applicable_because {
+            Some(reason) if self.outcome == TargetOutcome::NotApplicable => {
+                format!(" n/a: {reason}")
+            }
+            _ => String::new(),
         };
         let _ = writeln!(
             out,

@@ -365,10 +365,15 @@ fn ok_not_equal_to_n_is_flagged_loudly() {
     assert_eq!(analysis.latencies[2].check, MessageCheck::Mismatch);
     assert_eq!(analysis.latencies[3].check, MessageCheck::AllChecked);
     assert_eq!(analysis.streams[2].check, MessageCheck::NotReported);
-    // The targets built on the bad row keep their value but lose trust.
+    // The targets built on the bad row keep their value but are n/a, never
+    // met or missed.
     assert!(!analysis.targets[0].inputs_checked);
     assert!(!analysis.targets[2].inputs_checked);
     assert!(analysis.targets[1].inputs_checked);
+    assert_eq!(analysis.targets[0].outcome, TargetOutcome::NotApplicable);
+    assert_eq!(analysis.targets[2].outcome, TargetOutcome::NotApplicable);
+    assert!(analysis.targets[0].measured.is_some());
+    assert_eq!(analysis.targets[1].outcome, TargetOutcome::Met);
 
     let text = report_text(run);
     assert!(text.contains("!! WARNING: mover-rtt rings=1 (line 10): only 19998 of 20000 messages checked out: figure NOT TRUSTWORTHY"), "{text}");
@@ -379,9 +384,10 @@ fn ok_not_equal_to_n_is_flagged_loudly() {
     assert!(text.contains("FAIL 19998/20000"), "{text}");
     assert!(text.contains("UNCHECKED"), "{text}");
     assert!(
-        text.contains("[UNTRUSTWORTHY: inputs failed their message check]"),
+        text.contains("[n/a   ] mover one-way latency (1 ring) <= 2x cache-line floor one-way: 1.85x (target <= 2.0x) n/a: mover-rtt rings=1: only 19998 of 20000 messages checked out"),
         "{text}"
     );
+    assert!(!text.contains("[met   ] mover one-way"), "{text}");
 
     let rows = export::measurement_rows(std::slice::from_ref(run));
     assert_eq!(rows[2].check, "mismatch");
@@ -410,11 +416,13 @@ fn report_states_accelerator_caveats_and_zero_context_switches() {
         "{text}"
     );
     assert!(
-        text.contains("[met   ] mover one-way latency <= 2x cache-line floor one-way: 1.85x"),
+        text.contains("[met   ] mover one-way latency (1 ring) <= 2x cache-line floor one-way: 1.85x"),
         "{text}"
     );
     assert!(
-        text.contains("[MISSED] mover RTT at 64 rings <= 1.5x RTT at 1 ring: 1.60x"),
+        text.contains(
+            "[MISSED] mover RTT at 64 rings (63 of them empty) <= 1.5x RTT at 1 ring: 1.60x"
+        ),
         "{text}"
     );
     assert!(!text.contains("WARNING"), "{text}");
@@ -525,7 +533,9 @@ fn csv_and_json_round_trip() {
 
     let header = std::fs::read_to_string(dir.join("ipc.csv")).unwrap();
     assert!(
-        header.starts_with("run,accel,smp,tsc_hz,kind,name,batch,rings,n,ok,check,"),
+        header.starts_with(
+            "run,accel,smp,tsc_hz,kind,name,batch,rings,placement,path,extra,extra_rings,writers,what,n,ok,check,"
+        ),
         "{header}"
     );
 }

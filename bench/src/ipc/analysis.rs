@@ -25,6 +25,10 @@ use super::record_figures::{
 };
 use super::targets::{TargetCheck, target_checks};
 use crate::figures::{FLOOR_LATENCY, MessageCheck, cycles_to_ns};
+
+/// Record kind of a measurement the guest timed but dropped because the
+/// TSC went backwards across it (`BENCH dropped kind=stream name=… tsc_backwards=1`).
+pub const DROPPED_RECORD: &str = "dropped";
 use crate::serial_log::{CoreCounters, Run};
 
 /// A count that the design claims is zero, summed over all counters records.
@@ -84,7 +88,7 @@ pub fn analyze(run: &Run) -> Analysis {
     let counters = run.counters.iter().map(counter_figure).collect();
     let context_switches = zero_claim(&run.counters, |c| c.cr3_writes);
     let syscalls = zero_claim(&run.counters, |c| c.syscalls);
-    let targets = target_checks(&latencies, &streams);
+    let targets = target_checks(&latencies, &streams, &run.fallbacks);
     let warnings = warnings(run, &latencies, &streams, &context_switches, &syscalls);
 
     Analysis {
@@ -183,6 +187,33 @@ fn warnings(
             )),
         }
     }
+    for figure in latencies {
+        match figure.tsc_backwards {
+            Some(0) | None => {}
+            Some(dropped) if figure.samples_kept() == 0 => warnings.push(format!(
+                "{} (line {}): all {dropped} samples dropped because the TSC went backwards: no figure",
+                describe(&figure.name, figure.rings, None),
+                figure.line
+            )),
+            Some(dropped) => warnings.push(format!(
+                "{} (line {}): {dropped} of {} samples dropped because the TSC went backwards; median and p99 are of the {} kept",
+                describe(&figure.name, figure.rings, None),
+                figure.line,
+                figure.n,
+                figure.samples_kept()
+            )),
+        }
+    }
+    for record in run.other_records.iter().filter(|r| r.kind == DROPPED_RECORD) {
+        let field = |key: &str| record.fields.get(key).map_or("?", String::as_str);
+        warnings.push(format!(
+            "line {}: the guest dropped {} {} (tsc_backwards={}): the TSC went backwards across the measurement, so it has no figure",
+            record.line,
+            field("kind"),
+            field("name"),
+            field("tsc_backwards")
+        ));
+    }
     if run
         .latencies
         .iter()
@@ -190,6 +221,12 @@ fn warnings(
     {
         warnings.push(format!(
             "no {FLOOR_LATENCY} record: latency ratios to the floor are missing"
+        ));
+    }
+    for note in &run.fallbacks {
+        warnings.push(format!(
+            "line {}: a mechanism fell back ({}): targets of this run are n/a",
+            note.line, note.text
         ));
     }
     if context_switches.total.is_some_and(|total| total > 0) {

@@ -17,13 +17,18 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::analysis::{Analysis, analyze};
+use super::record_figures::variant_text;
 pub use crate::data_files::read_csv;
 use crate::data_files::{write_csv, write_json};
 use crate::figures::{Bound, MessageCheck, TargetOutcome};
 use crate::serial_log::Run;
 
 /// Identifies the layout of `ipc.json`; bumped when fields change meaning.
-pub const JSON_FORMAT: &str = "ipc-bench/1";
+///
+/// `ipc-bench/2`: target outcomes gain `not-applicable` (with
+/// `not_applicable_because`); figures carry `variant` and `tsc_backwards`;
+/// runs carry `fallbacks`.
+pub const JSON_FORMAT: &str = "ipc-bench/2";
 
 /// The whole content of `ipc.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -52,6 +57,18 @@ pub struct MeasurementRow {
     pub name: String,
     pub batch: Option<u32>,
     pub rings: Option<u32>,
+    /// `same-core` or `cross-core` (sync-call rows).
+    pub placement: Option<String>,
+    /// `mover` or `sync` (two-hop rows).
+    pub path: Option<String>,
+    /// What the rings beyond the base are: `empty`, `written`, `idle`.
+    pub extra: Option<String>,
+    /// How many of `rings` are extra rings.
+    pub extra_rings: Option<u32>,
+    /// Ring-writer servers in the boot.
+    pub writers: Option<u32>,
+    /// The row in words, as the table prints it.
+    pub what: String,
     pub n: u64,
     pub ok: Option<u64>,
     /// `all-checked`, `mismatch` or `not-reported`.
@@ -64,6 +81,8 @@ pub struct MeasurementRow {
     pub p99_ns: Option<f64>,
     pub one_way_ns: Option<f64>,
     pub median_over_floor: Option<f64>,
+    /// Samples dropped because the TSC went backwards (`tsc_backwards=`).
+    pub tsc_backwards: Option<u64>,
     pub cycles: Option<u64>,
     pub messages_per_second: Option<f64>,
     pub over_direct_stream: Option<f64>,
@@ -96,9 +115,12 @@ pub struct TargetRow {
     pub bound: String,
     pub limit: f64,
     pub measured: Option<f64>,
-    /// `met`, `missed` or `not-measured`.
+    /// `met`, `missed`, `not-applicable` (measured, but from inputs that
+    /// failed their check or a mechanism that fell back) or `not-measured`.
     pub outcome: String,
     pub inputs_checked: bool,
+    /// Why an `not-applicable` target was not judged.
+    pub not_applicable_because: Option<String>,
 }
 
 fn check_name(check: MessageCheck) -> &'static str {
@@ -124,6 +146,12 @@ pub fn measurement_rows(runs: &[Run]) -> Vec<MeasurementRow> {
                 name: sample.name.clone(),
                 batch: None,
                 rings: sample.rings,
+                placement: figure.variant.placement.clone(),
+                path: figure.variant.path.clone(),
+                extra: figure.variant.extra.clone(),
+                extra_rings: figure.variant.extra_rings,
+                writers: figure.variant.writers,
+                what: variant_text(figure.rings, None, &figure.variant),
                 n: sample.n,
                 ok: sample.ok,
                 check: check_name(figure.check).to_string(),
@@ -135,6 +163,7 @@ pub fn measurement_rows(runs: &[Run]) -> Vec<MeasurementRow> {
                 p99_ns: Some(figure.p99_ns),
                 one_way_ns: Some(figure.one_way_ns),
                 median_over_floor: figure.median_over_floor,
+                tsc_backwards: sample.tsc_backwards,
                 cycles: None,
                 messages_per_second: None,
                 over_direct_stream: None,
@@ -151,6 +180,12 @@ pub fn measurement_rows(runs: &[Run]) -> Vec<MeasurementRow> {
                 name: sample.name.clone(),
                 batch: sample.batch,
                 rings: sample.rings,
+                placement: figure.variant.placement.clone(),
+                path: figure.variant.path.clone(),
+                extra: figure.variant.extra.clone(),
+                extra_rings: figure.variant.extra_rings,
+                writers: figure.variant.writers,
+                what: variant_text(figure.rings, figure.batch, &figure.variant),
                 n: sample.n,
                 ok: sample.ok,
                 check: check_name(figure.check).to_string(),
@@ -162,6 +197,7 @@ pub fn measurement_rows(runs: &[Run]) -> Vec<MeasurementRow> {
                 p99_ns: None,
                 one_way_ns: None,
                 median_over_floor: None,
+                tsc_backwards: sample.tsc_backwards,
                 cycles: Some(sample.cycles),
                 messages_per_second: Some(figure.messages_per_second),
                 over_direct_stream: figure.over_direct_stream,
@@ -215,9 +251,11 @@ pub fn target_rows(runs: &[Run]) -> Vec<TargetRow> {
                     TargetOutcome::Met => "met",
                     TargetOutcome::Missed => "missed",
                     TargetOutcome::NotMeasured => "not-measured",
+                    TargetOutcome::NotApplicable => "not-applicable",
                 }
                 .to_string(),
                 inputs_checked: check.inputs_checked,
+                not_applicable_because: check.not_applicable_because,
             });
         }
     }

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::figures::{MessageCheck, cycles_to_ns, ratio};
-use crate::serial_log::{CoreCounters, LatencySample, StreamSample};
+use crate::serial_log::{CoreCounters, ExtraKeys, LatencySample, StreamSample};
 
 /// Name of the stream record all streams are compared with.
 pub const DIRECT_STREAM: &str = "direct-ring-stream";
@@ -18,11 +18,85 @@ pub const MOVER_RTT: &str = "mover-rtt";
 /// Stream record through the mover.
 pub const MOVER_STREAM: &str = "mover-stream";
 
+/// The keys that tell records of one name apart besides `rings` and
+/// `batch`, read from the record's extra keys (absent keys are `None`):
+///
+/// ```text
+/// placement=same-core|cross-core   sync-call rows: client and server on one core or two
+/// path=mover|sync                  two-hop-rtt: which IPC the hops use
+/// extra=empty|written|idle         mover rows: what the rings beyond the base are
+/// extra_rings=N                    how many of `rings` are those extra rings
+/// writers=K                        ring-writer servers in the boot (their outboxes
+///                                  are among `rings`)
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Variant {
+    pub placement: Option<String>,
+    pub path: Option<String>,
+    pub extra: Option<String>,
+    pub extra_rings: Option<u32>,
+    pub writers: Option<u32>,
+}
+
+impl Variant {
+    pub(crate) fn of(keys: &ExtraKeys) -> Variant {
+        let number = |key: &str| keys.get(key).and_then(|value| value.parse().ok());
+        Variant {
+            placement: keys.get("placement").cloned(),
+            path: keys.get("path").cloned(),
+            extra: keys.get("extra").cloned(),
+            extra_rings: number("extra_rings"),
+            writers: number("writers"),
+        }
+    }
+}
+
+/// What a row measured, in words for the table: `placement=same-core`,
+/// `path=mover`, `rings=64: 62 empty`, `rings=4: 2 written by writers`,
+/// `batch=8 rings=2: no extra`.
+pub fn variant_text(rings: Option<u32>, batch: Option<u32>, variant: &Variant) -> String {
+    let mut parts = Vec::new();
+    if let Some(placement) = &variant.placement {
+        parts.push(placement.clone());
+    }
+    if let Some(path) = &variant.path {
+        parts.push(format!("path={path}"));
+    }
+    if let Some(batch) = batch {
+        parts.push(format!("batch={batch}"));
+    }
+    if let Some(rings) = rings {
+        let extra = match (variant.extra_rings, variant.extra.as_deref()) {
+            (Some(0), _) => Some("no extra".to_string()),
+            (Some(n), Some("empty")) => Some(format!("{n} empty")),
+            (Some(n), Some(kind)) => Some(format!("{n} {kind}")),
+            (Some(n), None) => Some(format!("{n} extra")),
+            (None, _) => None,
+        };
+        let writers = variant.writers.map(|k| format!("{k} writer cores"));
+        let notes: Vec<String> = extra.into_iter().chain(writers).collect();
+        if notes.is_empty() {
+            parts.push(format!("rings={rings}"));
+        } else {
+            parts.push(format!("rings={rings}: {}", notes.join(", ")));
+        }
+    }
+    if parts.is_empty() {
+        "-".to_string()
+    } else {
+        parts.join(" ")
+    }
+}
+
 /// One latency record with times and its ratio to the floor.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LatencyFigure {
     pub name: String,
     pub rings: Option<u32>,
+    /// What else tells this record from others of its name (placement,
+    /// path, extra rings); see [`Variant`].
+    #[serde(default)]
+    pub variant: Variant,
     pub n: u64,
     pub ok: Option<u64>,
     pub check: MessageCheck,
@@ -34,8 +108,23 @@ pub struct LatencyFigure {
     pub one_way_ns: f64,
     /// Median over the floor's median (equal to one-way over floor one-way).
     pub median_over_floor: Option<f64>,
+    /// Samples dropped because the TSC went backwards (`None`: not reported).
+    #[serde(default)]
+    pub tsc_backwards: Option<u64>,
     /// Line number in the log.
     pub line: usize,
+}
+
+impl LatencyFigure {
+    /// Timed samples behind the median: `n` less those the TSC dropped.
+    pub fn samples_kept(&self) -> u64 {
+        self.n.saturating_sub(self.tsc_backwards.unwrap_or(0))
+    }
+
+    /// True when every reply checked out and at least one sample was kept.
+    pub fn is_trustworthy(&self) -> bool {
+        self.check.is_trustworthy() && self.samples_kept() > 0
+    }
 }
 
 /// One stream record with its rate and its ratio to the direct ring.
@@ -44,6 +133,8 @@ pub struct StreamFigure {
     pub name: String,
     pub batch: Option<u32>,
     pub rings: Option<u32>,
+    #[serde(default)]
+    pub variant: Variant,
     pub n: u64,
     pub ok: Option<u64>,
     pub check: MessageCheck,
@@ -53,8 +144,18 @@ pub struct StreamFigure {
     pub ns_per_message: Option<f64>,
     /// Rate over the `direct-ring-stream` batch-1 rate.
     pub over_direct_stream: Option<f64>,
+    /// `tsc_backwards=` of the record (`None`: not reported).
+    #[serde(default)]
+    pub tsc_backwards: Option<u64>,
     /// Line number in the log.
     pub line: usize,
+}
+
+impl StreamFigure {
+    /// True when every message checked out.
+    pub fn is_trustworthy(&self) -> bool {
+        self.check.is_trustworthy()
+    }
 }
 
 /// One counters record with counts per message.
@@ -82,6 +183,7 @@ pub(crate) fn latency_figure(
     LatencyFigure {
         name: sample.name.clone(),
         rings: sample.rings,
+        variant: Variant::of(&sample.extra),
         n: sample.n,
         ok: sample.ok,
         check: MessageCheck::of(sample.ok, sample.n),
@@ -91,6 +193,7 @@ pub(crate) fn latency_figure(
         max_ns: sample.max_cycles.map(|cycles| cycles_to_ns(cycles, tsc_hz)),
         one_way_ns: median_ns / 2.0,
         median_over_floor: floor_median_ns.and_then(|floor| ratio(median_ns, floor)),
+        tsc_backwards: sample.tsc_backwards,
         line: sample.line,
     }
 }
@@ -107,6 +210,7 @@ pub(crate) fn stream_figure(sample: &StreamSample, tsc_hz: u64, direct_rate: Opt
         name: sample.name.clone(),
         batch: sample.batch,
         rings: sample.rings,
+        variant: Variant::of(&sample.extra),
         n: sample.n,
         ok: sample.ok,
         check: MessageCheck::of(sample.ok, sample.n),
@@ -114,6 +218,7 @@ pub(crate) fn stream_figure(sample: &StreamSample, tsc_hz: u64, direct_rate: Opt
         messages_per_second: rate,
         ns_per_message: (sample.n > 0).then(|| seconds * 1e9 / sample.n as f64),
         over_direct_stream: direct_rate.and_then(|direct| ratio(rate, direct)),
+        tsc_backwards: sample.tsc_backwards,
         line: sample.line,
     }
 }

@@ -11,7 +11,7 @@
 use std::fmt::Write;
 
 use super::analysis::{Analysis, ZeroClaim, analyze};
-use super::record_figures::DIRECT_STREAM;
+use super::record_figures::{DIRECT_STREAM, variant_text};
 use crate::figures::{FLOOR_LATENCY, TargetOutcome};
 use crate::serial_log::Run;
 use crate::text_table::{
@@ -112,24 +112,26 @@ fn latency_table(out: &mut String, analysis: &Analysis) {
     }
     let mut table = Table::new(&[
         ("name", Align::Left),
-        ("rings", Align::Right),
+        ("what", Align::Left),
         ("n", Align::Right),
         ("check", Align::Left),
         ("median ns", Align::Right),
         ("p99 ns", Align::Right),
         ("median/floor", Align::Right),
         ("one-way ns", Align::Right),
+        ("tsc back", Align::Right),
     ]);
     for figure in &analysis.latencies {
         table.row(vec![
             figure.name.clone(),
-            dash_or(figure.rings),
+            variant_text(figure.rings, None, &figure.variant),
             figure.n.to_string(),
             check_text(figure.check, figure.ok, figure.n),
             format!("{:.1}", figure.median_ns),
             format!("{:.1}", figure.p99_ns),
             ratio_text(figure.median_over_floor),
             format!("{:.1}", figure.one_way_ns),
+            dash_or(figure.tsc_backwards),
         ]);
     }
     out.push_str(&table.render());
@@ -158,8 +160,7 @@ fn stream_table(out: &mut String, analysis: &Analysis) {
     }
     let mut table = Table::new(&[
         ("name", Align::Left),
-        ("batch", Align::Right),
-        ("rings", Align::Right),
+        ("what", Align::Left),
         ("n", Align::Right),
         ("check", Align::Left),
         ("msg/s", Align::Right),
@@ -169,8 +170,7 @@ fn stream_table(out: &mut String, analysis: &Analysis) {
     for figure in &analysis.streams {
         table.row(vec![
             figure.name.clone(),
-            dash_or(figure.batch),
-            dash_or(figure.rings),
+            variant_text(figure.rings, figure.batch, &figure.variant),
             figure.n.to_string(),
             check_text(figure.check, figure.ok, figure.n),
             format_rate(figure.messages_per_second),
@@ -280,8 +280,7 @@ fn target_list(out: &mut String, analysis: &Analysis) {
                 .map_or("-".to_string(), |value| format!("{value:.2}x")),
             bound: check.bound,
             limit: &format!("{:.1}x", check.limit),
-            untrustworthy: (!check.inputs_checked)
-                .then_some(" [UNTRUSTWORTHY: inputs failed their message check]"),
+            not_applicable_because: check.not_applicable_because.as_deref(),
             detail: &check.detail,
         }
         .write(out);

@@ -1,19 +1,27 @@
-//! Issue 6's target ratios of one IPC run, measured and reported as met,
-//! missed or not measured, never asserted.
+//! The target ratios of one IPC run, measured and reported as met, missed,
+//! not applicable or not measured, never asserted.
 //!
-//! Each ratio divides two figures of the same run; a ratio computed from a
-//! record whose replies did not all check out is kept but marked
-//! (`inputs_checked == false`).
+//! Each ratio divides two figures of the same run. A ratio whose inputs
+//! cannot carry a verdict is computed and shown but judged `n/a` with the
+//! reason ([`TargetOutcome::NotApplicable`]): a record behind it failed its
+//! message check (`ok < n`, no `ok`), or kept no timed sample, or the boot
+//! reports a mechanism fallback (a `fell back` / `MWAIT returned at once`
+//! line: the servers of this benchmark must not sleep at all).
+//!
+//! Labels say what was measured: the mover's base round trip is the one
+//! with no extra rings, and the system has two real outboxes (client and
+//! echo), so it is `rings=2`, and the target names say so.
 
 use serde::{Deserialize, Serialize};
 
 use super::record_figures::{
-    DIRECT_STREAM, LatencyFigure, MOVER_RTT, MOVER_STREAM, StreamFigure,
+    DIRECT_STREAM, LatencyFigure, MOVER_RTT, MOVER_STREAM, StreamFigure, variant_text,
 };
-use crate::figures::{Bound, FLOOR_LATENCY, TargetOutcome, ratio};
+use crate::figures::{Bound, FLOOR_LATENCY, MessageCheck, TargetOutcome, ratio};
+use crate::serial_log::LogNote;
 use crate::text_table::format_rate;
 
-/// One of issue 6's targets as a measured ratio.
+/// One target as a measured ratio.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TargetCheck {
     /// Stable short name (`mover-one-way-vs-floor`, …) for tools.
@@ -24,49 +32,85 @@ pub struct TargetCheck {
     pub limit: f64,
     pub measured: Option<f64>,
     pub outcome: TargetOutcome,
-    /// False when a record behind the ratio failed or lacked its message check.
+    /// False when a record behind the ratio failed or lacked its message
+    /// check, or kept no sample.
     pub inputs_checked: bool,
+    /// Why a measured ratio is not judged (outcome `not-applicable`).
+    #[serde(default)]
+    pub not_applicable_because: Option<String>,
     /// The figures the ratio came from, or what was missing.
     pub detail: String,
 }
 
-fn find_latency<'a>(
-    latencies: &'a [LatencyFigure],
-    name: &str,
-    rings: u32,
-) -> Option<&'a LatencyFigure> {
-    latencies
-        .iter()
-        .find(|figure| figure.name == name && figure.rings.unwrap_or(1) == rings)
+/// A ratio's two sides, where they came from, and what is wrong with them.
+pub(crate) struct RatioInputs {
+    pub(crate) numerator: f64,
+    pub(crate) denominator: f64,
+    pub(crate) detail: String,
+    /// One entry per input that failed its check (empty: all fine).
+    pub(crate) problems: Vec<String>,
 }
 
-fn find_stream<'a>(
-    streams: &'a [StreamFigure],
-    name: &str,
-    batch: u32,
-    rings: u32,
-) -> Option<&'a StreamFigure> {
-    streams.iter().find(|figure| {
-        figure.name == name
-            && figure.batch.unwrap_or(1) == batch
-            && figure.rings.unwrap_or(1) == rings
+/// What is wrong with a latency figure as a target input, if anything.
+pub(crate) fn latency_problem(figure: &LatencyFigure) -> Option<String> {
+    let what = format!(
+        "{} {}",
+        figure.name,
+        variant_text(figure.rings, None, &figure.variant)
+    );
+    check_problem(&what, figure.check, figure.ok, figure.n).or_else(|| {
+        (figure.samples_kept() == 0).then(|| {
+            format!("{what}: every sample was dropped (the TSC went backwards)")
+        })
     })
 }
 
-fn target(
+/// What is wrong with a stream figure as a target input, if anything.
+pub(crate) fn stream_problem(figure: &StreamFigure) -> Option<String> {
+    let what = format!(
+        "{} {}",
+        figure.name,
+        variant_text(figure.rings, figure.batch, &figure.variant)
+    );
+    check_problem(&what, figure.check, figure.ok, figure.n)
+}
+
+fn check_problem(what: &str, check: MessageCheck, ok: Option<u64>, n: u64) -> Option<String> {
+    match check {
+        MessageCheck::AllChecked => None,
+        MessageCheck::Mismatch => Some(format!(
+            "{what}: only {} of {n} messages checked out",
+            ok.unwrap_or(0)
+        )),
+        MessageCheck::NotReported => Some(format!("{what}: no ok= count, messages unverified")),
+    }
+}
+
+/// Builds a check from its inputs (or why they are missing) and the
+/// run-wide reasons no target of the run can be judged.
+pub(crate) fn target(
     id: &str,
     description: &str,
     bound: Bound,
     limit: f64,
-    inputs: Result<(f64, f64, bool, String), String>,
+    inputs: Result<RatioInputs, String>,
+    run_problems: &[String],
 ) -> TargetCheck {
-    let (measured, inputs_checked, detail) = match inputs {
-        Ok((numerator, denominator, checked, detail)) => {
-            (ratio(numerator, denominator), checked, detail)
-        }
-        Err(missing) => (None, false, missing),
+    let (measured, problems, detail) = match inputs {
+        Ok(inputs) => (
+            ratio(inputs.numerator, inputs.denominator),
+            inputs.problems,
+            inputs.detail,
+        ),
+        Err(missing) => (None, Vec::new(), missing),
     };
-    let outcome = TargetOutcome::judge(bound, limit, measured);
+    let inputs_checked = problems.is_empty();
+    let reasons: Vec<String> = problems
+        .into_iter()
+        .chain(run_problems.iter().cloned())
+        .collect();
+    let not_applicable_because = (!reasons.is_empty()).then(|| reasons.join("; "));
+    let outcome = TargetOutcome::judge(bound, limit, measured, not_applicable_because.as_deref());
     TargetCheck {
         id: id.to_string(),
         description: description.to_string(),
@@ -74,98 +118,47 @@ fn target(
         limit,
         measured,
         outcome,
-        inputs_checked,
+        inputs_checked: inputs_checked && measured.is_some(),
+        not_applicable_because: (outcome == TargetOutcome::NotApplicable)
+            .then_some(not_applicable_because)
+            .flatten(),
         detail,
     }
 }
 
-pub(crate) fn target_checks(latencies: &[LatencyFigure], streams: &[StreamFigure]) -> Vec<TargetCheck> {
-    let floor = latencies.iter().find(|figure| figure.name == FLOOR_LATENCY);
-    // "Fewest rings" is the smallest ring count measured: the benchmark
-    // system has two outboxes on the mover (client and echo), so its base
-    // is rings=2; a system with one ring would report rings=1.
-    let fewest = latencies.iter().filter(|f| f.name == MOVER_RTT).map(|f| f.rings.unwrap_or(1)).min().unwrap_or(1);
-    let mover_one_ring = find_latency(latencies, MOVER_RTT, fewest);
-    let mover_many_rings = find_latency(latencies, MOVER_RTT, 64);
-    let direct_stream = find_stream(streams, DIRECT_STREAM, 1, 1);
-    let fewest_stream = streams
+/// True for a mover row whose rings beyond the base are empty kernel-side
+/// rings or absent (not the writer boot's rows).
+pub(crate) fn is_empty_ring_row(extra: Option<&str>) -> bool {
+    matches!(extra, None | Some("empty"))
+}
+
+/// The mover round trip with the fewest rings and no written extra ring.
+pub(crate) fn mover_base_rtt(latencies: &[LatencyFigure]) -> Option<&LatencyFigure> {
+    latencies
         .iter()
-        .filter(|f| f.name == MOVER_STREAM && f.batch.unwrap_or(1) == 1)
-        .map(|f| f.rings.unwrap_or(1))
-        .min()
-        .unwrap_or(1);
-    let mover_stream = find_stream(streams, MOVER_STREAM, 1, fewest_stream);
+        .filter(|f| f.name == MOVER_RTT && is_empty_ring_row(f.variant.extra.as_deref()))
+        .min_by_key(|f| f.rings.unwrap_or(1))
+}
 
-    let one_way = match (mover_one_ring, floor) {
-        (Some(mover), Some(floor)) => Ok((
-            mover.one_way_ns,
-            floor.one_way_ns,
-            mover.check.is_trustworthy() && floor.check.is_trustworthy(),
-            format!(
-                "mover-rtt rings={fewest} one-way {:.1} ns / {FLOOR_LATENCY} one-way {:.1} ns",
-                mover.one_way_ns, floor.one_way_ns
-            ),
-        )),
-        _ => Err(missing_text(&[
-            (mover_one_ring.is_some(), "mover-rtt rings=1"),
-            (floor.is_some(), FLOOR_LATENCY),
-        ])),
-    };
-    let stream = match (mover_stream, direct_stream) {
-        (Some(mover), Some(direct)) => Ok((
-            mover.messages_per_second,
-            direct.messages_per_second,
-            mover.check.is_trustworthy() && direct.check.is_trustworthy(),
-            format!(
-                "mover-stream batch=1 rings={fewest_stream} {} msg/s / {DIRECT_STREAM} batch=1 {} msg/s",
-                format_rate(mover.messages_per_second),
-                format_rate(direct.messages_per_second)
-            ),
-        )),
-        _ => Err(missing_text(&[
-            (mover_stream.is_some(), "mover-stream batch=1 rings=1"),
-            (direct_stream.is_some(), "direct-ring-stream batch=1"),
-        ])),
-    };
-    let scaling = match (mover_many_rings, mover_one_ring) {
-        (Some(many), Some(one)) => Ok((
-            many.median_ns,
-            one.median_ns,
-            many.check.is_trustworthy() && one.check.is_trustworthy(),
-            format!(
-                "mover-rtt median rings=64 {:.1} ns / rings={fewest} {:.1} ns",
-                many.median_ns, one.median_ns
-            ),
-        )),
-        _ => Err(missing_text(&[
-            (mover_many_rings.is_some(), "mover-rtt rings=64"),
-            (mover_one_ring.is_some(), "mover-rtt rings=1"),
-        ])),
-    };
+/// The batch-1 mover stream with the fewest rings and no written extra ring.
+pub(crate) fn mover_base_stream(streams: &[StreamFigure]) -> Option<&StreamFigure> {
+    streams
+        .iter()
+        .filter(|f| {
+            f.name == MOVER_STREAM
+                && f.batch.unwrap_or(1) == 1
+                && is_empty_ring_row(f.variant.extra.as_deref())
+        })
+        .min_by_key(|f| f.rings.unwrap_or(1))
+}
 
-    vec![
-        target(
-            "mover-one-way-vs-floor",
-            "mover one-way latency <= 2x cache-line floor one-way",
-            Bound::AtMost,
-            2.0,
-            one_way,
-        ),
-        target(
-            "mover-stream-vs-direct",
-            "mover stream (batch 1, 1 ring) >= 0.5x direct ring stream",
-            Bound::AtLeast,
-            0.5,
-            stream,
-        ),
-        target(
-            "mover-rtt-64-vs-1-rings",
-            "mover RTT at 64 rings <= 1.5x RTT at 1 ring",
-            Bound::AtMost,
-            1.5,
-            scaling,
-        ),
-    ]
+/// `rings=2` (client and echo outboxes, the base) in words.
+fn rings_text(rings: Option<u32>) -> String {
+    match rings {
+        None => "the fewest rings".to_string(),
+        Some(1) => "1 ring".to_string(),
+        Some(rings) => format!("{rings} rings"),
+    }
 }
 
 fn missing_text(inputs: &[(bool, &str)]) -> String {
@@ -178,4 +171,125 @@ fn missing_text(inputs: &[(bool, &str)]) -> String {
         "not measured: no {} record in this run",
         missing.join(" and no ")
     )
+}
+
+pub(crate) fn target_checks(
+    latencies: &[LatencyFigure],
+    streams: &[StreamFigure],
+    fallbacks: &[LogNote],
+) -> Vec<TargetCheck> {
+    let run_problems: Vec<String> = fallbacks
+        .iter()
+        .map(|note| {
+            format!(
+                "the boot reports a mechanism fallback at line {} ({}); the IPC figures assume cores that never sleep",
+                note.line, note.text
+            )
+        })
+        .collect();
+    let floor = latencies.iter().find(|figure| figure.name == FLOOR_LATENCY);
+    let mover_base = mover_base_rtt(latencies);
+    let base_rings = mover_base.and_then(|f| f.rings);
+    let mover_64 = latencies.iter().find(|f| {
+        f.name == MOVER_RTT && f.rings == Some(64) && is_empty_ring_row(f.variant.extra.as_deref())
+    });
+    let direct_stream = streams.iter().find(|f| {
+        f.name == DIRECT_STREAM && f.batch.unwrap_or(1) == 1 && f.rings.unwrap_or(1) == 1
+    });
+    let mover_stream = mover_base_stream(streams);
+    let stream_rings = mover_stream.and_then(|f| f.rings);
+    let problems = |items: &[Option<String>]| items.iter().flatten().cloned().collect::<Vec<_>>();
+
+    let one_way = match (mover_base, floor) {
+        (Some(mover), Some(floor)) => Ok(RatioInputs {
+            numerator: mover.one_way_ns,
+            denominator: floor.one_way_ns,
+            detail: format!(
+                "mover-rtt rings={} one-way {:.1} ns / {FLOOR_LATENCY} one-way {:.1} ns",
+                crate::text_table::dash_or(base_rings),
+                mover.one_way_ns,
+                floor.one_way_ns
+            ),
+            problems: problems(&[latency_problem(mover), latency_problem(floor)]),
+        }),
+        _ => Err(missing_text(&[
+            (mover_base.is_some(), "mover-rtt"),
+            (floor.is_some(), FLOOR_LATENCY),
+        ])),
+    };
+    let stream = match (mover_stream, direct_stream) {
+        (Some(mover), Some(direct)) => Ok(RatioInputs {
+            numerator: mover.messages_per_second,
+            denominator: direct.messages_per_second,
+            detail: format!(
+                "mover-stream batch=1 rings={} {} msg/s / {DIRECT_STREAM} batch=1 {} msg/s",
+                crate::text_table::dash_or(stream_rings),
+                format_rate(mover.messages_per_second),
+                format_rate(direct.messages_per_second)
+            ),
+            problems: problems(&[stream_problem(mover), stream_problem(direct)]),
+        }),
+        _ => Err(missing_text(&[
+            (mover_stream.is_some(), "mover-stream batch=1"),
+            (direct_stream.is_some(), "direct-ring-stream batch=1"),
+        ])),
+    };
+    let scaling = match (mover_64, mover_base) {
+        (Some(many), Some(base)) => Ok(RatioInputs {
+            numerator: many.median_ns,
+            denominator: base.median_ns,
+            detail: format!(
+                "mover-rtt median rings=64 {:.1} ns / rings={} {:.1} ns",
+                many.median_ns,
+                crate::text_table::dash_or(base_rings),
+                base.median_ns
+            ),
+            problems: problems(&[latency_problem(many), latency_problem(base)]),
+        }),
+        _ => Err(missing_text(&[
+            (mover_64.is_some(), "mover-rtt rings=64"),
+            (mover_base.is_some(), "mover-rtt"),
+        ])),
+    };
+
+    let base_words = match base_rings {
+        Some(2) => "2 rings (client and echo outboxes, no extra)".to_string(),
+        other => rings_text(other),
+    };
+    let stream_words = match stream_rings {
+        Some(2) => "2 rings: client and echo outboxes".to_string(),
+        other => rings_text(other),
+    };
+    let extra_64 = base_rings.map_or(String::new(), |base| {
+        format!(" ({} of them empty)", 64u32.saturating_sub(base))
+    });
+    vec![
+        target(
+            "mover-one-way-vs-floor",
+            &format!("mover one-way latency ({base_words}) <= 2x cache-line floor one-way"),
+            Bound::AtMost,
+            2.0,
+            one_way,
+            &run_problems,
+        ),
+        target(
+            "mover-stream-vs-direct",
+            &format!("mover stream (batch 1, {stream_words}) >= 0.5x direct ring stream"),
+            Bound::AtLeast,
+            0.5,
+            stream,
+            &run_problems,
+        ),
+        target(
+            &format!(
+                "mover-rtt-64-vs-{}-rings",
+                base_rings.map_or("fewest".to_string(), |rings| rings.to_string())
+            ),
+            &format!("mover RTT at 64 rings{extra_64} <= 1.5x RTT at {base_words}"),
+            Bound::AtMost,
+            1.5,
+            scaling,
+            &run_problems,
+        ),
+    ]
 }

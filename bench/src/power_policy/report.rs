@@ -98,6 +98,14 @@ fn check_cell(row: &PowerRow) -> String {
     text
 }
 
+/// Samples dropped because the TSC went backwards: `rtt/wake` counts.
+fn tsc_back_cell(row: &PowerRow) -> String {
+    match (row.rtt_tsc_backwards, row.wakeup_tsc_backwards) {
+        (None, None) => "-".to_string(),
+        (rtt, wakeup) => format!("{}/{}", dash_or(rtt), dash_or(wakeup)),
+    }
+}
+
 fn latency_table(out: &mut String, table: &PowerTable) {
     out.push('\n');
     let _ = writeln!(
@@ -129,6 +137,7 @@ fn latency_table(out: &mut String, table: &PowerTable) {
         ("wake med ns", Align::Right),
         ("wake p99 ns", Align::Right),
         ("wake n", Align::Right),
+        ("tsc back", Align::Right),
     ]);
     for row in &table.rows {
         latencies.row(vec![
@@ -143,6 +152,7 @@ fn latency_table(out: &mut String, table: &PowerTable) {
             ns_text(row.wakeup_median_ns),
             ns_text(row.wakeup_p99_ns),
             dash_or(row.wakeup_n),
+            tsc_back_cell(row),
         ]);
     }
     out.push_str(&latencies.render());
@@ -212,8 +222,7 @@ fn target_list(out: &mut String, table: &PowerTable) {
             measured: &measured,
             bound: target.bound,
             limit: &limit,
-            untrustworthy: (!target.inputs_checked)
-                .then_some(" [UNTRUSTWORTHY: a row behind it failed its reply check]"),
+            not_applicable_because: target.not_applicable_because.as_deref(),
             detail: &target.detail,
         }
         .write(out);

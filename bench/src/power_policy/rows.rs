@@ -16,7 +16,7 @@ use super::parse::{
     POWER_RTT, POWER_WAKEUP, phase_counters, phase_name, records_by_interval, tick_count,
 };
 use crate::figures::{FLOOR_LATENCY, MessageCheck, cycles_to_ns, ratio};
-use crate::serial_log::{CoreCounters, Run};
+use crate::serial_log::{CoreCounters, LogNote, Run};
 
 /// Known policies in table order; other names follow them.
 pub const POLICY_ORDER: [&str; 4] = ["spin", "pause", "mwait", "hlt"];
@@ -43,6 +43,10 @@ pub struct PowerBoot {
     pub date: Option<String>,
     /// Median of this boot's `cacheline-pingpong`, the divisor of its RTTs.
     pub floor_median_ns: Option<f64>,
+    /// Lines saying the boot's mechanism fell back (MWAIT -> HLT): its
+    /// figures are then not the policy's, and its targets are n/a.
+    #[serde(default)]
+    pub fallbacks: Vec<LogNote>,
 }
 
 /// One policy × interval: latencies, ratios and time shares per role.
@@ -66,6 +70,9 @@ pub struct PowerRow {
     pub rtt_p99_cycles: Option<u64>,
     pub rtt_median_ns: Option<f64>,
     pub rtt_p99_ns: Option<f64>,
+    /// Round trips dropped because the TSC went backwards (`tsc_backwards=`).
+    #[serde(default)]
+    pub rtt_tsc_backwards: Option<u64>,
     /// Same-boot `cacheline-pingpong` median.
     pub floor_median_ns: Option<f64>,
     /// RTT median over the same-boot floor median.
@@ -87,6 +94,10 @@ pub struct PowerRow {
     pub wakeup_p99_cycles: Option<u64>,
     pub wakeup_median_ns: Option<f64>,
     pub wakeup_p99_ns: Option<f64>,
+    /// Wake-ups dropped because echo's stamp was not between the client's
+    /// send and receive stamps (the TSCs of two cores disagree).
+    #[serde(default)]
+    pub wakeup_tsc_backwards: Option<u64>,
     pub echo_core: Option<u32>,
     pub echo_asleep: Option<f64>,
     pub echo_paused: Option<f64>,
@@ -132,6 +143,7 @@ pub(crate) fn power_boot(position: usize, run: &Run, policy: &str) -> PowerBoot 
             .iter()
             .find(|sample| sample.name == FLOOR_LATENCY)
             .map(|sample| cycles_to_ns(sample.median_cycles, run.tsc_hz)),
+        fallbacks: run.fallbacks.clone(),
     }
 }
 
@@ -175,6 +187,7 @@ pub(crate) fn rows_of_boot(boot: &PowerBoot, run: &Run, warnings: &mut Vec<Strin
                 rtt_p99_cycles: rtt.map(|s| s.p99_cycles),
                 rtt_median_ns,
                 rtt_p99_ns: rtt.map(|s| ns(s.p99_cycles)),
+                rtt_tsc_backwards: rtt.and_then(|s| s.tsc_backwards),
                 floor_median_ns: boot.floor_median_ns,
                 rtt_over_floor: rtt_median_ns
                     .zip(boot.floor_median_ns)
@@ -189,6 +202,8 @@ pub(crate) fn rows_of_boot(boot: &PowerBoot, run: &Run, warnings: &mut Vec<Strin
                 wakeup_p99_cycles: wakeup.map(|s| s.p99_cycles),
                 wakeup_median_ns: wakeup.map(|s| ns(s.median_cycles)),
                 wakeup_p99_ns: wakeup.map(|s| ns(s.p99_cycles)),
+                wakeup_tsc_backwards: wakeup
+                    .and_then(|s| s.tsc_backwards.or_else(|| tick_text(s, "tsc_out_of_order"))),
                 echo_core: echo.core,
                 echo_asleep: echo.asleep,
                 echo_paused: echo.paused,
@@ -209,6 +224,12 @@ pub(crate) fn rows_of_boot(boot: &PowerBoot, run: &Run, warnings: &mut Vec<Strin
         ));
     }
     rows
+}
+
+/// An older guest's name for a count (`tsc_out_of_order=` before
+/// `tsc_backwards=`), read from a record's unknown keys.
+fn tick_text(sample: &crate::serial_log::LatencySample, key: &str) -> Option<u64> {
+    sample.extra.get(key).and_then(|value| value.parse().ok())
 }
 
 /// Where one role ran in a phase and which share of the phase it slept and

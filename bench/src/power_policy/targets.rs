@@ -45,6 +45,11 @@ pub struct PowerTarget {
     pub outcome: TargetOutcome,
     /// False when a row behind the value failed or lacked its reply check.
     pub inputs_checked: bool,
+    /// Why a measured value is not judged (outcome `not-applicable`): a
+    /// row behind it failed its reply check, or the boot's mechanism fell
+    /// back (MWAIT -> HLT).
+    #[serde(default)]
+    pub not_applicable_because: Option<String>,
     /// The figures the value came from, or what was missing.
     pub detail: String,
     /// Caveats a reader needs next to the value.
@@ -58,8 +63,37 @@ pub struct PowerTarget {
 /// A value with the figures behind it, or why it could not be measured.
 struct Measurement {
     value: f64,
-    inputs_checked: bool,
+    /// What is wrong with the rows behind the value (empty: nothing).
+    problems: Vec<String>,
     detail: String,
+}
+
+/// What is wrong with `rows` as target inputs: a failed reply check, or a
+/// boot whose mechanism fell back (its figures measure another one).
+fn row_problems(boots: &[PowerBoot], rows: &[&PowerRow]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for row in rows {
+        if !row.is_trustworthy() {
+            problems.push(format!(
+                "the {} row at {} (run {}) failed its reply check",
+                row.policy,
+                interval_text(row.interval_us),
+                row.run
+            ));
+        }
+        if let Some(boot) = boots.iter().find(|boot| boot.run == row.run) {
+            for note in &boot.fallbacks {
+                let problem = format!(
+                    "the {} boot (run {}) fell back at line {} ({}): it did not measure {}",
+                    boot.policy, boot.run, note.line, note.text, boot.policy
+                );
+                if !problems.contains(&problem) {
+                    problems.push(problem);
+                }
+            }
+        }
+    }
+    problems
 }
 
 fn measured_target(
@@ -69,14 +103,18 @@ fn measured_target(
     measurement: Result<Measurement, String>,
     notes: Vec<String>,
 ) -> PowerTarget {
-    let (measured, inputs_checked, detail) = match measurement {
+    let (measured, problems, detail) = match measurement {
         Ok(measurement) => (
             Some(measurement.value).filter(|value| value.is_finite()),
-            measurement.inputs_checked,
+            measurement.problems,
             measurement.detail,
         ),
-        Err(missing) => (None, false, format!("not measured: {missing}")),
+        Err(missing) => (None, Vec::new(), format!("not measured: {missing}")),
     };
+    let inputs_checked = measured.is_some()
+        && !problems.iter().any(|problem| problem.contains("reply check"));
+    let reason = (!problems.is_empty()).then(|| problems.join("; "));
+    let outcome = TargetOutcome::judge(bound, limit, measured, reason.as_deref());
     PowerTarget {
         id: id.to_string(),
         description: description.to_string(),
@@ -84,8 +122,11 @@ fn measured_target(
         limit,
         unit,
         measured,
-        outcome: TargetOutcome::judge(bound, limit, measured),
+        outcome,
         inputs_checked,
+        not_applicable_because: (outcome == TargetOutcome::NotApplicable)
+            .then_some(reason)
+            .flatten(),
         detail,
         notes,
         baseline_policy: None,
@@ -186,7 +227,7 @@ pub(crate) fn power_targets(
         (Ok((mwait, (mwait_over, mwait_text))), Ok((base, (base_over, base_text)))) => {
             Ok(Measurement {
                 value: mwait_over / base_over,
-                inputs_checked: mwait.is_trustworthy() && base.is_trustworthy(),
+                problems: row_problems(boots, &[mwait, base]),
                 detail: format!("{mwait_text} / {base_text}"),
             })
         }
@@ -215,7 +256,7 @@ pub(crate) fn power_targets(
             })?;
             Ok(Measurement {
                 value: asleep,
-                inputs_checked: row.is_trustworthy(),
+                problems: row_problems(boots, &[row]),
                 detail: format!(
                     "{ECHO_SERVER} (core {}) asleep {}, paused {} of phase power-{ONE_PER_MS_US}us",
                     dash_or(row.echo_core),
@@ -254,7 +295,7 @@ pub(crate) fn power_targets(
         (Ok((mwait, (wakeup_over, wakeup_text))), Ok((base, (base_over, base_text)))) => {
             Ok(Measurement {
                 value: wakeup_over / base_over,
-                inputs_checked: mwait.is_trustworthy() && base.is_trustworthy(),
+                problems: row_problems(boots, &[mwait, base]),
                 detail: format!("{wakeup_text} / {base_text}"),
             })
         }

@@ -28,6 +28,12 @@ pub(crate) fn table_warnings(
                 status.unwrap_or("<missing>")
             )),
         }
+        for note in &boot.fallbacks {
+            warnings.push(format!(
+                "{what}: line {} says the mechanism fell back ({}): its figures are not {}'s, and targets on them are n/a",
+                note.line, note.text, boot.policy
+            ));
+        }
         if boot.floor_median_ns.is_none() {
             warnings.push(format!(
                 "{what} has no {FLOOR_LATENCY} record: its RTT/floor and vs-base ratios are missing"
@@ -84,6 +90,19 @@ pub(crate) fn table_warnings(
                 row.policy, row.interval_us
             )),
             _ => {}
+        }
+        for (record, dropped, n) in [
+            (POWER_RTT, row.rtt_tsc_backwards, row.rtt_n),
+            (POWER_WAKEUP, row.wakeup_tsc_backwards, row.wakeup_n),
+        ] {
+            if let (Some(dropped), Some(n)) = (dropped.filter(|d| *d > 0), n) {
+                warnings.push(format!(
+                    "{record} policy={} interval_us={}: {dropped} of {n} samples dropped because the TSC went backwards; median and p99 are of the {} kept",
+                    row.policy,
+                    row.interval_us,
+                    n.saturating_sub(dropped)
+                ));
+            }
         }
         if let (Some(MessageCheck::Mismatch), Some(n)) = (row.wakeup_check, row.wakeup_n) {
             warnings.push(format!(

@@ -17,7 +17,7 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_code)]
 
-use userlib::measure::{SAMPLE_BUFFER_LEN, label, payload, stats, take_sample_buffer};
+use userlib::measure::{SAMPLE_BUFFER_LEN, elapsed, label, payload, stats, take_sample_buffer};
 use userlib::{bench_extra_rings, bench_mark};
 use userlib::{Channel, Message};
 
@@ -45,7 +45,7 @@ fn run() -> i32 {
     for rings in RING_COUNTS {
         bench_extra_rings(rings - BASE_RINGS);
         let counted = rings == BASE_RINGS;
-        let mut ok = 0u64;
+        let (mut ok, mut kept, mut backwards) = (0u64, 0usize, 0u64);
         for round in 0..WARMUP + iterations {
             if counted && round == WARMUP {
                 bench_mark("mover-rtt", true);
@@ -58,7 +58,13 @@ fn run() -> i32 {
             let reply = channel.recv();
             let end = userlib::rdtsc();
             if round >= WARMUP {
-                samples[round - WARMUP] = end.wrapping_sub(start);
+                match elapsed(start, end) {
+                    Some(cycles) => {
+                        samples[kept] = cycles;
+                        kept += 1;
+                    }
+                    None => backwards += 1,
+                }
                 let good = reply.sender_badge == echo_badge
                     && reply.sequence == sequence
                     && reply.payload_bytes() == payload(sequence);
@@ -68,9 +74,9 @@ fn run() -> i32 {
         if counted {
             bench_mark("mover-rtt", false);
         }
-        let (median, p99, min, max) = stats(&mut samples[..iterations]);
+        let (median, p99, min, max) = stats(&mut samples[..kept]);
         userlib::log!(
-            "BENCH latency name=mover-rtt rings={rings} n={iterations} median_cycles={median} p99_cycles={p99} min_cycles={min} max_cycles={max} ok={ok}"
+            "BENCH latency name=mover-rtt rings={rings} extra=empty n={iterations} median_cycles={median} p99_cycles={p99} min_cycles={min} max_cycles={max} ok={ok} tsc_backwards={backwards}"
         );
     }
 
@@ -108,14 +114,22 @@ fn run() -> i32 {
                 break m;
             }
         };
-        let cycles = userlib::rdtsc().wrapping_sub(start);
+        let cycles = elapsed(start, userlib::rdtsc());
         if phase_counted {
             bench_mark("mover-stream", false);
         }
         let mut good = [0u8; 8];
         good.copy_from_slice(&reply.payload_bytes()[..8]);
         let ok = u64::from_le_bytes(good);
-        userlib::log!("BENCH stream name=mover-stream batch={batch} rings={rings} n={stream} cycles={cycles} ok={ok}");
+        match cycles {
+            Some(cycles) => userlib::log!(
+                "BENCH stream name=mover-stream batch={batch} rings={rings} extra=empty n={stream} cycles={cycles} ok={ok} tsc_backwards=0"
+            ),
+            // The whole stream is one sample: without a time it has no rate.
+            None => userlib::log!(
+                "BENCH dropped kind=stream name=mover-stream batch={batch} rings={rings} extra=empty n={stream} ok={ok} tsc_backwards=1"
+            ),
+        }
     }
     bench_extra_rings(0);
     let _ = channel.send(echo, label::STOP, b"");
@@ -146,7 +160,8 @@ fn power_benchmark(channel: &mut Channel, echo: u32, echo_badge: u64, policy: &s
             100 => "power-100us",
             _ => "power-1000us",
         };
-        let (mut ok, mut skewed) = (0u64, 0u64);
+        let (mut ok, mut rtt_kept, mut rtt_backwards) = (0u64, 0usize, 0u64);
+        let (mut wakeup_kept, mut wakeup_backwards) = (0usize, 0u64);
         bench_mark(phase, true);
         let mut next_send = userlib::rdtsc();
         for round in 0..n {
@@ -165,19 +180,29 @@ fn power_benchmark(channel: &mut Channel, echo: u32, echo_badge: u64, policy: &s
             channel.send_message(&message);
             let reply = channel.recv();
             let end = userlib::rdtsc();
-            rtts[round] = end.wrapping_sub(start);
+            match elapsed(start, end) {
+                Some(cycles) => {
+                    rtts[rtt_kept] = cycles;
+                    rtt_kept += 1;
+                }
+                None => rtt_backwards += 1,
+            }
             let bytes = reply.payload_bytes();
             let mut stamp = [0u8; 8];
             if bytes.len() == 40 {
                 stamp.copy_from_slice(&bytes[..8]);
             }
             let handled = u64::from_le_bytes(stamp);
-            wakeups[round] = if handled >= start && handled <= end {
-                handled - start
-            } else {
-                skewed += 1;
-                0
-            };
+            // Echo's stamp comes from another core's TSC: a stamp before the
+            // send or after the reply arrived means the two TSCs disagree
+            // (or time went backwards); the sample is dropped and counted.
+            match elapsed(start, handled).filter(|_| handled <= end) {
+                Some(cycles) => {
+                    wakeups[wakeup_kept] = cycles;
+                    wakeup_kept += 1;
+                }
+                None => wakeup_backwards += 1,
+            }
             let good = reply.sender_badge == echo_badge
                 && reply.label == label::PING_STAMPED
                 && reply.sequence == sequence
@@ -186,13 +211,13 @@ fn power_benchmark(channel: &mut Channel, echo: u32, echo_badge: u64, policy: &s
             ok += u64::from(good);
         }
         bench_mark(phase, false);
-        let (median, p99, min, max) = stats(&mut rtts[..n]);
+        let (median, p99, min, max) = stats(&mut rtts[..rtt_kept]);
         userlib::log!(
-            "BENCH latency name=power-rtt policy={policy} interval_us={interval_us} n={n} median_cycles={median} p99_cycles={p99} min_cycles={min} max_cycles={max} ok={ok}"
+            "BENCH latency name=power-rtt policy={policy} interval_us={interval_us} n={n} median_cycles={median} p99_cycles={p99} min_cycles={min} max_cycles={max} ok={ok} tsc_backwards={rtt_backwards}"
         );
-        let (median, p99, min, max) = stats(&mut wakeups[..n]);
+        let (median, p99, min, max) = stats(&mut wakeups[..wakeup_kept]);
         userlib::log!(
-            "BENCH latency name=power-wakeup policy={policy} interval_us={interval_us} n={n} median_cycles={median} p99_cycles={p99} min_cycles={min} max_cycles={max} tsc_out_of_order={skewed}"
+            "BENCH latency name=power-wakeup policy={policy} interval_us={interval_us} n={n} median_cycles={median} p99_cycles={p99} min_cycles={min} max_cycles={max} tsc_backwards={wakeup_backwards}"
         );
     }
     let _ = channel.send(echo, label::STOP, b"");

@@ -36,6 +36,15 @@ pub fn payload(sequence: u32) -> [u8; 40] {
     p
 }
 
+/// TSC cycles from `start` to `end`, or `None` when the TSC went backwards
+/// (`end < start`: the two stamps came from cores whose TSCs disagree, or
+/// the counter was reset). Such a sample is dropped and counted
+/// (`tsc_backwards=N` on the `BENCH` line), never kept as 0 or as a
+/// wrapped-around huge value.
+pub fn elapsed(start: u64, end: u64) -> Option<u64> {
+    end.checked_sub(start)
+}
+
 /// Entries in the buffer [`take_sample_buffer`] hands out.
 pub const SAMPLE_BUFFER_LEN: usize = 65_536;
 
