@@ -4,6 +4,8 @@
 //! - `syscall`: every system-call wrapper (re-exported here: `userlib::exit`);
 //! - `info`: readers of the info page (`info`, `args`, `arg`, `arg_u64`);
 //! - `channel`: the rings ([`Channel`]: send, receive, batches, endpoints);
+//! - `direct_ring`: user<->user rings shared with one peer, no mover
+//!   ([`DirectRing`]);
 //! - `idle`: how the core waits on empty inboxes and its half of the
 //!   sleep/wake protocol ([`Idler`], owned by the channel; the policy
 //!   logic is the `power-policy` crate's `Governor`);
@@ -24,11 +26,13 @@
 pub use abi;
 
 mod channel;
+mod direct_ring;
 mod idle;
 mod info;
 pub mod measure;
 mod syscall;
 pub use channel::{Channel, Message, OpenError, SendError};
+pub use direct_ring::{Consumer, DirectRing, DirectRingError, Producer, RingError};
 pub use idle::{Idler, SleepCounts};
 pub use info::{arg, arg_u64, args, info};
 pub use syscall::*;
