@@ -138,6 +138,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
             let path = alloc::format!("servers/{binary}");
             Archive::find(ramdisk, &path).ok().flatten()
         });
+        crate::sync_ipc::init();
     }
     boot_report(config.as_ref(), &report);
 
@@ -170,7 +171,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     }
     let movers = crate::mover::build(config.as_ref().expect("servers come from a system"));
     let bsp_mover = crate::mover::start(movers);
-    crate::server::load::start_all();
+    crate::sync_ipc::start_all();
     match bsp_mover {
         Some(mover) => mover.run(),
         None => crate::lifecycle::supervise(),

@@ -9,7 +9,7 @@
 //! ```text
 //!  boot                                   entry and boot sequence
 //!  ktest  syscall  trap_dispatch          what tests, calls and traps do
-//!  mover                                  the mover loop
+//!  mover  sync_ipc                        the mover loop; call/reply_recv and shared cores
 //!  lifecycle                              when a run ends
 //!  report                                 what the run did (read-only)
 //!  floors  phase_counters                 the kernel's side of benchmarks
@@ -66,6 +66,8 @@ mod serial;
 mod server;
 #[cfg(target_os = "none")]
 mod smp;
+#[cfg(target_os = "none")]
+mod sync_ipc;
 #[cfg(target_os = "none")]
 mod syscall;
 #[cfg(target_os = "none")]

@@ -16,7 +16,7 @@
 use crate::arch::x86_64::tsc;
 use crate::arch::x86_64::user::SyscallFrame;
 use crate::mem::user::{UserMemError, UserSlice};
-use crate::server::{self, Server, State};
+use crate::server::{self, Server};
 use abi::{Syscall, UserRange, error_return};
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -82,7 +82,7 @@ extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) {
     let core = cores::this_core();
     let server = server::current();
     let bench = crate::phase_counters::enabled();
-    let call = Syscall::decode(frame.rax, [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9]);
+    let call = Syscall::decode_with_sync(frame.rax, [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9], [frame.r12, frame.r13]);
     if !(bench && call.is_ok_and(|c| c.is_bench_bookkeeping())) {
         core.syscalls.fetch_add(1, Ordering::Relaxed);
     }
@@ -95,11 +95,11 @@ extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) {
     };
     frame.rax = match call {
         Syscall::Log { text } => sys_log(server, text),
-        Syscall::Exit { code } => {
-            server.set_exit_code(code);
-            log::info!("server `{}` (core {}) exited with code {code}", server.name, server.core);
-            server::fault::park(server, State::Exited)
-        }
+        Syscall::Exit { code } => return crate::sync_ipc::exit(frame, server::current_index(), code),
+        // Both may switch this core to another server: they write the
+        // registers to return with into `frame` themselves.
+        Syscall::Call { endpoint, message } => return crate::sync_ipc::call(frame, server::current_index(), endpoint, message),
+        Syscall::ReplyRecv { reply } => return crate::sync_ipc::reply_recv(frame, server::current_index(), reply),
         Syscall::CoreId => server.core as u64,
         Syscall::ServerName { buf } => sys_server_name(server, buf),
         Syscall::TscHz => tsc::ticks_per_us() * 1_000_000,
@@ -118,7 +118,5 @@ extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) {
             n as u64
         }
         Syscall::BenchMark { .. } | Syscall::BenchExtraRings { .. } => error_return(abi::err::UNKNOWN_SYSCALL),
-        // Synchronous calls land with the scheduler for shared cores (next commit).
-        Syscall::Call { .. } | Syscall::ReplyRecv { .. } => error_return(abi::err::UNKNOWN_SYSCALL),
     };
 }

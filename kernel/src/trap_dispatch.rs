@@ -22,7 +22,10 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     let core = cores::this_core();
     match frame.vector {
         NMI if smp::stop_requested() => smp::acknowledge_stop(),
-        v @ 0..=31 if frame.cs & 3 == 3 && v != NMI && v != MACHINE_CHECK => crate::server::fault::user_fault(frame),
+        v @ 0..=31 if frame.cs & 3 == 3 && v != NMI && v != MACHINE_CHECK => {
+            crate::server::fault::report_user_fault(frame);
+            crate::sync_ipc::fault_current()
+        }
         0..=31 => {
             core.exceptions.fetch_add(1, Ordering::Relaxed);
             crate::panic::fatal_exception(frame)

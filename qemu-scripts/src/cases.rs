@@ -206,6 +206,57 @@ const CASES: &[Case] = &[
         )
     },
     Case {
+        system: Some("tests/sync-same-core.toml"),
+        ..case!(
+            "SYNC0001-same-core-calls-exactly-once",
+            "",
+            3,
+            Firmware::Bios,
+            true,
+            &[
+                "server `sync-client`: sync calls to `sync-echo`: 100000 answered and checked, 0 bad, 0 refused as expected",
+                "system: server `sync-client` exited with code 0",
+                "system: server `sync-echo` (a service) is still running",
+            ]
+        )
+    },
+    Case {
+        system: Some("tests/sync-cross-core.toml"),
+        ..case!(
+            "SYNC0002-cross-core-calls-exactly-once",
+            "",
+            4,
+            Firmware::Bios,
+            true,
+            &[
+                "server `sync-client`: sync calls to `sync-echo`: 100000 answered and checked, 0 bad, 0 refused as expected",
+                "system: server `sync-client` exited with code 0",
+                "system: server `sync-echo` (a service) is still running",
+            ]
+        )
+    },
+    Case {
+        system: Some("tests/sync-faults.toml"),
+        must_not_show: &["EXCEPTION", "PANIC", "answered, expected error"],
+        ..case!(
+            "SYNC0003-called-server-faults-mid-call",
+            "",
+            5,
+            Firmware::Bios,
+            true,
+            &[
+                "server `faulty`: faulting on purpose while serving call 50",
+                "FAULT server `faulty` (core 2): vector 14 (#PF page fault)",
+                "server `client`: sync calls to `faulty`: 49 answered and checked, 0 bad, 2 refused as expected",
+                "server `client`: after the stop, a call to `backup` was answered",
+                "system: server `client` exited with code 0",
+                "system: server `faulty` was stopped by a fault",
+                "server `impatient`: sync calls to `no-reply`: 19 answered and checked, 0 bad, 1 refused as expected",
+                "system: server `impatient` exited with code 0",
+            ]
+        )
+    },
+    Case {
         system: Some("tests/exactly-once-3-pairs.toml"),
         // Backpressure must have happened (the sinks' inboxes hold 4).
         must_not_show: &[

@@ -12,12 +12,18 @@ use core::fmt::Write;
 use core::sync::atomic::Ordering;
 use cores::Role;
 
-/// Leaves the server for good: kernel page tables, role `Parked`, and the
-/// idle loop with interrupts on. Runs on the core's kernel stack.
-pub fn park(server: &Server, state: State) -> ! {
+/// Records that `server` stopped and tells whoever watches for it: the
+/// supervisor on core 0 and the movers (one of them may supervise).
+pub fn mark_stopped(server: &Server, state: State) {
     server.set_state(state);
     crate::smp::wake(0); // the supervisor sleeps until a server stops
     crate::power::wake_all_movers(); // and so may a mover that supervises
+}
+
+/// Leaves the core's last server for good: kernel page tables, role
+/// `Parked`, and the idle loop with interrupts on. Runs on the core's
+/// kernel stack.
+pub fn park(server: &Server) -> ! {
     crate::power::idle_pstate(server.core, false); // a parked core keeps no lowered request
     let core = cores::this_core();
     let kernel_cr3 = crate::smp::kernel_cr3();
@@ -49,8 +55,9 @@ fn classify(server: &Server, addr: u64) -> String {
     out
 }
 
-/// An exception in ring 3: report it, stop the server, park the core.
-pub fn user_fault(frame: &TrapFrame) -> ! {
+/// An exception in ring 3: reports it (which server, where, why). Stopping
+/// the server is the caller's next step.
+pub fn report_user_fault(frame: &TrapFrame) {
     let core = cores::this_core();
     core.exceptions.fetch_add(1, Ordering::Relaxed);
     let server = current();
@@ -69,6 +76,5 @@ pub fn user_fault(frame: &TrapFrame) -> ! {
         let cr2 = x86_64::registers::control::Cr2::read_raw();
         let _ = write!(line, ", cr2 {cr2:#x} {}", classify(server, cr2));
     }
-    log::error!("{line}; server stopped, core parked");
-    park(server, State::Faulted)
+    log::error!("{line}; server stopped");
 }

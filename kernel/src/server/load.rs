@@ -1,21 +1,19 @@
 //! Loading servers: each server's ELF (checked by `elf-check`) becomes a
 //! fresh address space with its segments (W^X), stack, rings, read-only
-//! info page and statistics page; then each is started alone on its core.
+//! info page and statistics page. Starting them is `sync_ipc::start_all`
+//! (a core may hold several servers).
 //!
 //! Invariants: everything here runs on the BSP before any server runs; a
 //! server that cannot be loaded is reported and left out, the others still
 //! start (their capabilities to it resolve to "not running").
 
-use super::{Server, State, all};
-use crate::arch::x86_64::user::enter_user;
-use crate::arch::x86_64::{gdt, tsc};
+use super::{Server, State};
 use crate::mem::paging::{AddressSpace, MapError, UserAccess};
 use crate::mem::{frames, phys_to_virt};
 use crate::rings::{RingError, SharedRing};
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
-use cores::{CORES, Role};
+use core::sync::atomic::{AtomicI64, AtomicU8, AtomicU64};
 use elf_check::{Limits, LoadPlan, check_elf};
 use mover_logic::OutboxCounters;
 
@@ -213,26 +211,4 @@ fn write_info_page(config: &system_config::SystemConfig, server: &mut Server) ->
         .map_err(LoadError::Memory)
 }
 
-/// Starts every loaded server on its core (posted to the core's mailbox).
-pub fn start_all() {
-    for server in all() {
-        if !crate::smp::post_work(server.core, run_on_this_core, server.core) {
-            log::error!("server `{}`: core {} is busy; not started", server.name, server.core);
-        }
-    }
-}
-
-/// Mailbox work on a server's core: becomes the server, never returns.
-fn run_on_this_core(core_index: usize) {
-    let core = &CORES[core_index];
-    let Some(server) = all().get(core.server.load(Ordering::Acquire)) else { return };
-    core.set_role(Role::Server);
-    core.role_started_tsc.store(tsc::now(), Ordering::Relaxed);
-    server.set_state(State::Running);
-    x86_64::instructions::interrupts::disable();
-    // SAFETY: the address space was built by `load` with the kernel half
-    // shared; entry and stack are mapped user pages in it; the stack top
-    // is this core's own kernel stack (gdt module).
-    unsafe { enter_user(server.space.cr3(), server.entry, server.stack_top, gdt::ap_stack_top(core_index)) }
-}
 

@@ -117,8 +117,12 @@ pub fn all() -> &'static [Server] {
 /// The server running on the calling core. Only called from a server's
 /// syscall or trap, so there is one.
 pub fn current() -> &'static Server {
-    let index = cores::this_core().server.load(Ordering::Acquire);
-    &all()[index]
+    &all()[current_index()]
+}
+
+/// Index in `all()` of the server running on the calling core.
+pub fn current_index() -> usize {
+    cores::this_core().server.load(Ordering::Acquire)
 }
 
 /// The server on core `index`, if one was loaded for it.
@@ -138,9 +142,9 @@ pub fn pause_ticks_of(core: &cores::PerCore, elapsed: u64) -> (u64, bool) {
 }
 
 /// Publishes the loaded servers (once, by `load_all`) and tells each core
-/// which server is its own.
+/// which server it runs first (the first of the file on that core).
 fn install(servers: Vec<Server>) {
-    for (index, server) in servers.iter().enumerate() {
+    for (index, server) in servers.iter().enumerate().rev() {
         cores::CORES[server.core].server.store(index, Ordering::Release);
     }
     SERVERS.call_once(|| servers);

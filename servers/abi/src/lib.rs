@@ -89,6 +89,9 @@ pub mod err {
     pub const NOT_SERVING: i64 = 8;
     /// `call` to the caller itself, which could never be answered.
     pub const WOULD_DEADLOCK: i64 = 9;
+    /// `call`: the called server took its next call (`reply_recv` without
+    /// a reply) instead of answering this one.
+    pub const NO_REPLY: i64 = 10;
 
     /// Name of an error code, for logs.
     pub fn name(code: i64) -> &'static str {
@@ -102,6 +105,7 @@ pub mod err {
             NOT_RUNNING => "the called server is not running",
             NOT_SERVING => "no call is being served",
             WOULD_DEADLOCK => "a call to itself would never be answered",
+            NO_REPLY => "the called server moved on without replying",
             _ => "unknown error",
         }
     }

@@ -150,3 +150,75 @@ pub fn spin_ticks(ticks: u64) {
         core::hint::spin_loop();
     }
 }
+
+/// Enters the kernel with a synchronous message in registers (the layout
+/// of `abi::SyncMessage`): `rdi` = `first` (endpoint or flags), the message
+/// in `rsi, rdx, r10, r8, r9, r12, r13`. Returns the raw result, the badge
+/// in `rdi` and the message the kernel left in the same registers.
+#[inline(always)]
+fn sync_syscall(number: u64, first: u64, message: &abi::SyncMessage) -> (i64, u64, abi::SyncMessage) {
+    let (mut rsi, mut rdx) = message.header_registers();
+    let [mut p0, mut p1, mut p2, mut p3, mut p4] = message.payload;
+    let ret: i64;
+    let mut rdi = first;
+    // SAFETY: `syscall` enters the kernel; for `call` and `reply_recv` the
+    // kernel returns with the answer in rax, rdi, rsi, rdx, r10, r8, r9,
+    // r12 and r13 (all declared as outputs here) and preserves every other
+    // register but rcx and r11. It touches no memory of ours.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") number as i64 => ret,
+            inout("rdi") rdi,
+            inout("rsi") rsi,
+            inout("rdx") rdx,
+            inout("r10") p0,
+            inout("r8") p1,
+            inout("r9") p2,
+            inout("r12") p3,
+            inout("r13") p4,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack)
+        );
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        ret = -abi::err::UNKNOWN_SYSCALL;
+    }
+    let message = abi::SyncMessage::from_registers(rsi, rdx, [p0, p1, p2, p3, p4]).unwrap_or_default();
+    (ret, rdi, message)
+}
+
+/// A message received through `call` or `reply_recv`, with the badge of
+/// the server that sent it (written by the kernel, never by the sender).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncReceived {
+    pub badge: u64,
+    pub message: abi::SyncMessage,
+}
+
+/// Calls the server behind `endpoint` with `message` and waits for its
+/// reply (synchronous IPC: no mover; on a shared core the kernel switches
+/// straight to the callee). Errors: `abi::err::NO_CAPABILITY`,
+/// `NOT_RUNNING` (the callee stopped, also mid-call), `NO_REPLY`,
+/// `WOULD_DEADLOCK`.
+#[inline]
+pub fn call(endpoint: u32, message: &abi::SyncMessage) -> Result<SyncReceived, SysError> {
+    let (ret, badge, message) = sync_syscall(abi::nr::CALL, u64::from(endpoint), message);
+    result(ret).map(|_| SyncReceived { badge, message })
+}
+
+/// Answers the call being served with `reply` (if any) and waits for the
+/// next call, which it returns. A server that serves calls loops on this.
+#[inline]
+pub fn reply_recv(reply: Option<&abi::SyncMessage>) -> Result<SyncReceived, SysError> {
+    let empty = abi::SyncMessage::default();
+    let (flags, message) = match reply {
+        Some(m) => (1, m),
+        None => (0, &empty),
+    };
+    let (ret, badge, message) = sync_syscall(abi::nr::REPLY_RECV, flags, message);
+    result(ret).map(|_| SyncReceived { badge, message })
+}

@@ -79,9 +79,11 @@ unsafe extern "C" {
     fn syscall_entry();
 }
 
-/// Registers at syscall entry, lowest address first.
+/// Registers at syscall entry, lowest address first. It is a server's
+/// whole user context (the kernel uses no FPU/SSE state: servers are built
+/// soft-float), so a copy of it is enough to resume a server later.
 #[repr(C)]
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct SyscallFrame {
     pub rax: u64,
     pub rdi: u64,
@@ -172,4 +174,64 @@ pub unsafe fn enter_user(cr3: u64, entry: u64, stack_top: u64, kernel_stack_top:
             options(noreturn)
         )
     }
+}
+
+impl SyscallFrame {
+    /// The context of a server that has not run yet: at `entry` with its
+    /// stack at `stack_top`, interrupts on, every other register zero.
+    pub fn fresh(entry: u64, stack_top: u64) -> SyscallFrame {
+        SyscallFrame { rip: entry, rsp: stack_top, rflags: 0x202, ..SyscallFrame::default() }
+    }
+}
+
+core::arch::global_asm!(
+    r#"
+    .pushsection .text.resume_user, "ax"
+    .global resume_user_frame
+resume_user_frame:
+    movq %rdi, %rsp
+    popq %rax
+    popq %rdi
+    popq %rsi
+    popq %rdx
+    popq %r10
+    popq %r8
+    popq %r9
+    popq %rbx
+    popq %rbp
+    popq %r12
+    popq %r13
+    popq %r14
+    popq %r15
+    popq %rcx
+    popq %r11
+    popq %rsp
+    swapgs
+    sysretq
+    .popsection
+    "#,
+    options(att_syntax)
+);
+
+unsafe extern "C" {
+    fn resume_user_frame(frame: *const SyscallFrame) -> !;
+}
+
+/// Leaves the kernel for the server context `frame` (registers, RIP,
+/// RFLAGS and stack), in whatever address space is loaded: the way back to
+/// user space from a place that has no syscall frame to return through
+/// (a core whose server faulted, when another server shares the core).
+///
+/// # Safety
+/// The loaded CR3 must be the address space `frame` belongs to; `frame`
+/// must come from a syscall of that server or be `SyscallFrame::fresh`
+/// with a mapped entry and stack; the kernel GS base must be active (we
+/// entered from ring 3 through syscall or a trap), as the exit path swaps
+/// it back.
+pub unsafe fn resume_user(frame: &SyscallFrame) -> ! {
+    let copy = *frame;
+    // SAFETY: the stub pops `copy` into the registers and returns to ring 3
+    // with `sysretq`; the kernel stack below is abandoned, and the next
+    // syscall or trap starts again from the core's kernel stack top.
+    unsafe { resume_user_frame(&copy) }
 }
