@@ -323,6 +323,34 @@ const CASES: &[Case] = &[
             ]
         )
     },
+    // user<->user direct rings, no mover: 21 000 round trips and three
+    // streams of 100 000 messages (batches 1, 8, 32), every message checked
+    // by the other side; -smp 3 (the idle mover on core 0, two busy vCPUs).
+    Case {
+        system: Some("tests/direct-ring.toml"),
+        must_not_show: &["peer misbehaved", "cannot attach the direct rings", "FAULT"],
+        timeout_secs: 600,
+        ..case!(
+            "IPC0002-direct-ring-user-to-user",
+            "",
+            3,
+            Firmware::Bios,
+            true,
+            &[
+                "direct ring `ping-to-pong`: `ring-ping` -> `ring-pong`, 64 slots, no mover",
+                "direct ring `pong-to-ping`: `ring-pong` -> `ring-ping`, 64 slots, no mover",
+                "BENCH latency name=user-direct-ring-rtt n=20000 median_cycles=",
+                " ok=20000",
+                "server `ring-ping`: 21000 round trips over direct rings, 0 bad replies",
+                "BENCH stream name=user-direct-ring-stream batch=1 n=100000 cycles=",
+                "BENCH stream name=user-direct-ring-stream batch=8 n=100000 cycles=",
+                "BENCH stream name=user-direct-ring-stream batch=32 n=100000 cycles=",
+                "server `ring-pong`: ring-pong answered 21000 pings, checked 300000 streamed messages (300000 good), 0 malformed",
+                "system: server `ring-ping` exited with code 0",
+                "system: server `ring-pong` exited with code 0",
+            ]
+        )
+    },
     // 100 000 messages at one per 20 us with echo's core on sleep = "none", huge spin budget (-smp 3: two busy vCPUs);
     // none lost, none stuck (> 1 s), sleeps as the policy says.
     Case {

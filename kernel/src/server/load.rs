@@ -142,13 +142,97 @@ pub fn load_all(config: &system_config::SystemConfig, find_binary: impl Fn(&str)
         .iter()
         .map(|server| config.servers[server.config_index].endpoints.iter().map(|e| loaded_index(e.server)).collect())
         .collect();
-    for (server, capabilities) in servers.iter_mut().zip(resolved) {
+    let direct_rings = map_direct_rings(config, &mut servers);
+    for ((server, capabilities), direct_rings) in servers.iter_mut().zip(resolved).zip(direct_rings) {
         server.capabilities = capabilities;
-        if let Err(e) = write_info_page(config, server) {
+        if let Err(e) = write_info_page(config, server, &direct_rings) {
             log::error!("server `{}`: info page: {e}", server.name);
         }
     }
     super::install(servers);
+}
+
+/// The `[[direct_ring]]` rings, kept for the whole run. The kernel made
+/// and mapped them and never reads them: no mover scans them.
+static DIRECT_RINGS: spin::Once<Vec<SharedRing>> = spin::Once::new();
+
+/// Allocates each `[[direct_ring]]` once and maps it into both of its
+/// servers (read/write, never executable): into a server's `i`-th direct
+/// ring at `abi::direct_ring_addr(i)`, in file order. Returns each loaded
+/// server's info-page entries (entry `i` describes `direct_ring_addr(i)`),
+/// in the order of `servers`. A ring one of whose servers did not load, or
+/// that cannot be made, is reported and left out of both info pages.
+///
+/// The kernel has no trust issue here: it only allocates, maps and lists.
+/// The two servers must each treat the other as hostile (`docs/servers.md`).
+fn map_direct_rings(config: &system_config::SystemConfig, servers: &mut [Server]) -> Vec<Vec<abi::DirectRingInfo>> {
+    let mut entries: Vec<Vec<abi::DirectRingInfo>> = servers.iter().map(|_| Vec::new()).collect();
+    let mut rings = Vec::new();
+    for ring in &config.direct_rings {
+        let name_of = |index: usize| config.servers.get(index).map_or("?", |s| s.name.as_str());
+        let (producer_name, consumer_name) = (name_of(ring.producer), name_of(ring.consumer));
+        let loaded = |index: usize| servers.iter().position(|s| s.config_index == index);
+        let (Some(producer), Some(consumer)) = (loaded(ring.producer), loaded(ring.consumer)) else {
+            log::error!("direct ring `{}`: not made: `{producer_name}` or `{consumer_name}` did not load", ring.name);
+            continue;
+        };
+        // The config allows at most MAX_DIRECT_RINGS per server; checked again
+        // because the addresses depend on it.
+        let (producer_slot, consumer_slot) = (entries[producer].len(), entries[consumer].len());
+        if producer_slot >= abi::MAX_DIRECT_RINGS || consumer_slot >= abi::MAX_DIRECT_RINGS {
+            log::error!("direct ring `{}`: not made: more than {} for one server", ring.name, abi::MAX_DIRECT_RINGS);
+            continue;
+        }
+        let producer_addr = abi::direct_ring_addr(producer_slot);
+        let consumer_addr = abi::direct_ring_addr(consumer_slot);
+        let shared = match SharedRing::new_mapped(&mut servers[producer].space, producer_addr, ring.slots as usize) {
+            Ok(shared) => shared,
+            Err(e) => {
+                log::error!("direct ring `{}`: not made: {e}", ring.name);
+                continue;
+            }
+        };
+        // The same frames, at the consumer's address: found through the
+        // producer's page tables, where `new_mapped` just put them.
+        let pages = ringbuf::region_size(ring.slots as usize).map_or(0, |size| size.div_ceil(4096)) as u64;
+        let rw = UserAccess { write: true, execute: false };
+        let producer_cr3 = servers[producer].space.cr3();
+        let mut mapped = Ok(());
+        for page in 0..pages {
+            let offset = page * 4096;
+            let Some(phys) = crate::mem::paging::translate_user(producer_cr3, producer_addr + offset, true) else {
+                mapped = Err(MapError::Refused("ring page not mapped in the producer"));
+                break;
+            };
+            let frame = x86_64::structures::paging::PhysFrame::containing_address(x86_64::PhysAddr::new(phys));
+            mapped = servers[consumer].space.map_user_frame(consumer_addr + offset, frame, rw);
+            if mapped.is_err() {
+                break;
+            }
+        }
+        // Kept even on failure: its frames are mapped in the producer.
+        rings.push(shared);
+        if let Err(e) = mapped {
+            log::error!("direct ring `{}`: not made: mapping it into `{consumer_name}`: {e}", ring.name);
+            continue;
+        }
+        for (server, addr, end) in [
+            (producer, producer_addr, abi::DIRECT_RING_PRODUCER),
+            (consumer, consumer_addr, abi::DIRECT_RING_CONSUMER),
+        ] {
+            let mut entry = abi::DirectRingInfo { name: [0; abi::NAME_BYTES], slots: ring.slots, end };
+            copy_name(&mut entry.name, &ring.name);
+            entries[server].push(entry);
+            servers[server].regions.push((addr, addr + pages * 4096));
+        }
+        log::info!(
+            "direct ring `{}`: `{producer_name}` -> `{consumer_name}`, {} slots, no mover",
+            ring.name,
+            ring.slots
+        );
+    }
+    DIRECT_RINGS.call_once(|| rings);
+    entries
 }
 
 fn copy_name(dst: &mut [u8; abi::NAME_BYTES], name: &str) {
@@ -158,7 +242,11 @@ fn copy_name(dst: &mut [u8; abi::NAME_BYTES], name: &str) {
 
 /// Maps the read-only page that tells a server its badge, core, rings and
 /// endpoints (`abi::ServerInfo` at `abi::INFO_ADDR`).
-fn write_info_page(config: &system_config::SystemConfig, server: &mut Server) -> Result<(), LoadError> {
+fn write_info_page(
+    config: &system_config::SystemConfig,
+    server: &mut Server,
+    direct_rings: &[abi::DirectRingInfo],
+) -> Result<(), LoadError> {
     let s = &config.servers[server.config_index];
     let mut info = abi::ServerInfo {
         magic: abi::INFO_MAGIC,
@@ -179,10 +267,13 @@ fn write_info_page(config: &system_config::SystemConfig, server: &mut Server) ->
         mover_sleeps: 0,
         race_delay_ticks: crate::power::race_delay_ticks(),
         idle_pstate_after_ticks: 0,
-        direct_ring_count: 0,
+        direct_ring_count: direct_rings.len().min(abi::MAX_DIRECT_RINGS) as u32,
         _reserved_direct: 0,
         direct_rings: [abi::DirectRingInfo::EMPTY; abi::MAX_DIRECT_RINGS],
     };
+    for (slot, entry) in info.direct_rings.iter_mut().zip(direct_rings) {
+        *slot = *entry;
+    }
     let power = crate::power::policy(server.core);
     info.spin_polls_before_pause = power.escalation.spin_polls;
     info.pause_ticks_before_sleep = power.escalation.pause_ticks;
