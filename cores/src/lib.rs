@@ -10,16 +10,14 @@
 //!   only writer of its own counters.
 #![cfg_attr(not(test), no_std)]
 
-/// The power governor, re-exported for the kernel's `cores::power::...`
-/// imports; it lives in `power-policy` (pure, shared with `userlib`).
-pub use power_policy as power;
 
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// Most cores the kernel supports; extra processors are reported and skipped.
 pub const MAX_CORES: usize = 64;
 
-/// What a core does for its whole life (see docs/ARCHITECTURE.md).
+/// What a core does for its whole life (roles come from the system TOML,
+/// docs/config.md; the kernel sets them as cores start, docs/boot.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Role {

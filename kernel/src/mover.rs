@@ -30,7 +30,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use cores::{CORES, Role};
 use mover_logic::{Push, route_batch};
 use crate::arch::x86_64::tsc;
-use cores::power::{Escalation, Governor, Step};
+use power_policy::{Escalation, Governor, Step};
 use ringbuf::{Consumer, Message, Producer, RingError};
 
 /// Messages read from one outbox per visit.
@@ -200,7 +200,7 @@ impl Mover {
                 }
             }
             Step::LowerPstate => {
-                crate::power::idle_pstate(self.core, true);
+                crate::power::pstate::idle_pstate(self.core, true);
             }
             Step::Spin | Step::Pause => {}
         }
@@ -211,7 +211,7 @@ impl Mover {
     #[inline(always)]
     fn end_wait(&mut self, governor: &mut Governor) {
         if governor.work_found() {
-            crate::power::idle_pstate(self.core, false);
+            crate::power::pstate::idle_pstate(self.core, false);
         }
         CORES[self.core].pause_ticks.store(governor.pause_ticks(), Ordering::Relaxed);
     }
@@ -225,7 +225,7 @@ impl Mover {
     fn sleep(&mut self) {
         let Mover { sources, number, core, supervise, .. } = self;
         let mut announced = 0;
-        crate::power::mover_sleep(*number, *core, || {
+        crate::power::sleep::mover_sleep(*number, *core, || {
             for source in sources.iter_mut() {
                 match source.outbox.prepare_to_sleep_untrusted() {
                     Ok(true) | Err(_) => announced += 1,

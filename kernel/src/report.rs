@@ -102,7 +102,7 @@ pub fn power_view() {
         );
     }
     for number in 0..abi::MAX_MOVERS {
-        let wakeups = power::mover_wakeups(number);
+        let wakeups = power::sleep::mover_wakeups(number);
         if wakeups > 0 {
             log::info!("power: mover {number}: woken by servers {wakeups} times");
         }

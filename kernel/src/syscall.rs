@@ -73,7 +73,7 @@ fn sys_wait(server: &Server) -> u64 {
     for (word, inbox) in words.iter_mut().zip(&server.inboxes) {
         *word = inbox.wake_word();
     }
-    crate::power::wait(server.core, &words[..n])
+    crate::power::sleep::wait(server.core, &words[..n])
 }
 
 /// Called by the syscall entry stub with the server's registers.
@@ -104,8 +104,8 @@ extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) {
         Syscall::ServerName { buf } => sys_server_name(server, buf),
         Syscall::TscHz => tsc::ticks_per_us() * 1_000_000,
         Syscall::Wait => sys_wait(server),
-        Syscall::WakeMover => u64::from(crate::power::wake_mover(server.mover)),
-        Syscall::IdlePstate { lower } => u64::from(crate::power::idle_pstate(server.core, lower)),
+        Syscall::WakeMover => u64::from(crate::power::sleep::wake_mover(server.mover)),
+        Syscall::IdlePstate { lower } => u64::from(crate::power::pstate::idle_pstate(server.core, lower)),
         Syscall::PowerReport => {
             log::info!("power: runtime view requested by server `{}`", server.name);
             crate::report::power_view();

@@ -17,14 +17,14 @@ use cores::Role;
 pub fn mark_stopped(server: &Server, state: State) {
     server.set_state(state);
     crate::smp::wake(0); // the supervisor sleeps until a server stops
-    crate::power::wake_all_movers(); // and so may a mover that supervises
+    crate::power::sleep::wake_all_movers(); // and so may a mover that supervises
 }
 
 /// Leaves the core's last server for good: kernel page tables, role
 /// `Parked`, and the idle loop with interrupts on. Runs on the core's
 /// kernel stack.
 pub fn park(server: &Server) -> ! {
-    crate::power::idle_pstate(server.core, false); // a parked core keeps no lowered request
+    crate::power::pstate::idle_pstate(server.core, false); // a parked core keeps no lowered request
     let core = cores::this_core();
     let kernel_cr3 = crate::smp::kernel_cr3();
     // SAFETY: the kernel's page tables map everything kernel code uses, so

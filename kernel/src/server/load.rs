@@ -277,7 +277,7 @@ fn write_info_page(
     let power = crate::power::policy(server.core);
     info.spin_polls_before_pause = power.escalation.spin_polls;
     info.pause_ticks_before_sleep = power.escalation.pause_ticks;
-    if power.escalation.sleep != cores::power::SleepKind::Never {
+    if power.escalation.sleep != power_policy::SleepKind::Never {
         info.sleep = abi::SLEEP_WAIT;
     }
     info.mover_sleeps = u32::from(crate::power::can_sleep(server.mover_core));

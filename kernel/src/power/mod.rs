@@ -1,0 +1,197 @@
+//! Per-core power policy: what the system TOML asks for each core, degraded
+//! to what the CPU offers (probed with CPUID only; the rules are
+//! `power_policy::resolve`, host-tested). `sleep` puts cores to sleep (the
+//! `wait` system call, the mover's own sleep, wake-ups), `pstate` writes
+//! performance requests. The runtime view is `crate::report`.
+//!
+//! ```text
+//!  server (userlib)                kernel `wait` (IF=0 since syscall entry)    mover
+//!  inbox empty: spin, pause ...
+//!  prepare_to_sleep() on every     [MWAIT: monitor inbox 0's wake word]
+//!  inbox (wake = SLEEPING)         every wake word still SLEEPING?
+//!  syscall WAIT  ────────────────►   no  -> return 0 (a mover claimed it)
+//!                                    yes -> lower P-state, sti; mwait|hlt   push; fence;
+//!                                  <───────── wake ─────────────────────── wake==SLEEPING?
+//!                                    restore P-state, count                 swap to AWAKE:
+//!  finish_sleep(), poll again  ◄── return 1                                 MWAIT: that store
+//!                                                                           wakes the monitor;
+//!                                                                           HLT: doorbell IPI
+//! ```
+//! (the protocol is `sleep`'s)
+//!
+//! Invariants: a policy never asks for more than the CPU has (mwait ->
+//! hlt -> pause, reported at boot); the kernel sleeps only while every
+//! inbox's wake word still says SLEEPING, checked with interrupts off after
+//! MONITOR is armed, so a delivery between the server's announcement and
+//! the sleep is never lost.
+
+pub mod pstate;
+pub mod sleep;
+
+use crate::arch::x86_64::cpu::Features;
+use crate::arch::x86_64::tsc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use cores::MAX_CORES;
+use power_policy::{Escalation, SleepKind};
+use power_policy::resolve::{CapabilityMsr, CpuPower, IdlePstateRequest, Request, SleepRequest};
+use system_config::{IdlePstate, PolicyRole, SleepMode};
+use x86_64::registers::model_specific::Msr;
+
+/// How a core may lower its performance request while asleep (chosen by
+/// `power_policy::resolve`).
+pub use power_policy::PstateControl;
+
+/// One core's policy after degradation.
+#[derive(Debug, Clone, Copy)]
+pub struct CorePower {
+    pub escalation: Escalation,
+    pub pstate: PstateControl,
+    /// Value to write while asleep (already encoded for `pstate`).
+    pub(super) idle_value: u64,
+}
+
+static POLICIES: spin::Once<Vec<CorePower>> = spin::Once::new();
+
+/// Cores whose MWAIT turned out not to sleep (it returned at once, over and
+/// over, with nothing written to the monitored line and no interrupt): they
+/// use HLT and doorbells from then on. QEMU's TCG does this with more than
+/// one vCPU; the boot-time CPUID probe cannot see it.
+pub(super) static MWAIT_BROKEN: [AtomicBool; MAX_CORES] = [const { AtomicBool::new(false) }; MAX_CORES];
+static TOTAL_TSC_START: AtomicU64 = AtomicU64::new(0);
+
+/// Test knob (boot argument `power.race_delay_us`; 0 = off): TSC ticks the
+/// kernel waits inside each window of the way to sleep — before the
+/// mover's announcements, between the announcements and the last check,
+/// and between the last check and `sti; hlt|mwait` — and servers wait
+/// before and after their announcements. It only widens the windows a
+/// message can land in; the order of every step is unchanged. The
+/// lost-wake-up race test (`PWR-race`) uses it to hit each window often.
+static RACE_DELAY_TICKS: AtomicU64 = AtomicU64::new(0);
+
+/// Sets the race-test delay (boot, before servers load).
+pub fn set_race_delay_us(us: u64) {
+    let ticks = us * crate::arch::x86_64::tsc::ticks_per_us();
+    RACE_DELAY_TICKS.store(ticks, Ordering::Relaxed);
+    if ticks > 0 {
+        log::warn!("power: test knob power.race_delay_us={us}: every way to sleep waits {us} us in each of its windows (for the lost-wake-up race test, not for measuring)");
+    }
+}
+
+/// The race-test delay in TSC ticks (0 normally).
+pub fn race_delay_ticks() -> u64 {
+    RACE_DELAY_TICKS.load(Ordering::Relaxed)
+}
+
+/// Waits the race-test delay, if one is set.
+#[inline]
+pub(super) fn race_delay() {
+    let ticks = race_delay_ticks();
+    if ticks == 0 {
+        return;
+    }
+    let start = tsc::now();
+    while tsc::now().wrapping_sub(start) < ticks {
+        core::hint::spin_loop();
+    }
+}
+
+pub(super) const IA32_PERF_CTL: u32 = 0x199;
+pub(super) const IA32_HWP_REQUEST: u32 = 0x774;
+const IA32_HWP_CAPABILITIES: u32 = 0x771;
+const MSR_PLATFORM_INFO: u32 = 0xCE;
+const AMD_PSTATE_CURRENT_LIMIT: u32 = 0xC001_0061;
+pub(super) const AMD_PSTATE_CTL: u32 = 0xC001_0062;
+
+pub(super) fn read_msr(msr: u32) -> u64 {
+    // SAFETY: only called for MSRs whose presence CPUID reported
+    // (`choose_pstate_control`); reading them has no side effects.
+    unsafe { Msr::new(msr).read() }
+}
+
+/// Resolves every core's policy from the TOML and the CPU, prints it. The
+/// rules are `power_policy::resolve` (pure, host-tested); this builds its
+/// inputs and reads the capability MSRs it asks for.
+pub fn resolve(config: &system_config::SystemConfig, features: &Features, cores: usize, inboxes_per_server: usize) {
+    let tsc_per_us = crate::arch::x86_64::tsc::ticks_per_us();
+    let cpu = CpuPower {
+        monitor_mwait: features.monitor_mwait,
+        hwp: features.hwp,
+        eist: features.eist,
+        intel: features.intel,
+        amd_hw_pstate: features.amd_hw_pstate,
+    };
+    // `power_policy::resolve` asks for an MSR only where CPUID reported the
+    // control it belongs to (see `read_msr`).
+    let read_capability = |msr: CapabilityMsr| {
+        read_msr(match msr {
+            CapabilityMsr::HwpCapabilities => IA32_HWP_CAPABILITIES,
+            CapabilityMsr::PlatformInfo => MSR_PLATFORM_INFO,
+            CapabilityMsr::AmdPstateCurrentLimit => AMD_PSTATE_CURRENT_LIMIT,
+        })
+    };
+    let mut out = Vec::new();
+    for core in 0..cores {
+        let role = config.role_of(core);
+        let role = if core == 0 && role != PolicyRole::Mover { PolicyRole::Idle } else { role };
+        let p = config.power_for_core(core, role);
+        let request = Request {
+            spin_polls_before_pause: p.spin_polls_before_pause,
+            pause_us_before_sleep: p.pause_us_before_sleep,
+            sleep: match p.sleep {
+                SleepMode::None => SleepRequest::None,
+                SleepMode::Hlt => SleepRequest::Hlt,
+                SleepMode::Mwait => SleepRequest::Mwait { hint: p.mwait_hint.mwait_eax() },
+            },
+            idle_pstate: match p.idle_pstate {
+                IdlePstate::Lowest => IdlePstateRequest::Lowest,
+                IdlePstate::Unchanged => IdlePstateRequest::Unchanged,
+                IdlePstate::Ratio(r) => IdlePstateRequest::Ratio(r),
+            },
+            hwp_epp_idle: p.hwp_epp_idle,
+            idle_pstate_after_us: p.idle_pstate_after_us,
+        };
+        // A mover's MWAIT watches one word (its own wake word), whatever the
+        // number of inboxes servers have: only server cores can lose MWAIT
+        // to several inboxes.
+        let watched = if role == PolicyRole::Server { inboxes_per_server } else { 1 };
+        let resolved = power_policy::resolve(&request, &cpu, tsc_per_us, watched, read_capability);
+        if role == PolicyRole::Server {
+            log::info!("power: core {core} ({}): {}", role.name(), resolved.boot_note());
+        }
+        out.push(CorePower { escalation: resolved.escalation, pstate: resolved.pstate, idle_value: resolved.idle_value });
+    }
+    TOTAL_TSC_START.store(tsc::now(), Ordering::Relaxed);
+    POLICIES.call_once(|| out);
+}
+
+/// The resolved policy of `core` (a never-sleeping default before `resolve`).
+pub fn policy(core: usize) -> CorePower {
+    let mut p = POLICIES.get().and_then(|p| p.get(core).copied()).unwrap_or(CorePower {
+        escalation: Escalation { spin_polls: u64::MAX, pause_ticks: 0, sleep: SleepKind::Never, idle_pstate_after_ticks: None },
+        pstate: PstateControl::None,
+        idle_value: 0,
+    });
+    if matches!(p.escalation.sleep, SleepKind::Mwait { .. }) && MWAIT_BROKEN[core.min(MAX_CORES - 1)].load(Ordering::Acquire) {
+        p.escalation.sleep = SleepKind::Hlt;
+    }
+    p
+}
+
+/// Whether servers on `core` can sleep (the mover then checks their wake words).
+pub fn can_sleep(core: usize) -> bool {
+    policy(core).escalation.sleep != SleepKind::Never
+}
+
+/// Whether a sleeping server on `core` needs a doorbell IPI (HLT), or
+/// wakes from the mover's store to its monitored wake word (MWAIT). Read
+/// by the mover at every wake-up (a core can fall back from MWAIT to HLT).
+pub fn needs_doorbell(core: usize) -> bool {
+    policy(core).escalation.sleep == SleepKind::Hlt
+}
+
+/// When the power policy took effect (TSC), the start of the runtime view
+/// for cores that record no start of their own.
+pub fn tracking_started_tsc() -> u64 {
+    TOTAL_TSC_START.load(Ordering::Relaxed)
+}
