@@ -68,9 +68,10 @@ pub mod text_table;
 pub use data_files::read_csv;
 pub use figures::{MessageCheck, TargetOutcome};
 pub use ipc::analysis::{Analysis, analyze};
+pub use ipc::paths::{CounterVerdict, IpcPath, RowCounters};
 pub use ipc::export::{JsonReport, read_json, write_data_files, write_outputs};
 pub use ipc::plot::write_plots;
-pub use ipc::report::{report_text, summary_text};
+pub use ipc::report::{counter_failures, report_text, summary_text};
 pub use ipc::targets::TargetCheck;
 pub use power_policy::{
     PowerRow, PowerTable, power_report_text, power_runs, power_table, write_power_outputs,

@@ -659,7 +659,21 @@ fn bench_ipc(opts: &QemuOptions) -> Result<ExitCode, Error> {
     for path in written {
         println!("xtask: wrote {}", path.display());
     }
-    Ok(ExitCode::SUCCESS)
+    counter_verdict(&runs)
+}
+
+/// Fails the benchmark when a row's phase counters contradict its path (a
+/// same-core sync call without CR3 writes, a mover row with system calls):
+/// the figures were written, but the zero next to them means nothing.
+fn counter_verdict(runs: &[bench::Run]) -> Result<ExitCode, Error> {
+    let failures = bench::counter_failures(runs);
+    if failures.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for failure in &failures {
+        eprintln!("xtask: counter check failed: {failure}");
+    }
+    Err(Error::new(format!("{} row(s) with counters that contradict their path (see above)", failures.len())))
 }
 
 fn bench_power(opts: &QemuOptions) -> Result<ExitCode, Error> {

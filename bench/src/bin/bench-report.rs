@@ -2,6 +2,9 @@
 //! CSV, JSON and PNG files.
 //!
 //! Usage: `bench-report SERIAL_LOG [OUTPUT_DIR]` (default `target/bench`).
+//! Exits non-zero when a row's phase counters contradict its path (a
+//! same-core sync call without CR3 writes, a mover row with system calls):
+//! the files are still written.
 //! Set `BENCH_HOST_CPUS=N` to record how many CPUs the host that ran QEMU
 //! had, if the log does not say.
 //!
@@ -81,12 +84,20 @@ fn main() -> ExitCode {
         paths.extend(bench::write_power_outputs(&runs, &output_dir)?);
         Ok(paths)
     });
+    let failures = bench::counter_failures(&ipc_runs);
     match written {
         Ok(paths) => {
             for path in paths {
                 println!("wrote {}", path.display());
             }
-            ExitCode::SUCCESS
+            if failures.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                for failure in &failures {
+                    eprintln!("bench-report: counter check failed: {failure}");
+                }
+                ExitCode::FAILURE
+            }
         }
         Err(error) => {
             eprintln!(

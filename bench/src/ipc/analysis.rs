@@ -13,7 +13,15 @@
 //!
 //! Baselines: the latency floor is the first `cacheline-pingpong` record; the
 //! stream baseline is the first `direct-ring-stream` record with batch 1 (a
-//! missing `batch` or `rings` counts as 1).
+//! missing `batch` or `rings` counts as 1); the mover rows every compared
+//! path is also divided by are the mover round trip and batch-1 stream with
+//! the fewest rings and no written extra ring.
+//!
+//! Counters: each compared row's phase counters must agree with its path
+//! ([`super::paths`]); a contradiction goes to `counter_failures`, and the
+//! callers exit non-zero on it. The zero claims (CR3 writes, syscalls)
+//! cover every phase except the sync-call phases, which are the positive
+//! control.
 
 use std::collections::BTreeSet;
 
@@ -23,8 +31,9 @@ use super::record_figures::{
     CounterFigure, DIRECT_STREAM, LatencyFigure, StreamFigure, counter_figure, latency_figure,
     messages_per_second, stream_figure,
 };
-use super::targets::{TargetCheck, target_checks};
-use crate::figures::{FLOOR_LATENCY, MessageCheck, cycles_to_ns};
+use super::paths::{CounterVerdict, IpcPath, RowCounters, phase_enters_kernel, row_counters};
+use super::targets::{TargetCheck, mover_base_rtt, mover_base_stream, target_checks};
+use crate::figures::{FLOOR_LATENCY, MessageCheck, cycles_to_ns, ratio};
 
 /// Record kind of a measurement the guest timed but dropped because the
 /// TSC went backwards across it (`BENCH dropped kind=stream name=… tsc_backwards=1`).
@@ -55,6 +64,14 @@ pub struct Analysis {
     /// CR3 writes: the context switches the design claims never happen.
     pub context_switches: ZeroClaim,
     pub syscalls: ZeroClaim,
+    /// Each compared row's phase counters per operation and whether they
+    /// agree with its path ([`super::paths`]).
+    #[serde(default)]
+    pub row_counters: Vec<RowCounters>,
+    /// One sentence per count that contradicts its row's path: the report
+    /// fails (non-zero exit) when this is not empty.
+    #[serde(default)]
+    pub counter_failures: Vec<String>,
     pub targets: Vec<TargetCheck>,
     /// Things a reader must not miss (unchecked messages, cut-short run, …).
     pub warnings: Vec<String>,
@@ -67,7 +84,7 @@ pub fn analyze(run: &Run) -> Analysis {
         .iter()
         .find(|sample| sample.name == FLOOR_LATENCY);
     let floor_median_ns = floor.map(|sample| cycles_to_ns(sample.median_cycles, run.tsc_hz));
-    let latencies: Vec<LatencyFigure> = run
+    let mut latencies: Vec<LatencyFigure> = run
         .latencies
         .iter()
         .map(|sample| latency_figure(sample, run.tsc_hz, floor_median_ns))
@@ -79,17 +96,48 @@ pub fn analyze(run: &Run) -> Analysis {
         .find(|sample| sample.name == DIRECT_STREAM && sample.batch.unwrap_or(1) == 1);
     let direct_stream_messages_per_second =
         direct_stream.map(|sample| messages_per_second(sample, run.tsc_hz));
-    let streams: Vec<StreamFigure> = run
+    let mut streams: Vec<StreamFigure> = run
         .streams
         .iter()
         .map(|sample| stream_figure(sample, run.tsc_hz, direct_stream_messages_per_second))
         .collect();
+    add_path_ratios(&mut latencies, &mut streams);
 
     let counters = run.counters.iter().map(counter_figure).collect();
-    let context_switches = zero_claim(&run.counters, |c| c.cr3_writes);
-    let syscalls = zero_claim(&run.counters, |c| c.syscalls);
-    let targets = target_checks(&latencies, &streams, &run.fallbacks);
-    let warnings = warnings(run, &latencies, &streams, &context_switches, &syscalls);
+    // The zero claims cover the phases of paths that must not enter the
+    // kernel; the sync-call phases are the positive control, counted apart.
+    let zero_path_counters: Vec<CoreCounters> = run
+        .counters
+        .iter()
+        .filter(|c| !phase_enters_kernel(&c.phase))
+        .cloned()
+        .collect();
+    let context_switches = zero_claim(&zero_path_counters, |c| c.cr3_writes);
+    let syscalls = zero_claim(&zero_path_counters, |c| c.syscalls);
+    let row_counters = row_counters(
+        &latencies,
+        &streams,
+        &run.counters,
+        mover_base_rtt(&latencies),
+        mover_base_stream(&streams),
+    );
+    let counter_failures: Vec<String> = row_counters
+        .iter()
+        .flat_map(|row| row.contradictions.iter().cloned())
+        .collect();
+    let targets = target_checks(&latencies, &streams, &run.fallbacks, &row_counters);
+    let mut warnings = warnings(run, &latencies, &streams, &context_switches, &syscalls);
+    for row in &row_counters {
+        if row.verdict == CounterVerdict::NotReported {
+            warnings.push(format!(
+                "row {} (line {}): no complete counters for phase {}: its path ({}) is not checked",
+                row.row,
+                row.line,
+                row.phase,
+                row.expectation.text()
+            ));
+        }
+    }
 
     Analysis {
         floor_median_ns,
@@ -99,8 +147,27 @@ pub fn analyze(run: &Run) -> Analysis {
         counters,
         context_switches,
         syscalls,
+        row_counters,
+        counter_failures,
         targets,
         warnings,
+    }
+}
+
+/// Fills each figure's ratio to the mover's base row and, for streams, the
+/// cores its path uses and its rate per core used.
+fn add_path_ratios(latencies: &mut [LatencyFigure], streams: &mut [StreamFigure]) {
+    let mover_rtt = mover_base_rtt(latencies).map(|f| f.median_ns);
+    for figure in latencies.iter_mut() {
+        figure.over_mover = mover_rtt.and_then(|mover| ratio(figure.median_ns, mover));
+    }
+    let mover_rate = mover_base_stream(streams).map(|f| f.messages_per_second);
+    for figure in streams.iter_mut() {
+        figure.over_mover = mover_rate.and_then(|mover| ratio(figure.messages_per_second, mover));
+        figure.cores_used = IpcPath::of_stream(figure).and_then(IpcPath::cores_used);
+        figure.per_core_per_second = figure
+            .cores_used
+            .and_then(|cores| ratio(figure.messages_per_second, f64::from(cores)));
     }
 }
 

@@ -5,6 +5,9 @@
 //!   raw cycles next to derived ns, rates and ratios; empty cells where a
 //!   column does not apply;
 //! - `ipc-counters.csv`: one row per counters record;
+//! - `ipc-row-counters.csv`: one row per compared row (mover, sync calls,
+//!   direct rings, two hops): its phase counters per operation and whether
+//!   they agree with its path;
 //! - `ipc-targets.csv`: one row per run and target check;
 //! - `ipc.json`: [`JsonReport`], every run's raw records and analysis.
 //!
@@ -17,6 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::analysis::{Analysis, analyze};
+use super::paths::CounterVerdict;
 use super::record_figures::variant_text;
 pub use crate::data_files::read_csv;
 use crate::data_files::{write_csv, write_json};
@@ -262,6 +266,54 @@ pub fn target_rows(runs: &[Run]) -> Vec<TargetRow> {
     rows
 }
 
+/// A row of `ipc-row-counters.csv`: one compared row's phase counters per
+/// operation and whether they agree with its path.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RowCounterRow {
+    pub run: usize,
+    pub row: String,
+    pub line: usize,
+    pub phase: String,
+    /// `round trip`, `message` or `call`.
+    pub per: String,
+    pub operations: u64,
+    pub cr3_writes_per_operation: Option<f64>,
+    pub syscalls_per_operation: Option<f64>,
+    pub interrupts_per_operation: Option<f64>,
+    /// What the path must show, in words.
+    pub expected: String,
+    /// `consistent`, `contradicts` or `not-reported`.
+    pub verdict: String,
+}
+
+/// The rows of `ipc-row-counters.csv` for these runs.
+pub fn row_counter_rows(runs: &[Run]) -> Vec<RowCounterRow> {
+    let mut rows = Vec::new();
+    for (index, run) in runs.iter().enumerate() {
+        for counters in analyze(run).row_counters {
+            rows.push(RowCounterRow {
+                run: index + 1,
+                row: counters.row,
+                line: counters.line,
+                phase: counters.phase,
+                per: counters.per,
+                operations: counters.operations,
+                cr3_writes_per_operation: counters.cr3_writes_per_operation,
+                syscalls_per_operation: counters.syscalls_per_operation,
+                interrupts_per_operation: counters.interrupts_per_operation,
+                expected: counters.expectation.text(),
+                verdict: match counters.verdict {
+                    CounterVerdict::Consistent => "consistent",
+                    CounterVerdict::Contradicts => "contradicts",
+                    CounterVerdict::NotReported => "not-reported",
+                }
+                .to_string(),
+            });
+        }
+    }
+    rows
+}
+
 /// The document written to `ipc.json`.
 pub fn json_report(runs: &[Run]) -> JsonReport {
     JsonReport {
@@ -289,11 +341,13 @@ pub fn write_data_files(runs: &[Run], dir: &Path) -> io::Result<Vec<PathBuf>> {
     write_csv(&measurements, &measurement_rows(runs))?;
     let counters = dir.join("ipc-counters.csv");
     write_csv(&counters, &counter_rows(runs))?;
+    let row_counters = dir.join("ipc-row-counters.csv");
+    write_csv(&row_counters, &row_counter_rows(runs))?;
     let targets = dir.join("ipc-targets.csv");
     write_csv(&targets, &target_rows(runs))?;
     let json = dir.join("ipc.json");
     write_json(&json, &json_report(runs))?;
-    Ok(vec![measurements, counters, targets, json])
+    Ok(vec![measurements, counters, row_counters, targets, json])
 }
 
 /// Writes every output (CSV, JSON and the PNG plots) into `dir`.

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! record_figures  one record's times, rates and ratios to its baseline
+//! paths           which IPC path a row measures, cores it uses, what its counters must show
 //! targets         issue 6's target ratios, met or missed, never asserted
 //! analysis        Analysis of one run: figures + zero claims + targets + warnings
 //! report          the text table (one run; target ratios across runs)
@@ -17,6 +18,7 @@
 pub mod analysis;
 pub mod export;
 pub mod plot;
+pub mod paths;
 pub mod record_figures;
 pub mod report;
 pub mod targets;

@@ -7,10 +7,12 @@
 //!
 //! Left panel: `mover-rtt` median and p99 in ns (log y) against rings
 //! (log2 x), with the `cacheline-pingpong` median (the floor) and the
-//! `direct-ring-rtt` median as horizontal lines. Right panel: messages/s
-//! (linear y from 0) against batch (log2 x), one line per stream name and
-//! ring count, with the `direct-ring-stream` batch-1 rate as a horizontal
-//! line.
+//! `direct-ring-rtt` median as horizontal lines, and every other compared
+//! path (sync calls, the ring between two servers, two hops, mover rows
+//! with written extra rings) dashed at its median. Right panel: messages/s
+//! (linear y from 0) against batch (log2 x), one line per row label
+//! without its batch (a sync-call stream is one point), with the
+//! `direct-ring-stream` batch-1 rate as a horizontal line.
 //!
 //! Text is drawn with the DejaVu Sans font shipped in `fonts/` (Bitstream
 //! Vera licence, see `fonts/DejaVuSans-LICENSE.txt`), so no system font
@@ -26,7 +28,9 @@ use plotters::prelude::*;
 use plotters::style::register_font;
 
 use super::analysis::{Analysis, analyze};
-use super::record_figures::{DIRECT_STREAM, MOVER_RTT};
+use super::paths::IpcPath;
+use super::record_figures::{DIRECT_STREAM, MOVER_RTT, row_label};
+use super::targets::is_empty_ring_row;
 use crate::figures::FLOOR_LATENCY;
 use crate::text_table::si_scaled;
 use crate::serial_log::Run;
@@ -186,7 +190,9 @@ fn latency_panel(
     let mut mover: Vec<(f64, f64, f64)> = analysis
         .latencies
         .iter()
-        .filter(|figure| figure.name == MOVER_RTT)
+        .filter(|figure| {
+            figure.name == MOVER_RTT && is_empty_ring_row(figure.variant.extra.as_deref())
+        })
         .map(|figure| {
             (
                 f64::from(figure.rings.unwrap_or(1).max(1)).log2(),
@@ -205,11 +211,31 @@ fn latency_panel(
         .iter()
         .find(|figure| figure.name == "direct-ring-rtt")
         .map(|figure| figure.median_ns);
+    // Every other compared path as a horizontal line at its median: sync
+    // calls, the ring between two servers, two hops, written extra rings.
+    let others: Vec<(String, f64)> = analysis
+        .latencies
+        .iter()
+        .filter(|figure| {
+            let compared = IpcPath::of_latency(figure)
+                .is_some_and(|path| !matches!(path, IpcPath::Mover | IpcPath::KernelDirectRing));
+            let written = figure.name == MOVER_RTT
+                && !is_empty_ring_row(figure.variant.extra.as_deref());
+            compared || written
+        })
+        .map(|figure| {
+            (
+                row_label(&figure.name, figure.rings, None, &figure.variant),
+                figure.median_ns,
+            )
+        })
+        .collect();
     let values = mover
         .iter()
         .flat_map(|(_, median, p99)| [*median, *p99])
         .chain(floor)
-        .chain(direct);
+        .chain(direct)
+        .chain(others.iter().map(|(_, median)| *median));
     let (low, high) = values.fold((f64::INFINITY, 0.0f64), |(low, high), value| {
         (low.min(value), high.max(value))
     });
@@ -280,6 +306,21 @@ fn latency_panel(
                 PathElement::new(vec![(x, y), (x + 24, y)], DIRECT_COLOUR.stroke_width(2))
             });
     }
+    for (index, (label, median)) in others.iter().enumerate() {
+        let colour = SERIES_COLOURS[(index + 1) % SERIES_COLOURS.len()];
+        chart
+            .draw_series(DashedLineSeries::new(
+                x_span.map(|x| (x, *median)),
+                12,
+                4,
+                colour.stroke_width(2),
+            ))
+            .map_err(drawing_error)?
+            .label(format!("{label} median"))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(2))
+            });
+    }
     if let Some(floor) = floor {
         chart
             .draw_series(DashedLineSeries::new(
@@ -297,8 +338,8 @@ fn latency_panel(
     draw_legend(&mut chart)
 }
 
-/// A line of the stream panel: stream name and ring count.
-type StreamSeriesKey = (String, Option<u32>);
+/// A line of the stream panel: the row's label without its batch.
+type StreamSeriesKey = String;
 
 fn stream_panel(
     area: &DrawingArea<BitMapBackend<'_>, Shift>,
@@ -308,7 +349,7 @@ fn stream_panel(
     for figure in &analysis.streams {
         let batch = f64::from(figure.batch.unwrap_or(1).max(1)).log2();
         series
-            .entry((figure.name.clone(), figure.rings))
+            .entry(row_label(&figure.name, figure.rings, None, &figure.variant))
             .or_default()
             .push((batch, figure.messages_per_second));
     }
@@ -351,14 +392,14 @@ fn stream_panel(
         .draw()
         .map_err(drawing_error)?;
 
-    for (index, ((name, rings), points)) in series.iter().enumerate() {
+    for (index, (label, points)) in series.iter().enumerate() {
         let colour = SERIES_COLOURS[index % SERIES_COLOURS.len()];
         chart
             .draw_series(
                 LineSeries::new(points.iter().copied(), colour.stroke_width(3)).point_size(5),
             )
             .map_err(drawing_error)?
-            .label(rings.map_or(name.clone(), |rings| format!("{name} rings={rings}")))
+            .label(label.clone())
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(3))
             });

@@ -88,6 +88,15 @@ pub fn variant_text(rings: Option<u32>, batch: Option<u32>, variant: &Variant) -
     }
 }
 
+/// A row's name and what it measured, for messages: `mover-rtt rings=2: no
+/// extra`, `sync-call-rtt same-core`, `user-direct-ring-rtt`.
+pub fn row_label(name: &str, rings: Option<u32>, batch: Option<u32>, variant: &Variant) -> String {
+    match variant_text(rings, batch, variant).as_str() {
+        "-" => name.to_string(),
+        what => format!("{name} {what}"),
+    }
+}
+
 /// One latency record with times and its ratio to the floor.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LatencyFigure {
@@ -111,6 +120,10 @@ pub struct LatencyFigure {
     /// Samples dropped because the TSC went backwards (`None`: not reported).
     #[serde(default)]
     pub tsc_backwards: Option<u64>,
+    /// Median over the mover's base round trip (fewest rings, no extra) of
+    /// the same run.
+    #[serde(default)]
+    pub over_mover: Option<f64>,
     /// Line number in the log.
     pub line: usize,
 }
@@ -147,6 +160,16 @@ pub struct StreamFigure {
     /// `tsc_backwards=` of the record (`None`: not reported).
     #[serde(default)]
     pub tsc_backwards: Option<u64>,
+    /// Rate over the mover's base stream (batch 1, fewest rings) of the
+    /// same run.
+    #[serde(default)]
+    pub over_mover: Option<f64>,
+    /// Cores the row's path keeps busy (mover 3, same-core call 1, …).
+    #[serde(default)]
+    pub cores_used: Option<u32>,
+    /// Messages (or calls) per second divided by `cores_used`.
+    #[serde(default)]
+    pub per_core_per_second: Option<f64>,
     /// Line number in the log.
     pub line: usize,
 }
@@ -194,6 +217,7 @@ pub(crate) fn latency_figure(
         one_way_ns: median_ns / 2.0,
         median_over_floor: floor_median_ns.and_then(|floor| ratio(median_ns, floor)),
         tsc_backwards: sample.tsc_backwards,
+        over_mover: None,
         line: sample.line,
     }
 }
@@ -219,6 +243,9 @@ pub(crate) fn stream_figure(sample: &StreamSample, tsc_hz: u64, direct_rate: Opt
         ns_per_message: (sample.n > 0).then(|| seconds * 1e9 / sample.n as f64),
         over_direct_stream: direct_rate.and_then(|direct| ratio(rate, direct)),
         tsc_backwards: sample.tsc_backwards,
+        over_mover: None,
+        cores_used: None,
+        per_core_per_second: None,
         line: sample.line,
     }
 }

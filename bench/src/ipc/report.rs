@@ -11,6 +11,7 @@
 use std::fmt::Write;
 
 use super::analysis::{Analysis, ZeroClaim, analyze};
+use super::paths::CounterVerdict;
 use super::record_figures::{DIRECT_STREAM, variant_text};
 use crate::figures::{FLOOR_LATENCY, TargetOutcome};
 use crate::serial_log::Run;
@@ -36,8 +37,84 @@ pub fn report_text_with_analysis(run: &Run, analysis: &Analysis) -> String {
     latency_table(&mut out, analysis);
     stream_table(&mut out, analysis);
     counter_table(&mut out, analysis);
+    row_counter_table(&mut out, analysis);
     target_list(&mut out, analysis);
+    if !analysis.counter_failures.is_empty() {
+        out.push('\n');
+        for failure in &analysis.counter_failures {
+            let _ = writeln!(out, "!! COUNTER CHECK FAILED: {failure}");
+        }
+    }
     out
+}
+
+/// `0.0000`-style count per operation, `0` for zero, `-` when unknown.
+fn per_operation_text(value: Option<f64>) -> String {
+    value.map_or("-".to_string(), |value| {
+        if value == 0.0 {
+            "0".to_string()
+        } else {
+            format!("{value:.2}")
+        }
+    })
+}
+
+fn row_counter_table(out: &mut String, analysis: &Analysis) {
+    if analysis.row_counters.is_empty() {
+        return;
+    }
+    out.push('\n');
+    let _ = writeln!(
+        out,
+        "Counters per row (phase counters summed over cores, per round trip / message / call): the positive control"
+    );
+    let mut table = Table::new(&[
+        ("row", Align::Left),
+        ("phase", Align::Left),
+        ("per", Align::Left),
+        ("n", Align::Right),
+        ("cr3", Align::Right),
+        ("syscalls", Align::Right),
+        ("irq", Align::Right),
+        ("path must show", Align::Left),
+        ("verdict", Align::Left),
+    ]);
+    for row in &analysis.row_counters {
+        table.row(vec![
+            row.row.clone(),
+            row.phase.clone(),
+            row.per.clone(),
+            row.operations.to_string(),
+            per_operation_text(row.cr3_writes_per_operation),
+            per_operation_text(row.syscalls_per_operation),
+            per_operation_text(row.interrupts_per_operation),
+            row.expectation.text(),
+            match row.verdict {
+                CounterVerdict::Consistent => "ok",
+                CounterVerdict::Contradicts => "CONTRADICTS",
+                CounterVerdict::NotReported => "not reported",
+            }
+            .to_string(),
+        ]);
+    }
+    out.push_str(&table.render());
+}
+
+/// The counter contradictions of every run, one line each, prefixed by the
+/// run number when there are several: the caller exits non-zero when this
+/// is not empty.
+pub fn counter_failures(runs: &[Run]) -> Vec<String> {
+    let mut failures = Vec::new();
+    for (index, run) in runs.iter().enumerate() {
+        for failure in analyze(run).counter_failures {
+            if runs.len() > 1 {
+                failures.push(format!("run {}: {failure}", index + 1));
+            } else {
+                failures.push(failure);
+            }
+        }
+    }
+    failures
 }
 
 fn header(out: &mut String, run: &Run) {
@@ -119,6 +196,7 @@ fn latency_table(out: &mut String, analysis: &Analysis) {
         ("p99 ns", Align::Right),
         ("median/floor", Align::Right),
         ("one-way ns", Align::Right),
+        ("vs mover", Align::Right),
         ("tsc back", Align::Right),
     ]);
     for figure in &analysis.latencies {
@@ -131,6 +209,7 @@ fn latency_table(out: &mut String, analysis: &Analysis) {
             format!("{:.1}", figure.p99_ns),
             ratio_text(figure.median_over_floor),
             format!("{:.1}", figure.one_way_ns),
+            ratio_text(figure.over_mover),
             dash_or(figure.tsc_backwards),
         ]);
     }
@@ -166,6 +245,9 @@ fn stream_table(out: &mut String, analysis: &Analysis) {
         ("msg/s", Align::Right),
         ("ns/msg", Align::Right),
         ("vs direct b1", Align::Right),
+        ("vs mover", Align::Right),
+        ("cores", Align::Right),
+        ("per core used/s", Align::Right),
     ]);
     for figure in &analysis.streams {
         table.row(vec![
@@ -176,6 +258,11 @@ fn stream_table(out: &mut String, analysis: &Analysis) {
             format_rate(figure.messages_per_second),
             ns_text(figure.ns_per_message),
             ratio_text(figure.over_direct_stream),
+            ratio_text(figure.over_mover),
+            dash_or(figure.cores_used),
+            figure
+                .per_core_per_second
+                .map_or("-".to_string(), format_rate),
         ]);
     }
     out.push_str(&table.render());
@@ -269,7 +356,7 @@ fn target_list(out: &mut String, analysis: &Analysis) {
     out.push('\n');
     let _ = writeln!(
         out,
-        "Targets (issue 6; measured ratios in this boot, not asserted)"
+        "Targets (measured ratios in this boot, not asserted)"
     );
     for check in &analysis.targets {
         TargetLine {

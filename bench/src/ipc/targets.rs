@@ -8,14 +8,24 @@
 //! reports a mechanism fallback (a `fell back` / `MWAIT returned at once`
 //! line: the servers of this benchmark must not sleep at all).
 //!
+//! Besides issue 6's three, three targets set the mover against
+//! synchronous calls (the comparison the project exists for): the mover
+//! stream at least 3x the same-core call rate, the mover RTT at most the
+//! cross-core call RTT, the mover's messages/s per core used at least the
+//! same-core calls/s. A row whose phase counters contradict its path also
+//! makes these n/a.
+//!
 //! Labels say what was measured: the mover's base round trip is the one
 //! with no extra rings, and the system has two real outboxes (client and
 //! echo), so it is `rings=2`, and the target names say so.
 
 use serde::{Deserialize, Serialize};
 
+use super::paths::{
+    CROSS_CORE, CounterVerdict, IpcPath, RowCounters, SAME_CORE, SYNC_CALL_RTT, SYNC_CALL_STREAM,
+};
 use super::record_figures::{
-    DIRECT_STREAM, LatencyFigure, MOVER_RTT, MOVER_STREAM, StreamFigure, variant_text,
+    DIRECT_STREAM, LatencyFigure, MOVER_RTT, MOVER_STREAM, StreamFigure, row_label, variant_text,
 };
 use crate::figures::{Bound, FLOOR_LATENCY, MessageCheck, TargetOutcome, ratio};
 use crate::serial_log::LogNote;
@@ -53,11 +63,7 @@ pub(crate) struct RatioInputs {
 
 /// What is wrong with a latency figure as a target input, if anything.
 pub(crate) fn latency_problem(figure: &LatencyFigure) -> Option<String> {
-    let what = format!(
-        "{} {}",
-        figure.name,
-        variant_text(figure.rings, None, &figure.variant)
-    );
+    let what = row_label(&figure.name, figure.rings, None, &figure.variant);
     check_problem(&what, figure.check, figure.ok, figure.n).or_else(|| {
         (figure.samples_kept() == 0).then(|| {
             format!("{what}: every sample was dropped (the TSC went backwards)")
@@ -67,11 +73,7 @@ pub(crate) fn latency_problem(figure: &LatencyFigure) -> Option<String> {
 
 /// What is wrong with a stream figure as a target input, if anything.
 pub(crate) fn stream_problem(figure: &StreamFigure) -> Option<String> {
-    let what = format!(
-        "{} {}",
-        figure.name,
-        variant_text(figure.rings, figure.batch, &figure.variant)
-    );
+    let what = row_label(&figure.name, figure.rings, figure.batch, &figure.variant);
     check_problem(&what, figure.check, figure.ok, figure.n)
 }
 
@@ -177,6 +179,7 @@ pub(crate) fn target_checks(
     latencies: &[LatencyFigure],
     streams: &[StreamFigure],
     fallbacks: &[LogNote],
+    row_counters: &[RowCounters],
 ) -> Vec<TargetCheck> {
     let run_problems: Vec<String> = fallbacks
         .iter()
@@ -263,7 +266,7 @@ pub(crate) fn target_checks(
     let extra_64 = base_rings.map_or(String::new(), |base| {
         format!(" ({} of them empty)", 64u32.saturating_sub(base))
     });
-    vec![
+    let mut checks = vec![
         target(
             "mover-one-way-vs-floor",
             &format!("mover one-way latency ({base_words}) <= 2x cache-line floor one-way"),
@@ -290,6 +293,149 @@ pub(crate) fn target_checks(
             1.5,
             scaling,
             &run_problems,
+        ),
+    ];
+    checks.extend(comparison_targets(
+        latencies,
+        streams,
+        row_counters,
+        &run_problems,
+    ));
+    checks
+}
+
+/// What is wrong with a row's phase counters as evidence for its path.
+fn counter_problem(row_counters: &[RowCounters], line: usize) -> Option<String> {
+    row_counters
+        .iter()
+        .find(|counters| counters.line == line && counters.verdict == CounterVerdict::Contradicts)
+        .map(|counters| counters.contradictions.join("; "))
+}
+
+/// The targets of the comparison the project exists for: the mover
+/// against synchronous, context-switching calls.
+fn comparison_targets(
+    latencies: &[LatencyFigure],
+    streams: &[StreamFigure],
+    row_counters: &[RowCounters],
+    run_problems: &[String],
+) -> Vec<TargetCheck> {
+    let mover_rtt = mover_base_rtt(latencies);
+    let mover_stream = mover_base_stream(streams);
+    let sync_stream = |path: IpcPath| streams.iter().find(|f| IpcPath::of_stream(f) == Some(path));
+    let same_stream = sync_stream(IpcPath::SyncSameCore);
+    let cross_rtt = latencies
+        .iter()
+        .find(|f| IpcPath::of_latency(f) == Some(IpcPath::SyncCrossCore));
+    let stream_inputs = |mover: &StreamFigure, sync: &StreamFigure| {
+        [
+            stream_problem(mover),
+            stream_problem(sync),
+            counter_problem(row_counters, mover.line),
+            counter_problem(row_counters, sync.line),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+    };
+    let mover_stream_text = |mover: &StreamFigure| {
+        format!(
+            "mover-stream {} {} msg/s",
+            variant_text(mover.rings, mover.batch, &mover.variant),
+            format_rate(mover.messages_per_second)
+        )
+    };
+    let same_name = format!("{SYNC_CALL_STREAM} placement={SAME_CORE}");
+
+    let stream_vs_sync = match (mover_stream, same_stream) {
+        (Some(mover), Some(sync)) => Ok(RatioInputs {
+            numerator: mover.messages_per_second,
+            denominator: sync.messages_per_second,
+            detail: format!(
+                "{} / {same_name} {} calls/s",
+                mover_stream_text(mover),
+                format_rate(sync.messages_per_second)
+            ),
+            problems: stream_inputs(mover, sync),
+        }),
+        _ => Err(missing_text(&[
+            (mover_stream.is_some(), "mover-stream batch=1"),
+            (same_stream.is_some(), &same_name),
+        ])),
+    };
+    let cross_name = format!("{SYNC_CALL_RTT} placement={CROSS_CORE}");
+    let rtt_vs_sync = match (mover_rtt, cross_rtt) {
+        (Some(mover), Some(sync)) => Ok(RatioInputs {
+            numerator: mover.median_ns,
+            denominator: sync.median_ns,
+            detail: format!(
+                "mover-rtt {} median {:.1} ns / {cross_name} median {:.1} ns",
+                variant_text(mover.rings, None, &mover.variant),
+                mover.median_ns,
+                sync.median_ns
+            ),
+            problems: [
+                latency_problem(mover),
+                latency_problem(sync),
+                counter_problem(row_counters, mover.line),
+                counter_problem(row_counters, sync.line),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+        }),
+        _ => Err(missing_text(&[
+            (mover_rtt.is_some(), "mover-rtt"),
+            (cross_rtt.is_some(), &cross_name),
+        ])),
+    };
+    let per_core = match (mover_stream, same_stream) {
+        (Some(mover), Some(sync)) => match (mover.per_core_per_second, sync.per_core_per_second) {
+            (Some(mover_per_core), Some(sync_per_core)) => Ok(RatioInputs {
+                numerator: mover_per_core,
+                denominator: sync_per_core,
+                detail: format!(
+                    "{} / {} cores = {} msg/s per core / {same_name} {} calls/s / {} core = {} per core",
+                    mover_stream_text(mover),
+                    crate::text_table::dash_or(mover.cores_used),
+                    format_rate(mover_per_core),
+                    format_rate(sync.messages_per_second),
+                    crate::text_table::dash_or(sync.cores_used),
+                    format_rate(sync_per_core)
+                ),
+                problems: stream_inputs(mover, sync),
+            }),
+            _ => Err("not measured: the cores used by a path are not known".to_string()),
+        },
+        _ => Err(missing_text(&[
+            (mover_stream.is_some(), "mover-stream batch=1"),
+            (same_stream.is_some(), &same_name),
+        ])),
+    };
+    vec![
+        target(
+            "mover-stream-vs-sync-same-core-calls",
+            "mover stream (batch 1) >= 3x same-core sync call rate",
+            Bound::AtLeast,
+            3.0,
+            stream_vs_sync,
+            run_problems,
+        ),
+        target(
+            "mover-rtt-vs-sync-cross-core-rtt",
+            "mover RTT <= cross-core sync call RTT",
+            Bound::AtMost,
+            1.0,
+            rtt_vs_sync,
+            run_problems,
+        ),
+        target(
+            "mover-per-core-vs-sync-same-core-calls",
+            "mover messages/s per core used (3) >= same-core sync calls/s (1 core)",
+            Bound::AtLeast,
+            1.0,
+            per_core,
+            run_problems,
         ),
     ]
 }
