@@ -14,6 +14,7 @@
 //! sync-cross-rtt           sync-call-rtt placement=cross-core     syscalls >= 2, interrupts (IPIs) >= 2
 //! sync-cross-stream        sync-call-stream placement=cross-core  syscalls >= 2, interrupts (IPIs) >= 2
 //! two-hop-sync             two-hop-rtt path=sync                  syscalls >= 2 (at least one call and its reply)
+//! mover-rtt-idle, -written, mover-stream-idle, -written  (writers boot) the row with that extra=   cr3 = 0, syscalls = 0
 //! ```
 //!
 //! A same-core call switches address space to the server and back (two CR3
@@ -186,6 +187,15 @@ struct PhaseRule {
     expect: Expectation,
 }
 
+/// The writers boot's mover phases (`bench-writers.toml`): the row with
+/// `extra=` the given kind.
+const WRITER_PHASES: [(&str, bool, &str); 4] = [
+    ("mover-rtt-idle", false, "idle"),
+    ("mover-rtt-written", false, "written"),
+    ("mover-stream-idle", true, "idle"),
+    ("mover-stream-written", true, "written"),
+];
+
 const PHASE_RULES: [PhaseRule; 10] = [
     PhaseRule { phase: "mover-rtt", path: IpcPath::Mover, stream: false, expect: Expectation::NoKernelEntry },
     PhaseRule { phase: "mover-stream", path: IpcPath::Mover, stream: true, expect: Expectation::NoKernelEntry },
@@ -266,9 +276,28 @@ pub(crate) fn row_counters(
     mover_stream: Option<&StreamFigure>,
 ) -> Vec<RowCounters> {
     let mut rows = Vec::new();
-    for rule in &PHASE_RULES {
+    let writer_rules = WRITER_PHASES.iter().map(|(phase, stream, extra)| {
+        (
+            PhaseRule { phase, path: IpcPath::Mover, stream: *stream, expect: Expectation::NoKernelEntry },
+            Some(*extra),
+        )
+    });
+    let rules = PHASE_RULES
+        .into_iter()
+        .map(|rule| (rule, None))
+        .chain(writer_rules);
+    for (rule, writer_extra) in rules {
+        let rule = &rule;
+        let of_extra = |extra: Option<&str>| writer_extra.is_some_and(|kind| extra == Some(kind));
+        // The base mover rows are those with empty (or no) extra rings;
+        // the writers boot's idle rows belong to their own phase.
+        let mover_stream = mover_stream.filter(|f| f.variant.extra.as_deref() != Some("idle"));
+        let mover_rtt = mover_rtt.filter(|f| f.variant.extra.as_deref() != Some("idle"));
         let row = if rule.stream {
             let figure = match rule.path {
+                IpcPath::Mover if writer_extra.is_some() => streams
+                    .iter()
+                    .find(|f| f.name == MOVER_STREAM && of_extra(f.variant.extra.as_deref())),
                 IpcPath::Mover => mover_stream,
                 path => {
                     let of_path: Vec<&StreamFigure> = streams
@@ -293,6 +322,9 @@ pub(crate) fn row_counters(
             })
         } else {
             let figure = match rule.path {
+                IpcPath::Mover if writer_extra.is_some() => latencies
+                    .iter()
+                    .find(|f| f.name == MOVER_RTT && of_extra(f.variant.extra.as_deref())),
                 IpcPath::Mover => mover_rtt,
                 path => latencies.iter().find(|f| IpcPath::of_latency(f) == Some(path)),
             };

@@ -37,6 +37,16 @@ pub fn report_text_with_analysis(run: &Run, analysis: &Analysis) -> String {
     latency_table(&mut out, analysis);
     stream_table(&mut out, analysis);
     counter_table(&mut out, analysis);
+    for writer in run.other_records.iter().filter(|r| r.kind == "writer") {
+        let field = |key: &str| writer.fields.get(key).map_or("?", String::as_str);
+        let _ = writeln!(
+            out,
+            "ring writer (endpoint {} of benchclient) sent {} messages during {}",
+            field("endpoint"),
+            field("sent"),
+            field("phases")
+        );
+    }
     row_counter_table(&mut out, analysis);
     target_list(&mut out, analysis);
     if !analysis.counter_failures.is_empty() {

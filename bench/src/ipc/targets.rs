@@ -134,24 +134,30 @@ pub(crate) fn is_empty_ring_row(extra: Option<&str>) -> bool {
     matches!(extra, None | Some("empty"))
 }
 
-/// The mover round trip with the fewest rings and no written extra ring.
+/// The mover round trip with the fewest rings and no written extra ring;
+/// in a writers boot (no such row), the one with the writers idle.
 pub(crate) fn mover_base_rtt(latencies: &[LatencyFigure]) -> Option<&LatencyFigure> {
-    latencies
-        .iter()
-        .filter(|f| f.name == MOVER_RTT && is_empty_ring_row(f.variant.extra.as_deref()))
-        .min_by_key(|f| f.rings.unwrap_or(1))
+    let base = |accept: fn(Option<&str>) -> bool| {
+        latencies
+            .iter()
+            .filter(|f| f.name == MOVER_RTT && accept(f.variant.extra.as_deref()))
+            .min_by_key(|f| f.rings.unwrap_or(1))
+    };
+    base(is_empty_ring_row).or_else(|| base(|extra| extra == Some("idle")))
 }
 
-/// The batch-1 mover stream with the fewest rings and no written extra ring.
+/// The batch-1 mover stream with the fewest rings and no written extra
+/// ring; in a writers boot, the one with the writers idle.
 pub(crate) fn mover_base_stream(streams: &[StreamFigure]) -> Option<&StreamFigure> {
-    streams
-        .iter()
-        .filter(|f| {
-            f.name == MOVER_STREAM
-                && f.batch.unwrap_or(1) == 1
-                && is_empty_ring_row(f.variant.extra.as_deref())
-        })
-        .min_by_key(|f| f.rings.unwrap_or(1))
+    let base = |accept: fn(Option<&str>) -> bool| {
+        streams
+            .iter()
+            .filter(|f| {
+                f.name == MOVER_STREAM && f.batch.unwrap_or(1) == 1 && accept(f.variant.extra.as_deref())
+            })
+            .min_by_key(|f| f.rings.unwrap_or(1))
+    };
+    base(is_empty_ring_row).or_else(|| base(|extra| extra == Some("idle")))
 }
 
 /// `rings=2` (client and echo outboxes, the base) in words.

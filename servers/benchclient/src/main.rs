@@ -8,6 +8,13 @@
 //! args: `rtt=N` round trips per ring count (default 20000),
 //! `stream=N` messages per stream (default 200000).
 //!
+//! Every `mover-rtt` / `mover-stream` line says what the rings are:
+//! `rings=R extra=empty extra_rings=R-2` (R-2 kernel-side rings no core
+//! writes). With `writers=NAME,…` (`systems/bench-writers.toml`) it runs
+//! the rows with rings written by `ring-writer` servers on cores of their
+//! own instead: `extra=idle` (writers polling, rings empty) and
+//! `extra=written`, same boot, same vCPU count.
+//!
 //! With `power=<policy>` it runs the power benchmark instead (one boot per
 //! policy, `qemu-scripts/systems/power-bench/*.toml`): round trips
 //! back-to-back and at one message per 10 µs, 100 µs and 1 ms, each reply
@@ -42,96 +49,247 @@ fn run() -> i32 {
         return power_benchmark(&mut channel, echo, echo_badge, policy, samples);
     }
 
+    if let Some(writers) = userlib::arg("writers") {
+        return writers_benchmark(&mut channel, echo, echo_badge, writers, iterations, stream, samples);
+    }
+
     for rings in RING_COUNTS {
         bench_extra_rings(rings - BASE_RINGS);
-        let counted = rings == BASE_RINGS;
-        let (mut ok, mut kept, mut backwards) = (0u64, 0usize, 0u64);
-        for round in 0..WARMUP + iterations {
-            if counted && round == WARMUP {
-                bench_mark("mover-rtt", true);
-            }
-            let sequence = round as u32;
-            let mut message = Message::new(echo, label::PING, &payload(sequence)).expect("40 bytes fit");
-            message.sequence = sequence;
-            let start = userlib::rdtsc();
-            channel.send_message(&message);
-            let reply = channel.recv();
-            let end = userlib::rdtsc();
-            if round >= WARMUP {
-                match elapsed(start, end) {
-                    Some(cycles) => {
-                        samples[kept] = cycles;
-                        kept += 1;
-                    }
-                    None => backwards += 1,
-                }
-                let good = reply.sender_badge == echo_badge
-                    && reply.sequence == sequence
-                    && reply.payload_bytes() == payload(sequence);
-                ok += u64::from(good);
-            }
-        }
-        if counted {
-            bench_mark("mover-rtt", false);
-        }
-        let (median, p99, min, max) = stats(&mut samples[..kept]);
-        userlib::log!(
-            "BENCH latency name=mover-rtt rings={rings} extra=empty n={iterations} median_cycles={median} p99_cycles={p99} min_cycles={min} max_cycles={max} ok={ok} tsc_backwards={backwards}"
-        );
+        let phase = (rings == BASE_RINGS).then_some("mover-rtt");
+        let rtt = mover_rtt(&mut channel, echo, echo_badge, iterations, samples, phase);
+        rtt.print(&Rings { batch: None, rings, extra: "empty", extra_rings: rings - BASE_RINGS, writers: None });
     }
 
     for (batch, rings) in [(1usize, 2usize), (8, 2), (32, 2), (1, 64)] {
         bench_extra_rings(rings - BASE_RINGS);
-        let phase_counted = batch == 1 && rings == BASE_RINGS;
-        let _ = channel.send(echo, label::SINK_START, b"");
-        if phase_counted {
-            bench_mark("mover-stream", true);
-        }
-        let start = userlib::rdtsc();
-        let mut buffer = [Message::zeroed(); 32];
-        let mut next: u64 = 0;
-        while next < stream {
-            let n = batch.min((stream - next) as usize);
-            for (i, m) in buffer[..n].iter_mut().enumerate() {
-                let sequence = (next + i as u64) as u32;
-                *m = Message::new(echo, label::SINK, &payload(sequence)).expect("fits");
-                m.sequence = sequence;
-            }
-            let mut sent = 0;
-            loop {
-                sent += channel.send_batch(&buffer[sent..n]);
-                if sent == n {
-                    break;
-                }
-                core::hint::spin_loop();
-            }
-            next += n as u64;
-        }
-        let _ = channel.send(echo, label::SINK_FLUSH, b"");
-        let reply = loop {
-            let m = channel.recv();
-            if m.label == label::SINK_FLUSH && m.sender_badge == echo_badge {
-                break m;
-            }
-        };
-        let cycles = elapsed(start, userlib::rdtsc());
-        if phase_counted {
-            bench_mark("mover-stream", false);
-        }
-        let mut good = [0u8; 8];
-        good.copy_from_slice(&reply.payload_bytes()[..8]);
-        let ok = u64::from_le_bytes(good);
-        match cycles {
-            Some(cycles) => userlib::log!(
-                "BENCH stream name=mover-stream batch={batch} rings={rings} extra=empty n={stream} cycles={cycles} ok={ok} tsc_backwards=0"
-            ),
-            // The whole stream is one sample: without a time it has no rate.
-            None => userlib::log!(
-                "BENCH dropped kind=stream name=mover-stream batch={batch} rings={rings} extra=empty n={stream} ok={ok} tsc_backwards=1"
-            ),
-        }
+        let phase = (batch == 1 && rings == BASE_RINGS).then_some("mover-stream");
+        let labels = Rings { batch: Some(batch), rings, extra: "empty", extra_rings: rings - BASE_RINGS, writers: None };
+        mover_stream(&mut channel, echo, echo_badge, stream, phase, &labels);
     }
     bench_extra_rings(0);
+    let _ = channel.send(echo, label::STOP, b"");
+    0
+}
+
+/// What a mover row measured, as the keys of its `BENCH` line:
+/// `[batch=B] rings=R extra=empty|idle|written extra_rings=N [writers=K]`.
+#[derive(Clone, Copy)]
+struct Rings {
+    batch: Option<usize>,
+    /// Outboxes the mover scans per pass.
+    rings: usize,
+    /// What the rings beyond client and echo are: `empty` (kernel-side,
+    /// no core writes them), `idle` (ring writers not writing), `written`.
+    extra: &'static str,
+    extra_rings: usize,
+    /// Ring-writer servers in the boot.
+    writers: Option<usize>,
+}
+
+impl core::fmt::Display for Rings {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if let Some(batch) = self.batch {
+            write!(f, "batch={batch} ")?;
+        }
+        write!(f, "rings={} extra={} extra_rings={}", self.rings, self.extra, self.extra_rings)?;
+        if let Some(writers) = self.writers {
+            write!(f, " writers={writers}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The outcome of one `mover-rtt` measurement, printed as a `BENCH` line.
+struct RoundTrips {
+    iterations: usize,
+    ok: u64,
+    backwards: u64,
+    stats: (u64, u64, u64, u64),
+}
+
+impl RoundTrips {
+    fn print(&self, labels: &Rings) {
+        let (median, p99, min, max) = self.stats;
+        userlib::log!(
+            "BENCH latency name=mover-rtt {labels} n={} median_cycles={median} p99_cycles={p99} min_cycles={min} max_cycles={max} ok={} tsc_backwards={}",
+            self.iterations,
+            self.ok,
+            self.backwards
+        );
+    }
+}
+
+/// `iterations` round trips to echo after `WARMUP`, each reply checked; a
+/// sample whose TSC went backwards is dropped and counted. `phase` names
+/// the kernel's counters around the measured part.
+fn mover_rtt(
+    channel: &mut Channel,
+    echo: u32,
+    echo_badge: u64,
+    iterations: usize,
+    samples: &mut [u64],
+    phase: Option<&str>,
+) -> RoundTrips {
+    let (mut ok, mut kept, mut backwards) = (0u64, 0usize, 0u64);
+    for round in 0..WARMUP + iterations {
+        if round == WARMUP
+            && let Some(phase) = phase
+        {
+            bench_mark(phase, true);
+        }
+        let sequence = round as u32;
+        let mut message = Message::new(echo, label::PING, &payload(sequence)).expect("40 bytes fit");
+        message.sequence = sequence;
+        let start = userlib::rdtsc();
+        channel.send_message(&message);
+        let reply = channel.recv();
+        let end = userlib::rdtsc();
+        if round >= WARMUP {
+            match elapsed(start, end) {
+                Some(cycles) => {
+                    samples[kept] = cycles;
+                    kept += 1;
+                }
+                None => backwards += 1,
+            }
+            let good = reply.sender_badge == echo_badge
+                && reply.sequence == sequence
+                && reply.payload_bytes() == payload(sequence);
+            ok += u64::from(good);
+        }
+    }
+    if let Some(phase) = phase {
+        bench_mark(phase, false);
+    }
+    RoundTrips { iterations, ok, backwards, stats: stats(&mut samples[..kept]) }
+}
+
+/// Streams `stream` messages to echo in batches of `batch` and prints the
+/// `BENCH stream` line (`labels` after the name), or a `BENCH dropped` line
+/// when the TSC went backwards across the stream.
+fn mover_stream(channel: &mut Channel, echo: u32, echo_badge: u64, stream: u64, phase: Option<&str>, labels: &Rings) {
+    let batch = labels.batch.unwrap_or(1);
+    let _ = channel.send(echo, label::SINK_START, b"");
+    if let Some(phase) = phase {
+        bench_mark(phase, true);
+    }
+    let start = userlib::rdtsc();
+    let mut buffer = [Message::zeroed(); 32];
+    let batch = batch.clamp(1, buffer.len());
+    let mut next: u64 = 0;
+    while next < stream {
+        let n = batch.min((stream - next) as usize);
+        for (i, m) in buffer[..n].iter_mut().enumerate() {
+            let sequence = (next + i as u64) as u32;
+            *m = Message::new(echo, label::SINK, &payload(sequence)).expect("fits");
+            m.sequence = sequence;
+        }
+        let mut sent = 0;
+        loop {
+            sent += channel.send_batch(&buffer[sent..n]);
+            if sent == n {
+                break;
+            }
+            core::hint::spin_loop();
+        }
+        next += n as u64;
+    }
+    let _ = channel.send(echo, label::SINK_FLUSH, b"");
+    let reply = loop {
+        let m = channel.recv();
+        if m.label == label::SINK_FLUSH && m.sender_badge == echo_badge {
+            break m;
+        }
+    };
+    let cycles = elapsed(start, userlib::rdtsc());
+    if let Some(phase) = phase {
+        bench_mark(phase, false);
+    }
+    let ok = count_of(&reply);
+    match cycles {
+        Some(cycles) => userlib::log!(
+            "BENCH stream name=mover-stream {labels} n={stream} cycles={cycles} ok={ok} tsc_backwards=0"
+        ),
+        // The whole stream is one sample: without a time it has no rate.
+        None => userlib::log!("BENCH dropped kind=stream name=mover-stream {labels} n={stream} ok={ok} tsc_backwards=1"),
+    }
+}
+
+/// The u64 LE count at the start of a `SINK_FLUSH` answer (0 if short).
+fn count_of(reply: &Message) -> u64 {
+    let mut count = [0u8; 8];
+    if let Some(bytes) = reply.payload_bytes().get(..8) {
+        count.copy_from_slice(bytes);
+    }
+    u64::from_le_bytes(count)
+}
+
+/// Most ring writers a writers boot may name.
+const MAX_WRITERS: usize = 8;
+
+/// The ring-scaling rows with rings that real cores write
+/// (`systems/bench-writers.toml`, args `writers=NAME,NAME,…`): the mover's
+/// rings are this server's and echo's outboxes plus one per writer, no
+/// kernel-side extra ring. Each figure is measured twice in the same boot:
+/// with the writers idle (their rings empty, their cores polling: the
+/// control with the same vCPU count) and writing as fast as their outboxes
+/// take messages. The messages each writer sent during a phase are printed
+/// (`BENCH writer …`); the mover's `messages` counter shows them too.
+fn writers_benchmark(
+    channel: &mut Channel,
+    echo: u32,
+    echo_badge: u64,
+    names: &str,
+    iterations: usize,
+    stream: u64,
+    samples: &mut [u64],
+) -> i32 {
+    let mut writers = [(0u32, 0u64); MAX_WRITERS];
+    let mut count = 0;
+    for name in names.split(',').filter(|name| !name.is_empty()) {
+        let Some(endpoint) = channel.endpoint_named(name) else {
+            userlib::log!("no endpoint called `{name}` (writers={names})");
+            return 1;
+        };
+        if count == MAX_WRITERS {
+            userlib::log!("more than {MAX_WRITERS} writers in writers={names}");
+            return 1;
+        }
+        writers[count] = (endpoint, channel.info().endpoint_badges[endpoint as usize]);
+        count += 1;
+    }
+    let writers = &writers[..count];
+    let rings = BASE_RINGS + count;
+    bench_extra_rings(0);
+    for written in [false, true] {
+        let extra = if written { "written" } else { "idle" };
+        let labels = Rings { batch: None, rings, extra, extra_rings: count, writers: Some(count) };
+        if written {
+            for &(writer, _) in writers {
+                let _ = channel.send(writer, label::SINK_START, b"");
+            }
+        }
+        let rtt_phase = if written { "mover-rtt-written" } else { "mover-rtt-idle" };
+        mover_rtt(channel, echo, echo_badge, iterations, samples, Some(rtt_phase)).print(&labels);
+        let stream_phase = if written { "mover-stream-written" } else { "mover-stream-idle" };
+        let stream_labels = Rings { batch: Some(1), ..labels };
+        mover_stream(channel, echo, echo_badge, stream, Some(stream_phase), &stream_labels);
+        if written {
+            for &(writer, badge) in writers {
+                let _ = channel.send(writer, label::SINK_FLUSH, b"");
+                let reply = loop {
+                    let m = channel.recv();
+                    if m.label == label::SINK_FLUSH && m.sender_badge == badge {
+                        break m;
+                    }
+                };
+                userlib::log!("BENCH writer endpoint={writer} sent={} phases=mover-rtt-written,mover-stream-written", count_of(&reply));
+            }
+        }
+    }
+    for &(writer, _) in writers {
+        let _ = channel.send(writer, label::STOP, b"");
+    }
     let _ = channel.send(echo, label::STOP, b"");
     0
 }
