@@ -114,3 +114,40 @@ pub fn is_fallback_line(text: &str) -> bool {
     let lower = text.to_ascii_lowercase();
     lower.contains("mwait returned at once") || lower.contains("fell back")
 }
+
+/// The median of one figure's per-boot values and their spread, across
+/// boots (`--runs N`): one boot is one sample, so a headline figure is the
+/// median of the boots' medians, with min..max beside it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    /// Boots that measured the figure.
+    pub boots: usize,
+    /// Median of the per-boot values (mean of the middle two for an even
+    /// count).
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of the finite `values`, or `None` when there is none.
+    pub fn of(values: &[f64]) -> Option<Spread> {
+        let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        if sorted.is_empty() {
+            return None;
+        }
+        sorted.sort_by(f64::total_cmp);
+        let middle = sorted.len() / 2;
+        let median = if sorted.len() % 2 == 1 {
+            sorted[middle]
+        } else {
+            (sorted[middle - 1] + sorted[middle]) / 2.0
+        };
+        Some(Spread {
+            boots: sorted.len(),
+            median,
+            min: sorted[0],
+            max: sorted[sorted.len() - 1],
+        })
+    }
+}

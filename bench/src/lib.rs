@@ -67,6 +67,7 @@ pub mod text_table;
 
 pub use data_files::read_csv;
 pub use figures::{MessageCheck, TargetOutcome};
+pub use ipc::across_boots::{AcrossBootsRow, across_boots, across_boots_text};
 pub use ipc::analysis::{Analysis, analyze};
 pub use ipc::paths::{CounterVerdict, IpcPath, RowCounters};
 pub use ipc::export::{JsonReport, read_json, write_data_files, write_outputs};

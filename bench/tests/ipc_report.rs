@@ -520,6 +520,7 @@ fn csv_and_json_round_trip() {
             "ipc-counters.csv",
             "ipc-row-counters.csv",
             "ipc-targets.csv",
+            "ipc-across-boots.csv",
             "ipc.json"
         ]
     );
@@ -542,7 +543,7 @@ fn csv_and_json_round_trip() {
     let header = std::fs::read_to_string(dir.join("ipc.csv")).unwrap();
     assert!(
         header.starts_with(
-            "run,accel,smp,tsc_hz,kind,name,batch,rings,placement,path,extra,extra_rings,writers,what,n,ok,check,"
+            "run,system,accel,smp,tsc_hz,kind,name,batch,rings,placement,path,extra,extra_rings,writers,what,n,ok,check,"
         ),
         "{header}"
     );

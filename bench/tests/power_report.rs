@@ -578,7 +578,14 @@ fn csv_and_json_round_trip() {
     let runs = parse(POWER_LOG).unwrap();
     let dir = output_dir("round-trip");
     let written = write_power_outputs(&runs, &dir).unwrap();
-    assert_eq!(written, [dir.join("power.csv"), dir.join("power.json")]);
+    assert_eq!(
+        written,
+        [
+            dir.join("power.csv"),
+            dir.join("power-across-boots.csv"),
+            dir.join("power.json")
+        ]
+    );
 
     let table = PowerTable::from_runs(&runs);
     let rows = read_power_csv(&dir.join("power.csv")).unwrap();
@@ -589,7 +596,7 @@ fn csv_and_json_round_trip() {
 
     let json = read_power_json(&dir.join("power.json")).unwrap();
     assert_eq!(json.format, POWER_JSON_FORMAT);
-    assert_eq!(POWER_JSON_FORMAT, "power-bench/2");
+    assert_eq!(POWER_JSON_FORMAT, "power-bench/3");
     assert_eq!(json, power_json(&runs));
     assert_eq!(json.runs.len(), 4);
     assert_eq!(json.table.targets.len(), 4);

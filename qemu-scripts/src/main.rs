@@ -3,7 +3,7 @@
 //! ```text
 //! cargo xtask run   [options] [-- QEMU ARGS]   build, boot, stream the console
 //! cargo xtask test  [--filter ID|NAME] [--host-only | --qemu-only] [--list]
-//! cargo xtask bench [ipc|power|ringbuf]
+//! cargo xtask bench [ipc|power|ringbuf] [--runs N]
 //! cargo xtask check-config FILE... [--smp N]  the kernel's config checks, on the host
 //! cargo xtask check-docs                      every `cargo xtask` line in the docs still parses
 //! cargo xtask check-deps                      crate dependencies match docs/README.md
@@ -74,11 +74,15 @@ check-docs:
 check-deps:
   cargo xtask check-deps   our crates' path dependencies match docs/README.md
 bench:
-  cargo xtask bench [ipc|power|ringbuf] [--smp N] [--accel A] [--cpu M]
+  cargo xtask bench [ipc|power|ringbuf] [--runs N] [--smp N] [--accel A] [--cpu M]
                        (no word: ipc, then power)
                        ipc: boots qemu-scripts/systems/bench.toml with -smp 3
-                       and --accel tcg-single unless told otherwise,
-                       prints the table, writes target/bench/ipc.{csv,json,png}
+                       and bench-writers.toml with -smp 5 (rings written by
+                       ring-writer servers), --accel tcg-single unless told otherwise,
+                       prints the table, writes target/bench/ipc.{csv,json,png};
+                       fails when a row's counters contradict its path
+                       --runs N: N interleaved runs of every boot (default 1);
+                       reports the median of the medians and min..max per figure
                        power: boots qemu-scripts/systems/power-bench/<policy>.toml per
                        policy (spin only outside TCG), writes target/bench/power.{csv,json}";
 
@@ -352,7 +356,7 @@ pub enum Invocation {
     Help,
     Run { opts: QemuOptions, boot_args: String, config: Option<String> },
     Test(cases::TestOptions),
-    Bench { which: Benchmark, opts: QemuOptions },
+    Bench { which: Benchmark, opts: QemuOptions, runs: u32 },
     CheckConfig { files: Vec<String>, smp: Option<u32> },
     CheckDocs,
     CheckDeps,
@@ -410,6 +414,14 @@ pub fn parse(mut words: Vec<String>) -> Result<Invocation, Error> {
             if !smp_given {
                 opts.smp = 3;
             }
+            let runs = match args.take_value("--runs")? {
+                None => 1,
+                Some(text) => text
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=100).contains(n))
+                    .ok_or_else(|| Error::new(format!("--runs: `{text}` is not 1..=100")))?,
+            };
             if !accel_given {
                 // Multi-threaded TCG with more spinning vCPUs than host cores
                 // measures the host scheduler, not IPC (docs/benchmarks.md).
@@ -426,7 +438,10 @@ pub fn parse(mut words: Vec<String>) -> Result<Invocation, Error> {
                 }
                 more => return Err(Error::new(format!("one benchmark at a time, not {more:?}"))),
             };
-            Ok(Invocation::Bench { which, opts })
+            if which == Benchmark::Ringbuf && runs != 1 {
+                return Err(Error::new("--runs is for the in-guest benchmarks (ipc, power), not ringbuf"));
+            }
+            Ok(Invocation::Bench { which, opts, runs })
         }
         "check-config" => {
             only_words(&args, "check-config")?;
@@ -455,15 +470,28 @@ pub fn parse(mut words: Vec<String>) -> Result<Invocation, Error> {
     }
 }
 
-/// The system files a benchmark boots, with the `-smp` each gets.
+/// The system files a benchmark boots.
 fn bench_systems(which: Benchmark) -> Vec<String> {
+    let ipc = || [BENCH_SYSTEM, BENCH_WRITERS_SYSTEM].map(str::to_string);
     let power = || POWER_POLICIES.iter().map(|p| format!("qemu-scripts/systems/power-bench/{p}.toml"));
     match which {
         Benchmark::Ringbuf => Vec::new(),
-        Benchmark::Ipc => vec![BENCH_SYSTEM.to_string()],
+        Benchmark::Ipc => ipc().to_vec(),
         Benchmark::Power => power().collect(),
-        Benchmark::All => std::iter::once(BENCH_SYSTEM.to_string()).chain(power()).collect(),
+        Benchmark::All => ipc().into_iter().chain(power()).collect(),
     }
+}
+
+/// The `-smp` a benchmark system boots with: the one asked for (3 by
+/// default; too few for a system is an error, as for `run`), except the
+/// writers system, which gets as many vCPUs as it needs if that is more
+/// (5: one core per ring writer; its report shows the boot's smp).
+fn bench_smp(file: &str, system: &System, asked: u32) -> Result<u32, Error> {
+    if file != BENCH_WRITERS_SYSTEM {
+        return Ok(asked);
+    }
+    let config = system_config::parse(&system.text).map_err(|e| Error::new(e.render(&system.file, &system.text)))?;
+    Ok(asked.max(CoresNeeded::of(&config).count as u32))
 }
 
 /// Checks what `invocation` would use, without building or booting: every
@@ -483,7 +511,14 @@ pub fn dry_run(invocation: &Invocation, reader_files: &[String]) -> Result<(), E
     match invocation {
         Invocation::Run { opts, config, .. } => check(config.as_deref().unwrap_or(DEFAULT_SYSTEM), Some(opts.smp)),
         Invocation::Test(opts) => cases::dry_run(opts),
-        Invocation::Bench { which, opts } => bench_systems(*which).iter().try_for_each(|f| check(f, Some(opts.smp))),
+        Invocation::Bench { which, opts, .. } => bench_systems(*which).iter().try_for_each(|f| {
+            let smp = if reader_files.iter().any(|r| r == f) {
+                opts.smp
+            } else {
+                bench_smp(f, &System::read(&root.join(f))?, opts.smp)?
+            };
+            check(f, Some(smp))
+        }),
         Invocation::CheckConfig { files, smp } => files.iter().try_for_each(|f| check(f, *smp)),
         Invocation::Help | Invocation::CheckDocs | Invocation::CheckDeps | Invocation::Setup => Ok(()),
     }
@@ -497,7 +532,7 @@ fn execute(invocation: Invocation) -> Result<ExitCode, Error> {
         }
         Invocation::Run { opts, boot_args, config } => cmd_run(&opts, &boot_args, config.as_deref()),
         Invocation::Test(opts) => cases::cmd_test(&opts),
-        Invocation::Bench { which, opts } => cmd_bench(which, &opts),
+        Invocation::Bench { which, opts, runs } => cmd_bench(which, &opts, runs),
         Invocation::CheckConfig { files, smp } => cmd_check_config(&files, smp),
         Invocation::CheckDocs => docs_check::check_docs().map(|()| ExitCode::SUCCESS),
         Invocation::CheckDeps => deps_check::check_deps().map(|()| ExitCode::SUCCESS),
@@ -575,27 +610,104 @@ fn utc_now() -> String {
 
 /// The system the IPC benchmark boots.
 const BENCH_SYSTEM: &str = "qemu-scripts/systems/bench.toml";
+/// The IPC benchmark's second system: ring-scaling rows with rings written
+/// by `ring-writer` servers on cores of their own (-smp 5).
+const BENCH_WRITERS_SYSTEM: &str = "qemu-scripts/systems/bench-writers.toml";
 
-fn cmd_bench(which: Benchmark, opts: &QemuOptions) -> Result<ExitCode, Error> {
-    match which {
-        Benchmark::Ringbuf => {
-            run_checked(Command::new("cargo").current_dir(root()).args(["bench", "-p", "ringbuf"]), "ringbuf benchmark")?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Benchmark::Ipc => bench_ipc(opts),
-        Benchmark::Power => bench_power(opts),
-        Benchmark::All => {
-            bench_ipc(opts)?;
-            bench_power(opts)
+/// One boot of a benchmark plan: where its serial log goes, its system and
+/// the `system=` tag its `BENCH-BEGIN` carries.
+struct PlannedBoot {
+    name: String,
+    system: String,
+    tag: String,
+    ipc: bool,
+}
+
+/// The boots of one run of `which`, in order (`--runs N` repeats this list
+/// N times: run 1 of every benchmark, then run 2, …).
+fn bench_plan(which: Benchmark, opts: &QemuOptions) -> Vec<PlannedBoot> {
+    let mut plan = Vec::new();
+    if matches!(which, Benchmark::Ipc | Benchmark::All) {
+        plan.push(PlannedBoot { name: "bench".into(), system: BENCH_SYSTEM.into(), tag: "ipc".into(), ipc: true });
+        plan.push(PlannedBoot {
+            name: "bench-writers".into(),
+            system: BENCH_WRITERS_SYSTEM.into(),
+            tag: "ipc-writers".into(),
+            ipc: true,
+        });
+    }
+    if matches!(which, Benchmark::Power | Benchmark::All) {
+        let emulated = opts.accel.starts_with("tcg");
+        for policy in POWER_POLICIES.iter().filter(|p| !(emulated && **p == "spin")) {
+            plan.push(PlannedBoot {
+                name: format!("bench-power-{policy}"),
+                system: format!("qemu-scripts/systems/power-bench/{policy}.toml"),
+                tag: format!("power-{policy}"),
+                ipc: false,
+            });
         }
     }
+    plan
+}
+
+fn cmd_bench(which: Benchmark, opts: &QemuOptions, runs: u32) -> Result<ExitCode, Error> {
+    if which == Benchmark::Ringbuf {
+        run_checked(Command::new("cargo").current_dir(root()).args(["bench", "-p", "ringbuf"]), "ringbuf benchmark")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let plan = bench_plan(which, opts);
+    if matches!(which, Benchmark::Power | Benchmark::All) && opts.accel.starts_with("tcg") {
+        println!(
+            "xtask: power benchmark: policy `spin` skipped under TCG: a poll loop without `pause` keeps the emulator thread \
+             for a whole kick period (100 ms), so its round trips would measure QEMU's scheduler (docs/power.md); \
+             `pause` is the never-sleeping policy measured here"
+        );
+    }
+    if runs > 1 {
+        println!("xtask: {runs} runs of {} boots each, interleaved (run 1 of every boot, then run 2, ...)", plan.len());
+    }
+    let build = bench_build()?;
+    let (mut ipc_runs, mut power_runs) = (Vec::new(), Vec::new());
+    for run in 1..=runs {
+        for boot in &plan {
+            let name = if runs > 1 { format!("{}-run{run}", boot.name) } else { boot.name.clone() };
+            let boot_runs = bench_boot(&build, opts, &name, &boot.system, &boot.tag)?;
+            if boot.ipc { ipc_runs.extend(boot_runs) } else { power_runs.extend(boot_runs) }
+        }
+    }
+    let out = bench_output_dir()?;
+    let mut verdict = Ok(ExitCode::SUCCESS);
+    if !ipc_runs.is_empty() {
+        for (index, run) in ipc_runs.iter().enumerate() {
+            if ipc_runs.len() > 1 {
+                println!("==== IPC boot {} of {} (system={}) ====", index + 1, ipc_runs.len(), run.begin_extra.get("system").map_or("-", String::as_str));
+            }
+            println!("{}", bench::report_text(run));
+        }
+        if runs > 1 {
+            print!("{}", bench::across_boots_text(&ipc_runs));
+            print!("{}", bench::summary_text(&ipc_runs));
+        }
+        let written = bench::write_outputs(&ipc_runs, &out).map_err(|e| Error::new(format!("writing results: {e}")))?;
+        for path in written {
+            println!("xtask: wrote {}", path.display());
+        }
+        verdict = counter_verdict(&ipc_runs);
+    }
+    if !power_runs.is_empty() {
+        println!("{}", bench::power_report_text(&power_runs));
+        let written = bench::write_power_outputs(&power_runs, &out).map_err(|e| Error::new(format!("writing results: {e}")))?;
+        for path in written {
+            println!("xtask: wrote {}", path.display());
+        }
+    }
+    verdict
 }
 
 /// Policies of the power benchmark, one boot each (`systems/power-bench/`).
 const POWER_POLICIES: &[&str] = &["spin", "pause", "mwait", "hlt"];
 
-/// Builds everything once, boots `system` (a path under the repository)
-/// for a benchmark and returns the parsed runs.
+/// What every benchmark boot needs, built once.
 struct BenchBuild {
     binaries: Vec<(String, Vec<u8>)>,
     kernel: std::path::PathBuf,
@@ -612,12 +724,15 @@ fn bench_build() -> Result<BenchBuild, Error> {
     Ok(BenchBuild { binaries, kernel, builder })
 }
 
+/// Boots `system_file` (a path under the repository) with the `-smp` it
+/// needs (at least the one asked for) and returns the parsed runs.
 fn bench_boot(build: &BenchBuild, opts: &QemuOptions, name: &str, system_file: &str, tag: &str) -> Result<Vec<bench::Run>, Error> {
     let root = root();
     let system = System::read(&root.join(system_file))?;
+    let mut opts = opts.clone();
+    opts.smp = bench_smp(system_file, &system, opts.smp)?;
     let names: Vec<String> = build.binaries.iter().map(|(n, _)| n.clone()).collect();
     system.check(Some(opts.smp), &names)?;
-    let mut opts = opts.clone();
     opts.echo = false;
     if opts.timeout.is_none() {
         opts.timeout = Some(Duration::from_secs(1800));
@@ -649,19 +764,6 @@ fn bench_output_dir() -> Result<std::path::PathBuf, Error> {
     Ok(out)
 }
 
-fn bench_ipc(opts: &QemuOptions) -> Result<ExitCode, Error> {
-    let build = bench_build()?;
-    let runs = bench_boot(&build, opts, "bench", BENCH_SYSTEM, "ipc")?;
-    for run in &runs {
-        println!("{}", bench::report_text(run));
-    }
-    let written = bench::write_outputs(&runs, &bench_output_dir()?).map_err(|e| Error::new(format!("writing results: {e}")))?;
-    for path in written {
-        println!("xtask: wrote {}", path.display());
-    }
-    counter_verdict(&runs)
-}
-
 /// Fails the benchmark when a row's phase counters contradict its path (a
 /// same-core sync call without CR3 writes, a mover row with system calls):
 /// the figures were written, but the zero next to them means nothing.
@@ -674,29 +776,6 @@ fn counter_verdict(runs: &[bench::Run]) -> Result<ExitCode, Error> {
         eprintln!("xtask: counter check failed: {failure}");
     }
     Err(Error::new(format!("{} row(s) with counters that contradict their path (see above)", failures.len())))
-}
-
-fn bench_power(opts: &QemuOptions) -> Result<ExitCode, Error> {
-    let build = bench_build()?;
-    let mut runs = Vec::new();
-    let emulated = opts.accel.starts_with("tcg");
-    if emulated {
-        println!(
-            "xtask: power benchmark: policy `spin` skipped under TCG: a poll loop without `pause` keeps the emulator thread \
-             for a whole kick period (100 ms), so its round trips would measure QEMU's scheduler (docs/power.md); \
-             `pause` is the never-sleeping policy measured here"
-        );
-    }
-    for policy in POWER_POLICIES.iter().filter(|p| !(emulated && **p == "spin")) {
-        let system = format!("qemu-scripts/systems/power-bench/{policy}.toml");
-        runs.extend(bench_boot(&build, opts, &format!("bench-power-{policy}"), &system, &format!("power-{policy}"))?);
-    }
-    println!("{}", bench::power_report_text(&runs));
-    let written = bench::write_power_outputs(&runs, &bench_output_dir()?).map_err(|e| Error::new(format!("writing results: {e}")))?;
-    for path in written {
-        println!("xtask: wrote {}", path.display());
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
@@ -716,5 +795,47 @@ fn main() -> ExitCode {
             eprintln!("xtask: error: {msg}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod bench_tests {
+    use super::*;
+
+    fn bench_invocation(line: &str) -> Result<(Benchmark, u32, u32), Error> {
+        let words = line.split_whitespace().map(str::to_string).collect();
+        match parse(words)? {
+            Invocation::Bench { which, opts, runs } => Ok((which, opts.smp, runs)),
+            _ => panic!("not a bench invocation: {line}"),
+        }
+    }
+
+    #[test]
+    fn runs_defaults_to_one_and_takes_a_count() {
+        assert_eq!(bench_invocation("bench ipc").unwrap(), (Benchmark::Ipc, 3, 1));
+        assert_eq!(bench_invocation("bench --runs 5").unwrap(), (Benchmark::All, 3, 5));
+        assert_eq!(bench_invocation("bench power --runs 2 --smp 4").unwrap(), (Benchmark::Power, 4, 2));
+        assert!(bench_invocation("bench ipc --runs 0").is_err());
+        assert!(bench_invocation("bench ipc --runs many").is_err());
+        assert!(bench_invocation("bench ringbuf --runs 3").is_err());
+    }
+
+    #[test]
+    fn a_run_boots_every_system_once_ipc_first() {
+        let opts = QemuOptions { accel: "tcg,thread=single".into(), ..QemuOptions::default() };
+        let tags: Vec<String> = bench_plan(Benchmark::All, &opts).into_iter().map(|b| b.tag).collect();
+        assert_eq!(tags, ["ipc", "ipc-writers", "power-pause", "power-mwait", "power-hlt"]);
+        let tags: Vec<String> = bench_plan(Benchmark::Ipc, &opts).into_iter().map(|b| b.tag).collect();
+        assert_eq!(tags, ["ipc", "ipc-writers"]);
+    }
+
+    #[test]
+    fn the_writers_system_gets_the_cores_it_needs() {
+        let root = root();
+        let writers = System::read(&root.join(BENCH_WRITERS_SYSTEM)).unwrap();
+        assert_eq!(bench_smp(BENCH_WRITERS_SYSTEM, &writers, 3).unwrap(), 5);
+        assert_eq!(bench_smp(BENCH_WRITERS_SYSTEM, &writers, 6).unwrap(), 6);
+        let ipc = System::read(&root.join(BENCH_SYSTEM)).unwrap();
+        assert_eq!(bench_smp(BENCH_SYSTEM, &ipc, 2).unwrap(), 2, "too few stays an error at the check");
     }
 }

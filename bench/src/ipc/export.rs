@@ -9,6 +9,8 @@
 //!   direct rings, two hops): its phase counters per operation and whether
 //!   they agree with its path;
 //! - `ipc-targets.csv`: one row per run and target check;
+//! - `ipc-across-boots.csv`: one row per figure: the median of the boots'
+//!   medians and their spread (min..max), for `--runs N`;
 //! - `ipc.json`: [`JsonReport`], every run's raw records and analysis.
 //!
 //! `run` is the 1-based position of the run in the log in every file.
@@ -19,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::across_boots::{AcrossBootsRow, across_boots};
 use super::analysis::{Analysis, analyze};
 use super::paths::CounterVerdict;
 use super::record_figures::variant_text;
@@ -29,7 +32,7 @@ use crate::serial_log::Run;
 
 /// Identifies the layout of `ipc.json`; bumped when fields change meaning.
 ///
-/// `ipc-bench/2`: target outcomes gain `not-applicable` (with
+/// `ipc-bench/2`: `across_boots`; target outcomes gain `not-applicable` (with
 /// `not_applicable_because`); figures carry `variant` and `tsc_backwards`;
 /// runs carry `fallbacks`.
 pub const JSON_FORMAT: &str = "ipc-bench/2";
@@ -40,6 +43,10 @@ pub struct JsonReport {
     /// Always [`JSON_FORMAT`].
     pub format: String,
     pub runs: Vec<RunReport>,
+    /// Per figure, the median of the boots' medians and their spread
+    /// (`--runs N`; one entry per figure even for one boot).
+    #[serde(default)]
+    pub across_boots: Vec<AcrossBootsRow>,
 }
 
 /// One run: what the guest printed and what the host derived from it.
@@ -53,6 +60,8 @@ pub struct RunReport {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MeasurementRow {
     pub run: usize,
+    /// `system=` of the boot (`ipc`, `ipc-writers`), if it said.
+    pub system: Option<String>,
     pub accel: String,
     pub smp: Option<u32>,
     pub tsc_hz: u64,
@@ -143,6 +152,7 @@ pub fn measurement_rows(runs: &[Run]) -> Vec<MeasurementRow> {
         for (sample, figure) in run.latencies.iter().zip(&analysis.latencies) {
             rows.push(MeasurementRow {
                 run: index + 1,
+                system: run.begin_extra.get("system").cloned(),
                 accel: run.accel.clone(),
                 smp: run.smp,
                 tsc_hz: run.tsc_hz,
@@ -177,6 +187,7 @@ pub fn measurement_rows(runs: &[Run]) -> Vec<MeasurementRow> {
         for (sample, figure) in run.streams.iter().zip(&analysis.streams) {
             rows.push(MeasurementRow {
                 run: index + 1,
+                system: run.begin_extra.get("system").cloned(),
                 accel: run.accel.clone(),
                 smp: run.smp,
                 tsc_hz: run.tsc_hz,
@@ -325,6 +336,7 @@ pub fn json_report(runs: &[Run]) -> JsonReport {
                 analysis: analyze(run),
             })
             .collect(),
+        across_boots: across_boots(runs),
     }
 }
 
@@ -341,13 +353,15 @@ pub fn write_data_files(runs: &[Run], dir: &Path) -> io::Result<Vec<PathBuf>> {
     write_csv(&measurements, &measurement_rows(runs))?;
     let counters = dir.join("ipc-counters.csv");
     write_csv(&counters, &counter_rows(runs))?;
+    let spread = dir.join("ipc-across-boots.csv");
+    write_csv(&spread, &across_boots(runs))?;
     let row_counters = dir.join("ipc-row-counters.csv");
     write_csv(&row_counters, &row_counter_rows(runs))?;
     let targets = dir.join("ipc-targets.csv");
     write_csv(&targets, &target_rows(runs))?;
     let json = dir.join("ipc.json");
     write_json(&json, &json_report(runs))?;
-    Ok(vec![measurements, counters, row_counters, targets, json])
+    Ok(vec![measurements, counters, row_counters, targets, spread, json])
 }
 
 /// Writes every output (CSV, JSON and the PNG plots) into `dir`.

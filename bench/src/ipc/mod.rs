@@ -7,6 +7,7 @@
 //! targets         issue 6's target ratios, met or missed, never asserted
 //! analysis        Analysis of one run: figures + zero claims + targets + warnings
 //! report          the text table (one run; target ratios across runs)
+//! across_boots    per figure, the median of the boots' medians and their spread
 //! plot            ipc.png
 //! export          ipc.csv, ipc-counters.csv, ipc-targets.csv, ipc.json
 //!                 (write_outputs adds the plot)
@@ -15,6 +16,7 @@
 //! Its records are the generic `latency`, `stream` and `counters` lines, so
 //! it has no parser of its own: [`crate::serial_log`] reads them.
 
+pub mod across_boots;
 pub mod analysis;
 pub mod export;
 pub mod plot;

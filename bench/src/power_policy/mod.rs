@@ -55,10 +55,12 @@
 //! warnings  what a reader must not miss          targets   the three targets
 //! analysis  PowerTable: rows + baseline ratios + targets + warnings
 //! report    the text table                       export    power.csv, power.json
+//! across_boots  per policy × interval, the median of the boots' medians and their spread
 //! ```
 //!
 //! The power benchmark draws no plot.
 
+pub mod across_boots;
 pub mod analysis;
 pub mod export;
 pub mod parse;

@@ -34,6 +34,11 @@ pub fn power_table_text(table: &PowerTable) -> String {
     }
     latency_table(&mut out, table);
     share_table(&mut out, table);
+    let across = super::across_boots::power_across_boots_text(table);
+    if !across.is_empty() {
+        out.push('\n');
+        out.push_str(&across);
+    }
     target_list(&mut out, table);
     out
 }
