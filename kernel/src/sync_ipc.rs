@@ -279,8 +279,9 @@ pub fn call(frame: &mut SyscallFrame, me: usize, endpoint: u64, message: SyncMes
     run_next(frame, core, None);
 }
 
-/// The `reply_recv` system call of server `me`, whose registers are `frame`.
-pub fn reply_recv(frame: &mut SyscallFrame, me: usize, reply: Option<SyncMessage>) {
+/// The `reply_recv` system call of server `me`, whose registers are `frame`
+/// (`receive` false: only answer, and return 0 at once).
+pub fn reply_recv(frame: &mut SyscallFrame, me: usize, reply: Option<SyncMessage>, receive: bool) {
     let core = server::all()[me].core;
     let mut wake = None;
     let answered;
@@ -296,6 +297,11 @@ pub fn reply_recv(frame: &mut SyscallFrame, me: usize, reply: Option<SyncMessage
                 return;
             }
             (None, None) => {}
+        }
+        if !receive {
+            frame.rax = 0;
+            drop(s);
+            return wake_cores(core, &[wake]);
         }
         if let Some((caller, message)) = s.threads[me].callers.pop_front() {
             let badge = s.threads[caller].badge;
@@ -362,6 +368,7 @@ pub fn fault_current() -> ! {
     if !stop(me) {
         server::fault::park(srv)
     }
+    log::info!("core {}: goes on with the servers that share it", srv.core);
     let mut frame = SyscallFrame::default();
     run_next(&mut frame, srv.core, None);
     // SAFETY: `run_next` loaded the address space of the server whose

@@ -99,7 +99,7 @@ extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) {
         // Both may switch this core to another server: they write the
         // registers to return with into `frame` themselves.
         Syscall::Call { endpoint, message } => return crate::sync_ipc::call(frame, server::current_index(), endpoint, message),
-        Syscall::ReplyRecv { reply } => return crate::sync_ipc::reply_recv(frame, server::current_index(), reply),
+        Syscall::ReplyRecv { reply, receive } => return crate::sync_ipc::reply_recv(frame, server::current_index(), reply, receive),
         Syscall::CoreId => server.core as u64,
         Syscall::ServerName { buf } => sys_server_name(server, buf),
         Syscall::TscHz => tsc::ticks_per_us() * 1_000_000,

@@ -119,8 +119,9 @@ pub enum Syscall {
     IdlePstate { lower: bool },
     /// Call the server behind `endpoint` and wait for its reply.
     Call { endpoint: u64, message: SyncMessage },
-    /// Answer the call being served (if `reply` is set) and wait for the next.
-    ReplyRecv { reply: Option<SyncMessage> },
+    /// Answer the call being served (if `reply` is set) and, if `receive`,
+    /// wait for the next.
+    ReplyRecv { reply: Option<SyncMessage>, receive: bool },
 }
 
 impl Syscall {
@@ -157,8 +158,10 @@ impl Syscall {
                 _ => return Err(err::OUT_OF_RANGE),
             },
             nr::CALL => Syscall::Call { endpoint: a0, message: sync_message()? },
-            nr::REPLY_RECV if a0 & 1 == 1 => Syscall::ReplyRecv { reply: Some(sync_message()?) },
-            nr::REPLY_RECV => Syscall::ReplyRecv { reply: None },
+            nr::REPLY_RECV if a0 & !3 != 0 => return Err(err::OUT_OF_RANGE),
+            nr::REPLY_RECV if a0 == 2 => return Err(err::OUT_OF_RANGE), // neither answer nor wait
+            nr::REPLY_RECV if a0 & 1 == 1 => Syscall::ReplyRecv { reply: Some(sync_message()?), receive: a0 & 2 == 0 },
+            nr::REPLY_RECV => Syscall::ReplyRecv { reply: None, receive: true },
             _ => return Err(err::UNKNOWN_SYSCALL),
         })
     }
@@ -221,8 +224,17 @@ mod tests {
         assert_eq!(Syscall::decode_with_sync(nr::CALL, args, [p[3], p[4]]), Ok(Syscall::Call { endpoint: 3, message: m }));
         let (bytes, len) = m.payload_bytes();
         assert_eq!(&bytes[..len], b"hello, synchronous world");
-        assert_eq!(Syscall::decode_with_sync(nr::REPLY_RECV, [1, rsi, rdx, p[0], p[1], p[2]], [p[3], p[4]]), Ok(Syscall::ReplyRecv { reply: Some(m) }));
-        assert_eq!(Syscall::decode(nr::REPLY_RECV, [0, rsi, rdx, 0, 0, 0]), Ok(Syscall::ReplyRecv { reply: None }));
+        assert_eq!(
+            Syscall::decode_with_sync(nr::REPLY_RECV, [1, rsi, rdx, p[0], p[1], p[2]], [p[3], p[4]]),
+            Ok(Syscall::ReplyRecv { reply: Some(m), receive: true })
+        );
+        assert_eq!(
+            Syscall::decode_with_sync(nr::REPLY_RECV, [3, rsi, rdx, p[0], p[1], p[2]], [p[3], p[4]]),
+            Ok(Syscall::ReplyRecv { reply: Some(m), receive: false })
+        );
+        assert_eq!(Syscall::decode(nr::REPLY_RECV, [0, rsi, rdx, 0, 0, 0]), Ok(Syscall::ReplyRecv { reply: None, receive: true }));
+        assert_eq!(Syscall::decode(nr::REPLY_RECV, [2, 0, 0, 0, 0, 0]), Err(err::OUT_OF_RANGE));
+        assert_eq!(Syscall::decode(nr::REPLY_RECV, [4, 0, 0, 0, 0, 0]), Err(err::OUT_OF_RANGE));
         assert!(SyncMessage::with_payload(0, 0, &[0; 41]).is_none());
         let too_long = 41u64 << 32;
         assert_eq!(Syscall::decode(nr::CALL, [0, too_long, 0, 0, 0, 0]), Err(err::TOO_LONG));

@@ -62,7 +62,9 @@ pub mod nr {
     pub const CALL: u64 = 11;
     /// `reply_recv(reply?) -> next call`: answer the call being served (if
     /// `rdi` bit 0 is set, the reply is in the message registers) and wait
-    /// for the next call; returns it with the caller's badge in `rdi`.
+    /// for the next call; returns it with the caller's badge in `rdi`. With
+    /// `rdi` bit 1 set as well, only answer: return 0 at once, no call
+    /// taken (a server that goes back to other work).
     /// Errors: `NOT_SERVING` (a reply with no call being served; nothing
     /// is sent and the call does not wait), `TOO_LONG`.
     pub const REPLY_RECV: u64 = 12;

@@ -2,7 +2,9 @@
 //! back to whoever sent it (the endpoint whose badge matches). Also the
 //! sink of the stream benchmark (labels in `userlib::measure::label`): it
 //! checks every stream message's sequence and payload and reports the
-//! count of good ones when asked. `STOP` ends it.
+//! count of good ones when asked. `SERVE_CALLS` makes it a called server
+//! for a while: it answers synchronous calls (`reply_recv`) until
+//! `SERVE_CALLS_END` (the benchmark's cross-core call rows). `STOP` ends it.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_code)]
 
@@ -36,6 +38,20 @@ fn run() -> i32 {
                         message = reply;
                     }
                 }
+            }
+            label::SERVE_CALLS => {
+                // Answer first through the rings, so the sender knows calls
+                // will be taken from now on (a call made earlier would wait
+                // in the kernel until `reply_recv` anyway).
+                if let Some(endpoint) = channel.endpoint_for_badge(message.sender_badge) {
+                    message.destination_endpoint = endpoint;
+                    channel.send_message(&message);
+                }
+                match serve_calls() {
+                    Ok(calls) => served += calls,
+                    Err(e) => userlib::log!("serving calls failed: {}", e.name()),
+                }
+                continue;
             }
             label::SINK_START => {
                 (expected, good) = (0, 0);
@@ -78,4 +94,23 @@ fn run() -> i32 {
         sleeps.withdrawn
     );
     0
+}
+
+/// Serves synchronous calls until `SERVE_CALLS_END`; returns how many.
+fn serve_calls() -> Result<u64, userlib::SysError> {
+    let mut reply: Option<userlib::abi::SyncMessage> = None;
+    let mut calls = 0;
+    loop {
+        let call = userlib::reply_recv(reply.as_ref())?;
+        calls += 1;
+        let mut answer = call.message;
+        let end = answer.label == label::SERVE_CALLS_END;
+        answer.label = answer.label.wrapping_add(1);
+        if end {
+            // Answer the last call and go back to the rings at once.
+            userlib::reply(&answer)?;
+            return Ok(calls);
+        }
+        reply = Some(answer);
+    }
 }

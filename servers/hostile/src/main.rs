@@ -53,6 +53,15 @@ fn syscall_checks() -> i32 {
     let restored = syscall3(nr::IDLE_PSTATE, 0, 0, 0);
     userlib::log!("idle_pstate 1 then 0 on a core without idle_pstate_after_us: returned {lowered} and {restored}");
     ok &= lowered == 0 && restored == 0;
+    // Synchronous calls: no capability, a reply with no call being served,
+    // flags that mean nothing, a payload longer than 40 bytes.
+    ok &= expect_error("call on endpoint 999", syscall3(nr::CALL, 999, 0, 0), err::NO_CAPABILITY);
+    ok &= expect_error("call on endpoint u64::MAX", syscall3(nr::CALL, u64::MAX, 0, 0), err::NO_CAPABILITY);
+    ok &= expect_error("call with a 41-byte payload", syscall3(nr::CALL, 0, 41 << 32, 0), err::TOO_LONG);
+    ok &= expect_error("reply_recv replying to no call", syscall3(nr::REPLY_RECV, 1, 0, 0), err::NOT_SERVING);
+    ok &= expect_error("reply (no wait) to no call", syscall3(nr::REPLY_RECV, 3, 0, 0), err::NOT_SERVING);
+    ok &= expect_error("reply_recv with flags 2", syscall3(nr::REPLY_RECV, 2, 0, 0), err::OUT_OF_RANGE);
+    ok &= expect_error("reply_recv with flags u64::MAX", syscall3(nr::REPLY_RECV, u64::MAX, 0, 0), err::OUT_OF_RANGE);
     ok &= expect_error("unknown number 9999", syscall3(9999, 1, 2, 3), err::UNKNOWN_SYSCALL);
     ok &= expect_error("unknown number u64::MAX", syscall3(u64::MAX, 0, 0, 0), err::UNKNOWN_SYSCALL);
     userlib::log!("still alive after every bad system call");

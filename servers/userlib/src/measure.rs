@@ -19,6 +19,12 @@ pub mod label {
     pub const SINK: u32 = 101;
     /// End of a stream: answer with the number of good messages (u64 LE).
     pub const SINK_FLUSH: u32 = 102;
+    /// Answer, then serve synchronous calls (`reply_recv`, answering each
+    /// with `label + 1`) until a call labelled `SERVE_CALLS_END`, which is
+    /// answered too; then back to the rings.
+    pub const SERVE_CALLS: u32 = 200;
+    /// The call that ends `SERVE_CALLS`.
+    pub const SERVE_CALLS_END: u32 = 201;
     /// Exit.
     pub const STOP: u32 = u32::MAX;
 }

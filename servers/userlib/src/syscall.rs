@@ -210,6 +210,14 @@ pub fn call(endpoint: u32, message: &abi::SyncMessage) -> Result<SyncReceived, S
     result(ret).map(|_| SyncReceived { badge, message })
 }
 
+/// Answers the call being served with `reply` and returns at once, taking
+/// no call (a server that goes back to other work after serving calls).
+#[inline]
+pub fn reply(reply: &abi::SyncMessage) -> Result<(), SysError> {
+    let (ret, _, _) = sync_syscall(abi::nr::REPLY_RECV, 3, reply);
+    result(ret).map(|_| ())
+}
+
 /// Answers the call being served with `reply` (if any) and waits for the
 /// next call, which it returns. A server that serves calls loops on this.
 #[inline]
