@@ -5,8 +5,13 @@
 //! lines for the host, with the kernel's per-core counters around the
 //! main phases.
 //!
-//! args: `rtt=N` round trips per ring count (default 20000),
-//! `stream=N` messages per stream (default 200000).
+//! Then the same boot measures synchronous calls (`sync_rows`): to
+//! `sync-echo` on this core (the direct switch) and to `echo` on its own
+//! core (IPIs), round trips and back-to-back call streams.
+//!
+//! args: `rtt=N` round trips per ring count and per call placement
+//! (default 20000), `stream=N` messages per stream (default 200000),
+//! `sync_stream=N` calls per call stream (default 50000).
 //!
 //! Every `mover-rtt` / `mover-stream` line says what the rings are:
 //! `rings=R extra=empty extra_rings=R-2` (R-2 kernel-side rings no core
@@ -28,11 +33,13 @@ use userlib::measure::{SAMPLE_BUFFER_LEN, elapsed, label, payload, stats, take_s
 use userlib::{bench_extra_rings, bench_mark};
 use userlib::{Channel, Message};
 
+mod sync_rows;
+
 userlib::server_main!(run);
 
-/// Rings on the mover: this server's and echo's outboxes, plus extras.
-const BASE_RINGS: usize = 2;
-const RING_COUNTS: [usize; 6] = [2, 4, 8, 16, 32, 64];
+/// Ring counts of the scaling rows (the base, the system's own outboxes on
+/// the mover, comes first; counts not above it are skipped).
+const RING_COUNTS: [usize; 5] = [4, 8, 16, 32, 64];
 const WARMUP: usize = 1000;
 
 fn run() -> i32 {
@@ -53,20 +60,26 @@ fn run() -> i32 {
         return writers_benchmark(&mut channel, echo, echo_badge, writers, iterations, stream, samples);
     }
 
-    for rings in RING_COUNTS {
-        bench_extra_rings(rings - BASE_RINGS);
-        let phase = (rings == BASE_RINGS).then_some("mover-rtt");
+    // The outboxes the mover scans without extras: this server's and echo's,
+    // plus every other server's on the mover (`outboxes=` in the TOML: the
+    // benchmark system's `sync-echo` makes it 3).
+    let base = (userlib::arg_u64("outboxes", 2) as usize).max(1);
+    for rings in core::iter::once(base).chain(RING_COUNTS.into_iter().filter(|&r| r > base)) {
+        bench_extra_rings(rings - base);
+        let phase = (rings == base).then_some("mover-rtt");
         let rtt = mover_rtt(&mut channel, echo, echo_badge, iterations, samples, phase);
-        rtt.print(&Rings { batch: None, rings, extra: "empty", extra_rings: rings - BASE_RINGS, writers: None });
+        rtt.print(&Rings { batch: None, rings, extra: "empty", extra_rings: rings - base, writers: None });
     }
 
-    for (batch, rings) in [(1usize, 2usize), (8, 2), (32, 2), (1, 64)] {
-        bench_extra_rings(rings - BASE_RINGS);
-        let phase = (batch == 1 && rings == BASE_RINGS).then_some("mover-stream");
-        let labels = Rings { batch: Some(batch), rings, extra: "empty", extra_rings: rings - BASE_RINGS, writers: None };
+    for (batch, rings) in [(1usize, base), (8, base), (32, base), (1, 64.max(base))] {
+        bench_extra_rings(rings - base);
+        let phase = (batch == 1 && rings == base).then_some("mover-stream");
+        let labels = Rings { batch: Some(batch), rings, extra: "empty", extra_rings: rings - base, writers: None };
         mover_stream(&mut channel, echo, echo_badge, stream, phase, &labels);
     }
     bench_extra_rings(0);
+    let calls = userlib::arg_u64("sync_stream", 50_000);
+    sync_rows::run(&mut channel, echo, echo_badge, samples, iterations, calls);
     let _ = channel.send(echo, label::STOP, b"");
     0
 }
@@ -259,7 +272,7 @@ fn writers_benchmark(
         count += 1;
     }
     let writers = &writers[..count];
-    let rings = BASE_RINGS + count;
+    let rings = 2 + count; // this server's and echo's outboxes, plus the writers'
     bench_extra_rings(0);
     for written in [false, true] {
         let extra = if written { "written" } else { "idle" };
