@@ -17,6 +17,15 @@
 //! - a figure whose messages did not all check out (`ok != n`, or no `ok`)
 //!   is kept but flagged in every output;
 //! - targets are measured and reported as met or missed, never asserted;
+//!   a target whose inputs failed their check, or whose mechanism fell
+//!   back, is `n/a` with the reason, never met;
+//! - a sample where the TSC went backwards is dropped and counted by the
+//!   guest (`tsc_backwards=`), never kept as 0;
+//! - an IPC row whose phase counters contradict its path (a same-core sync
+//!   call without CR3 writes, a mover row with system calls) is a failure
+//!   ([`counter_failures`]), not a warning;
+//! - several boots of one system are set side by side only as the median
+//!   of their medians and its spread ([`across_boots`]);
 //! - the power table ([`power_policy`]) shows one boot per policy in one
 //!   table; across boots it divides only each boot's floor-normalised
 //!   ratios, never times.
@@ -30,9 +39,9 @@
 //! src/text_table.rs          the text table and its cell formats, the target line
 //! src/data_files.rs          writing and reading CSV and JSON files
 //! src/ipc/                   the IPC benchmark (no parser of its own: generic records)
-//!   record_figures.rs targets.rs analysis.rs report.rs plot.rs export.rs
+//!   record_figures.rs paths.rs targets.rs analysis.rs report.rs across_boots.rs plot.rs export.rs
 //! src/power_policy/          the power-policy benchmark (no plot)
-//!   parse.rs rows.rs warnings.rs targets.rs analysis.rs report.rs export.rs
+//!   parse.rs rows.rs warnings.rs targets.rs analysis.rs report.rs across_boots.rs export.rs
 //! src/bin/bench-report.rs    re-reports a saved serial log
 //! ```
 //!

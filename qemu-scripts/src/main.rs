@@ -686,7 +686,19 @@ fn cmd_bench(which: Benchmark, opts: &QemuOptions, runs: u32) -> Result<ExitCode
         }
         if runs > 1 {
             print!("{}", bench::across_boots_text(&ipc_runs));
-            print!("{}", bench::summary_text(&ipc_runs));
+            // Target ratios per boot, one table per system (the writers
+            // boot's targets are not the same figures as the ipc boot's).
+            for boot in plan.iter().filter(|b| b.ipc) {
+                let same: Vec<bench::Run> = ipc_runs
+                    .iter()
+                    .filter(|r| r.begin_extra.get("system") == Some(&boot.tag))
+                    .cloned()
+                    .collect();
+                let summary = bench::summary_text(&same);
+                if !summary.is_empty() {
+                    println!("system={}: {summary}", boot.tag);
+                }
+            }
         }
         let written = bench::write_outputs(&ipc_runs, &out).map_err(|e| Error::new(format!("writing results: {e}")))?;
         for path in written {
