@@ -114,7 +114,7 @@ fn the_base_of_ring_scaling_is_labelled_by_its_ring_count() {
     );
     assert_eq!(
         analysis.targets[2].description,
-        "mover RTT at 64 rings (62 of them empty) <= 1.5x RTT at 2 rings (client and echo outboxes, no extra)"
+        "mover RTT at 64 rings (62 of them empty) <= 1.5x RTT at 2 rings: the system's own outboxes, no extra"
     );
     let text = report_text(run);
     assert!(!text.contains(" 1 ring"), "{text}");

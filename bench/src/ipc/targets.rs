@@ -25,7 +25,8 @@ use super::paths::{
     CROSS_CORE, CounterVerdict, IpcPath, RowCounters, SAME_CORE, SYNC_CALL_RTT, SYNC_CALL_STREAM,
 };
 use super::record_figures::{
-    DIRECT_STREAM, LatencyFigure, MOVER_RTT, MOVER_STREAM, StreamFigure, row_label, variant_text,
+    DIRECT_STREAM, LatencyFigure, MOVER_RTT, MOVER_STREAM, StreamFigure, Variant, row_label,
+    variant_text,
 };
 use crate::figures::{Bound, FLOOR_LATENCY, MessageCheck, TargetOutcome, ratio};
 use crate::serial_log::LogNote;
@@ -160,7 +161,7 @@ pub(crate) fn mover_base_stream(streams: &[StreamFigure]) -> Option<&StreamFigur
     base(is_empty_ring_row).or_else(|| base(|extra| extra == Some("idle")))
 }
 
-/// `rings=2` (client and echo outboxes, the base) in words.
+/// A ring count in words: `1 ring`, `3 rings`.
 fn rings_text(rings: Option<u32>) -> String {
     match rings {
         None => "the fewest rings".to_string(),
@@ -261,14 +262,20 @@ pub(crate) fn target_checks(
         ])),
     };
 
-    let base_words = match base_rings {
-        Some(2) => "2 rings (client and echo outboxes, no extra)".to_string(),
-        other => rings_text(other),
+    // The base is the system's own outboxes (client and echo, plus any
+    // other server on the mover), however many that is.
+    // (Older guests did not say what the rings are: then only the count.)
+    let own_outboxes = |rings: Option<u32>, variant: Option<&Variant>| {
+        match variant.map(|v| (v.extra.as_deref(), v.extra_rings)) {
+            Some((Some("empty"), Some(0))) => {
+                format!("{}: the system's own outboxes, no extra", rings_text(rings))
+            }
+            Some((Some(kind), Some(n))) => format!("{}: {n} extra {kind}", rings_text(rings)),
+            _ => rings_text(rings),
+        }
     };
-    let stream_words = match stream_rings {
-        Some(2) => "2 rings: client and echo outboxes".to_string(),
-        other => rings_text(other),
-    };
+    let base_words = own_outboxes(base_rings, mover_base.map(|f| &f.variant));
+    let stream_words = own_outboxes(stream_rings, mover_stream.map(|f| &f.variant));
     let extra_64 = base_rings.map_or(String::new(), |base| {
         format!(" ({} of them empty)", 64u32.saturating_sub(base))
     });
