@@ -3,7 +3,9 @@
 //! two direct rings (`ping-to-pong`, `pong-to-ping`) with no mover in
 //! between, every reply checked (label, sequence, payload); then streams of
 //! messages in batches of 1, 8 and 32 that `ring-pong` checks and counts.
-//! Results are `BENCH` lines in the format of `benchclient`'s.
+//! Results are `BENCH` lines in the format of `benchclient`'s, with kernel
+//! counter phases (`bench_mark`) around the timed round trips and the
+//! batch-1 stream.
 //!
 //! The peer is treated as hostile: `*_untrusted` calls only, every reply
 //! validated on its private copy; a peer that lies about its index ends
@@ -16,11 +18,16 @@
 #![forbid(unsafe_code)]
 
 use userlib::measure::{SAMPLE_BUFFER_LEN, label, payload, stats, take_sample_buffer};
-use userlib::{Consumer, DirectRing, Message, Producer, RingError};
+use userlib::{Consumer, DirectRing, Message, Producer, RingError, bench_mark};
 
 userlib::server_main!(run);
 
 const STREAM_BATCHES: [usize; 3] = [1, 8, 32];
+/// Kernel counter phases around the timed round trips and the first
+/// stream (`bench_mark`; refused outside benchmark boots): the report
+/// checks that neither entered the kernel (`bench/src/ipc/paths.rs`).
+const PHASE_RTT: &str = "direct-ring-user-rtt";
+const PHASE_STREAM: &str = "direct-ring-user-stream";
 
 fn run() -> i32 {
     let (mut to_pong, mut from_pong) = match (DirectRing::producer("ping-to-pong"), DirectRing::consumer("pong-to-ping")) {
@@ -57,6 +64,9 @@ fn benchmark(
     let mut bad = 0u64;
     let mut ok = 0u64;
     for round in 0..warmup + rtt {
+        if round == warmup {
+            bench_mark(PHASE_RTT, true);
+        }
         let sequence = round as u32;
         let request = message(label::PING, sequence);
         let start = userlib::rdtsc();
@@ -73,6 +83,7 @@ fn benchmark(
         }
         bad += u64::from(!good);
     }
+    bench_mark(PHASE_RTT, false);
     let (median, p99, min, max) = stats(&mut samples[..rtt]);
     userlib::log!(
         "BENCH latency name=user-direct-ring-rtt n={rtt} median_cycles={median} p99_cycles={p99} min_cycles={min} max_cycles={max} ok={ok}"
@@ -81,6 +92,10 @@ fn benchmark(
 
     for batch in STREAM_BATCHES {
         send(to_pong, &message(label::SINK_START, 0))?;
+        let counted = batch == STREAM_BATCHES[0];
+        if counted {
+            bench_mark(PHASE_STREAM, true);
+        }
         let start = userlib::rdtsc();
         let mut next: u64 = 0;
         while next < stream {
@@ -110,6 +125,9 @@ fn benchmark(
             bad += 1;
         };
         let cycles = userlib::rdtsc().wrapping_sub(start);
+        if counted {
+            bench_mark(PHASE_STREAM, false);
+        }
         let mut count = [0u8; 8];
         count.copy_from_slice(&reply.payload_bytes()[..8]);
         let ok = u64::from_le_bytes(count);
