@@ -99,8 +99,30 @@ pub fn measure(endpoint: u32, badge: u64, placement: Placement, samples: &mut [u
     }
 }
 
+/// The cost of entering and leaving the kernel alone (`core_id`, a system
+/// call that does nothing), to read the call rows against: a same-core
+/// call is two of these plus two address-space switches plus the kernel's
+/// bookkeeping. Printed as a plain log line (not a table row).
+fn null_syscall(samples: &mut [u64], iterations: usize) {
+    let mut kept = 0;
+    for round in 0..WARMUP + iterations {
+        let start = userlib::rdtsc();
+        let _ = core::hint::black_box(userlib::core_id());
+        let end = userlib::rdtsc();
+        if round >= WARMUP
+            && let Some(cycles) = elapsed(start, end)
+        {
+            samples[kept] = cycles;
+            kept += 1;
+        }
+    }
+    let (median, p99, _, _) = stats(&mut samples[..kept]);
+    userlib::log!("benchclient: null system call (core_id): median {median} cycles, p99 {p99} cycles, n={kept}");
+}
+
 /// Both placements: `sync-echo` on this core, then `echo` on its own core.
 pub fn run(channel: &mut Channel, echo: u32, echo_badge: u64, samples: &mut [u64], iterations: usize, stream: u64) {
+    null_syscall(samples, iterations);
     match channel.endpoint_named("sync-echo") {
         Some(near) => {
             let badge = channel.info().endpoint_badges[near as usize];
@@ -112,12 +134,7 @@ pub fn run(channel: &mut Channel, echo: u32, echo_badge: u64, samples: &mut [u64
     if channel.send(echo, label::SERVE_CALLS, b"").is_err() {
         return;
     }
-    loop {
-        let m = channel.recv();
-        if m.label == label::SERVE_CALLS && m.sender_badge == echo_badge {
-            break;
-        }
-    }
+    crate::answer_from(channel, label::SERVE_CALLS, echo_badge);
     measure(echo, echo_badge, Placement::CrossCore, samples, iterations, stream);
     if let Some(end) = SyncMessage::with_payload(label::SERVE_CALLS_END, 0, b"") {
         let _ = userlib::call(echo, &end);
