@@ -5,7 +5,9 @@
 //! lines for the host, with the kernel's per-core counters around the
 //! main phases.
 //!
-//! Then the same boot measures synchronous calls (`sync_rows`): to
+//! Then the same boot measures the user<->user direct rings
+//! (`direct_ring_rows`: round trips and streams to `echo` over two
+//! `[[direct_ring]]`s, no mover), and synchronous calls (`sync_rows`): to
 //! `sync-echo` on this core (the direct switch) and to `echo` on its own
 //! core (IPIs), round trips and back-to-back call streams.
 //!
@@ -29,10 +31,11 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_code)]
 
-use userlib::measure::{SAMPLE_BUFFER_LEN, elapsed, label, payload, stats, take_sample_buffer};
+use userlib::measure::{SAMPLE_BUFFER_LEN, Samples, elapsed, label, payload, stats, take_sample_buffer};
 use userlib::{bench_extra_rings, bench_mark};
 use userlib::{Channel, Message};
 
+mod direct_ring_rows;
 mod sync_rows;
 
 userlib::server_main!(run);
@@ -78,6 +81,8 @@ fn run() -> i32 {
         mover_stream(&mut channel, echo, echo_badge, stream, phase, &labels);
     }
     bench_extra_rings(0);
+    let plan = userlib::measure::ring_pair::Plan { round_trips: iterations, warmup: WARMUP, stream };
+    direct_ring_rows::run(&mut channel, echo, echo_badge, samples, plan);
     let calls = userlib::arg_u64("sync_stream", 50_000);
     sync_rows::run(&mut channel, echo, echo_badge, samples, iterations, calls);
     let _ = channel.send(echo, label::STOP, b"");
@@ -143,7 +148,8 @@ fn mover_rtt(
     samples: &mut [u64],
     phase: Option<&str>,
 ) -> RoundTrips {
-    let (mut ok, mut kept, mut backwards) = (0u64, 0usize, 0u64);
+    let mut ok = 0u64;
+    let mut kept = Samples::new(samples);
     for round in 0..WARMUP + iterations {
         if round == WARMUP
             && let Some(phase) = phase
@@ -158,13 +164,7 @@ fn mover_rtt(
         let reply = channel.recv();
         let end = userlib::rdtsc();
         if round >= WARMUP {
-            match elapsed(start, end) {
-                Some(cycles) => {
-                    samples[kept] = cycles;
-                    kept += 1;
-                }
-                None => backwards += 1,
-            }
+            kept.record(start, end);
             let good = reply.sender_badge == echo_badge
                 && reply.sequence == sequence
                 && reply.payload_bytes() == payload(sequence);
@@ -174,7 +174,7 @@ fn mover_rtt(
     if let Some(phase) = phase {
         bench_mark(phase, false);
     }
-    RoundTrips { iterations, ok, backwards, stats: stats(&mut samples[..kept]) }
+    RoundTrips { iterations, ok, backwards: kept.backwards(), stats: kept.stats() }
 }
 
 /// Streams `stream` messages to echo in batches of `batch` and prints the
@@ -208,12 +208,7 @@ fn mover_stream(channel: &mut Channel, echo: u32, echo_badge: u64, stream: u64, 
         next += n as u64;
     }
     let _ = channel.send(echo, label::SINK_FLUSH, b"");
-    let reply = loop {
-        let m = channel.recv();
-        if m.label == label::SINK_FLUSH && m.sender_badge == echo_badge {
-            break m;
-        }
-    };
+    let reply = answer_from(channel, label::SINK_FLUSH, echo_badge);
     let cycles = elapsed(start, userlib::rdtsc());
     if let Some(phase) = phase {
         bench_mark(phase, false);
@@ -225,6 +220,17 @@ fn mover_stream(channel: &mut Channel, echo: u32, echo_badge: u64, stream: u64, 
         ),
         // The whole stream is one sample: without a time it has no rate.
         None => userlib::log!("BENCH dropped kind=stream name=mover-stream {labels} n={stream} ok={ok} tsc_backwards=1"),
+    }
+}
+
+/// Waits for the next message labelled `label` from the sender with
+/// `badge`, dropping any other.
+fn answer_from(channel: &mut Channel, label: u32, badge: u64) -> Message {
+    loop {
+        let m = channel.recv();
+        if m.label == label && m.sender_badge == badge {
+            return m;
+        }
     }
 }
 
@@ -290,12 +296,7 @@ fn writers_benchmark(
         if written {
             for &(writer, badge) in writers {
                 let _ = channel.send(writer, label::SINK_FLUSH, b"");
-                let reply = loop {
-                    let m = channel.recv();
-                    if m.label == label::SINK_FLUSH && m.sender_badge == badge {
-                        break m;
-                    }
-                };
+                let reply = answer_from(channel, label::SINK_FLUSH, badge);
                 userlib::log!("BENCH writer endpoint={writer} sent={} phases=mover-rtt-written,mover-stream-written", count_of(&reply));
             }
         }

@@ -4,12 +4,19 @@
 //! checks every stream message's sequence and payload and reports the
 //! count of good ones when asked. `SERVE_CALLS` makes it a called server
 //! for a while: it answers synchronous calls (`reply_recv`) until
-//! `SERVE_CALLS_END` (the benchmark's cross-core call rows). `STOP` ends it.
+//! `SERVE_CALLS_END` (the benchmark's cross-core call rows).
+//! `SERVE_DIRECT_RINGS` makes it the answering end of the user<->user
+//! direct-ring rows: it serves the direct rings `client-to-echo` /
+//! `echo-to-client` (`userlib::measure::ring_pair::serve`, attached at the
+//! first request, so systems without them never look) until `STOP` arrives
+//! on them, then goes back to the mover's rings. `STOP` through the mover
+//! ends it.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_code)]
 
-use userlib::Channel;
+use userlib::measure::ring_pair::{self, Served};
 use userlib::measure::{label, payload};
+use userlib::{Channel, Consumer, Message, Producer};
 
 userlib::server_main!(run);
 
@@ -18,6 +25,8 @@ fn run() -> i32 {
     let mut served: u64 = 0;
     let mut unanswerable: u64 = 0;
     let (mut expected, mut good): (u32, u64) = (0, 0);
+    let mut direct = DirectRings::NotAsked;
+    let mut direct_served = Served::default();
     loop {
         let mut message = channel.recv();
         if message.sender_badge == 0 {
@@ -43,13 +52,27 @@ fn run() -> i32 {
                 // Answer first through the rings, so the sender knows calls
                 // will be taken from now on (a call made earlier would wait
                 // in the kernel until `reply_recv` anyway).
-                if let Some(endpoint) = channel.endpoint_for_badge(message.sender_badge) {
-                    message.destination_endpoint = endpoint;
-                    channel.send_message(&message);
-                }
+                answer(&mut channel, message);
                 match serve_calls() {
                     Ok(calls) => served += calls,
                     Err(e) => userlib::log!("serving calls failed: {}", e.name()),
+                }
+                continue;
+            }
+            label::SERVE_DIRECT_RINGS => {
+                let rings = direct.attach();
+                // Answer through the mover first: the client starts on the
+                // direct rings only after this (payload 1: served, 0: not).
+                if let Ok(mut reply) = Message::new(0, label::SERVE_DIRECT_RINGS, &[u8::from(rings.is_some())]) {
+                    reply.sequence = message.sequence;
+                    reply.sender_badge = message.sender_badge;
+                    answer(&mut channel, reply);
+                }
+                if let Some((to_client, from_client)) = rings
+                    && let Err(e) = ring_pair::serve(from_client, to_client, &mut direct_served)
+                {
+                    userlib::log!("direct-ring peer misbehaved: {e}");
+                    direct = DirectRings::Broken;
                 }
                 continue;
             }
@@ -75,16 +98,16 @@ fn run() -> i32 {
             }
             _ => {}
         }
-        match channel.endpoint_for_badge(message.sender_badge) {
-            Some(endpoint) => {
-                message.destination_endpoint = endpoint;
-                channel.send_message(&message);
-                served += 1;
-            }
-            None => unanswerable += 1,
+        if answer(&mut channel, message) {
+            served += 1;
+        } else {
+            unanswerable += 1;
         }
     }
     userlib::log!("echo served {served} messages ({unanswerable} from senders it cannot answer)");
+    if !matches!(direct, DirectRings::NotAsked) {
+        userlib::log!("echo over direct rings: {direct_served}");
+    }
     let sleeps = channel.idler().counts();
     userlib::log!(
         "echo slept {} times ({} sleeps requested, {} called off by the kernel's last check; {} announcements withdrawn at the inbox re-check)",
@@ -94,6 +117,47 @@ fn run() -> i32 {
         sleeps.withdrawn
     );
     0
+}
+
+/// Sends `message` back to the endpoint whose badge is its
+/// `sender_badge`; false if no endpoint of ours has that badge.
+fn answer(channel: &mut Channel, mut message: Message) -> bool {
+    match channel.endpoint_for_badge(message.sender_badge) {
+        Some(endpoint) => {
+            message.destination_endpoint = endpoint;
+            channel.send_message(&message);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Echo's ends of the direct rings with the benchmark client.
+enum DirectRings {
+    /// Never asked to serve them: not attached (most systems have none).
+    NotAsked,
+    Attached(Producer<'static>, Consumer<'static>),
+    /// Missing in this system, or the peer broke them: not served again.
+    Broken,
+}
+
+impl DirectRings {
+    /// The ends (attached at the first call), or `None` if unusable.
+    fn attach(&mut self) -> Option<(&mut Producer<'static>, &mut Consumer<'static>)> {
+        if let DirectRings::NotAsked = self {
+            *self = match ring_pair::attach("echo-to-client", "client-to-echo") {
+                Ok((to_client, from_client)) => DirectRings::Attached(to_client, from_client),
+                Err(e) => {
+                    userlib::log!("{e}");
+                    DirectRings::Broken
+                }
+            };
+        }
+        match self {
+            DirectRings::Attached(to_client, from_client) => Some((to_client, from_client)),
+            _ => None,
+        }
+    }
 }
 
 /// Serves synchronous calls until `SERVE_CALLS_END`; returns how many.

@@ -10,7 +10,8 @@
 //!   sleep/wake protocol ([`Idler`], owned by the channel; the policy
 //!   logic is the `power-policy` crate's `Governor`);
 //! - [`measure`]: benchmark helpers (protocol labels, payloads, a sample
-//!   buffer, statistics).
+//!   buffer, statistics, and both ends of the direct-ring benchmark:
+//!   `measure::ring_pair`).
 //!
 //! A server is a `no_std` binary:
 //! ```ignore

@@ -1,9 +1,12 @@
 //! Benchmark helpers the measuring servers share (`benchclient`, `echo`,
-//! `ping`): the labels of the benchmark protocol, the payload pattern
-//! receivers check, a static buffer for timing samples, and the statistics
-//! of a sample set. The benchmark-only system calls (phase marks, extra
-//! rings) are with the other wrappers: [`crate::bench_mark`],
-//! [`crate::bench_extra_rings`].
+//! `ping`, `ring-ping`, `ring-pong`): the labels of the benchmark protocol,
+//! the payload pattern receivers check, a static buffer for timing samples,
+//! and the statistics of a sample set; and [`ring_pair`], both ends of the
+//! user<->user direct-ring benchmark. The benchmark-only system calls
+//! (phase marks, extra rings) are with the other wrappers:
+//! [`crate::bench_mark`], [`crate::bench_extra_rings`].
+
+pub mod ring_pair;
 
 /// Labels of the benchmark protocol between `benchclient` and `echo`.
 pub mod label {
@@ -25,6 +28,12 @@ pub mod label {
     pub const SERVE_CALLS: u32 = 200;
     /// The call that ends `SERVE_CALLS`.
     pub const SERVE_CALLS_END: u32 = 201;
+    /// Serve the direct rings `client-to-echo` / `echo-to-client`
+    /// ([`super::ring_pair::serve`]) until `STOP` arrives on them; then back
+    /// to the mover's rings. Answered first through the mover with one
+    /// payload byte: 1 if echo serves the direct rings now, 0 if it cannot
+    /// (no such rings in this system, or they broke earlier).
+    pub const SERVE_DIRECT_RINGS: u32 = 300;
     /// Exit.
     pub const STOP: u32 = u32::MAX;
 }
@@ -49,6 +58,44 @@ pub fn payload(sequence: u32) -> [u8; 40] {
 /// wrapped-around huge value.
 pub fn elapsed(start: u64, end: u64) -> Option<u64> {
     end.checked_sub(start)
+}
+
+/// Timing samples being collected into a buffer: each kept one, and how
+/// many were dropped because the TSC went backwards ([`elapsed`]).
+pub struct Samples<'a> {
+    buffer: &'a mut [u64],
+    kept: usize,
+    backwards: u64,
+}
+
+impl<'a> Samples<'a> {
+    pub fn new(buffer: &'a mut [u64]) -> Samples<'a> {
+        Samples { buffer, kept: 0, backwards: 0 }
+    }
+
+    /// Keeps `end - start`, or counts it as backwards. A sample beyond the
+    /// buffer's end is dropped (callers bound their counts by its length).
+    pub fn record(&mut self, start: u64, end: u64) {
+        match elapsed(start, end) {
+            Some(cycles) => {
+                if let Some(slot) = self.buffer.get_mut(self.kept) {
+                    *slot = cycles;
+                    self.kept += 1;
+                }
+            }
+            None => self.backwards += 1,
+        }
+    }
+
+    /// Samples dropped because the TSC went backwards (`tsc_backwards=`).
+    pub fn backwards(&self) -> u64 {
+        self.backwards
+    }
+
+    /// [`stats`] of the kept samples (sorts them).
+    pub fn stats(&mut self) -> (u64, u64, u64, u64) {
+        stats(&mut self.buffer[..self.kept])
+    }
 }
 
 /// Entries in the buffer [`take_sample_buffer`] hands out.
