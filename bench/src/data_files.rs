@@ -23,10 +23,7 @@ pub fn write_csv<T: Serialize>(path: &Path, rows: &[T]) -> io::Result<()> {
 /// Reads a CSV file written by [`write_csv`] back into rows of type `T`.
 pub fn read_csv<T: DeserializeOwned>(path: &Path) -> io::Result<Vec<T>> {
     let mut reader = csv::Reader::from_path(path).map_err(io::Error::other)?;
-    reader
-        .deserialize()
-        .map(|row| row.map_err(io::Error::other))
-        .collect()
+    reader.deserialize().map(|row| row.map_err(io::Error::other)).collect()
 }
 
 /// Writes `document` as pretty-printed JSON with a final newline.

@@ -24,8 +24,7 @@ pub fn cycles_to_ns(cycles: u64, tsc_hz: u64) -> f64 {
 /// `numerator / denominator`, or `None` when the denominator is not positive
 /// or either side is not finite.
 pub fn ratio(numerator: f64, denominator: f64) -> Option<f64> {
-    (denominator > 0.0 && numerator.is_finite() && denominator.is_finite())
-        .then(|| numerator / denominator)
+    (denominator > 0.0 && numerator.is_finite() && denominator.is_finite()).then(|| numerator / denominator)
 }
 
 /// Whether the guest verified every message behind a figure.
@@ -83,12 +82,7 @@ impl TargetOutcome {
     /// Met or missed when `measured` is there and its inputs are valid;
     /// not applicable when they are not (`invalid_because` says why), not
     /// measured without a value.
-    pub fn judge(
-        bound: Bound,
-        limit: f64,
-        measured: Option<f64>,
-        invalid_because: Option<&str>,
-    ) -> TargetOutcome {
+    pub fn judge(bound: Bound, limit: f64, measured: Option<f64>, invalid_because: Option<&str>) -> TargetOutcome {
         let Some(value) = measured else {
             return TargetOutcome::NotMeasured;
         };
@@ -99,11 +93,7 @@ impl TargetOutcome {
             Bound::AtMost => value <= limit,
             Bound::AtLeast => value >= limit,
         };
-        if met {
-            TargetOutcome::Met
-        } else {
-            TargetOutcome::Missed
-        }
+        if met { TargetOutcome::Met } else { TargetOutcome::Missed }
     }
 }
 
@@ -138,16 +128,7 @@ impl Spread {
         }
         sorted.sort_by(f64::total_cmp);
         let middle = sorted.len() / 2;
-        let median = if sorted.len() % 2 == 1 {
-            sorted[middle]
-        } else {
-            (sorted[middle - 1] + sorted[middle]) / 2.0
-        };
-        Some(Spread {
-            boots: sorted.len(),
-            median,
-            min: sorted[0],
-            max: sorted[sorted.len() - 1],
-        })
+        let median = if sorted.len() % 2 == 1 { sorted[middle] } else { (sorted[middle - 1] + sorted[middle]) / 2.0 };
+        Some(Spread { boots: sorted.len(), median, min: sorted[0], max: sorted[sorted.len() - 1] })
     }
 }

@@ -78,12 +78,10 @@ pub use data_files::read_csv;
 pub use figures::{MessageCheck, TargetOutcome};
 pub use ipc::across_boots::{AcrossBootsRow, across_boots, across_boots_text};
 pub use ipc::analysis::{Analysis, analyze};
-pub use ipc::paths::{CounterVerdict, IpcPath, RowCounters};
 pub use ipc::export::{JsonReport, read_json, write_data_files, write_outputs};
+pub use ipc::paths::{CounterVerdict, IpcPath, RowCounters};
 pub use ipc::plot::write_plots;
 pub use ipc::report::{counter_failures, report_text, summary_text};
 pub use ipc::targets::TargetCheck;
-pub use power_policy::{
-    PowerRow, PowerTable, power_report_text, power_runs, power_table, write_power_outputs,
-};
+pub use power_policy::{PowerRow, PowerTable, power_report_text, power_runs, power_table, write_power_outputs};
 pub use serial_log::{ParseError, ParseErrorKind, Run, parse};

@@ -217,22 +217,14 @@ impl fmt::Display for ParseError {
             ParseErrorKind::NotANumber { key, value } => {
                 write!(f, "`{key}={value}`: value is not an unsigned integer")?
             }
-            ParseErrorKind::TokenWithoutEquals { token } => {
-                write!(f, "`{token}` is not a key=value pair")?
-            }
+            ParseErrorKind::TokenWithoutEquals { token } => write!(f, "`{token}` is not a key=value pair")?,
             ParseErrorKind::RepeatedKey { key } => write!(f, "key `{key}` given twice")?,
             ParseErrorKind::ZeroTscHz => write!(f, "`tsc_hz=0`: cannot convert cycles to time")?,
-            ParseErrorKind::ZeroStreamCycles => {
-                write!(f, "stream with `cycles=0`: no rate can be derived")?
-            }
+            ParseErrorKind::ZeroStreamCycles => write!(f, "stream with `cycles=0`: no rate can be derived")?,
             ParseErrorKind::MissingRecordKind => write!(f, "`BENCH` without a record kind")?,
-            ParseErrorKind::RecordOutsideRun => {
-                write!(f, "`BENCH` record outside a BENCH-BEGIN … BENCH-END block")?
-            }
+            ParseErrorKind::RecordOutsideRun => write!(f, "`BENCH` record outside a BENCH-BEGIN … BENCH-END block")?,
             ParseErrorKind::EndWithoutBegin => write!(f, "`BENCH-END` without `BENCH-BEGIN`")?,
-            ParseErrorKind::NoRuns => {
-                write!(f, "no `BENCH-BEGIN` line: the benchmark did not start")?
-            }
+            ParseErrorKind::NoRuns => write!(f, "no `BENCH-BEGIN` line: the benchmark did not start")?,
         }
         if !self.text.is_empty() {
             write!(f, "\n    {}", self.text)?;
@@ -257,10 +249,7 @@ pub fn parse(log: &str) -> Result<Vec<Run>, ParseError> {
         let line = strip_ansi_escapes(raw_line.trim_end_matches('\r'));
         let Some((marker, rest)) = find_marker(&line) else {
             if crate::figures::is_fallback_line(&line) {
-                let note = LogNote {
-                    line: line_number,
-                    text: line.trim_end().to_string(),
-                };
+                let note = LogNote { line: line_number, text: line.trim_end().to_string() };
                 match open_run.as_mut() {
                     Some(run) => run.fallbacks.push(note),
                     None => pending_fallbacks.push(note),
@@ -268,11 +257,7 @@ pub fn parse(log: &str) -> Result<Vec<Run>, ParseError> {
             }
             continue;
         };
-        let error = |kind| ParseError {
-            line: line_number,
-            kind,
-            text: raw_line.trim_end().to_string(),
-        };
+        let error = |kind| ParseError { line: line_number, kind, text: raw_line.trim_end().to_string() };
         match marker {
             Marker::Begin => {
                 let fields = Fields::split(rest).map_err(error)?;
@@ -307,11 +292,7 @@ pub fn parse(log: &str) -> Result<Vec<Run>, ParseError> {
     }
     runs.extend(open_run);
     if runs.is_empty() {
-        return Err(ParseError {
-            line: 0,
-            kind: ParseErrorKind::NoRuns,
-            text: String::new(),
-        });
+        return Err(ParseError { line: 0, kind: ParseErrorKind::NoRuns, text: String::new() });
     }
     Ok(runs)
 }
@@ -325,9 +306,7 @@ fn begin_run(line: usize, mut fields: Fields) -> Result<Run, ParseErrorKind> {
         begin_line: line,
         end_line: None,
         end_status: None,
-        accel: fields
-            .take_text("accel")
-            .unwrap_or_else(|| "unknown".to_string()),
+        accel: fields.take_text("accel").unwrap_or_else(|| "unknown".to_string()),
         smp: fields.take_number("smp")?,
         cpu: fields.take_text("cpu"),
         tsc_hz,
@@ -343,12 +322,7 @@ fn begin_run(line: usize, mut fields: Fields) -> Result<Run, ParseErrorKind> {
     })
 }
 
-fn add_record(
-    run: &mut Run,
-    line: usize,
-    kind: &str,
-    mut fields: Fields,
-) -> Result<(), ParseErrorKind> {
+fn add_record(run: &mut Run, line: usize, kind: &str, mut fields: Fields) -> Result<(), ParseErrorKind> {
     match kind {
         "latency" => run.latencies.push(LatencySample {
             line,
@@ -394,11 +368,7 @@ fn add_record(
             messages: fields.take_number("messages")?,
             extra: fields.into_extra(),
         }),
-        _ => run.other_records.push(OtherRecord {
-            line,
-            kind: kind.to_string(),
-            fields: fields.into_extra(),
-        }),
+        _ => run.other_records.push(OtherRecord { line, kind: kind.to_string(), fields: fields.into_extra() }),
     }
     Ok(())
 }
@@ -418,10 +388,8 @@ fn find_marker(line: &str) -> Option<(Marker, &str)> {
         let start = search_from + offset;
         let after = &line[start + "BENCH".len()..];
         search_from = start + "BENCH".len();
-        let starts_word = line[..start]
-            .chars()
-            .next_back()
-            .is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '-'));
+        let starts_word =
+            line[..start].chars().next_back().is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '-'));
         if !starts_word {
             continue;
         }
@@ -472,19 +440,13 @@ impl Fields {
         let mut values = ExtraKeys::new();
         for token in text.split_whitespace() {
             let Some((key, value)) = token.split_once('=') else {
-                return Err(ParseErrorKind::TokenWithoutEquals {
-                    token: token.to_string(),
-                });
+                return Err(ParseErrorKind::TokenWithoutEquals { token: token.to_string() });
             };
             if key.is_empty() {
-                return Err(ParseErrorKind::TokenWithoutEquals {
-                    token: token.to_string(),
-                });
+                return Err(ParseErrorKind::TokenWithoutEquals { token: token.to_string() });
             }
             if values.insert(key.to_string(), value.to_string()).is_some() {
-                return Err(ParseErrorKind::RepeatedKey {
-                    key: key.to_string(),
-                });
+                return Err(ParseErrorKind::RepeatedKey { key: key.to_string() });
             }
         }
         Ok(Fields { values })
@@ -494,30 +456,16 @@ impl Fields {
         self.values.remove(key)
     }
 
-    fn take_required_text(
-        &mut self,
-        record: &str,
-        key: &'static str,
-    ) -> Result<String, ParseErrorKind> {
-        self.take_text(key)
-            .ok_or_else(|| ParseErrorKind::MissingKey {
-                record: record.to_string(),
-                key,
-            })
+    fn take_required_text(&mut self, record: &str, key: &'static str) -> Result<String, ParseErrorKind> {
+        self.take_text(key).ok_or_else(|| ParseErrorKind::MissingKey { record: record.to_string(), key })
     }
 
-    fn take_number<T: std::str::FromStr>(
-        &mut self,
-        key: &str,
-    ) -> Result<Option<T>, ParseErrorKind> {
+    fn take_number<T: std::str::FromStr>(&mut self, key: &str) -> Result<Option<T>, ParseErrorKind> {
         match self.values.remove(key) {
             None => Ok(None),
             Some(value) => match value.parse() {
                 Ok(number) => Ok(Some(number)),
-                Err(_) => Err(ParseErrorKind::NotANumber {
-                    key: key.to_string(),
-                    value,
-                }),
+                Err(_) => Err(ParseErrorKind::NotANumber { key: key.to_string(), value }),
             },
         }
     }
@@ -527,11 +475,7 @@ impl Fields {
         record: &str,
         key: &'static str,
     ) -> Result<T, ParseErrorKind> {
-        self.take_number(key)?
-            .ok_or_else(|| ParseErrorKind::MissingKey {
-                record: record.to_string(),
-                key,
-            })
+        self.take_number(key)?.ok_or_else(|| ParseErrorKind::MissingKey { record: record.to_string(), key })
     }
 
     fn into_extra(self) -> ExtraKeys {
@@ -545,14 +489,8 @@ mod tests {
 
     #[test]
     fn marker_is_found_after_a_prefix_and_only_as_a_word() {
-        assert_eq!(
-            find_marker("[core 0] INFO  BENCH latency x=1").map(|m| m.0),
-            Some(Marker::Record)
-        );
-        assert_eq!(
-            find_marker("BENCH-BEGIN tsc_hz=1").map(|m| m.0),
-            Some(Marker::Begin)
-        );
+        assert_eq!(find_marker("[core 0] INFO  BENCH latency x=1").map(|m| m.0), Some(Marker::Record));
+        assert_eq!(find_marker("BENCH-BEGIN tsc_hz=1").map(|m| m.0), Some(Marker::Begin));
         assert_eq!(find_marker("[x]BENCH-END").map(|m| m.0), Some(Marker::End));
         assert_eq!(find_marker("running BENCHMARKS now"), None);
         assert_eq!(find_marker("MYBENCH latency"), None);
@@ -561,13 +499,7 @@ mod tests {
 
     #[test]
     fn colour_codes_are_removed() {
-        assert_eq!(
-            strip_ansi_escapes("\u{1b}[32mINFO\u{1b}[0mBENCH x"),
-            "INFOBENCH x"
-        );
-        assert_eq!(
-            find_marker(&strip_ansi_escapes("\u{1b}[0mBENCH-END status=ok")).map(|m| m.0),
-            Some(Marker::End)
-        );
+        assert_eq!(strip_ansi_escapes("\u{1b}[32mINFO\u{1b}[0mBENCH x"), "INFOBENCH x");
+        assert_eq!(find_marker(&strip_ansi_escapes("\u{1b}[0mBENCH-END status=ok")).map(|m| m.0), Some(Marker::End));
     }
 }

@@ -130,13 +130,7 @@ pub struct Table {
 
 impl Table {
     pub fn new(headers: &[(&str, Align)]) -> Table {
-        Table {
-            headers: headers
-                .iter()
-                .map(|(name, align)| (name.to_string(), *align))
-                .collect(),
-            rows: Vec::new(),
-        }
+        Table { headers: headers.iter().map(|(name, align)| (name.to_string(), *align)).collect(), rows: Vec::new() }
     }
 
     pub fn row(&mut self, cells: Vec<String>) {

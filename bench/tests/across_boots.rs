@@ -12,11 +12,7 @@ const MOVER_RTT: &str = "name=mover-rtt rings=2 extra=empty extra_rings=0 n=2000
 
 /// The comparison log with the base mover round trip's median replaced.
 fn boot_with_mover_median(cycles: u64) -> String {
-    IPC_LOG.replacen(
-        MOVER_RTT,
-        &MOVER_RTT.replace("median_cycles=4000", &format!("median_cycles={cycles}")),
-        1,
-    )
+    IPC_LOG.replacen(MOVER_RTT, &MOVER_RTT.replace("median_cycles=4000", &format!("median_cycles={cycles}")), 1)
 }
 
 #[test]
@@ -36,10 +32,7 @@ fn ipc_figures_across_boots_are_median_of_medians_with_spread() {
     let runs = parse(&log).unwrap();
     assert_eq!(runs.len(), 3);
     let rows = across_boots(&runs);
-    let mover = rows
-        .iter()
-        .find(|r| r.row == "mover-rtt rings=2: no extra")
-        .unwrap();
+    let mover = rows.iter().find(|r| r.row == "mover-rtt rings=2: no extra").unwrap();
     assert_eq!(mover.system, "ipc");
     assert_eq!(mover.boots, 3);
     let ns = |cycles: f64| cycles * 1e9 / 2.6e9;
@@ -52,10 +45,7 @@ fn ipc_figures_across_boots_are_median_of_medians_with_spread() {
     // A figure that did not change has no spread.
     let floor = rows.iter().find(|r| r.row == "cacheline-pingpong").unwrap();
     assert_eq!(floor.min, floor.max);
-    let calls = rows
-        .iter()
-        .find(|r| r.row == "sync-call-stream same-core")
-        .unwrap();
+    let calls = rows.iter().find(|r| r.row == "sync-call-stream same-core").unwrap();
     assert_eq!(calls.kind, "stream");
     close(calls.median_of_medians.unwrap(), 1e6);
 
@@ -67,11 +57,8 @@ fn ipc_figures_across_boots_are_median_of_medians_with_spread() {
 
     // Per-boot rows stay in ipc.csv (one per boot and record) and ipc.json.
     let measurements = bench::ipc::export::measurement_rows(&runs);
-    let per_boot: Vec<usize> = measurements
-        .iter()
-        .filter(|r| r.name == "mover-rtt" && r.rings == Some(2))
-        .map(|r| r.run)
-        .collect();
+    let per_boot: Vec<usize> =
+        measurements.iter().filter(|r| r.name == "mover-rtt" && r.rings == Some(2)).map(|r| r.run).collect();
     assert_eq!(per_boot, [1, 2, 3]);
     assert!(measurements.iter().all(|r| r.system.as_deref() == Some("ipc")));
     let json = bench::ipc::export::json_report(&runs);
@@ -89,10 +76,7 @@ fn a_boot_that_failed_its_check_is_left_out_and_counted() {
     let log = [boot_with_mover_median(4000), bad].join("\n");
     let runs = parse(&log).unwrap();
     let rows = across_boots(&runs);
-    let mover = rows
-        .iter()
-        .find(|r| r.row == "mover-rtt rings=2: no extra")
-        .unwrap();
+    let mover = rows.iter().find(|r| r.row == "mover-rtt rings=2: no extra").unwrap();
     assert_eq!((mover.boots, mover.unchecked_boots), (1, 1));
     assert_eq!(mover.min, mover.max);
     assert!(across_boots_text(&runs).contains("1 (+1 FAILED check)"));
@@ -103,11 +87,7 @@ fn systems_are_kept_apart() {
     let writers = IPC_LOG.replacen("12:00Z system=ipc", "12:00Z system=ipc-writers", 1);
     let log = [IPC_LOG, &writers].join("\n");
     let rows = across_boots(&parse(&log).unwrap());
-    let floors: Vec<&str> = rows
-        .iter()
-        .filter(|r| r.row == "cacheline-pingpong")
-        .map(|r| r.system.as_str())
-        .collect();
+    let floors: Vec<&str> = rows.iter().filter(|r| r.row == "cacheline-pingpong").map(|r| r.system.as_str()).collect();
     assert_eq!(floors, ["ipc", "ipc-writers"]);
 }
 
@@ -124,10 +104,7 @@ fn power_rows_across_boots() {
     let runs = parse(&log).unwrap();
     let table = power_table(&runs);
     let rows = power_across_boots(&table);
-    let hlt = rows
-        .iter()
-        .find(|r| r.policy == "hlt" && r.interval_us == 0)
-        .unwrap();
+    let hlt = rows.iter().find(|r| r.policy == "hlt" && r.interval_us == 0).unwrap();
     assert_eq!(hlt.boots, 2);
     let rtt = hlt.rtt_median_ns.unwrap();
     let ns = |cycles: f64| cycles * 1e9 / 2.6e9;

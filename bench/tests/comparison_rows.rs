@@ -10,10 +10,7 @@ use bench::{CounterVerdict, IpcPath, analyze, counter_failures, parse, report_te
 const LOG: &str = include_str!("fixtures/ipc-comparison.log");
 
 fn assert_close(actual: f64, expected: f64) {
-    assert!(
-        (actual - expected).abs() <= expected.abs() * 1e-9,
-        "{actual} != {expected}"
-    );
+    assert!((actual - expected).abs() <= expected.abs() * 1e-9, "{actual} != {expected}");
 }
 
 fn with(original: &str, replacement: &str) -> String {
@@ -94,10 +91,7 @@ fn every_new_row_is_parsed_with_its_path_and_ratios() {
     }
 
     let rows = export::measurement_rows(std::slice::from_ref(run));
-    let row = rows
-        .iter()
-        .find(|r| r.name == "sync-call-rtt" && r.placement.as_deref() == Some("cross-core"))
-        .unwrap();
+    let row = rows.iter().find(|r| r.name == "sync-call-rtt" && r.placement.as_deref() == Some("cross-core")).unwrap();
     assert_eq!(row.what, "cross-core");
     let row = rows.iter().find(|r| r.name == "two-hop-rtt" && r.path.as_deref() == Some("mover"));
     assert!(row.is_some());
@@ -109,11 +103,7 @@ fn counters_per_row_are_the_positive_control() {
     let analysis = analyze(run);
     assert!(analysis.counter_failures.is_empty(), "{:?}", analysis.counter_failures);
     let by_phase = |phase: &str| {
-        analysis
-            .row_counters
-            .iter()
-            .find(|r| r.phase == phase)
-            .unwrap_or_else(|| panic!("no row for phase {phase}"))
+        analysis.row_counters.iter().find(|r| r.phase == phase).unwrap_or_else(|| panic!("no row for phase {phase}"))
     };
     let same = by_phase("sync-same-rtt");
     assert_eq!(same.row, "sync-call-rtt same-core");
@@ -128,13 +118,7 @@ fn counters_per_row_are_the_positive_control() {
     let calls = by_phase("sync-same-stream");
     assert_eq!(calls.per, "call");
     assert_eq!(calls.cr3_writes_per_operation, Some(2.0));
-    for phase in [
-        "mover-rtt",
-        "mover-stream",
-        "direct-ring-user-rtt",
-        "direct-ring-user-stream",
-        "two-hop-mover",
-    ] {
+    for phase in ["mover-rtt", "mover-stream", "direct-ring-user-rtt", "direct-ring-user-stream", "two-hop-mover"] {
         let row = by_phase(phase);
         assert_eq!(row.verdict, CounterVerdict::Consistent, "{phase}");
         assert_eq!(row.cr3_writes_per_operation, Some(0.0), "{phase}");
@@ -204,32 +188,33 @@ fn a_cross_core_call_without_ipis_and_a_mover_row_with_syscalls_fail() {
     let runs = parse(&log).unwrap();
     let analysis = analyze(&runs[0]);
     assert_eq!(analysis.counter_failures.len(), 2, "{:?}", analysis.counter_failures);
-    assert!(analysis.counter_failures.iter().any(|f| f.contains("row mover-stream batch=1 rings=2: no extra")
-        && f.contains("syscalls per message")));
-    assert!(analysis.counter_failures.iter().any(|f| f.contains("row sync-call-rtt cross-core")
-        && f.contains("interrupts per round trip 0.00, expected >= 2")));
-    let rtt_target = analysis
-        .targets
-        .iter()
-        .find(|t| t.id == "mover-rtt-vs-sync-cross-core-rtt")
-        .unwrap();
+    assert!(
+        analysis
+            .counter_failures
+            .iter()
+            .any(|f| f.contains("row mover-stream batch=1 rings=2: no extra") && f.contains("syscalls per message"))
+    );
+    assert!(
+        analysis.counter_failures.iter().any(|f| f.contains("row sync-call-rtt cross-core")
+            && f.contains("interrupts per round trip 0.00, expected >= 2"))
+    );
+    let rtt_target = analysis.targets.iter().find(|t| t.id == "mover-rtt-vs-sync-cross-core-rtt").unwrap();
     assert_eq!(rtt_target.outcome, TargetOutcome::NotApplicable);
     assert!(rtt_target.not_applicable_because.as_deref().unwrap().contains("contradict"));
 }
 
 #[test]
 fn missing_phase_counters_are_a_warning_not_a_failure() {
-    let log: String = LOG
-        .lines()
-        .filter(|line| !line.contains("phase=two-hop-sync"))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let log: String = LOG.lines().filter(|line| !line.contains("phase=two-hop-sync")).collect::<Vec<_>>().join("\n");
     let analysis = analyze(&parse(&log).unwrap()[0]);
     assert!(analysis.counter_failures.is_empty());
-    assert!(analysis
-        .warnings
-        .iter()
-        .any(|w| w.contains("row two-hop-rtt path=sync") && w.contains("no complete counters for phase two-hop-sync")));
+    assert!(
+        analysis
+            .warnings
+            .iter()
+            .any(|w| w.contains("row two-hop-rtt path=sync")
+                && w.contains("no complete counters for phase two-hop-sync"))
+    );
 }
 
 #[test]
@@ -252,21 +237,13 @@ fn comparison_targets_follow_the_numbers() {
         "name=mover-stream batch=1 rings=2 extra=empty extra_rings=0 n=200000 cycles=260000000",
     );
     let analysis = analyze(&parse(&log).unwrap()[0]);
-    let stream = analysis
-        .targets
-        .iter()
-        .find(|t| t.id == "mover-stream-vs-sync-same-core-calls")
-        .unwrap();
+    let stream = analysis.targets.iter().find(|t| t.id == "mover-stream-vs-sync-same-core-calls").unwrap();
     assert_eq!(stream.outcome, TargetOutcome::Missed);
 }
 
 #[test]
 fn comparison_targets_without_sync_rows_or_with_failed_checks_are_n_a() {
-    let log: String = LOG
-        .lines()
-        .filter(|line| !line.contains("name=sync-call"))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let log: String = LOG.lines().filter(|line| !line.contains("name=sync-call")).collect::<Vec<_>>().join("\n");
     let analysis = analyze(&parse(&log).unwrap()[0]);
     for id in [
         "mover-stream-vs-sync-same-core-calls",
@@ -288,11 +265,7 @@ fn comparison_targets_without_sync_rows_or_with_failed_checks_are_n_a() {
         "name=sync-call-stream placement=same-core n=100000 cycles=260000000 ok=99999",
     );
     let analysis = analyze(&parse(&log).unwrap()[0]);
-    let stream = analysis
-        .targets
-        .iter()
-        .find(|t| t.id == "mover-stream-vs-sync-same-core-calls")
-        .unwrap();
+    let stream = analysis.targets.iter().find(|t| t.id == "mover-stream-vs-sync-same-core-calls").unwrap();
     assert_eq!(stream.outcome, TargetOutcome::NotApplicable);
     assert_eq!(
         stream.not_applicable_because.as_deref(),

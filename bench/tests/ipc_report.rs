@@ -12,18 +12,13 @@ const SAMPLE_LOG: &str = include_str!("fixtures/ipc-tcg-smp4.log");
 const TSC_HZ: f64 = 2_601_000_000.0;
 
 fn output_dir(test_name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("bench-tests")
-        .join(test_name);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-tests").join(test_name);
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
 
 fn assert_close(actual: f64, expected: f64) {
-    assert!(
-        (actual - expected).abs() <= expected.abs() * 1e-12,
-        "{actual} != {expected}"
-    );
+    assert!((actual - expected).abs() <= expected.abs() * 1e-12, "{actual} != {expected}");
 }
 
 /// The fixture with one record line replaced.
@@ -47,11 +42,7 @@ fn sample_log_parses_into_one_complete_run() {
     assert_eq!(run.date.as_deref(), Some("unknown"));
     assert_eq!(run.host_cpus, None);
 
-    let names: Vec<(&str, Option<u32>)> = run
-        .latencies
-        .iter()
-        .map(|l| (l.name.as_str(), l.rings))
-        .collect();
+    let names: Vec<(&str, Option<u32>)> = run.latencies.iter().map(|l| (l.name.as_str(), l.rings)).collect();
     assert_eq!(
         names,
         [
@@ -67,28 +58,16 @@ fn sample_log_parses_into_one_complete_run() {
         ]
     );
     let floor = &run.latencies[0];
-    assert_eq!(
-        (floor.line, floor.n, floor.median_cycles, floor.p99_cycles),
-        (7, 20000, 812, 1900)
-    );
-    assert_eq!(
-        (floor.min_cycles, floor.max_cycles, floor.ok),
-        (Some(700), Some(90000), Some(20000))
-    );
+    assert_eq!((floor.line, floor.n, floor.median_cycles, floor.p99_cycles), (7, 20000, 812, 1900));
+    assert_eq!((floor.min_cycles, floor.max_cycles, floor.ok), (Some(700), Some(90000), Some(20000)));
     // The colour-coded line and the CRLF line parse like the others.
     assert_eq!(run.latencies[1].line, 9);
     assert_eq!(run.latencies[2].max_cycles, Some(150000));
     // Unknown keys are kept, not rejected.
-    assert_eq!(
-        run.latencies[8].extra.get("warmup").map(String::as_str),
-        Some("2000")
-    );
+    assert_eq!(run.latencies[8].extra.get("warmup").map(String::as_str), Some("2000"));
 
-    let streams: Vec<(&str, Option<u32>, Option<u32>, u64)> = run
-        .streams
-        .iter()
-        .map(|s| (s.name.as_str(), s.batch, s.rings, s.cycles))
-        .collect();
+    let streams: Vec<(&str, Option<u32>, Option<u32>, u64)> =
+        run.streams.iter().map(|s| (s.name.as_str(), s.batch, s.rings, s.cycles)).collect();
     assert_eq!(
         streams,
         [
@@ -102,44 +81,19 @@ fn sample_log_parses_into_one_complete_run() {
 
     assert_eq!(run.counters.len(), 6);
     let mover = &run.counters[1];
-    assert_eq!(
-        (mover.phase.as_str(), mover.core, mover.role.as_deref()),
-        ("mover-rtt", 1, Some("mover"))
-    );
-    assert_eq!(
-        (mover.cr3_writes, mover.syscalls, mover.messages),
-        (Some(0), Some(0), Some(40000))
-    );
-    assert_eq!(
-        run.counters[5].extra.get("vm_exits").map(String::as_str),
-        Some("0")
-    );
+    assert_eq!((mover.phase.as_str(), mover.core, mover.role.as_deref()), ("mover-rtt", 1, Some("mover")));
+    assert_eq!((mover.cr3_writes, mover.syscalls, mover.messages), (Some(0), Some(0), Some(40000)));
+    assert_eq!(run.counters[5].extra.get("vm_exits").map(String::as_str), Some("0"));
     assert!(run.other_records.is_empty());
 }
 
 #[test]
 fn missing_required_keys_name_the_line() {
     let cases = [
-        (
-            "latency",
-            "name",
-            "BENCH latency n=5 median_cycles=1 p99_cycles=2 ok=5",
-        ),
-        (
-            "latency",
-            "n",
-            "BENCH latency name=x median_cycles=1 p99_cycles=2 ok=5",
-        ),
-        (
-            "latency",
-            "median_cycles",
-            "BENCH latency name=x n=5 p99_cycles=2 ok=5",
-        ),
-        (
-            "latency",
-            "p99_cycles",
-            "BENCH latency name=x n=5 median_cycles=1 ok=5",
-        ),
+        ("latency", "name", "BENCH latency n=5 median_cycles=1 p99_cycles=2 ok=5"),
+        ("latency", "n", "BENCH latency name=x median_cycles=1 p99_cycles=2 ok=5"),
+        ("latency", "median_cycles", "BENCH latency name=x n=5 p99_cycles=2 ok=5"),
+        ("latency", "p99_cycles", "BENCH latency name=x n=5 median_cycles=1 ok=5"),
         ("stream", "cycles", "BENCH stream name=x batch=1 n=5 ok=5"),
         ("stream", "n", "BENCH stream name=x batch=1 cycles=5 ok=5"),
         ("counters", "phase", "BENCH counters core=1 cr3_writes=0"),
@@ -149,30 +103,15 @@ fn missing_required_keys_name_the_line() {
         let log = if record == "BEGIN" {
             format!("noise\n[core 0] INFO  {bad_line}\nBENCH-END status=ok\n")
         } else {
-            format!(
-                "noise\nBENCH-BEGIN accel=tcg tsc_hz=1000\n[core 0] INFO  {bad_line}\nBENCH-END status=ok\n"
-            )
+            format!("noise\nBENCH-BEGIN accel=tcg tsc_hz=1000\n[core 0] INFO  {bad_line}\nBENCH-END status=ok\n")
         };
         let error = parse(&log).unwrap_err();
         let expected_line = if record == "BEGIN" { 2 } else { 3 };
         assert_eq!(error.line, expected_line, "{bad_line}");
-        assert_eq!(
-            error.kind,
-            ParseErrorKind::MissingKey {
-                record: record.to_string(),
-                key
-            },
-            "{bad_line}"
-        );
+        assert_eq!(error.kind, ParseErrorKind::MissingKey { record: record.to_string(), key }, "{bad_line}");
         let message = error.to_string();
-        assert!(
-            message.starts_with(&format!("serial log line {expected_line}: ")),
-            "{message}"
-        );
-        assert!(
-            message.contains(&format!("`{key}`")) && message.contains(bad_line),
-            "{message}"
-        );
+        assert!(message.starts_with(&format!("serial log line {expected_line}: ")), "{message}");
+        assert!(message.contains(&format!("`{key}`")) && message.contains(bad_line), "{message}");
     }
 }
 
@@ -183,48 +122,23 @@ fn malformed_lines_are_errors_with_line_numbers() {
         (
             format!("{begin}BENCH latency name=x n=5 median_cycles=12x p99_cycles=2\n"),
             2,
-            ParseErrorKind::NotANumber {
-                key: "median_cycles".into(),
-                value: "12x".into(),
-            },
+            ParseErrorKind::NotANumber { key: "median_cycles".into(), value: "12x".into() },
         ),
         (
             format!("{begin}BENCH stream name=x n=5 cycles=9 garbage\n"),
             2,
-            ParseErrorKind::TokenWithoutEquals {
-                token: "garbage".into(),
-            },
+            ParseErrorKind::TokenWithoutEquals { token: "garbage".into() },
         ),
-        (
-            format!("{begin}BENCH stream name=x n=5 cycles=9 n=6\n"),
-            2,
-            ParseErrorKind::RepeatedKey { key: "n".into() },
-        ),
-        (
-            format!("{begin}BENCH stream name=x n=5 cycles=0\n"),
-            2,
-            ParseErrorKind::ZeroStreamCycles,
-        ),
-        (
-            "BENCH-BEGIN tsc_hz=0\n".to_string(),
-            1,
-            ParseErrorKind::ZeroTscHz,
-        ),
+        (format!("{begin}BENCH stream name=x n=5 cycles=9 n=6\n"), 2, ParseErrorKind::RepeatedKey { key: "n".into() }),
+        (format!("{begin}BENCH stream name=x n=5 cycles=0\n"), 2, ParseErrorKind::ZeroStreamCycles),
+        ("BENCH-BEGIN tsc_hz=0\n".to_string(), 1, ParseErrorKind::ZeroTscHz),
         (
             "boot\nBENCH latency name=x n=1 median_cycles=1 p99_cycles=1\n".to_string(),
             2,
             ParseErrorKind::RecordOutsideRun,
         ),
-        (
-            "boot\nboot\nBENCH-END status=ok\n".to_string(),
-            3,
-            ParseErrorKind::EndWithoutBegin,
-        ),
-        (
-            "boot\nrunning BENCHMARKS\n".to_string(),
-            0,
-            ParseErrorKind::NoRuns,
-        ),
+        ("boot\nboot\nBENCH-END status=ok\n".to_string(), 3, ParseErrorKind::EndWithoutBegin),
+        ("boot\nrunning BENCHMARKS\n".to_string(), 0, ParseErrorKind::NoRuns),
     ];
     for (log, line, kind) in cases {
         let error = parse(&log).unwrap_err();
@@ -238,16 +152,10 @@ fn unknown_record_kinds_are_kept_and_ignored() {
     let runs = parse(log).unwrap();
     assert_eq!(runs[0].other_records.len(), 1);
     assert_eq!(runs[0].other_records[0].kind, "power");
-    assert_eq!(
-        runs[0].begin_extra.get("future_key").map(String::as_str),
-        Some("7")
-    );
+    assert_eq!(runs[0].begin_extra.get("future_key").map(String::as_str), Some("7"));
     // A run without any figure still reports, saying what is missing.
     let text = report_text(&runs[0]);
-    assert!(
-        text.contains("(no latency records)") && text.contains("not measured"),
-        "{text}"
-    );
+    assert!(text.contains("(no latency records)") && text.contains("not measured"), "{text}");
 }
 
 #[test]
@@ -259,10 +167,7 @@ fn ratios_times_and_targets_follow_from_the_cycles() {
     assert_close(analysis.floor_median_ns.unwrap(), floor_ns);
     assert_close(cycles_to_ns(2601, 2_601_000_000), 1000.0);
     let mover_one = &analysis.latencies[2];
-    assert_eq!(
-        (mover_one.name.as_str(), mover_one.rings),
-        ("mover-rtt", Some(1))
-    );
+    assert_eq!((mover_one.name.as_str(), mover_one.rings), ("mover-rtt", Some(1)));
     assert_close(mover_one.median_ns, 1500.0 * 1e9 / TSC_HZ);
     assert_close(mover_one.p99_ns, 3300.0 * 1e9 / TSC_HZ);
     assert_close(mover_one.one_way_ns, 750.0 * 1e9 / TSC_HZ);
@@ -270,20 +175,11 @@ fn ratios_times_and_targets_follow_from_the_cycles() {
     assert_close(analysis.latencies[0].median_over_floor.unwrap(), 1.0);
 
     let direct_rate = 200_000.0 * TSC_HZ / 60_000_000.0;
-    assert_close(
-        analysis.direct_stream_messages_per_second.unwrap(),
-        direct_rate,
-    );
+    assert_close(analysis.direct_stream_messages_per_second.unwrap(), direct_rate);
     let mover_stream = &analysis.streams[1];
-    assert_close(
-        mover_stream.messages_per_second,
-        200_000.0 * TSC_HZ / 110_000_000.0,
-    );
+    assert_close(mover_stream.messages_per_second, 200_000.0 * TSC_HZ / 110_000_000.0);
     assert_close(mover_stream.over_direct_stream.unwrap(), 60.0 / 110.0);
-    assert_close(
-        mover_stream.ns_per_message.unwrap(),
-        110_000_000.0 / TSC_HZ * 1e9 / 200_000.0,
-    );
+    assert_close(mover_stream.ns_per_message.unwrap(), 110_000_000.0 / TSC_HZ * 1e9 / 200_000.0);
 
     // The first three; the sync comparison targets are n/a here (no sync rows).
     let targets: Vec<(&str, Bound, f64, TargetOutcome, bool)> = analysis
@@ -295,27 +191,9 @@ fn ratios_times_and_targets_follow_from_the_cycles() {
     assert_eq!(
         targets,
         [
-            (
-                "mover-one-way-vs-floor",
-                Bound::AtMost,
-                2.0,
-                TargetOutcome::Met,
-                true
-            ),
-            (
-                "mover-stream-vs-direct",
-                Bound::AtLeast,
-                0.5,
-                TargetOutcome::Met,
-                true
-            ),
-            (
-                "mover-rtt-64-vs-1-rings",
-                Bound::AtMost,
-                1.5,
-                TargetOutcome::Missed,
-                true
-            ),
+            ("mover-one-way-vs-floor", Bound::AtMost, 2.0, TargetOutcome::Met, true),
+            ("mover-stream-vs-direct", Bound::AtLeast, 0.5, TargetOutcome::Met, true),
+            ("mover-rtt-64-vs-1-rings", Bound::AtMost, 1.5, TargetOutcome::Missed, true),
         ]
     );
     assert_close(analysis.targets[0].measured.unwrap(), 750.0 / 406.0);
@@ -325,10 +203,7 @@ fn ratios_times_and_targets_follow_from_the_cycles() {
     let counters = &analysis.counters[1];
     assert_eq!(counters.cr3_writes_per_message, Some(0.0));
     assert_eq!(analysis.context_switches.total, Some(0));
-    assert_eq!(
-        analysis.context_switches.roles,
-        ["client", "mover", "server"]
-    );
+    assert_eq!(analysis.context_switches.roles, ["client", "mover", "server"]);
     assert!(analysis.warnings.is_empty(), "{:?}", analysis.warnings);
 }
 
@@ -340,15 +215,8 @@ fn targets_without_their_records_are_not_measured() {
     );
     let analysis = analyze(&parse(&log).unwrap()[0]);
     let scaling = &analysis.targets[2];
-    assert_eq!(
-        (scaling.outcome, scaling.measured),
-        (TargetOutcome::NotMeasured, None)
-    );
-    assert!(
-        scaling.detail.contains("mover-rtt rings=64"),
-        "{}",
-        scaling.detail
-    );
+    assert_eq!((scaling.outcome, scaling.measured), (TargetOutcome::NotMeasured, None));
+    assert!(scaling.detail.contains("mover-rtt rings=64"), "{}", scaling.detail);
 }
 
 #[test]
@@ -378,11 +246,13 @@ fn ok_not_equal_to_n_is_flagged_loudly() {
     assert_eq!(analysis.targets[1].outcome, TargetOutcome::Met);
 
     let text = report_text(run);
-    assert!(text.contains("!! WARNING: mover-rtt rings=1 (line 10): only 19998 of 20000 messages checked out: figure NOT TRUSTWORTHY"), "{text}");
     assert!(
-        text.contains("!! WARNING: mover-stream batch=8 rings=1 (line 19): no ok= count"),
+        text.contains(
+            "!! WARNING: mover-rtt rings=1 (line 10): only 19998 of 20000 messages checked out: figure NOT TRUSTWORTHY"
+        ),
         "{text}"
     );
+    assert!(text.contains("!! WARNING: mover-stream batch=8 rings=1 (line 19): no ok= count"), "{text}");
     assert!(text.contains("FAIL 19998/20000"), "{text}");
     assert!(text.contains("UNCHECKED"), "{text}");
     assert!(
@@ -403,38 +273,19 @@ fn report_states_accelerator_caveats_and_zero_context_switches() {
     assert!(text.contains("accel=tcg cpu=max smp=4"), "{text}");
     assert!(text.contains("TCG is software emulation"), "{text}");
     assert!(text.contains("comparable only within this boot"), "{text}");
+    assert!(text.contains("more vCPUs than host cores make tails meaningless"), "{text}");
     assert!(
-        text.contains("more vCPUs than host cores make tails meaningless"),
+        text.contains("context switches (CR3 writes) on client/mover/server cores during measurement: 0\n"),
         "{text}"
     );
-    assert!(
-        text.contains(
-            "context switches (CR3 writes) on client/mover/server cores during measurement: 0\n"
-        ),
-        "{text}"
-    );
-    assert!(
-        text.contains("syscalls on client/mover/server cores during measurement: 0\n"),
-        "{text}"
-    );
-    assert!(
-        text.contains("[met   ] mover one-way latency (1 ring) <= 2x cache-line floor one-way: 1.85x"),
-        "{text}"
-    );
-    assert!(
-        text.contains(
-            "[MISSED] mover RTT at 64 rings (63 of them empty) <= 1.5x RTT at 1 ring: 1.60x"
-        ),
-        "{text}"
-    );
+    assert!(text.contains("syscalls on client/mover/server cores during measurement: 0\n"), "{text}");
+    assert!(text.contains("[met   ] mover one-way latency (1 ring) <= 2x cache-line floor one-way: 1.85x"), "{text}");
+    assert!(text.contains("[MISSED] mover RTT at 64 rings (63 of them empty) <= 1.5x RTT at 1 ring: 1.60x"), "{text}");
     assert!(!text.contains("WARNING"), "{text}");
 
     run.host_cpus = Some(2);
     let text = report_text(&run);
-    assert!(
-        text.contains("4 vCPUs on 2 host CPUs: more vCPUs than host cores make tails meaningless"),
-        "{text}"
-    );
+    assert!(text.contains("4 vCPUs on 2 host CPUs: more vCPUs than host cores make tails meaningless"), "{text}");
 }
 
 #[test]
@@ -449,56 +300,30 @@ fn nonzero_context_switches_are_listed() {
         text.contains("context switches (CR3 writes) on client/mover/server cores during measurement: 12 (NOT ZERO: mover-rtt core 1 (mover): 12)"),
         "{text}"
     );
-    assert!(
-        text.contains("syscalls on client/mover/server cores during measurement: 3 (NOT ZERO"),
-        "{text}"
-    );
+    assert!(text.contains("syscalls on client/mover/server cores during measurement: 3 (NOT ZERO"), "{text}");
     assert!(text.contains("0.0003"), "cr3 writes per message: {text}");
 }
 
 #[test]
 fn several_runs_and_a_cut_short_run_are_reported() {
     let second = SAMPLE_LOG.replace("median_cycles=2400", "median_cycles=2100");
-    let cut_short: String = SAMPLE_LOG
-        .lines()
-        .take(12)
-        .map(|line| format!("{line}\n"))
-        .collect();
+    let cut_short: String = SAMPLE_LOG.lines().take(12).map(|line| format!("{line}\n")).collect();
     let log = format!("{SAMPLE_LOG}{second}{cut_short}");
     let runs = parse(&log).unwrap();
     assert_eq!(runs.len(), 3);
     assert_eq!(runs[1].begin_line, 30 + 6);
     assert_eq!(runs[2].end_line, None);
     assert_eq!(runs[2].latencies.len(), 5);
-    assert!(
-        report_text(&runs[2]).contains("run cut short: BENCH-BEGIN at line 66 has no BENCH-END")
-    );
+    assert!(report_text(&runs[2]).contains("run cut short: BENCH-BEGIN at line 66 has no BENCH-END"));
 
     let summary = summary_text(&runs);
-    assert!(
-        summary.starts_with("Target ratios across 3 runs"),
-        "{summary}"
-    );
-    let scaling = summary
-        .lines()
-        .find(|line| line.contains("mover-rtt-64-vs-1-rings"))
-        .unwrap();
+    assert!(summary.starts_with("Target ratios across 3 runs"), "{summary}");
+    let scaling = summary.lines().find(|line| line.contains("mover-rtt-64-vs-1-rings")).unwrap();
     // run 1: 1.60, run 2: 1.40, run 3: not measured; min, median, max; met 1 of 3.
     let cells: Vec<&str> = scaling.split_whitespace().collect();
     assert_eq!(
         cells,
-        [
-            "mover-rtt-64-vs-1-rings",
-            "<=",
-            "1.5x",
-            "1.60x",
-            "1.40x",
-            "-",
-            "1.40x",
-            "1.50x",
-            "1.60x",
-            "1/3"
-        ]
+        ["mover-rtt-64-vs-1-rings", "<=", "1.5x", "1.60x", "1.40x", "-", "1.40x", "1.50x", "1.60x", "1/3"]
     );
     assert_eq!(summary_text(&runs[..1]), "");
 }
@@ -509,20 +334,10 @@ fn csv_and_json_round_trip() {
     let runs = parse(&log).unwrap();
     let dir = output_dir("round-trip");
     let paths = export::write_data_files(&runs, &dir).unwrap();
-    let names: Vec<String> = paths
-        .iter()
-        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-        .collect();
+    let names: Vec<String> = paths.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
     assert_eq!(
         names,
-        [
-            "ipc.csv",
-            "ipc-counters.csv",
-            "ipc-row-counters.csv",
-            "ipc-targets.csv",
-            "ipc-across-boots.csv",
-            "ipc.json"
-        ]
+        ["ipc.csv", "ipc-counters.csv", "ipc-row-counters.csv", "ipc-targets.csv", "ipc-across-boots.csv", "ipc.json"]
     );
 
     let measurements: Vec<MeasurementRow> = export::read_csv(&dir.join("ipc.csv")).unwrap();
@@ -554,10 +369,7 @@ fn png_plots_are_written() {
     let runs = parse(SAMPLE_LOG).unwrap();
     let dir = output_dir("png");
     let paths = bench::write_outputs(&runs, &dir).unwrap();
-    let png = paths
-        .iter()
-        .find(|path| path.extension().is_some_and(|ext| ext == "png"))
-        .unwrap();
+    let png = paths.iter().find(|path| path.extension().is_some_and(|ext| ext == "png")).unwrap();
     assert_eq!(png.file_name().unwrap(), "ipc.png");
     let bytes = std::fs::read(png).unwrap();
     assert!(bytes.len() > 10_000, "{} bytes", bytes.len());
@@ -567,10 +379,7 @@ fn png_plots_are_written() {
     let empty_run = "BENCH-BEGIN accel=kvm smp=2 tsc_hz=3000000000\nBENCH-END status=ok\n";
     let runs = parse(&format!("{SAMPLE_LOG}{empty_run}")).unwrap();
     let paths = bench::write_plots(&runs, &dir).unwrap();
-    let names: Vec<_> = paths
-        .iter()
-        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-        .collect();
+    let names: Vec<_> = paths.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
     assert_eq!(names, ["ipc-run1.png", "ipc-run2.png"]);
     for path in paths {
         assert!(std::fs::metadata(path).unwrap().len() > 1000);

@@ -19,10 +19,7 @@ fn power_log_with_fallback() -> String {
 #[test]
 fn a_fallback_line_makes_the_mwait_targets_not_applicable() {
     let runs = parse(&power_log_with_fallback()).unwrap();
-    let mwait = runs
-        .iter()
-        .find(|run| bench::power_policy::power_policy(run) == Some("mwait"))
-        .unwrap();
+    let mwait = runs.iter().find(|run| bench::power_policy::power_policy(run) == Some("mwait")).unwrap();
     assert_eq!(mwait.fallbacks.len(), 1);
     assert!(mwait.fallbacks[0].text.contains("MWAIT returned at once"));
     let table = power_table(&runs);
@@ -31,16 +28,10 @@ fn a_fallback_line_makes_the_mwait_targets_not_applicable() {
         let target = by_id(id);
         assert_eq!(target.outcome, TargetOutcome::NotApplicable, "{id}");
         assert!(target.measured.is_some(), "{id}");
-        assert!(
-            target.not_applicable_because.as_deref().unwrap().contains("fell back at line"),
-            "{id}: {target:?}"
-        );
+        assert!(target.not_applicable_because.as_deref().unwrap().contains("fell back at line"), "{id}: {target:?}");
     }
     // hlt did not fall back: its target is judged.
-    assert_ne!(
-        by_id("hlt-echo-asleep-at-1ms").outcome,
-        TargetOutcome::NotApplicable
-    );
+    assert_ne!(by_id("hlt-echo-asleep-at-1ms").outcome, TargetOutcome::NotApplicable);
     assert!(table.warnings.iter().any(|w| w.contains("the mechanism fell back")));
     let text = bench::power_report_text(&runs);
     assert!(text.contains("n/a: the mwait boot"), "{text}");
@@ -55,10 +46,7 @@ fn a_fallback_before_begin_belongs_to_the_next_boot() {
     assert_eq!(run.fallbacks[0].line, 1);
     let analysis = analyze(run);
     assert!(
-        analysis
-            .targets
-            .iter()
-            .all(|t| t.outcome == TargetOutcome::NotApplicable || t.measured.is_none()),
+        analysis.targets.iter().all(|t| t.outcome == TargetOutcome::NotApplicable || t.measured.is_none()),
         "{:?}",
         analysis.targets
     );
@@ -86,32 +74,32 @@ fn a_failed_check_is_never_met() {
 #[test]
 fn the_base_of_ring_scaling_is_labelled_by_its_ring_count() {
     // Today's guest: the base is two real rings (client and echo), no extra.
-    let log = SAMPLE_LOG
-        .lines()
-        .filter(|line| !line.contains("name=mover-rtt rings=1 "))
-        .map(|line| if line.contains("name=mover-stream") { line.replace(" rings=1 ", " rings=2 ") } else { line.to_string() })
-        .map(|line| {
-            if line.contains("name=mover-rtt") || line.contains("name=mover-stream") {
-                let rings: u32 = line
-                    .split_whitespace()
-                    .find_map(|t| t.strip_prefix("rings="))
-                    .unwrap()
-                    .parse()
-                    .unwrap();
-                format!("{line} extra=empty extra_rings={}", rings - 2)
-            } else {
-                line.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
+    let log =
+        SAMPLE_LOG
+            .lines()
+            .filter(|line| !line.contains("name=mover-rtt rings=1 "))
+            .map(|line| {
+                if line.contains("name=mover-stream") {
+                    line.replace(" rings=1 ", " rings=2 ")
+                } else {
+                    line.to_string()
+                }
+            })
+            .map(|line| {
+                if line.contains("name=mover-rtt") || line.contains("name=mover-stream") {
+                    let rings: u32 =
+                        line.split_whitespace().find_map(|t| t.strip_prefix("rings=")).unwrap().parse().unwrap();
+                    format!("{line} extra=empty extra_rings={}", rings - 2)
+                } else {
+                    line.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
     let run = &parse(&log).unwrap()[0];
     let analysis = analyze(run);
     let ids: Vec<&str> = analysis.targets.iter().take(3).map(|t| t.id.as_str()).collect();
-    assert_eq!(
-        ids,
-        ["mover-one-way-vs-floor", "mover-stream-vs-direct", "mover-rtt-64-vs-2-rings"]
-    );
+    assert_eq!(ids, ["mover-one-way-vs-floor", "mover-stream-vs-direct", "mover-rtt-64-vs-2-rings"]);
     assert_eq!(
         analysis.targets[2].description,
         "mover RTT at 64 rings (62 of them empty) <= 1.5x RTT at 2 rings: the system's own outboxes, no extra"

@@ -8,7 +8,8 @@ const POWER_LOG: &str = include_str!("fixtures/power-tcg-smp3.log");
 
 #[test]
 fn dropped_latency_samples_are_counted_shown_and_warned() {
-    let line = "name=mover-rtt rings=2 n=20000 median_cycles=1530 p99_cycles=3400 min_cycles=1330 max_cycles=160000 ok=20000";
+    let line =
+        "name=mover-rtt rings=2 n=20000 median_cycles=1530 p99_cycles=3400 min_cycles=1330 max_cycles=160000 ok=20000";
     assert!(SAMPLE_LOG.contains(line));
     let log = SAMPLE_LOG.replacen(line, &format!("{line} tsc_backwards=3"), 1);
     let run = &parse(&log).unwrap()[0];
@@ -30,7 +31,8 @@ fn dropped_latency_samples_are_counted_shown_and_warned() {
 
 #[test]
 fn a_figure_with_every_sample_dropped_is_not_trustworthy() {
-    let line = "name=mover-rtt rings=1 n=20000 median_cycles=1500 p99_cycles=3300 min_cycles=1310 max_cycles=150000 ok=20000";
+    let line =
+        "name=mover-rtt rings=1 n=20000 median_cycles=1500 p99_cycles=3300 min_cycles=1310 max_cycles=150000 ok=20000";
     let log = SAMPLE_LOG.replacen(line, &format!("{line} tsc_backwards=20000"), 1);
     let run = &parse(&log).unwrap()[0];
     let analysis = analyze(run);
@@ -65,8 +67,5 @@ fn power_rows_show_dropped_wakeups() {
     assert_eq!(row.wakeup_tsc_backwards, Some(7));
     let text = power_report_text(&runs);
     assert!(text.contains("-/7"), "{text}");
-    assert!(
-        text.contains("power-wakeup policy=hlt interval_us=10: 7 of 2000 samples dropped"),
-        "{text}"
-    );
+    assert!(text.contains("power-wakeup policy=hlt interval_us=10: 7 of 2000 samples dropped"), "{text}");
 }

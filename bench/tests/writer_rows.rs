@@ -24,11 +24,8 @@ fn written_rows_are_labelled_and_compared_with_idle_ones() {
     assert!((mover[1].over_mover.unwrap() - written_over_idle).abs() < 1e-12);
 
     // Every phase of the boot is checked against its row, none is missing.
-    let phases: Vec<(&str, CounterVerdict)> = analysis
-        .row_counters
-        .iter()
-        .map(|r| (r.phase.as_str(), r.verdict))
-        .collect();
+    let phases: Vec<(&str, CounterVerdict)> =
+        analysis.row_counters.iter().map(|r| (r.phase.as_str(), r.verdict)).collect();
     assert_eq!(
         phases,
         [

@@ -10,7 +10,6 @@
 //!   only writer of its own counters.
 #![cfg_attr(not(test), no_std)]
 
-
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// Most cores the kernel supports; extra processors are reported and skipped.
@@ -181,11 +180,7 @@ impl PerCore {
     pub fn post(&self, work: Work, arg: usize) -> bool {
         // Claim the empty mailbox (0 -> CLAIMED) so that two posters cannot
         // interleave their argument writes.
-        if self
-            .mailbox_fn
-            .compare_exchange(0, MAILBOX_CLAIMED, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
+        if self.mailbox_fn.compare_exchange(0, MAILBOX_CLAIMED, Ordering::Acquire, Ordering::Relaxed).is_err() {
             return false;
         }
         self.mailbox_arg.store(arg, Ordering::Relaxed);

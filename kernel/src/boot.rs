@@ -7,9 +7,9 @@
 //! ```
 
 use crate::arch::x86_64::{cpu, gdt, pic, tsc};
+use crate::machine;
 use crate::mem::paging::KERNEL_HALF_START;
 use crate::panic::fatal;
-use crate::machine;
 use crate::smp;
 use boot_args::{Archive, CmdLine};
 use bootloader_api::config::{BootloaderConfig, Mapping};
@@ -29,12 +29,25 @@ pub static BOOTLOADER_CONFIG: BootloaderConfig = {
 bootloader_api::entry_point!(kernel_main, config = &BOOTLOADER_CONFIG);
 
 /// Boot arguments the kernel understands (see docs/boot.md).
-const KNOWN_ARGS: &[&str] = &["test", "smp.skip_apic", "bench", "bench.accel", "bench.cpu", "bench.date", "bench.system", "power.race_delay_us"];
+const KNOWN_ARGS: &[&str] = &[
+    "test",
+    "smp.skip_apic",
+    "bench",
+    "bench.accel",
+    "bench.cpu",
+    "bench.date",
+    "bench.system",
+    "power.race_delay_us",
+];
 
 fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     crate::serial::init_logging();
     log::info!("microkernel {} booting", env!("CARGO_PKG_VERSION"));
-    log::info!("boot: kernel at {:#x}, physical memory map at {:#x}", kernel_main as *const () as usize, boot_info.physical_memory_offset.into_option().unwrap_or(0));
+    log::info!(
+        "boot: kernel at {:#x}, physical memory map at {:#x}",
+        kernel_main as *const () as usize,
+        boot_info.physical_memory_offset.into_option().unwrap_or(0)
+    );
     smp::init_bsp();
     pic::remap_and_mask();
 
@@ -65,7 +78,9 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         None => &[],
     };
     let cmdline_text = match Archive::find(ramdisk, "cmdline") {
-        Ok(Some(bytes)) => core::str::from_utf8(bytes).unwrap_or_else(|_| fatal(format_args!("boot: cmdline is not UTF-8"))),
+        Ok(Some(bytes)) => {
+            core::str::from_utf8(bytes).unwrap_or_else(|_| fatal(format_args!("boot: cmdline is not UTF-8")))
+        }
         Ok(None) => "",
         Err(err) => fatal(format_args!("boot: ramdisk archive unreadable: {err}")),
     };
@@ -87,7 +102,9 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     let apic = smp::init_bsp_apic(phys_offset);
     match apic.mode() {
         smp_boot::apic::Mode::X2Apic => log::info!("apic: x2APIC (MSR access), BSP apic id {}", apic.id()),
-        smp_boot::apic::Mode::XApic { base } => log::info!("apic: xAPIC (MMIO at {base:#x}), BSP apic id {}", apic.id()),
+        smp_boot::apic::Mode::XApic { base } => {
+            log::info!("apic: xAPIC (MMIO at {base:#x}), BSP apic id {}", apic.id())
+        }
     }
 
     let rsdp = boot_info.rsdp_addr.into_option();
@@ -127,7 +144,9 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     if let Some(us) = cmdline.get("power.race_delay_us") {
         match us.parse::<u64>() {
             Ok(us) if us <= 10_000 => crate::power::set_race_delay_us(us),
-            _ => fatal(format_args!("boot: power.race_delay_us: `{us}` is not a number of microseconds from 0 to 10000")),
+            _ => {
+                fatal(format_args!("boot: power.race_delay_us: `{us}` is not a number of microseconds from 0 to 10000"))
+            }
         }
     }
     let config = load_system(ramdisk, report.expected);

@@ -10,8 +10,8 @@
 //! right only if less than one full counter period passed between the two
 //! readings, which the report says.
 
-use core::sync::atomic::{AtomicU64, Ordering};
 use crate::arch::x86_64::cpu::Features;
+use core::sync::atomic::{AtomicU64, Ordering};
 use x86_64::registers::model_specific::Msr;
 
 /// Where a CPU keeps its energy counters.
@@ -24,14 +24,14 @@ enum Rapl {
 impl Rapl {
     const fn unit_msr(self) -> u32 {
         match self {
-            Rapl::Intel => 0x606, // MSR_RAPL_POWER_UNIT
+            Rapl::Intel => 0x606,     // MSR_RAPL_POWER_UNIT
             Rapl::Amd => 0xC001_0299, // RAPL_PWR_UNIT
         }
     }
 
     const fn package_msr(self) -> u32 {
         match self {
-            Rapl::Intel => 0x611, // MSR_PKG_ENERGY_STATUS
+            Rapl::Intel => 0x611,     // MSR_PKG_ENERGY_STATUS
             Rapl::Amd => 0xC001_029B, // PKG_ENERGY_STAT
         }
     }
@@ -42,10 +42,51 @@ impl Rapl {
 fn intel_model_has_rapl(model: u32) -> bool {
     matches!(
         model,
-        0x2A | 0x2D | 0x3A | 0x3E | 0x3C | 0x3F | 0x45 | 0x46 | 0x3D | 0x47 | 0x4F | 0x56 | 0x4E | 0x5E | 0x55
-            | 0x8E | 0x9E | 0xA5 | 0xA6 | 0x66 | 0x7D | 0x7E | 0x6A | 0x6C | 0x8C | 0x8D | 0xA7 | 0x97 | 0x9A
-            | 0xB7 | 0xBA | 0xBF | 0x8F | 0xCF | 0xAA | 0xAC | 0xC5 | 0xC6 | 0xBD | 0x5C | 0x5F | 0x7A | 0x86
-            | 0x96 | 0x9C | 0xBE
+        0x2A | 0x2D
+            | 0x3A
+            | 0x3E
+            | 0x3C
+            | 0x3F
+            | 0x45
+            | 0x46
+            | 0x3D
+            | 0x47
+            | 0x4F
+            | 0x56
+            | 0x4E
+            | 0x5E
+            | 0x55
+            | 0x8E
+            | 0x9E
+            | 0xA5
+            | 0xA6
+            | 0x66
+            | 0x7D
+            | 0x7E
+            | 0x6A
+            | 0x6C
+            | 0x8C
+            | 0x8D
+            | 0xA7
+            | 0x97
+            | 0x9A
+            | 0xB7
+            | 0xBA
+            | 0xBF
+            | 0x8F
+            | 0xCF
+            | 0xAA
+            | 0xAC
+            | 0xC5
+            | 0xC6
+            | 0xBD
+            | 0x5C
+            | 0x5F
+            | 0x7A
+            | 0x86
+            | 0x96
+            | 0x9C
+            | 0xBE
     )
 }
 
@@ -78,7 +119,9 @@ pub fn probe(f: &Features) {
         Some(r) => {
             START_COUNT.store(read_msr(r.package_msr()) & 0xFFFF_FFFF, Ordering::Relaxed);
             START_TSC.store(crate::arch::x86_64::tsc::now(), Ordering::Relaxed);
-            log::info!("energy: RAPL package counter ({r:?}) found; energy per million messages is reported at the end");
+            log::info!(
+                "energy: RAPL package counter ({r:?}) found; energy per million messages is reported at the end"
+            );
         }
         None => log::info!(
             "energy: no RAPL energy counters (CPUID: family {:#x} model {:#x}, AMD RAPL bit {}): energy is not reported",
@@ -102,7 +145,8 @@ pub fn report() {
     // Energy in microjoules: raw / 2^unit_bits joules.
     let microjoules = (u128::from(raw) * 1_000_000) >> unit_bits;
     let tsc_per_us = crate::arch::x86_64::tsc::ticks_per_us().max(1);
-    let seconds_tenths = crate::arch::x86_64::tsc::now().wrapping_sub(START_TSC.load(Ordering::Relaxed)) / tsc_per_us / 100_000;
+    let seconds_tenths =
+        crate::arch::x86_64::tsc::now().wrapping_sub(START_TSC.load(Ordering::Relaxed)) / tsc_per_us / 100_000;
     let messages: u64 = cores::all().iter().map(|c| c.messages.load(Ordering::Relaxed)).sum();
     let per_million = if messages > 0 { microjoules * 1_000_000 / u128::from(messages) } else { 0 };
     log::info!(

@@ -271,4 +271,3 @@ pub fn run_floors(a: usize, b: usize) {
         );
     }
 }
-

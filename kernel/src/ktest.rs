@@ -31,8 +31,18 @@ const TESTS: &[KernelTest] = &[
         in_all: true,
         run: per_core_identity,
     },
-    KernelTest { id: "SMP0003", what: "every core sends an IPI to every other core", in_all: true, run: ipi_all_to_all },
-    KernelTest { id: "EXC0001", what: "an invalid opcode on core 1 is reported and stops the run", in_all: false, run: ud_on_ap },
+    KernelTest {
+        id: "SMP0003",
+        what: "every core sends an IPI to every other core",
+        in_all: true,
+        run: ipi_all_to_all,
+    },
+    KernelTest {
+        id: "EXC0001",
+        what: "an invalid opcode on core 1 is reported and stops the run",
+        in_all: false,
+        run: ud_on_ap,
+    },
     KernelTest { id: "PANIC0001", what: "a panic on the last core stops all cores", in_all: false, run: panic_on_ap },
 ];
 

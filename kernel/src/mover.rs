@@ -21,6 +21,7 @@
 //! full inbox holds back the messages behind it, to any destination (the
 //! order of one sender's messages is kept); other outboxes are unaffected.
 
+use crate::arch::x86_64::tsc;
 use crate::lifecycle;
 use crate::rings::SharedRing;
 use crate::server;
@@ -29,7 +30,6 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use cores::{CORES, Role};
 use mover_logic::{Push, route_batch};
-use crate::arch::x86_64::tsc;
 use power_policy::{Escalation, Governor, Step};
 use ringbuf::{Consumer, Message, Producer, RingError};
 
@@ -74,10 +74,15 @@ pub fn build(config: &system_config::SystemConfig) -> Vec<Mover> {
             .iter()
             .enumerate()
             .filter(|(_, s)| s.mover_core == core)
-            .map(|(index, s)| Source { server: index, outbox: s.outbox.region().into_consumer(), corrupt_reported: false })
+            .map(|(index, s)| Source {
+                server: index,
+                outbox: s.outbox.region().into_consumer(),
+                corrupt_reported: false,
+            })
             .collect();
         let inboxes = servers.iter().map(|s| s.inboxes[number].region().into_producer()).collect();
-        let extra = (0..MAX_EXTRA_RINGS).filter_map(|_| SharedRing::new(8).ok()).map(|r| r.region().into_consumer()).collect();
+        let extra =
+            (0..MAX_EXTRA_RINGS).filter_map(|_| SharedRing::new(8).ok()).map(|r| r.region().into_consumer()).collect();
         movers.push(Mover {
             number,
             core,
@@ -97,7 +102,9 @@ pub fn start(movers: Vec<Mover>) -> Option<Box<Mover>> {
     let mut on_bsp = None;
     let (addr, aligned) = loop_placement();
     if !aligned {
-        log::warn!("mover: the mover loop at {addr:#x} is not page-aligned; under TCG its figures may move by a few per cent with unrelated code changes");
+        log::warn!(
+            "mover: the mover loop at {addr:#x} is not page-aligned; under TCG its figures may move by a few per cent with unrelated code changes"
+        );
     }
     for mover in movers {
         log::info!(
@@ -263,7 +270,10 @@ impl Mover {
                     server.outbox_counters.record_corrupt();
                     if !source.corrupt_reported {
                         source.corrupt_reported = true;
-                        log::warn!("mover: outbox of server `{}` is corrupt ({err}); skipped until it is sane", server.name);
+                        log::warn!(
+                            "mover: outbox of server `{}` is corrupt ({err}); skipped until it is sane",
+                            server.name
+                        );
                     }
                     continue;
                 }
@@ -273,8 +283,12 @@ impl Mover {
                 *copy = batch.get(position).unwrap_or(Message::zeroed());
             }
             let server = &servers[source.server];
-            let outcome = route_batch(&copies[..n], source.server, server.badge, &server.capabilities, |to, message| {
-                match inboxes[to].push_untrusted(message) {
+            let outcome = route_batch(
+                &copies[..n],
+                source.server,
+                server.badge,
+                &server.capabilities,
+                |to, message| match inboxes[to].push_untrusted(message) {
                     Ok(()) => {
                         if may_sleep[to] {
                             if to < 64 {
@@ -287,8 +301,8 @@ impl Mover {
                     }
                     Err(RingError::Full) => Push::Full,
                     Err(_) => Push::Broken,
-                }
-            });
+                },
+            );
             batch.release_first(outcome.consumed);
             server.outbox_counters.record(&outcome);
             handled += outcome.consumed;

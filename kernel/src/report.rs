@@ -18,7 +18,9 @@ pub fn servers() {
         match s.state() {
             State::Exited => log::info!("system: server `{}` exited with code {}", s.name, s.exit_code()),
             State::Faulted => log::info!("system: server `{}` was stopped by a fault", s.name),
-            State::Loaded | State::Running if s.service => log::info!("system: server `{}` (a service) is still running", s.name),
+            State::Loaded | State::Running if s.service => {
+                log::info!("system: server `{}` (a service) is still running", s.name)
+            }
             State::Loaded | State::Running => log::info!("system: server `{}` is still running", s.name),
         }
         let [sent, delivered, bounced, blocked, corrupt, undeliverable] = s.outbox_counters.snapshot();
@@ -55,7 +57,11 @@ impl core::fmt::Display for RaceCounts<'_> {
             write!(f, ", {} at the outbox re-check", self.0.sleeps_withdrawn.load(Ordering::Relaxed))?;
         }
         if power::race_delay_ticks() != 0 && power::can_sleep(self.0.index()) {
-            write!(f, "; woken between the last check and the halt: {}", self.0.woken_before_halt.load(Ordering::Relaxed))?;
+            write!(
+                f,
+                "; woken between the last check and the halt: {}",
+                self.0.woken_before_halt.load(Ordering::Relaxed)
+            )?;
         }
         Ok(())
     }

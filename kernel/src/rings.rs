@@ -55,7 +55,8 @@ impl SharedRing {
         // else can see them yet; the direct map covers them for the whole
         // run; afterwards they are only accessed through `ringbuf` (the
         // kernel's handles and, once mapped, the server's userlib).
-        unsafe { ringbuf::RingRegion::init(base, pages as usize * 4096, capacity, 0) }.map_err(|_| RingError::Layout)?;
+        unsafe { ringbuf::RingRegion::init(base, pages as usize * 4096, capacity, 0) }
+            .map_err(|_| RingError::Layout)?;
         Ok(SharedRing { phys, len: pages as usize * 4096, capacity })
     }
 

@@ -165,12 +165,7 @@ pub struct SmpReport {
 
 /// Fills the core table from the MADT (BSP first) and starts every AP.
 /// `skip_apic` names APIC ids to leave alone (fault injection for tests).
-pub fn start_aps(
-    madt: &MadtInfo,
-    physical_memory_offset: u64,
-    low_memory_free: bool,
-    skip_apic: &[u32],
-) -> SmpReport {
+pub fn start_aps(madt: &MadtInfo, physical_memory_offset: u64, low_memory_free: bool, skip_apic: &[u32]) -> SmpReport {
     let apic = *apic();
     let bsp_apic = CORES[0].apic_id.load(Ordering::Relaxed);
     let mut count = 1;
@@ -214,7 +209,8 @@ pub fn start_aps(
             "smp: physical {TRAMPOLINE_PHYS:#x}..{LOW_MEMORY_END:#x} is not free RAM; application processors not started"
         );
         for core in &CORES[1..count] {
-            let _ = report.failed.push(NotStarted { core: core.index(), apic_id: core.apic_id.load(Ordering::Relaxed) });
+            let _ =
+                report.failed.push(NotStarted { core: core.index(), apic_id: core.apic_id.load(Ordering::Relaxed) });
         }
         return report;
     }
@@ -254,10 +250,7 @@ pub fn start_aps(
 pub fn stop_other_cores() -> (u32, u32) {
     let Some(apic) = APIC.get() else { return (0, 0) };
     let me = current_core_index();
-    let asked = cores::all()
-        .iter()
-        .filter(|c| c.index() != me && c.online.load(Ordering::Acquire))
-        .count() as u32;
+    let asked = cores::all().iter().filter(|c| c.index() != me && c.online.load(Ordering::Acquire)).count() as u32;
     STOP_REQUESTED.store(true, Ordering::SeqCst);
     apic.send_all_but_self(Delivery::Nmi);
     wait_until(500_000, || STOPPED_CORES.load(Ordering::Acquire) >= asked);

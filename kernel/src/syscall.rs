@@ -82,7 +82,11 @@ extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) {
     let core = cores::this_core();
     let server = server::current();
     let bench = crate::phase_counters::enabled();
-    let call = Syscall::decode_with_sync(frame.rax, [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9], [frame.r12, frame.r13]);
+    let call = Syscall::decode_with_sync(
+        frame.rax,
+        [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9],
+        [frame.r12, frame.r13],
+    );
     if !(bench && call.is_ok_and(|c| c.is_bench_bookkeeping())) {
         core.syscalls.fetch_add(1, Ordering::Relaxed);
     }
@@ -98,8 +102,12 @@ extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) {
         Syscall::Exit { code } => return crate::sync_ipc::exit(frame, server::current_index(), code),
         // Both may switch this core to another server: they write the
         // registers to return with into `frame` themselves.
-        Syscall::Call { endpoint, message } => return crate::sync_ipc::call(frame, server::current_index(), endpoint, message),
-        Syscall::ReplyRecv { reply, receive } => return crate::sync_ipc::reply_recv(frame, server::current_index(), reply, receive),
+        Syscall::Call { endpoint, message } => {
+            return crate::sync_ipc::call(frame, server::current_index(), endpoint, message);
+        }
+        Syscall::ReplyRecv { reply, receive } => {
+            return crate::sync_ipc::reply_recv(frame, server::current_index(), reply, receive);
+        }
         Syscall::CoreId => server.core as u64,
         Syscall::ServerName { buf } => sys_server_name(server, buf),
         Syscall::TscHz => tsc::ticks_per_us() * 1_000_000,

@@ -49,7 +49,13 @@ fn crate_references(line: &str) -> Vec<String> {
         if let Some(group) = rest.strip_prefix('{') {
             // `use crate::{a, b::c};`: the first segment of each item.
             let inside = group.split('}').next().unwrap_or("");
-            found.extend(inside.split(',').filter_map(|item| item.trim().split("::").next()).filter(|s| !s.is_empty()).map(String::from));
+            found.extend(
+                inside
+                    .split(',')
+                    .filter_map(|item| item.trim().split("::").next())
+                    .filter(|s| !s.is_empty())
+                    .map(String::from),
+            );
         } else {
             let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
             found.push(name);
@@ -125,7 +131,11 @@ fn folder_modules_do_not_import_their_own_files_from_mod_rs() {
             for sibling in &siblings {
                 let uses = [format!("use {sibling}::"), format!("use self::{sibling}::"), format!(" {sibling}::")];
                 if uses.iter().any(|u| code.contains(u.as_str())) {
-                    wrong.push(format!("{}:{}: mod.rs uses its own file `{sibling}`", file.strip_prefix(&src).unwrap().display(), number + 1));
+                    wrong.push(format!(
+                        "{}:{}: mod.rs uses its own file `{sibling}`",
+                        file.strip_prefix(&src).unwrap().display(),
+                        number + 1
+                    ));
                 }
             }
         }

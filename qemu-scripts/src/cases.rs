@@ -57,7 +57,14 @@ macro_rules! case {
 }
 
 const BOOT_TESTS: &str = "test=SMP0001,SMP0002,SMP0003";
-const BOOT_LINES: &[&str] = &["MHz from the PIT", "cpu: x2apic", "TEST SMP0001 PASS", "TEST SMP0002 PASS", "TEST SMP0003 PASS", "tests: 3 passed, 0 failed"];
+const BOOT_LINES: &[&str] = &[
+    "MHz from the PIT",
+    "cpu: x2apic",
+    "TEST SMP0001 PASS",
+    "TEST SMP0002 PASS",
+    "TEST SMP0003 PASS",
+    "tests: 3 passed, 0 failed",
+];
 
 const HOSTILE_A_LINES: &[&str] = &[
     "FAULT server `hostile-null-deref` (core 2): vector 14 (#PF page fault), error 0x4, rip 0x",
@@ -362,7 +369,21 @@ const CASES: &[Case] = &[
         system: Some("tests/power-spin.toml"),
         must_not_show: &[],
         timeout_secs: 900,
-        ..case!("PWR0001-spin-low-rate-none-lost-none-stuck", "", 3, Firmware::Bios, true, &["server `ping`: 100000 round trips through the mover: median ", " ns, 0 bad replies", "server `ping`: 0 replies took longer than the stuck bound; interval 20 us", "system: server `ping` exited with code 0", "system: server `echo` exited with code 0", "server `echo`: echo slept 0 times (0 sleeps requested,"])
+        ..case!(
+            "PWR0001-spin-low-rate-none-lost-none-stuck",
+            "",
+            3,
+            Firmware::Bios,
+            true,
+            &[
+                "server `ping`: 100000 round trips through the mover: median ",
+                " ns, 0 bad replies",
+                "server `ping`: 0 replies took longer than the stuck bound; interval 20 us",
+                "system: server `ping` exited with code 0",
+                "system: server `echo` exited with code 0",
+                "server `echo`: echo slept 0 times (0 sleeps requested,"
+            ]
+        )
     },
     // 100 000 messages at one per 20 us with echo's core on sleep = "none", pause at once
     // (single-threaded TCG: every waiting loop pauses, and each pause hands the thread on);
@@ -372,7 +393,21 @@ const CASES: &[Case] = &[
         must_not_show: &[],
         timeout_secs: 900,
         accel: "tcg,thread=single",
-        ..case!("PWR0002-pause-low-rate-none-lost-none-stuck", "", 4, Firmware::Bios, true, &["server `ping`: 100000 round trips through the mover: median ", " ns, 0 bad replies", "server `ping`: 0 replies took longer than the stuck bound; interval 20 us", "system: server `ping` exited with code 0", "system: server `echo` exited with code 0", "server `echo`: echo slept 0 times (0 sleeps requested,"])
+        ..case!(
+            "PWR0002-pause-low-rate-none-lost-none-stuck",
+            "",
+            4,
+            Firmware::Bios,
+            true,
+            &[
+                "server `ping`: 100000 round trips through the mover: median ",
+                " ns, 0 bad replies",
+                "server `ping`: 0 replies took longer than the stuck bound; interval 20 us",
+                "system: server `ping` exited with code 0",
+                "system: server `echo` exited with code 0",
+                "server `echo`: echo slept 0 times (0 sleeps requested,"
+            ]
+        )
     },
     // 100 000 messages at one per 20 us with echo's core on hlt + doorbell;
     // none lost, none stuck (> 1 s), sleeps as the policy says.
@@ -380,8 +415,25 @@ const CASES: &[Case] = &[
         system: Some("tests/power-hlt.toml"),
         must_not_show: &["server `echo`: echo slept 0 times"],
         timeout_secs: 900,
-        ordered: &[("power: runtime view requested by server `ping`", "power: core 3 (server): of "), ("power: core 3 (server): of ", "system: server `echo` exited with code 0")],
-        ..case!("PWR0003-hlt-low-rate-none-lost-none-stuck", "", 4, Firmware::Bios, true, &["server `ping`: 100000 round trips through the mover: median ", " ns, 0 bad replies", "server `ping`: 0 replies took longer than the stuck bound; interval 20 us", "system: server `ping` exited with code 0", "system: server `echo` exited with code 0", "power: runtime view requested by server `ping`"])
+        ordered: &[
+            ("power: runtime view requested by server `ping`", "power: core 3 (server): of "),
+            ("power: core 3 (server): of ", "system: server `echo` exited with code 0"),
+        ],
+        ..case!(
+            "PWR0003-hlt-low-rate-none-lost-none-stuck",
+            "",
+            4,
+            Firmware::Bios,
+            true,
+            &[
+                "server `ping`: 100000 round trips through the mover: median ",
+                " ns, 0 bad replies",
+                "server `ping`: 0 replies took longer than the stuck bound; interval 20 us",
+                "system: server `ping` exited with code 0",
+                "system: server `echo` exited with code 0",
+                "power: runtime view requested by server `ping`"
+            ]
+        )
     },
     // 100 000 messages at one per 20 us with echo's core on mwait (falls back to hlt where MWAIT does not sleep);
     // none lost, none stuck (> 1 s), sleeps as the policy says.
@@ -389,7 +441,20 @@ const CASES: &[Case] = &[
         system: Some("tests/power-mwait.toml"),
         must_not_show: &["server `echo`: echo slept 0 times"],
         timeout_secs: 900,
-        ..case!("PWR0004-mwait-low-rate-none-lost-none-stuck", "", 4, Firmware::Bios, true, &["server `ping`: 100000 round trips through the mover: median ", " ns, 0 bad replies", "server `ping`: 0 replies took longer than the stuck bound; interval 20 us", "system: server `ping` exited with code 0", "system: server `echo` exited with code 0"])
+        ..case!(
+            "PWR0004-mwait-low-rate-none-lost-none-stuck",
+            "",
+            4,
+            Firmware::Bios,
+            true,
+            &[
+                "server `ping`: 100000 round trips through the mover: median ",
+                " ns, 0 bad replies",
+                "server `ping`: 0 replies took longer than the stuck bound; interval 20 us",
+                "system: server `ping` exited with code 0",
+                "system: server `echo` exited with code 0"
+            ]
+        )
     },
     // the mover sleeps too: 100 000 messages at one per 20 us, mover and echo on hlt;
     // the sender wakes the mover with `wake_mover`; none lost, none stuck (> 1 s).
@@ -397,7 +462,21 @@ const CASES: &[Case] = &[
         system: Some("tests/power-mover.toml"),
         must_not_show: &["server `echo`: echo slept 0 times"],
         timeout_secs: 900,
-        ..case!("PWR0005-mover-sleeps-and-is-woken-none-lost-none-stuck", "", 4, Firmware::Bios, true, &["server `ping`: 100000 round trips through the mover: median ", " ns, 0 bad replies", "server `ping`: 0 replies took longer than the stuck bound; interval 20 us", "system: server `ping` exited with code 0", "system: server `echo` exited with code 0", "power: mover 0: woken by servers "])
+        ..case!(
+            "PWR0005-mover-sleeps-and-is-woken-none-lost-none-stuck",
+            "",
+            4,
+            Firmware::Bios,
+            true,
+            &[
+                "server `ping`: 100000 round trips through the mover: median ",
+                " ns, 0 bad replies",
+                "server `ping`: 0 replies took longer than the stuck bound; interval 20 us",
+                "system: server `ping` exited with code 0",
+                "system: server `echo` exited with code 0",
+                "power: mover 0: woken by servers "
+            ]
+        )
     },
     // the lost-wake-up race, aimed: echo and the mover start to sleep the moment their rings
     // are empty; the test knob `power.race_delay_us=20` widens each window of the way to sleep to 20 us,
@@ -414,7 +493,25 @@ const CASES: &[Case] = &[
             "woken between the last check and the halt: 0",
         ],
         timeout_secs: 600,
-        ..case!("PWR0006-race-publish-as-the-consumer-falls-asleep", "power.race_delay_us=20", 4, Firmware::Bios, true, &["server `ping`: 100000 round trips through the mover: median ", " ns, 0 bad replies", "server `ping`: 0 replies took longer than the stuck bound; interval 0 us; sweep 0..120000 ns", "system: server `ping` exited with code 0", "system: server `echo` exited with code 0", "power: test knob power.race_delay_us=20", "power: core 1 (mover): ", "power: core 3 (server): ", "woken between the last check and the halt: ", "announcements withdrawn at the inbox re-check"])
+        ..case!(
+            "PWR0006-race-publish-as-the-consumer-falls-asleep",
+            "power.race_delay_us=20",
+            4,
+            Firmware::Bios,
+            true,
+            &[
+                "server `ping`: 100000 round trips through the mover: median ",
+                " ns, 0 bad replies",
+                "server `ping`: 0 replies took longer than the stuck bound; interval 0 us; sweep 0..120000 ns",
+                "system: server `ping` exited with code 0",
+                "system: server `echo` exited with code 0",
+                "power: test knob power.race_delay_us=20",
+                "power: core 1 (mover): ",
+                "power: core 3 (server): ",
+                "woken between the last check and the halt: ",
+                "announcements withdrawn at the inbox re-check"
+            ]
+        )
     },
     Case {
         system: Some("tests/bad-key.toml"),
@@ -425,7 +522,10 @@ const CASES: &[Case] = &[
             4,
             Firmware::Bios,
             false,
-            &["system.toml:9:1: key `server[0].cor`: unknown key `cor`", "system: the system description is invalid; nothing started"]
+            &[
+                "system.toml:9:1: key `server[0].cor`: unknown key `cor`",
+                "system: the system description is invalid; nothing started"
+            ]
         )
     },
     Case {
@@ -437,7 +537,10 @@ const CASES: &[Case] = &[
             4,
             Firmware::Bios,
             false,
-            &["system.toml:13:9: key `power.core.2.sleep`: `deep` is not a sleep mode; expected \"none\", \"hlt\" or \"mwait\"", "system: the system description is invalid; nothing started"]
+            &[
+                "system.toml:13:9: key `power.core.2.sleep`: `deep` is not a sleep mode; expected \"none\", \"hlt\" or \"mwait\"",
+                "system: the system description is invalid; nothing started"
+            ]
         )
     },
 ];
@@ -445,7 +548,11 @@ const CASES: &[Case] = &[
 /// What a host step does.
 enum HostAction {
     /// `cargo ARGS` with extra environment, optionally on another toolchain.
-    Cargo { args: &'static [&'static str], env: &'static [(&'static str, &'static str)], toolchain: Option<&'static str> },
+    Cargo {
+        args: &'static [&'static str],
+        env: &'static [(&'static str, &'static str)],
+        toolchain: Option<&'static str>,
+    },
     /// A check run inside this process.
     Check(fn() -> Result<(), Error>),
 }
@@ -464,14 +571,41 @@ const fn cargo(args: &'static [&'static str]) -> HostAction {
 }
 
 const HOST_STEPS: &[HostStep] = &[
-    HostStep { name: "HOST0001-cargo-test-workspace", what: "cargo test --workspace", action: cargo(&["test", "--workspace", "--quiet"]) },
+    HostStep {
+        name: "HOST0001-cargo-test-workspace",
+        what: "cargo test --workspace",
+        action: cargo(&["test", "--workspace", "--quiet"]),
+    },
     HostStep {
         name: "HOST0002-clippy-kernel-target",
         what: "clippy for x86_64-unknown-none on the no_std crates, warnings are errors",
         action: cargo(&[
-            "clippy", "--quiet", "--release", "--target", "x86_64-unknown-none", "-p", "kernel", "-p", "smp-boot", "-p", "cores",
-            "-p", "boot-args", "-p", "system-config", "-p", "elf-check", "-p", "ringbuf", "-p", "abi", "-p", "userlib", "--",
-            "-D", "warnings",
+            "clippy",
+            "--quiet",
+            "--release",
+            "--target",
+            "x86_64-unknown-none",
+            "-p",
+            "kernel",
+            "-p",
+            "smp-boot",
+            "-p",
+            "cores",
+            "-p",
+            "boot-args",
+            "-p",
+            "system-config",
+            "-p",
+            "elf-check",
+            "-p",
+            "ringbuf",
+            "-p",
+            "abi",
+            "-p",
+            "userlib",
+            "--",
+            "-D",
+            "warnings",
         ]),
     },
     HostStep {
@@ -491,19 +625,36 @@ const HOST_STEPS: &[HostStep] = &[
     HostStep {
         name: "HOST0005-ringbuf-miri",
         what: "ringbuf tests under Miri (pinned nightly)",
-        action: HostAction::Cargo { args: &["miri", "test", "--quiet", "-p", "ringbuf"], env: &[], toolchain: Some(setup::NIGHTLY) },
+        action: HostAction::Cargo {
+            args: &["miri", "test", "--quiet", "-p", "ringbuf"],
+            env: &[],
+            toolchain: Some(setup::NIGHTLY),
+        },
     },
     HostStep {
         name: "HOST0006-ringbuf-bench-smoke",
         what: "ringbuf benchmark smoke run (figures not checked)",
-        action: HostAction::Cargo { args: &["bench", "--quiet", "-p", "ringbuf"], env: &[("RINGBUF_BENCH_QUICK", "1")], toolchain: None },
+        action: HostAction::Cargo {
+            args: &["bench", "--quiet", "-p", "ringbuf"],
+            env: &[("RINGBUF_BENCH_QUICK", "1")],
+            toolchain: None,
+        },
     },
     HostStep {
         name: "HOST0007-shipped-systems-pass-check-config",
         what: "cargo xtask check-config --smp 8 on the default system and the hostile/three-server test systems",
         action: cargo(&[
-            "run", "--quiet", "-p", "xtask", "--", "check-config", "--smp", "8", "qemu-scripts/systems/default.toml",
-            "qemu-scripts/systems/tests/three-servers.toml", "qemu-scripts/systems/tests/hostile-faults.toml",
+            "run",
+            "--quiet",
+            "-p",
+            "xtask",
+            "--",
+            "check-config",
+            "--smp",
+            "8",
+            "qemu-scripts/systems/default.toml",
+            "qemu-scripts/systems/tests/three-servers.toml",
+            "qemu-scripts/systems/tests/hostile-faults.toml",
             "qemu-scripts/systems/tests/hostile-privileged.toml",
         ]),
     },
@@ -516,6 +667,11 @@ const HOST_STEPS: &[HostStep] = &[
         name: "HOST0009-crate-dependency-directions",
         what: "cargo xtask check-deps: path dependencies match the table in docs/README.md",
         action: HostAction::Check(crate::deps_check::check_deps),
+    },
+    HostStep {
+        name: "HOST0010-cargo-fmt-check",
+        what: "cargo fmt --all --check: the workspace is formatted as rustfmt.toml says",
+        action: cargo(&["fmt", "--all", "--check"]),
     },
 ];
 
@@ -567,8 +723,16 @@ struct Selection {
 impl Selection {
     fn new(opts: &TestOptions) -> Selection {
         let filter = opts.filter.as_deref();
-        let host = if opts.qemu_only { Vec::new() } else { HOST_STEPS.iter().filter(|s| matches(filter, s.name, "")).collect() };
-        let cases = if opts.host_only { Vec::new() } else { CASES.iter().filter(|c| matches(filter, c.name, c.boot_args)).collect() };
+        let host = if opts.qemu_only {
+            Vec::new()
+        } else {
+            HOST_STEPS.iter().filter(|s| matches(filter, s.name, "")).collect()
+        };
+        let cases = if opts.host_only {
+            Vec::new()
+        } else {
+            CASES.iter().filter(|c| matches(filter, c.name, c.boot_args)).collect()
+        };
         let bench = !opts.host_only && matches(filter, BENCH_NAME, "");
         Selection { host, cases, bench }
     }
@@ -743,8 +907,11 @@ fn qemu_tests(tally: &mut Tally, cases: &[&Case], run_bench: bool) -> Result<(),
         let name = BENCH_NAME;
         println!("xtask: running {name} (figures not checked)");
         let started = Instant::now();
-        let ok = run_checked(Command::new("cargo").current_dir(&root).args(["run", "--quiet", "-p", "xtask", "--", "bench"]), name)
-            .is_ok();
+        let ok = run_checked(
+            Command::new("cargo").current_dir(&root).args(["run", "--quiet", "-p", "xtask", "--", "bench"]),
+            name,
+        )
+        .is_ok();
         tally.record(name, ok, &format!("({:.1} s)", started.elapsed().as_secs_f64()));
     }
     Ok(())
@@ -776,11 +943,10 @@ pub fn cmd_test(opts: &TestOptions) -> Result<ExitCode, Error> {
 mod tests {
     use super::*;
 
-/// The ID of a test name: the area and number before the first `-`.
-fn test_id(name: &str) -> &str {
-    name.split('-').next().unwrap_or(name)
-}
-
+    /// The ID of a test name: the area and number before the first `-`.
+    fn test_id(name: &str) -> &str {
+        name.split('-').next().unwrap_or(name)
+    }
 
     fn names() -> Vec<&'static str> {
         HOST_STEPS.iter().map(|s| s.name).chain(CASES.iter().map(|c| c.name)).chain([BENCH_NAME]).collect()
@@ -819,7 +985,13 @@ fn test_id(name: &str) -> &str {
         for case in CASES {
             for kernel_id in case.boot_args.split([' ', '=', ',']) {
                 for other in CASES.iter().filter(|o| o.name != case.name) {
-                    assert_ne!(test_id(other.name), kernel_id, "{} boots {kernel_id}, the ID of {}", case.name, other.name);
+                    assert_ne!(
+                        test_id(other.name),
+                        kernel_id,
+                        "{} boots {kernel_id}, the ID of {}",
+                        case.name,
+                        other.name
+                    );
                 }
             }
         }
@@ -839,6 +1011,8 @@ fn test_id(name: &str) -> &str {
         assert_eq!(pick("HOST0008").0, 1);
         assert!(pick("BENCH0001").2);
         assert!(dry_run(&TestOptions { filter: Some("no-such-test".into()), ..TestOptions::default() }).is_err());
-        assert!(dry_run(&TestOptions { filter: Some("PWR".into()), host_only: true, ..TestOptions::default() }).is_err());
+        assert!(
+            dry_run(&TestOptions { filter: Some("PWR".into()), host_only: true, ..TestOptions::default() }).is_err()
+        );
     }
 }

@@ -51,11 +51,15 @@ fn parse_map(text: &str) -> Result<(Vec<Row>, Vec<Rule>), String> {
         .iter()
         .position(|l| {
             let c = cells(l);
-            l.trim_start().starts_with('|') && c.first() == Some(&"folder") && c.iter().any(|c| c.starts_with("depends on"))
+            l.trim_start().starts_with('|')
+                && c.first() == Some(&"folder")
+                && c.iter().any(|c| c.starts_with("depends on"))
         })
         .ok_or("no table with a `folder` column and a `depends on` column")?;
     let columns = cells(lines[header]);
-    let column = |name: &str| columns.iter().position(|c| c.starts_with(name)).ok_or(format!("the table has no `{name}` column"));
+    let column = |name: &str| {
+        columns.iter().position(|c| c.starts_with(name)).ok_or(format!("the table has no `{name}` column"))
+    };
     let (folder_at, crates_at, deps_at) = (column("folder")?, column("crate")?, column("depends on")?);
     let mut rows = Vec::new();
     let mut end = header + 2;
@@ -123,14 +127,24 @@ fn compare(packages: &[Package], rows: &[Row], rules: &[Rule]) -> Vec<String> {
         let exact = rows.iter().find(|r| !r.folder.ends_with("/*") && r.folder.trim_end_matches('/') == package.dir);
         let row = exact.or_else(|| rows.iter().find(|r| r.folder.ends_with("/*") && covers(&r.folder, package)));
         let Some(row) = row else {
-            problems.push(format!("crate `{}` ({}/) has no row in the table of docs/README.md", package.name, package.dir));
+            problems
+                .push(format!("crate `{}` ({}/) has no row in the table of docs/README.md", package.name, package.dir));
             continue;
         };
         if exact.is_some() && !row.crates.contains(&package.name) {
-            problems.push(format!("docs/README.md:{}: folder `{}` holds crate `{}`, the table says {:?}", row.line, row.folder, package.name, row.crates));
+            problems.push(format!(
+                "docs/README.md:{}: folder `{}` holds crate `{}`, the table says {:?}",
+                row.line, row.folder, package.name, row.crates
+            ));
         }
         let actual = edges(package);
-        let allowed = |list: &BTreeSet<String>| if list.is_empty() { "nothing of ours".to_string() } else { list.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ") };
+        let allowed = |list: &BTreeSet<String>| {
+            if list.is_empty() {
+                "nothing of ours".to_string()
+            } else {
+                list.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+            }
+        };
         for dep in actual.difference(&row.depends_on) {
             problems.push(format!(
                 "`{}` depends on `{dep}`, which docs/README.md:{} does not allow (it lists {})",
@@ -141,7 +155,10 @@ fn compare(packages: &[Package], rows: &[Row], rules: &[Rule]) -> Vec<String> {
         }
         if exact.is_some() {
             for dep in row.depends_on.difference(&actual) {
-                problems.push(format!("docs/README.md:{} says `{}` depends on `{dep}`, but it does not (stale table)", row.line, package.name));
+                problems.push(format!(
+                    "docs/README.md:{} says `{}` depends on `{dep}`, but it does not (stale table)",
+                    row.line, package.name
+                ));
             }
         }
     }
@@ -163,7 +180,10 @@ fn compare(packages: &[Package], rows: &[Row], rules: &[Rule]) -> Vec<String> {
             Rule::Nothing { line, from } => {
                 for package in packages.iter().filter(|p| from.iter().any(|f| covers(f, p))) {
                     for dep in edges(package) {
-                        problems.push(format!("`{}` depends on `{dep}`, against the rule at docs/README.md:{line}", package.name));
+                        problems.push(format!(
+                            "`{}` depends on `{dep}`, against the rule at docs/README.md:{line}",
+                            package.name
+                        ));
                     }
                 }
             }
@@ -175,19 +195,29 @@ fn compare(packages: &[Package], rows: &[Row], rules: &[Rule]) -> Vec<String> {
 /// The check itself: `cargo xtask check-deps` and a step of `cargo xtask test`.
 pub fn check_deps() -> Result<(), Error> {
     let root = crate::root();
-    let text = std::fs::read_to_string(root.join("docs/README.md")).map_err(|e| Error::new(format!("docs/README.md: {e}")))?;
+    let text =
+        std::fs::read_to_string(root.join("docs/README.md")).map_err(|e| Error::new(format!("docs/README.md: {e}")))?;
     let (rows, rules) = parse_map(&text).map_err(|e| Error::new(format!("docs/README.md: {e}")))?;
     let packages = crate::workspace::packages(&root)?;
     let problems = compare(&packages, &rows, &rules);
     let edges: usize = packages.iter().map(|p| p.path_deps.iter().filter(|d| d.kind != DepKind::Dev).count()).sum();
-    println!("xtask: check-deps: {} crates, {edges} edges, {} rows, {} rules: {} problem(s)", packages.len(), rows.len(), rules.len(), problems.len());
+    println!(
+        "xtask: check-deps: {} crates, {edges} edges, {} rows, {} rules: {} problem(s)",
+        packages.len(),
+        rows.len(),
+        rules.len(),
+        problems.len()
+    );
     if problems.is_empty() {
         return Ok(());
     }
     for p in &problems {
         println!("  {p}");
     }
-    Err(Error::new(format!("{} difference(s) between the crates' dependencies and docs/README.md (listed above)", problems.len())))
+    Err(Error::new(format!(
+        "{} difference(s) between the crates' dependencies and docs/README.md (listed above)",
+        problems.len()
+    )))
 }
 
 #[cfg(test)]
@@ -258,7 +288,11 @@ mod tests {
         ws[0].path_deps.remove(1);
         let problems = compare(&ws, &rows, &rules).join("\n");
         assert!(problems.contains("`bad` depends on `kernel`, which docs/README.md:6 does not allow"), "{problems}");
-        assert!(problems.contains("`bad` (servers/bad/) depends on `kernel` (kernel/), against the rule at docs/README.md:9"), "{problems}");
+        assert!(
+            problems
+                .contains("`bad` (servers/bad/) depends on `kernel` (kernel/), against the rule at docs/README.md:9"),
+            "{problems}"
+        );
         assert!(problems.contains("`ringbuf` depends on `abi`, against the rule at docs/README.md:10"), "{problems}");
         assert!(problems.contains("docs/README.md:3 says `kernel` depends on `abi`, but it does not"), "{problems}");
         let unknown = package("stray", "tools/stray", &[]);

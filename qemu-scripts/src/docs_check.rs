@@ -169,13 +169,19 @@ mod tests {
         let md = "Run `cargo xtask run --nope` inline.\n\n```sh\ncargo xtask run --smp 4   # a comment\nls\n$ cargo xtask test --filter 'PWR0006'\n```\n\ncargo xtask outside\n~~~\ncargo xtask bench ipc\n~~~\n";
         let found = commands(md).unwrap();
         let got: Vec<(usize, &str)> = found.iter().map(|c| (c.line, c.text.as_str())).collect();
-        assert_eq!(got, [(4, "cargo xtask run --smp 4"), (6, "cargo xtask test --filter PWR0006"), (11, "cargo xtask bench ipc")]);
+        assert_eq!(
+            got,
+            [(4, "cargo xtask run --smp 4"), (6, "cargo xtask test --filter PWR0006"), (11, "cargo xtask bench ipc")]
+        );
         assert_eq!(found[0].words, ["run", "--smp", "4"]);
     }
 
     #[test]
     fn shell_words() {
-        assert_eq!(split_shell(r#"cargo xtask run --boot-args "test=all x" # c"#).unwrap(), ["cargo", "xtask", "run", "--boot-args", "test=all x"]);
+        assert_eq!(
+            split_shell(r#"cargo xtask run --boot-args "test=all x" # c"#).unwrap(),
+            ["cargo", "xtask", "run", "--boot-args", "test=all x"]
+        );
         assert_eq!(split_shell("a b#c 'd e'").unwrap(), ["a", "b#c", "d e"]);
         assert!(split_shell("a 'b").is_err());
     }

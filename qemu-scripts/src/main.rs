@@ -96,9 +96,15 @@ pub fn root() -> PathBuf {
 /// Builds the kernel ELF (stable, bare-metal target) and returns its path.
 pub fn build_kernel(root: &Path) -> Result<PathBuf, Error> {
     run_checked(
-        Command::new("cargo")
-            .current_dir(root)
-            .args(["build", "--quiet", "--release", "-p", "kernel", "--target", setup::KERNEL_TARGET]),
+        Command::new("cargo").current_dir(root).args([
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            "kernel",
+            "--target",
+            setup::KERNEL_TARGET,
+        ]),
         "building the kernel",
     )?;
     Ok(root.join("target").join(setup::KERNEL_TARGET).join("release").join("kernel"))
@@ -186,10 +192,7 @@ impl System {
                 return Err(Error::new(format!("{}: {needs}; --smp {smp} is too few", self.file)));
             }
         }
-        let machine = system_config::Machine {
-            core_count: smp.map(|n| n as usize),
-            binaries: Some(binaries.to_vec()),
-        };
+        let machine = system_config::Machine { core_count: smp.map(|n| n as usize), binaries: Some(binaries.to_vec()) };
         config.validate(&machine).map_err(render)?;
         Ok(config)
     }
@@ -255,7 +258,13 @@ pub struct Boot<'a> {
 }
 
 /// Builds the ramdisk and image for `boot` and runs it in QEMU.
-pub fn boot(root: &Path, kernel: &Path, builder: &Path, boot: &Boot, opts: &QemuOptions) -> Result<qemu::Outcome, Error> {
+pub fn boot(
+    root: &Path,
+    kernel: &Path,
+    builder: &Path,
+    boot: &Boot,
+    opts: &QemuOptions,
+) -> Result<qemu::Outcome, Error> {
     let dir = qemu::run_dir(root, boot.name)?;
     let ramdisk = dir.join("ramdisk.tar");
     let names: Vec<String> = boot.binaries.iter().map(|(n, _)| format!("servers/{n}")).collect();
@@ -314,7 +323,11 @@ impl Args {
 fn qemu_options(args: &mut Args) -> Result<QemuOptions, Error> {
     let mut opts = QemuOptions::default();
     if let Some(smp) = args.take_value("--smp")? {
-        opts.smp = smp.parse().ok().filter(|n| (1..=64).contains(n)).ok_or_else(|| Error::new(format!("--smp: `{smp}` is not 1..=64")))?;
+        opts.smp = smp
+            .parse()
+            .ok()
+            .filter(|n| (1..=64).contains(n))
+            .ok_or_else(|| Error::new(format!("--smp: `{smp}` is not 1..=64")))?;
     }
     if let Some(fw) = args.take_value("--firmware")? {
         opts.firmware = match fw.as_str() {
@@ -337,7 +350,8 @@ fn qemu_options(args: &mut Args) -> Result<QemuOptions, Error> {
         opts.memory = memory;
     }
     if let Some(secs) = args.take_value("--timeout")? {
-        let secs: u64 = secs.parse().map_err(|_| Error::new(format!("--timeout: `{secs}` is not a number of seconds")))?;
+        let secs: u64 =
+            secs.parse().map_err(|_| Error::new(format!("--timeout: `{secs}` is not a number of seconds")))?;
         opts.timeout = Some(Duration::from_secs(secs));
     }
     if let Some(cpu) = args.take_value("--cpu")? {
@@ -393,7 +407,11 @@ pub fn parse(mut words: Vec<String>) -> Result<Invocation, Error> {
         if rest.is_empty() { Ok(()) } else { Err(Error::new(format!("unexpected arguments {rest:?}\n\n{USAGE}"))) }
     };
     let only_words = |args: &Args, command: &str| {
-        if args.qemu_extra.is_empty() { Ok(()) } else { Err(Error::new(format!("`{command}` takes no QEMU arguments after `--`"))) }
+        if args.qemu_extra.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::new(format!("`{command}` takes no QEMU arguments after `--`")))
+        }
     };
     match command.as_str() {
         "run" => {
@@ -434,7 +452,9 @@ pub fn parse(mut words: Vec<String>) -> Result<Invocation, Error> {
                 ["ipc"] => Benchmark::Ipc,
                 ["power"] => Benchmark::Power,
                 [other] => {
-                    return Err(Error::new(format!("unknown benchmark `{other}`; available: ipc, power (both by default), ringbuf")));
+                    return Err(Error::new(format!(
+                        "unknown benchmark `{other}`; available: ipc, power (both by default), ringbuf"
+                    )));
                 }
                 more => return Err(Error::new(format!("one benchmark at a time, not {more:?}"))),
             };
@@ -447,7 +467,10 @@ pub fn parse(mut words: Vec<String>) -> Result<Invocation, Error> {
             only_words(&args, "check-config")?;
             let smp = match args.take_value("--smp")? {
                 Some(n) => Some(
-                    n.parse().ok().filter(|n| (1..=64).contains(n)).ok_or_else(|| Error::new(format!("--smp: `{n}` is not 1..=64")))?,
+                    n.parse()
+                        .ok()
+                        .filter(|n| (1..=64).contains(n))
+                        .ok_or_else(|| Error::new(format!("--smp: `{n}` is not 1..=64")))?,
                 ),
                 None => None,
             };
@@ -579,7 +602,10 @@ fn cmd_check_config(files: &[String], smp: Option<u32>) -> Result<ExitCode, Erro
                 if smp.is_some() {
                     String::new()
                 } else {
-                    format!("; needs --smp {} or more, core numbers checked only with --smp", CoresNeeded::of(&config).count)
+                    format!(
+                        "; needs --smp {} or more, core numbers checked only with --smp",
+                        CoresNeeded::of(&config).count
+                    )
                 }
             ),
             Err(Error(msg)) => {
@@ -680,7 +706,12 @@ fn cmd_bench(which: Benchmark, opts: &QemuOptions, runs: u32) -> Result<ExitCode
     if !ipc_runs.is_empty() {
         for (index, run) in ipc_runs.iter().enumerate() {
             if ipc_runs.len() > 1 {
-                println!("==== IPC boot {} of {} (system={}) ====", index + 1, ipc_runs.len(), run.begin_extra.get("system").map_or("-", String::as_str));
+                println!(
+                    "==== IPC boot {} of {} (system={}) ====",
+                    index + 1,
+                    ipc_runs.len(),
+                    run.begin_extra.get("system").map_or("-", String::as_str)
+                );
             }
             println!("{}", bench::report_text(run));
         }
@@ -689,11 +720,8 @@ fn cmd_bench(which: Benchmark, opts: &QemuOptions, runs: u32) -> Result<ExitCode
             // Target ratios per boot, one table per system (the writers
             // boot's targets are not the same figures as the ipc boot's).
             for boot in plan.iter().filter(|b| b.ipc) {
-                let same: Vec<bench::Run> = ipc_runs
-                    .iter()
-                    .filter(|r| r.begin_extra.get("system") == Some(&boot.tag))
-                    .cloned()
-                    .collect();
+                let same: Vec<bench::Run> =
+                    ipc_runs.iter().filter(|r| r.begin_extra.get("system") == Some(&boot.tag)).cloned().collect();
                 let summary = bench::summary_text(&same);
                 if !summary.is_empty() {
                     println!("system={}: {summary}", boot.tag);
@@ -708,7 +736,8 @@ fn cmd_bench(which: Benchmark, opts: &QemuOptions, runs: u32) -> Result<ExitCode
     }
     if !power_runs.is_empty() {
         println!("{}", bench::power_report_text(&power_runs));
-        let written = bench::write_power_outputs(&power_runs, &out).map_err(|e| Error::new(format!("writing results: {e}")))?;
+        let written =
+            bench::write_power_outputs(&power_runs, &out).map_err(|e| Error::new(format!("writing results: {e}")))?;
         for path in written {
             println!("xtask: wrote {}", path.display());
         }
@@ -738,7 +767,13 @@ fn bench_build() -> Result<BenchBuild, Error> {
 
 /// Boots `system_file` (a path under the repository) with the `-smp` it
 /// needs (at least the one asked for) and returns the parsed runs.
-fn bench_boot(build: &BenchBuild, opts: &QemuOptions, name: &str, system_file: &str, tag: &str) -> Result<Vec<bench::Run>, Error> {
+fn bench_boot(
+    build: &BenchBuild,
+    opts: &QemuOptions,
+    name: &str,
+    system_file: &str,
+    tag: &str,
+) -> Result<Vec<bench::Run>, Error> {
     let root = root();
     let system = System::read(&root.join(system_file))?;
     let mut opts = opts.clone();
@@ -750,8 +785,12 @@ fn bench_boot(build: &BenchBuild, opts: &QemuOptions, name: &str, system_file: &
         opts.timeout = Some(Duration::from_secs(1800));
     }
     let accel_name = if opts.accel == "tcg,thread=single" { "tcg-single" } else { opts.accel.as_str() };
-    let boot_args = format!("bench bench.accel={accel_name} bench.cpu={} bench.date={} bench.system={tag}", opts.cpu, utc_now());
-    println!("xtask: benchmark `{tag}`, -smp {} ({}), serial log in target/qemu/{name}/serial.log", opts.smp, opts.accel);
+    let boot_args =
+        format!("bench bench.accel={accel_name} bench.cpu={} bench.date={} bench.system={tag}", opts.cpu, utc_now());
+    println!(
+        "xtask: benchmark `{tag}`, -smp {} ({}), serial log in target/qemu/{name}/serial.log",
+        opts.smp, opts.accel
+    );
     let run = Boot { name, boot_args: &boot_args, system: Some(&system), binaries: &build.binaries };
     let outcome = boot(&root, &build.kernel, &build.builder, &run, &opts)?;
     if outcome.status != Some(qemu::GUEST_PASS) {
@@ -761,7 +800,8 @@ fn bench_boot(build: &BenchBuild, opts: &QemuOptions, name: &str, system_file: &
         }
         return Err(Error::new(format!("benchmark boot `{tag}` failed: {}", outcome.verdict())));
     }
-    let mut runs = bench::parse(&outcome.serial).map_err(|e| Error::new(format!("parsing the benchmark output of `{tag}`: {e}")))?;
+    let mut runs = bench::parse(&outcome.serial)
+        .map_err(|e| Error::new(format!("parsing the benchmark output of `{tag}`: {e}")))?;
     let host_cpus = std::thread::available_parallelism().map(|n| n.get() as u32).ok();
     for run in &mut runs {
         run.host_cpus = host_cpus;

@@ -71,6 +71,14 @@ pub fn rust_toolchains(miri: bool) -> Result<(), Error> {
         eprintln!("xtask: adding Rust target {KERNEL_TARGET}");
         run_checked(Command::new("rustup").args(["target", "add", KERNEL_TARGET]), "rustup target add")?;
     }
+    // The host steps run clippy and rustfmt on the default toolchain.
+    let stable_components = output(Command::new("rustup").args(["component", "list", "--installed"]));
+    for component in ["clippy", "rustfmt"] {
+        if !stable_components.lines().any(|l| l.starts_with(component)) {
+            eprintln!("xtask: adding component {component}");
+            run_checked(Command::new("rustup").args(["component", "add", component]), "rustup component add")?;
+        }
+    }
     let toolchains = output(Command::new("rustup").args(["toolchain", "list"]));
     if !toolchains.lines().any(|l| l.starts_with(NIGHTLY)) {
         eprintln!("xtask: installing toolchain {NIGHTLY} (image builder, Miri)");

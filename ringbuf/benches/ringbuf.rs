@@ -338,7 +338,12 @@ fn cache_line_round_trips(pinning: &Pinning, samples: usize) -> Vec<u64> {
 }
 
 /// Streams `count` messages in batches of `batch`; returns messages per second.
-fn stream<S: Sender, R: Receiver>(pinning: &Pinning, count: u64, batch: usize, (mut sender, mut receiver): (S, R)) -> f64 {
+fn stream<S: Sender, R: Receiver>(
+    pinning: &Pinning,
+    count: u64,
+    batch: usize,
+    (mut sender, mut receiver): (S, R),
+) -> f64 {
     let barrier = Barrier::new(2);
     let mut elapsed = Duration::ZERO;
     std::thread::scope(|scope| {
@@ -445,22 +450,40 @@ fn run_latency(settings: &Settings, pinning: &Pinning, ns_per_tick: f64) -> Vec<
     let samples = settings.rtt_samples;
     let measures: Vec<(&'static str, Measure<'_>)> = vec![
         ("cache-line floor", Box::new(|| cache_line_round_trips(pinning, samples))),
-        ("ringbuf", Box::new(|| {
-            let (mut ping, mut pong) = (Box::new(OwnedRing::<CAPACITY>::new()), Box::new(OwnedRing::<CAPACITY>::new()));
-            round_trips(pinning, samples, ping.split(), pong.split())
-        })),
-        ("rtrb", Box::new(|| {
-            round_trips(pinning, samples, rtrb::RingBuffer::new(CAPACITY), rtrb::RingBuffer::new(CAPACITY))
-        })),
-        ("crossbeam ArrayQueue", Box::new(|| {
-            let (ping, pong) = (ArrayQueue::new(CAPACITY), ArrayQueue::new(CAPACITY));
-            round_trips(pinning, samples, (ArrayQueueEnd(&ping), ArrayQueueEnd(&ping)), (ArrayQueueEnd(&pong), ArrayQueueEnd(&pong)))
-        })),
-        ("heapless spsc", Box::new(|| {
-            let mut ping: Box<heapless::spsc::Queue<Message, CAPACITY>> = Box::new(heapless::spsc::Queue::new());
-            let mut pong: Box<heapless::spsc::Queue<Message, CAPACITY>> = Box::new(heapless::spsc::Queue::new());
-            round_trips(pinning, samples, ping.split(), pong.split())
-        })),
+        (
+            "ringbuf",
+            Box::new(|| {
+                let (mut ping, mut pong) =
+                    (Box::new(OwnedRing::<CAPACITY>::new()), Box::new(OwnedRing::<CAPACITY>::new()));
+                round_trips(pinning, samples, ping.split(), pong.split())
+            }),
+        ),
+        (
+            "rtrb",
+            Box::new(|| {
+                round_trips(pinning, samples, rtrb::RingBuffer::new(CAPACITY), rtrb::RingBuffer::new(CAPACITY))
+            }),
+        ),
+        (
+            "crossbeam ArrayQueue",
+            Box::new(|| {
+                let (ping, pong) = (ArrayQueue::new(CAPACITY), ArrayQueue::new(CAPACITY));
+                round_trips(
+                    pinning,
+                    samples,
+                    (ArrayQueueEnd(&ping), ArrayQueueEnd(&ping)),
+                    (ArrayQueueEnd(&pong), ArrayQueueEnd(&pong)),
+                )
+            }),
+        ),
+        (
+            "heapless spsc",
+            Box::new(|| {
+                let mut ping: Box<heapless::spsc::Queue<Message, CAPACITY>> = Box::new(heapless::spsc::Queue::new());
+                let mut pong: Box<heapless::spsc::Queue<Message, CAPACITY>> = Box::new(heapless::spsc::Queue::new());
+                round_trips(pinning, samples, ping.split(), pong.split())
+            }),
+        ),
     ];
     let mut medians: Vec<Vec<f64>> = vec![Vec::new(); measures.len()];
     let mut p99s: Vec<Vec<f64>> = vec![Vec::new(); measures.len()];
@@ -488,24 +511,40 @@ fn run_throughput(settings: &Settings, pinning: &Pinning) -> Vec<ThroughputRow> 
     type Measure<'a> = Box<dyn Fn(usize) -> f64 + 'a>;
     let count = settings.stream_messages;
     let measures: Vec<(&'static str, bool, Measure<'_>)> = vec![
-        ("ringbuf", true, Box::new(|batch| {
-            let mut ring = Box::new(OwnedRing::<CAPACITY>::new());
-            stream(pinning, count, batch, ring.split())
-        })),
-        ("ringbuf + wake check", true, Box::new(|batch| {
-            let mut ring = Box::new(OwnedRing::<CAPACITY>::new());
-            let (producer, consumer) = ring.split();
-            stream(pinning, count, batch, (WithWakeCheck(producer, 0), consumer))
-        })),
+        (
+            "ringbuf",
+            true,
+            Box::new(|batch| {
+                let mut ring = Box::new(OwnedRing::<CAPACITY>::new());
+                stream(pinning, count, batch, ring.split())
+            }),
+        ),
+        (
+            "ringbuf + wake check",
+            true,
+            Box::new(|batch| {
+                let mut ring = Box::new(OwnedRing::<CAPACITY>::new());
+                let (producer, consumer) = ring.split();
+                stream(pinning, count, batch, (WithWakeCheck(producer, 0), consumer))
+            }),
+        ),
         ("rtrb", true, Box::new(|batch| stream(pinning, count, batch, rtrb::RingBuffer::new(CAPACITY)))),
-        ("crossbeam ArrayQueue", false, Box::new(|batch| {
-            let queue = ArrayQueue::new(CAPACITY);
-            stream(pinning, count, batch, (ArrayQueueEnd(&queue), ArrayQueueEnd(&queue)))
-        })),
-        ("heapless spsc", false, Box::new(|batch| {
-            let mut queue: Box<heapless::spsc::Queue<Message, CAPACITY>> = Box::new(heapless::spsc::Queue::new());
-            stream(pinning, count, batch, queue.split())
-        })),
+        (
+            "crossbeam ArrayQueue",
+            false,
+            Box::new(|batch| {
+                let queue = ArrayQueue::new(CAPACITY);
+                stream(pinning, count, batch, (ArrayQueueEnd(&queue), ArrayQueueEnd(&queue)))
+            }),
+        ),
+        (
+            "heapless spsc",
+            false,
+            Box::new(|batch| {
+                let mut queue: Box<heapless::spsc::Queue<Message, CAPACITY>> = Box::new(heapless::spsc::Queue::new());
+                stream(pinning, count, batch, queue.split())
+            }),
+        ),
     ];
     let mut results: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); BATCH_SIZES.len()]; measures.len()];
     for _ in 0..settings.repetitions {
@@ -538,9 +577,14 @@ struct Machine {
 fn machine(pinning: &Pinning) -> Machine {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|text| text.lines().find(|line| line.starts_with("model name")).map(|line| line.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|text| {
+            text.lines()
+                .find(|line| line.starts_with("model name"))
+                .map(|line| line.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown".to_string());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|text| text.trim().to_string()).unwrap_or_default();
+    let kernel =
+        std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|text| text.trim().to_string()).unwrap_or_default();
     let logical_cpus = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
     Machine { cpu, logical_cpus, kernel, pinned: pinning.cores.is_some() }
 }
@@ -570,8 +614,14 @@ fn print_tables(latency: &[LatencyRow], throughput: &[ThroughputRow], settings: 
     let floor = latency[0].median_ns.median;
     let rtrb_rtt = latency.iter().find(|row| row.queue == "rtrb").map_or(f64::NAN, |row| row.median_ns.median);
     println!();
-    println!("Round trip, one 64-byte message each way ({} samples x {} runs; spread = min..max over runs)", settings.rtt_samples, settings.repetitions);
-    println!("{:<22} {:>10} {:>17} {:>10} {:>9} {:>8}", "queue", "median ns", "spread ns", "p99 ns", "vs floor", "vs rtrb");
+    println!(
+        "Round trip, one 64-byte message each way ({} samples x {} runs; spread = min..max over runs)",
+        settings.rtt_samples, settings.repetitions
+    );
+    println!(
+        "{:<22} {:>10} {:>17} {:>10} {:>9} {:>8}",
+        "queue", "median ns", "spread ns", "p99 ns", "vs floor", "vs rtrb"
+    );
     for row in latency {
         println!(
             "{:<22} {:>10.0} {:>17} {:>10.0} {:>8.2}x {:>7.2}x",
@@ -584,7 +634,10 @@ fn print_tables(latency: &[LatencyRow], throughput: &[ThroughputRow], settings: 
         );
     }
     println!();
-    println!("Streaming throughput, million messages/s ({} messages x {} runs; median [min..max])", settings.stream_messages, settings.repetitions);
+    println!(
+        "Streaming throughput, million messages/s ({} messages x {} runs; median [min..max])",
+        settings.stream_messages, settings.repetitions
+    );
     let mut header = format!("{:<22}", "queue");
     for batch in BATCH_SIZES {
         let _ = write!(header, " {:>20}", if batch == 1 { "unbatched".to_string() } else { format!("batch {batch}") });
@@ -592,9 +645,14 @@ fn print_tables(latency: &[LatencyRow], throughput: &[ThroughputRow], settings: 
     println!("{header} {:>10} {:>10}", "b64/unb", "unb/rtrb");
     let rtrb_row = throughput.iter().find(|row| row.queue == "rtrb");
     for row in throughput {
-        let mut line = format!("{:<22}", if row.has_batch_api { row.queue.to_string() } else { format!("{}*", row.queue) });
+        let mut line =
+            format!("{:<22}", if row.has_batch_api { row.queue.to_string() } else { format!("{}*", row.queue) });
         for result in &row.per_batch {
-            let _ = write!(line, " {:>20}", format!("{:.1} [{:.1}..{:.1}]", result.median / 1e6, result.min / 1e6, result.max / 1e6));
+            let _ = write!(
+                line,
+                " {:>20}",
+                format!("{:.1} [{:.1}..{:.1}]", result.median / 1e6, result.min / 1e6, result.max / 1e6)
+            );
         }
         let batched_speedup = row.per_batch[BATCH_SIZES.len() - 1].median / row.per_batch[0].median;
         let versus_rtrb = rtrb_row.map_or(f64::NAN, |rtrb| row.per_batch[0].median / rtrb.per_batch[0].median);
@@ -615,7 +673,13 @@ fn json_spread(spread: &Spread) -> String {
     format!("{{\"median\": {:.3}, \"min\": {:.3}, \"max\": {:.3}}}", spread.median, spread.min, spread.max)
 }
 
-fn json_report(latency: &[LatencyRow], throughput: &[ThroughputRow], settings: &Settings, machine: &Machine, date: &str) -> String {
+fn json_report(
+    latency: &[LatencyRow],
+    throughput: &[ThroughputRow],
+    settings: &Settings,
+    machine: &Machine,
+    date: &str,
+) -> String {
     let floor = latency[0].median_ns.median;
     let rtrb_rtt = latency.iter().find(|row| row.queue == "rtrb").map_or(f64::NAN, |row| row.median_ns.median);
     let rtrb_row = throughput.iter().find(|row| row.queue == "rtrb");

@@ -83,11 +83,7 @@ impl<'a> Consumer<'a> {
         let capacity = self.slots.len() as u64;
         let available = peer_index.wrapping_sub(self.next_read_index);
         if available > capacity {
-            return Err(RingError::PeerIndexOutOfRange {
-                own_index: self.next_read_index,
-                peer_index,
-                capacity,
-            });
+            return Err(RingError::PeerIndexOutOfRange { own_index: self.next_read_index, peer_index, capacity });
         }
         self.cached_producer_index = peer_index;
         Ok(available)

@@ -37,10 +37,9 @@ impl fmt::Display for RingError {
         match self {
             RingError::Full => f.write_str("ring is full"),
             RingError::Empty => f.write_str("ring is empty"),
-            RingError::PeerIndexOutOfRange { own_index, peer_index, capacity } => write!(
-                f,
-                "peer index {peer_index} is more than {capacity} slots away from own index {own_index}"
-            ),
+            RingError::PeerIndexOutOfRange { own_index, peer_index, capacity } => {
+                write!(f, "peer index {peer_index} is more than {capacity} slots away from own index {own_index}")
+            }
         }
     }
 }
@@ -81,11 +80,9 @@ impl fmt::Display for LayoutError {
             LayoutError::CapacityTooLarge { capacity } => {
                 write!(f, "ring capacity {capacity} makes the region size overflow")
             }
-            LayoutError::Misaligned { address } => write!(
-                f,
-                "ring region at {address:#x} is not aligned to {} bytes",
-                crate::REGION_ALIGN
-            ),
+            LayoutError::Misaligned { address } => {
+                write!(f, "ring region at {address:#x} is not aligned to {} bytes", crate::REGION_ALIGN)
+            }
             LayoutError::RegionTooSmall { needed, provided } => {
                 write!(f, "ring region needs {needed} bytes, got {provided}")
             }
@@ -111,11 +108,9 @@ pub enum MessageError {
 impl fmt::Display for MessageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            MessageError::PayloadTooLong { payload_len } => write!(
-                f,
-                "payload length {payload_len} exceeds {} bytes",
-                crate::PAYLOAD_CAPACITY
-            ),
+            MessageError::PayloadTooLong { payload_len } => {
+                write!(f, "payload length {payload_len} exceeds {} bytes", crate::PAYLOAD_CAPACITY)
+            }
             MessageError::ReservedFlagsSet { flags } => {
                 write!(f, "reserved message flags set: {flags:#06x}")
             }

@@ -69,9 +69,7 @@ impl Message {
     /// A message to `destination_endpoint` with `label` and a copy of `payload`.
     pub fn new(destination_endpoint: u32, label: u32, payload: &[u8]) -> Result<Self, MessageError> {
         if payload.len() > PAYLOAD_CAPACITY {
-            return Err(MessageError::PayloadTooLong {
-                payload_len: u16::try_from(payload.len()).unwrap_or(u16::MAX),
-            });
+            return Err(MessageError::PayloadTooLong { payload_len: u16::try_from(payload.len()).unwrap_or(u16::MAX) });
         }
         let mut message = Message::zeroed();
         message.destination_endpoint = destination_endpoint;

@@ -78,11 +78,7 @@ impl<'a> Producer<'a> {
         let capacity = self.slots.len() as u64;
         let in_flight = self.next_write_index.wrapping_sub(peer_index);
         if in_flight > capacity {
-            return Err(RingError::PeerIndexOutOfRange {
-                own_index: self.next_write_index,
-                peer_index,
-                capacity,
-            });
+            return Err(RingError::PeerIndexOutOfRange { own_index: self.next_write_index, peer_index, capacity });
         }
         self.cached_consumer_index = peer_index;
         Ok(capacity - in_flight)

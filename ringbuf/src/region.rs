@@ -108,11 +108,7 @@ impl<'a> RingRegion<'a> {
     ///   thread, or another address space, which is also free to write any
     ///   garbage at any moment); in particular no Rust reference to
     ///   non-atomic data in the region exists.
-    pub unsafe fn attach(
-        base: NonNull<u8>,
-        region_len: usize,
-        capacity: usize,
-    ) -> Result<Self, LayoutError> {
+    pub unsafe fn attach(base: NonNull<u8>, region_len: usize, capacity: usize) -> Result<Self, LayoutError> {
         check_region(base, region_len, capacity)?;
         let header = base.as_ptr().cast::<RingHeader>().cast_const();
         // SAFETY: `header` is in bounds and aligned (checked). Taking field
@@ -132,9 +128,7 @@ impl<'a> RingRegion<'a> {
         // are 64-aligned (the region is 128-aligned and the header 384 bytes),
         // and `capacity` of them fit in the checked region. `Slot` is only
         // atomics, all initialised (contract), valid for `'a` (contract).
-        let slots = unsafe {
-            core::slice::from_raw_parts(header.add(1).cast::<Slot>(), capacity)
-        };
+        let slots = unsafe { core::slice::from_raw_parts(header.add(1).cast::<Slot>(), capacity) };
         Ok(RingRegion { producer_index, consumer_index, wake_state, slots })
     }
 
@@ -199,10 +193,7 @@ impl<const CAPACITY: usize> OwnedRing<CAPACITY> {
     /// next to `u32::MAX` and `u64::MAX` to cover index wrap-around).
     pub fn with_start_index(start_index: u64) -> Self {
         const { assert!(CAPACITY.is_power_of_two(), "ring capacity must be a non-zero power of two") };
-        OwnedRing {
-            header: RingHeader::new(start_index),
-            slots: core::array::from_fn(|_| Slot::new()),
-        }
+        OwnedRing { header: RingHeader::new(start_index), slots: core::array::from_fn(|_| Slot::new()) }
     }
 
     /// A view of the ring's memory; borrowing mutably keeps to one pair of handles at a time.

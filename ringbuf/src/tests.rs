@@ -252,10 +252,7 @@ fn region_size_and_capacity_agree() {
     assert_eq!(region_size(32), Ok(384 + 32 * 64));
     assert_eq!(region_size(0), Err(LayoutError::CapacityNotPowerOfTwo { capacity: 0 }));
     assert_eq!(region_size(3), Err(LayoutError::CapacityNotPowerOfTwo { capacity: 3 }));
-    assert_eq!(
-        region_size(1 << 62),
-        Err(LayoutError::CapacityTooLarge { capacity: 1 << 62 })
-    );
+    assert_eq!(region_size(1 << 62), Err(LayoutError::CapacityTooLarge { capacity: 1 << 62 }));
     assert_eq!(capacity_for_region(4096), Some(32));
     assert_eq!(capacity_for_region(8192), Some(64));
     assert_eq!(capacity_for_region(448), Some(1));
@@ -281,10 +278,7 @@ fn raw_region_rejects_bad_layout() {
             Some(LayoutError::RegionTooSmall { needed: len, provided: len - 1 })
         );
         let misaligned = region.base.add(64);
-        assert!(matches!(
-            RingRegion::init(misaligned, len, 8, 0).err(),
-            Some(LayoutError::Misaligned { .. })
-        ));
+        assert!(matches!(RingRegion::init(misaligned, len, 8, 0).err(), Some(LayoutError::Misaligned { .. })));
     }
 }
 
@@ -295,9 +289,8 @@ fn raw_region_init_then_attach_sees_same_ring() {
     let region = TestRegion::new(len, 128);
     // SAFETY: the allocation is `len` bytes, 128-aligned, private to this
     // test and outlives both handles; only this crate accesses it.
-    let mut producer = unsafe { RingRegion::init(region.base, len, capacity, u64::from(u32::MAX) - 3) }
-        .unwrap()
-        .into_producer();
+    let mut producer =
+        unsafe { RingRegion::init(region.base, len, capacity, u64::from(u32::MAX) - 3) }.unwrap().into_producer();
     // SAFETY: same region, initialised just above.
     let mut consumer = unsafe { RingRegion::attach(region.base, len, capacity) }.unwrap().into_consumer();
     assert_eq!(consumer.capacity(), 8);
@@ -318,10 +311,7 @@ fn message_layout_and_validation() {
     let message = Message::new(1, 2, &[9; PAYLOAD_CAPACITY]).unwrap();
     assert_eq!(message.validate(), Ok(()));
     assert_eq!(message.payload_bytes().len(), PAYLOAD_CAPACITY);
-    assert_eq!(
-        Message::new(1, 2, &[0; PAYLOAD_CAPACITY + 1]),
-        Err(MessageError::PayloadTooLong { payload_len: 41 })
-    );
+    assert_eq!(Message::new(1, 2, &[0; PAYLOAD_CAPACITY + 1]), Err(MessageError::PayloadTooLong { payload_len: 41 }));
     let mut garbage = Message::from_words([u64::MAX; 8]);
     assert_eq!(garbage.validate(), Err(MessageError::PayloadTooLong { payload_len: u16::MAX }));
     assert_eq!(garbage.payload_bytes().len(), PAYLOAD_CAPACITY);

@@ -13,8 +13,8 @@ mod common;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use common::{HeapRegion, TestRng, numbered_message};
-use ringbuf::{RingError, RingRegion, region_size};
 use ringbuf::layout::{CONSUMER_INDEX_OFFSET, PRODUCER_INDEX_OFFSET, WAKE_STATE_OFFSET};
+use ringbuf::{RingError, RingRegion, region_size};
 
 const OPERATIONS: u64 = if cfg!(miri) { 300 } else { 300_000 };
 const CAPACITY: usize = 16;
@@ -137,7 +137,9 @@ fn trusted_consumer_survives_hostile_producer() {
         }
         stop.store(true, Ordering::Relaxed);
         let writes = scribbler.join().unwrap();
-        eprintln!("{operations_done} operations, {writes} hostile writes; {messages} messages ({malformed} malformed), {empties} empty, {lies} lies detected");
+        eprintln!(
+            "{operations_done} operations, {writes} hostile writes; {messages} messages ({malformed} malformed), {empties} empty, {lies} lies detected"
+        );
     });
     if !cfg!(miri) {
         assert!(lies > 0, "the scribbler never produced an out-of-range index");
@@ -151,9 +153,7 @@ fn trusted_producer_survives_hostile_consumer() {
     let len = region_size(CAPACITY).unwrap();
     let region = HeapRegion::new(len);
     // SAFETY: as in the test above.
-    let mut producer = unsafe { RingRegion::init(region.base, len, CAPACITY, u64::MAX - 100) }
-        .unwrap()
-        .into_producer();
+    let mut producer = unsafe { RingRegion::init(region.base, len, CAPACITY, u64::MAX - 100) }.unwrap().into_producer();
     let (started, stop) = (AtomicBool::new(false), AtomicBool::new(false));
     let (trusted_index, hostile_writes) = (AtomicU64::new(0), AtomicU64::new(0));
     let (mut pushed, mut fulls, mut lies, mut doorbells) = (0u64, 0u64, 0u64, 0u64);
@@ -202,7 +202,9 @@ fn trusted_producer_survives_hostile_consumer() {
         }
         stop.store(true, Ordering::Relaxed);
         let writes = scribbler.join().unwrap();
-        eprintln!("{sequence} operations, {writes} hostile writes; {pushed} pushed, {fulls} full, {lies} lies detected, {doorbells} doorbells");
+        eprintln!(
+            "{sequence} operations, {writes} hostile writes; {pushed} pushed, {fulls} full, {lies} lies detected, {doorbells} doorbells"
+        );
     });
     // Whatever the scribbler did, the shared producer index holds only what
     // we published (it may have overwritten it; then our next publish wins).

@@ -21,9 +21,16 @@ enum Operation {
     PushSlice(usize),
     PopInto(usize),
     /// Reserve `reserve`, write up to `write`, commit or drop.
-    Reserve { reserve: usize, write: usize, commit: bool },
+    Reserve {
+        reserve: usize,
+        write: usize,
+        commit: bool,
+    },
     /// Read up to `max`, copy them, release or drop.
-    Read { max: usize, release: bool },
+    Read {
+        max: usize,
+        release: bool,
+    },
     PrepareToSleep,
     FinishSleep,
     NeedsWakeup,
@@ -163,11 +170,7 @@ fn check_against_model<const CAPACITY: usize>(start: u64, operations: &[Operatio
 }
 
 fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: if cfg!(miri) { 2 } else { 256 },
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
+    ProptestConfig { cases: if cfg!(miri) { 2 } else { 256 }, failure_persistence: None, ..ProptestConfig::default() }
 }
 
 fn operations() -> impl Strategy<Value = Vec<Operation>> {

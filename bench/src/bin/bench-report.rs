@@ -24,9 +24,7 @@ fn main() -> ExitCode {
         [log] => (PathBuf::from(log), PathBuf::from("target/bench")),
         [log, dir] => (PathBuf::from(log), PathBuf::from(dir)),
         _ => {
-            eprintln!(
-                "usage: bench-report SERIAL_LOG [OUTPUT_DIR]   (default OUTPUT_DIR: target/bench)"
-            );
+            eprintln!("usage: bench-report SERIAL_LOG [OUTPUT_DIR]   (default OUTPUT_DIR: target/bench)");
             return ExitCode::from(2);
         }
     };
@@ -44,21 +42,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Some(host_cpus) = std::env::var("BENCH_HOST_CPUS")
-        .ok()
-        .and_then(|value| value.parse().ok())
-    {
+    if let Some(host_cpus) = std::env::var("BENCH_HOST_CPUS").ok().and_then(|value| value.parse().ok()) {
         for run in runs.iter_mut().filter(|run| run.host_cpus.is_none()) {
             run.host_cpus = Some(host_cpus);
         }
     }
     // Power boots (`system=power-<policy>`) go to the power table; the IPC
     // report, its summary and its files cover the other blocks.
-    let ipc_runs: Vec<bench::Run> = runs
-        .iter()
-        .filter(|run| bench::power_policy::power_policy(run).is_none())
-        .cloned()
-        .collect();
+    let ipc_runs: Vec<bench::Run> =
+        runs.iter().filter(|run| bench::power_policy::power_policy(run).is_none()).cloned().collect();
     for (index, run) in runs.iter().enumerate() {
         if bench::power_policy::power_policy(run).is_some() {
             continue;
@@ -75,15 +67,11 @@ fn main() -> ExitCode {
         print!("{power_report}");
         println!();
     }
-    let written = if ipc_runs.is_empty() {
-        Ok(Vec::new())
-    } else {
-        bench::write_outputs(&ipc_runs, &output_dir)
-    }
-    .and_then(|mut paths| {
-        paths.extend(bench::write_power_outputs(&runs, &output_dir)?);
-        Ok(paths)
-    });
+    let written = if ipc_runs.is_empty() { Ok(Vec::new()) } else { bench::write_outputs(&ipc_runs, &output_dir) }
+        .and_then(|mut paths| {
+            paths.extend(bench::write_power_outputs(&runs, &output_dir)?);
+            Ok(paths)
+        });
     let failures = bench::counter_failures(&ipc_runs);
     match written {
         Ok(paths) => {
@@ -100,10 +88,7 @@ fn main() -> ExitCode {
             }
         }
         Err(error) => {
-            eprintln!(
-                "bench-report: writing into {}: {error}",
-                output_dir.display()
-            );
+            eprintln!("bench-report: writing into {}: {error}", output_dir.display());
             ExitCode::FAILURE
         }
     }

@@ -56,11 +56,7 @@ pub fn across_boots(runs: &[Run]) -> Vec<AcrossBootsRow> {
     let mut order: Vec<(String, String, String)> = Vec::new();
     let mut samples: BTreeMap<(String, String, String), Samples> = BTreeMap::new();
     for run in runs {
-        let system = run
-            .begin_extra
-            .get("system")
-            .cloned()
-            .unwrap_or_else(|| "-".to_string());
+        let system = run.begin_extra.get("system").cloned().unwrap_or_else(|| "-".to_string());
         let analysis = analyze(run);
         let mut add = |kind: &str, row: String, trusted: bool, value: f64, ratio: Option<f64>| {
             let key = (system.clone(), kind.to_string(), row);
@@ -116,10 +112,8 @@ pub fn across_boots_text(runs: &[Run]) -> String {
         return String::new();
     }
     let rows = across_boots(runs);
-    let mut out = format!(
-        "Across {} boots: median of the boots' medians [min..max]; ratios are each boot's own\n",
-        runs.len()
-    );
+    let mut out =
+        format!("Across {} boots: median of the boots' medians [min..max]; ratios are each boot's own\n", runs.len());
     let mut table = Table::new(&[
         ("system", Align::Left),
         ("row", Align::Left),
@@ -132,11 +126,7 @@ pub fn across_boots_text(runs: &[Run]) -> String {
     ]);
     for row in &rows {
         let value = |v: f64| {
-            if row.kind == "latency" {
-                format!("{v:.1} ns")
-            } else {
-                format!("{} msg/s", format_rate(v))
-            }
+            if row.kind == "latency" { format!("{v:.1} ns") } else { format!("{} msg/s", format_rate(v)) }
         };
         let boots = if row.unchecked_boots > 0 {
             format!("{} (+{} FAILED check)", row.boots, row.unchecked_boots)

@@ -27,11 +27,11 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::record_figures::{
-    CounterFigure, DIRECT_STREAM, LatencyFigure, StreamFigure, counter_figure, latency_figure,
-    messages_per_second, stream_figure,
-};
 use super::paths::{CounterVerdict, IpcPath, RowCounters, phase_enters_kernel, row_counters};
+use super::record_figures::{
+    CounterFigure, DIRECT_STREAM, LatencyFigure, StreamFigure, counter_figure, latency_figure, messages_per_second,
+    stream_figure,
+};
 use super::targets::{TargetCheck, mover_base_rtt, mover_base_stream, target_checks};
 use crate::figures::{FLOOR_LATENCY, MessageCheck, cycles_to_ns, ratio};
 
@@ -79,52 +79,29 @@ pub struct Analysis {
 
 /// Derives the figures, counters, claims and target checks of a run.
 pub fn analyze(run: &Run) -> Analysis {
-    let floor = run
-        .latencies
-        .iter()
-        .find(|sample| sample.name == FLOOR_LATENCY);
+    let floor = run.latencies.iter().find(|sample| sample.name == FLOOR_LATENCY);
     let floor_median_ns = floor.map(|sample| cycles_to_ns(sample.median_cycles, run.tsc_hz));
-    let mut latencies: Vec<LatencyFigure> = run
-        .latencies
-        .iter()
-        .map(|sample| latency_figure(sample, run.tsc_hz, floor_median_ns))
-        .collect();
+    let mut latencies: Vec<LatencyFigure> =
+        run.latencies.iter().map(|sample| latency_figure(sample, run.tsc_hz, floor_median_ns)).collect();
 
-    let direct_stream = run
-        .streams
-        .iter()
-        .find(|sample| sample.name == DIRECT_STREAM && sample.batch.unwrap_or(1) == 1);
-    let direct_stream_messages_per_second =
-        direct_stream.map(|sample| messages_per_second(sample, run.tsc_hz));
-    let mut streams: Vec<StreamFigure> = run
-        .streams
-        .iter()
-        .map(|sample| stream_figure(sample, run.tsc_hz, direct_stream_messages_per_second))
-        .collect();
+    let direct_stream =
+        run.streams.iter().find(|sample| sample.name == DIRECT_STREAM && sample.batch.unwrap_or(1) == 1);
+    let direct_stream_messages_per_second = direct_stream.map(|sample| messages_per_second(sample, run.tsc_hz));
+    let mut streams: Vec<StreamFigure> =
+        run.streams.iter().map(|sample| stream_figure(sample, run.tsc_hz, direct_stream_messages_per_second)).collect();
     add_path_ratios(&mut latencies, &mut streams);
 
     let counters = run.counters.iter().map(counter_figure).collect();
     // The zero claims cover the phases of paths that must not enter the
     // kernel; the sync-call phases are the positive control, counted apart.
-    let zero_path_counters: Vec<CoreCounters> = run
-        .counters
-        .iter()
-        .filter(|c| !phase_enters_kernel(&c.phase))
-        .cloned()
-        .collect();
+    let zero_path_counters: Vec<CoreCounters> =
+        run.counters.iter().filter(|c| !phase_enters_kernel(&c.phase)).cloned().collect();
     let context_switches = zero_claim(&zero_path_counters, |c| c.cr3_writes);
     let syscalls = zero_claim(&zero_path_counters, |c| c.syscalls);
-    let row_counters = row_counters(
-        &latencies,
-        &streams,
-        &run.counters,
-        mover_base_rtt(&latencies),
-        mover_base_stream(&streams),
-    );
-    let counter_failures: Vec<String> = row_counters
-        .iter()
-        .flat_map(|row| row.contradictions.iter().cloned())
-        .collect();
+    let row_counters =
+        row_counters(&latencies, &streams, &run.counters, mover_base_rtt(&latencies), mover_base_stream(&streams));
+    let counter_failures: Vec<String> =
+        row_counters.iter().flat_map(|row| row.contradictions.iter().cloned()).collect();
     let targets = target_checks(&latencies, &streams, &run.fallbacks, &row_counters);
     let mut warnings = warnings(run, &latencies, &streams, &context_switches, &syscalls);
     for row in &row_counters {
@@ -165,40 +142,24 @@ fn add_path_ratios(latencies: &mut [LatencyFigure], streams: &mut [StreamFigure]
     for figure in streams.iter_mut() {
         figure.over_mover = mover_rate.and_then(|mover| ratio(figure.messages_per_second, mover));
         figure.cores_used = IpcPath::of_stream(figure).and_then(IpcPath::cores_used);
-        figure.per_core_per_second = figure
-            .cores_used
-            .and_then(|cores| ratio(figure.messages_per_second, f64::from(cores)));
+        figure.per_core_per_second =
+            figure.cores_used.and_then(|cores| ratio(figure.messages_per_second, f64::from(cores)));
     }
 }
 
-fn zero_claim(
-    records: &[CoreCounters],
-    count_of: impl Fn(&CoreCounters) -> Option<u64>,
-) -> ZeroClaim {
+fn zero_claim(records: &[CoreCounters], count_of: impl Fn(&CoreCounters) -> Option<u64>) -> ZeroClaim {
     let mut total = None;
     let mut nonzero = Vec::new();
     for record in records {
         if let Some(count) = count_of(record) {
             total = Some(total.unwrap_or(0u64).saturating_add(count));
             if count != 0 {
-                nonzero.push((
-                    record.phase.clone(),
-                    record.core,
-                    record.role.clone(),
-                    count,
-                ));
+                nonzero.push((record.phase.clone(), record.core, record.role.clone(), count));
             }
         }
     }
-    let roles: BTreeSet<String> = records
-        .iter()
-        .filter_map(|record| record.role.clone())
-        .collect();
-    ZeroClaim {
-        total,
-        nonzero,
-        roles: roles.into_iter().collect(),
-    }
+    let roles: BTreeSet<String> = records.iter().filter_map(|record| record.role.clone()).collect();
+    ZeroClaim { total, nonzero, roles: roles.into_iter().collect() }
 }
 
 fn warnings(
@@ -215,10 +176,9 @@ fn warnings(
             run.begin_line
         )),
         (Some(_), Some("ok")) => {}
-        (Some(line), status) => warnings.push(format!(
-            "BENCH-END at line {line} reports status={} (not ok)",
-            status.unwrap_or("<missing>")
-        )),
+        (Some(line), status) => {
+            warnings.push(format!("BENCH-END at line {line} reports status={} (not ok)", status.unwrap_or("<missing>")))
+        }
     }
     let describe = |name: &str, rings: Option<u32>, batch: Option<u32>| {
         let mut text = name.to_string();
@@ -233,15 +193,7 @@ fn warnings(
     let checks = latencies
         .iter()
         .map(|f| (f.line, describe(&f.name, f.rings, None), f.check, f.ok, f.n))
-        .chain(streams.iter().map(|f| {
-            (
-                f.line,
-                describe(&f.name, f.rings, f.batch),
-                f.check,
-                f.ok,
-                f.n,
-            )
-        }));
+        .chain(streams.iter().map(|f| (f.line, describe(&f.name, f.rings, f.batch), f.check, f.ok, f.n)));
     for (line, what, check, ok, n) in checks {
         match check {
             MessageCheck::AllChecked => {}
@@ -249,9 +201,8 @@ fn warnings(
                 "{what} (line {line}): only {} of {n} messages checked out: figure NOT TRUSTWORTHY",
                 ok.unwrap_or(0)
             )),
-            MessageCheck::NotReported => warnings.push(format!(
-                "{what} (line {line}): no ok= count, messages unverified: figure NOT TRUSTWORTHY"
-            )),
+            MessageCheck::NotReported => warnings
+                .push(format!("{what} (line {line}): no ok= count, messages unverified: figure NOT TRUSTWORTHY")),
         }
     }
     for figure in latencies {
@@ -281,20 +232,12 @@ fn warnings(
             field("tsc_backwards")
         ));
     }
-    if run
-        .latencies
-        .iter()
-        .all(|sample| sample.name != FLOOR_LATENCY)
-    {
-        warnings.push(format!(
-            "no {FLOOR_LATENCY} record: latency ratios to the floor are missing"
-        ));
+    if run.latencies.iter().all(|sample| sample.name != FLOOR_LATENCY) {
+        warnings.push(format!("no {FLOOR_LATENCY} record: latency ratios to the floor are missing"));
     }
     for note in &run.fallbacks {
-        warnings.push(format!(
-            "line {}: a mechanism fell back ({}): targets of this run are n/a",
-            note.line, note.text
-        ));
+        warnings
+            .push(format!("line {}: a mechanism fell back ({}): targets of this run are n/a", note.line, note.text));
     }
     if context_switches.total.is_some_and(|total| total > 0) {
         warnings.push("context switches (CR3 writes) during measurement are NOT zero".to_string());
@@ -303,10 +246,7 @@ fn warnings(
         warnings.push("syscalls during measurement are NOT zero".to_string());
     }
     if run.counters.is_empty() {
-        warnings.push(
-            "no counters records: the zero-context-switch claim is unsupported by this run"
-                .to_string(),
-        );
+        warnings.push("no counters records: the zero-context-switch claim is unsupported by this run".to_string());
     }
     warnings
 }

@@ -329,13 +329,7 @@ pub fn row_counter_rows(runs: &[Run]) -> Vec<RowCounterRow> {
 pub fn json_report(runs: &[Run]) -> JsonReport {
     JsonReport {
         format: JSON_FORMAT.to_string(),
-        runs: runs
-            .iter()
-            .map(|run| RunReport {
-                run: run.clone(),
-                analysis: analyze(run),
-            })
-            .collect(),
+        runs: runs.iter().map(|run| RunReport { run: run.clone(), analysis: analyze(run) }).collect(),
         across_boots: across_boots(runs),
     }
 }

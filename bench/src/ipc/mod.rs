@@ -19,8 +19,8 @@
 pub mod across_boots;
 pub mod analysis;
 pub mod export;
-pub mod plot;
 pub mod paths;
+pub mod plot;
 pub mod record_figures;
 pub mod report;
 pub mod targets;

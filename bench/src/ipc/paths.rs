@@ -31,9 +31,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::record_figures::{
-    DIRECT_STREAM, LatencyFigure, MOVER_RTT, MOVER_STREAM, StreamFigure, row_label,
-};
+use super::record_figures::{DIRECT_STREAM, LatencyFigure, MOVER_RTT, MOVER_STREAM, StreamFigure, row_label};
 use crate::serial_log::CoreCounters;
 
 /// Latency record of a synchronous call round trip.
@@ -77,9 +75,7 @@ impl IpcPath {
     pub fn cores_used(self) -> Option<u32> {
         match self {
             IpcPath::Mover => Some(3),
-            IpcPath::KernelDirectRing | IpcPath::UserDirectRing | IpcPath::SyncCrossCore => {
-                Some(2)
-            }
+            IpcPath::KernelDirectRing | IpcPath::UserDirectRing | IpcPath::SyncCrossCore => Some(2),
             IpcPath::SyncSameCore => Some(1),
             IpcPath::TwoHopMover | IpcPath::TwoHopSync => None,
         }
@@ -141,9 +137,7 @@ impl Expectation {
         match self {
             Expectation::NoKernelEntry => &[(Counter::Cr3, 0.0, Some(0.0)), (Counter::Syscalls, 0.0, Some(0.0))],
             Expectation::SameCoreCall => &[(Counter::Cr3, 2.0, None), (Counter::Syscalls, 2.0, None)],
-            Expectation::CrossCoreCall => {
-                &[(Counter::Syscalls, 2.0, None), (Counter::Interrupts, 2.0, None)]
-            }
+            Expectation::CrossCoreCall => &[(Counter::Syscalls, 2.0, None), (Counter::Interrupts, 2.0, None)],
             Expectation::SyncCalls => &[(Counter::Syscalls, 2.0, None)],
         }
     }
@@ -199,22 +193,45 @@ const WRITER_PHASES: [(&str, bool, &str); 4] = [
 const PHASE_RULES: [PhaseRule; 10] = [
     PhaseRule { phase: "mover-rtt", path: IpcPath::Mover, stream: false, expect: Expectation::NoKernelEntry },
     PhaseRule { phase: "mover-stream", path: IpcPath::Mover, stream: true, expect: Expectation::NoKernelEntry },
-    PhaseRule { phase: "direct-ring-user-rtt", path: IpcPath::UserDirectRing, stream: false, expect: Expectation::NoKernelEntry },
-    PhaseRule { phase: "direct-ring-user-stream", path: IpcPath::UserDirectRing, stream: true, expect: Expectation::NoKernelEntry },
+    PhaseRule {
+        phase: "direct-ring-user-rtt",
+        path: IpcPath::UserDirectRing,
+        stream: false,
+        expect: Expectation::NoKernelEntry,
+    },
+    PhaseRule {
+        phase: "direct-ring-user-stream",
+        path: IpcPath::UserDirectRing,
+        stream: true,
+        expect: Expectation::NoKernelEntry,
+    },
     PhaseRule { phase: "two-hop-mover", path: IpcPath::TwoHopMover, stream: false, expect: Expectation::NoKernelEntry },
     PhaseRule { phase: "sync-same-rtt", path: IpcPath::SyncSameCore, stream: false, expect: Expectation::SameCoreCall },
-    PhaseRule { phase: "sync-same-stream", path: IpcPath::SyncSameCore, stream: true, expect: Expectation::SameCoreCall },
-    PhaseRule { phase: "sync-cross-rtt", path: IpcPath::SyncCrossCore, stream: false, expect: Expectation::CrossCoreCall },
-    PhaseRule { phase: "sync-cross-stream", path: IpcPath::SyncCrossCore, stream: true, expect: Expectation::CrossCoreCall },
+    PhaseRule {
+        phase: "sync-same-stream",
+        path: IpcPath::SyncSameCore,
+        stream: true,
+        expect: Expectation::SameCoreCall,
+    },
+    PhaseRule {
+        phase: "sync-cross-rtt",
+        path: IpcPath::SyncCrossCore,
+        stream: false,
+        expect: Expectation::CrossCoreCall,
+    },
+    PhaseRule {
+        phase: "sync-cross-stream",
+        path: IpcPath::SyncCrossCore,
+        stream: true,
+        expect: Expectation::CrossCoreCall,
+    },
     PhaseRule { phase: "two-hop-sync", path: IpcPath::TwoHopSync, stream: false, expect: Expectation::SyncCalls },
 ];
 
 /// True when the phase is one whose path enters the kernel on purpose
 /// (a sync-call phase): its counts are not part of the zero claims.
 pub fn phase_enters_kernel(phase: &str) -> bool {
-    PHASE_RULES
-        .iter()
-        .any(|rule| rule.phase == phase && rule.expect != Expectation::NoKernelEntry)
+    PHASE_RULES.iter().any(|rule| rule.phase == phase && rule.expect != Expectation::NoKernelEntry)
 }
 
 /// Whether a row's counters agree with its path.
@@ -260,10 +277,7 @@ fn sum(records: &[&CoreCounters], count: impl Fn(&CoreCounters) -> Option<u64>) 
     if records.is_empty() {
         return None;
     }
-    records
-        .iter()
-        .map(|record| count(record))
-        .try_fold(0u64, |total, count| Some(total.saturating_add(count?)))
+    records.iter().map(|record| count(record)).try_fold(0u64, |total, count| Some(total.saturating_add(count?)))
 }
 
 /// The counters of every row that has a phase rule, in rule order; rows
@@ -277,15 +291,9 @@ pub(crate) fn row_counters(
 ) -> Vec<RowCounters> {
     let mut rows = Vec::new();
     let writer_rules = WRITER_PHASES.iter().map(|(phase, stream, extra)| {
-        (
-            PhaseRule { phase, path: IpcPath::Mover, stream: *stream, expect: Expectation::NoKernelEntry },
-            Some(*extra),
-        )
+        (PhaseRule { phase, path: IpcPath::Mover, stream: *stream, expect: Expectation::NoKernelEntry }, Some(*extra))
     });
-    let rules = PHASE_RULES
-        .into_iter()
-        .map(|rule| (rule, None))
-        .chain(writer_rules);
+    let rules = PHASE_RULES.into_iter().map(|rule| (rule, None)).chain(writer_rules);
     for (rule, writer_extra) in rules {
         let rule = &rule;
         let of_extra = |extra: Option<&str>| writer_extra.is_some_and(|kind| extra == Some(kind));
@@ -295,47 +303,29 @@ pub(crate) fn row_counters(
         let mover_rtt = mover_rtt.filter(|f| f.variant.extra.as_deref() != Some("idle"));
         let row = if rule.stream {
             let figure = match rule.path {
-                IpcPath::Mover if writer_extra.is_some() => streams
-                    .iter()
-                    .find(|f| f.name == MOVER_STREAM && of_extra(f.variant.extra.as_deref())),
+                IpcPath::Mover if writer_extra.is_some() => {
+                    streams.iter().find(|f| f.name == MOVER_STREAM && of_extra(f.variant.extra.as_deref()))
+                }
                 IpcPath::Mover => mover_stream,
                 path => {
-                    let of_path: Vec<&StreamFigure> = streams
-                        .iter()
-                        .filter(|f| IpcPath::of_stream(f) == Some(path))
-                        .collect();
-                    of_path
-                        .iter()
-                        .find(|f| f.batch.unwrap_or(1) == 1)
-                        .or(of_path.first())
-                        .copied()
+                    let of_path: Vec<&StreamFigure> =
+                        streams.iter().filter(|f| IpcPath::of_stream(f) == Some(path)).collect();
+                    of_path.iter().find(|f| f.batch.unwrap_or(1) == 1).or(of_path.first()).copied()
                 }
             };
             figure.map(|f| {
                 let per = if f.name == SYNC_CALL_STREAM { "call" } else { "message" };
-                (
-                    row_label(&f.name, f.rings, f.batch, &f.variant),
-                    f.line,
-                    f.n,
-                    per,
-                )
+                (row_label(&f.name, f.rings, f.batch, &f.variant), f.line, f.n, per)
             })
         } else {
             let figure = match rule.path {
-                IpcPath::Mover if writer_extra.is_some() => latencies
-                    .iter()
-                    .find(|f| f.name == MOVER_RTT && of_extra(f.variant.extra.as_deref())),
+                IpcPath::Mover if writer_extra.is_some() => {
+                    latencies.iter().find(|f| f.name == MOVER_RTT && of_extra(f.variant.extra.as_deref()))
+                }
                 IpcPath::Mover => mover_rtt,
                 path => latencies.iter().find(|f| IpcPath::of_latency(f) == Some(path)),
             };
-            figure.map(|f| {
-                (
-                    row_label(&f.name, f.rings, None, &f.variant),
-                    f.line,
-                    f.n,
-                    "round trip",
-                )
-            })
+            figure.map(|f| (row_label(&f.name, f.rings, None, &f.variant), f.line, f.n, "round trip"))
         };
         let Some((row, line, operations, per)) = row else {
             continue;
@@ -344,9 +334,8 @@ pub(crate) fn row_counters(
         let cr3_writes = sum(&records, |c| c.cr3_writes);
         let syscalls = sum(&records, |c| c.syscalls);
         let interrupts = sum(&records, |c| c.interrupts);
-        let per_operation = |count: Option<u64>| {
-            count.filter(|_| operations > 0).map(|count| count as f64 / operations as f64)
-        };
+        let per_operation =
+            |count: Option<u64>| count.filter(|_| operations > 0).map(|count| count as f64 / operations as f64);
         let (cr3_per, syscalls_per, interrupts_per) =
             (per_operation(cr3_writes), per_operation(syscalls), per_operation(interrupts));
         let mut contradictions = Vec::new();

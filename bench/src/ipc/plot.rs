@@ -32,8 +32,8 @@ use super::paths::IpcPath;
 use super::record_figures::{DIRECT_STREAM, MOVER_RTT, row_label};
 use super::targets::is_empty_ring_row;
 use crate::figures::FLOOR_LATENCY;
-use crate::text_table::si_scaled;
 use crate::serial_log::Run;
+use crate::text_table::si_scaled;
 
 const FONT: &str = "sans-serif";
 const DEJAVU_SANS: &[u8] = include_bytes!("../../fonts/DejaVuSans.ttf");
@@ -55,15 +55,8 @@ const SERIES_COLOURS: [RGBColor; 6] = [
 
 fn ensure_font() -> io::Result<()> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
-    let registered =
-        *REGISTERED.get_or_init(|| register_font(FONT, FontStyle::Normal, DEJAVU_SANS).is_ok());
-    if registered {
-        Ok(())
-    } else {
-        Err(io::Error::other(
-            "the shipped DejaVu Sans font did not load",
-        ))
-    }
+    let registered = *REGISTERED.get_or_init(|| register_font(FONT, FontStyle::Normal, DEJAVU_SANS).is_ok());
+    if registered { Ok(()) } else { Err(io::Error::other("the shipped DejaVu Sans font did not load")) }
 }
 
 fn drawing_error<E: std::fmt::Debug>(error: E) -> io::Error {
@@ -75,17 +68,10 @@ pub fn write_plots(runs: &[Run], dir: &Path) -> io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
     let mut paths = Vec::new();
     for (index, run) in runs.iter().enumerate() {
-        let name = if runs.len() == 1 {
-            "ipc.png".to_string()
-        } else {
-            format!("ipc-run{}.png", index + 1)
-        };
+        let name = if runs.len() == 1 { "ipc.png".to_string() } else { format!("ipc-run{}.png", index + 1) };
         let path = dir.join(name);
-        let title = if runs.len() == 1 {
-            "IPC benchmark".to_string()
-        } else {
-            format!("IPC benchmark, run {}", index + 1)
-        };
+        let title =
+            if runs.len() == 1 { "IPC benchmark".to_string() } else { format!("IPC benchmark, run {}", index + 1) };
         write_run_plot(run, &title, &path)?;
         paths.push(path);
     }
@@ -134,22 +120,13 @@ fn one_two_five_steps(low: f64, high: f64) -> Vec<f64> {
         let mut steps = Vec::new();
         let mut decade = 10f64.powi(low.log10().floor() as i32);
         while decade <= high {
-            steps.extend(
-                factors
-                    .iter()
-                    .map(|factor| factor * decade)
-                    .filter(|step| (low..=high).contains(step)),
-            );
+            steps.extend(factors.iter().map(|factor| factor * decade).filter(|step| (low..=high).contains(step)));
             decade *= 10.0;
         }
         steps
     };
     let coarse = steps_with(&[1.0, 2.0, 5.0]);
-    if coarse.len() >= 3 {
-        coarse
-    } else {
-        steps_with(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
-    }
+    if coarse.len() >= 3 { coarse } else { steps_with(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]) }
 }
 
 /// Axis label for a rate: `8 M`, `7.5 M`, `250 k`.
@@ -161,9 +138,7 @@ fn axis_rate(per_second: f64) -> String {
 }
 
 /// The legend box of a panel, upper left.
-fn draw_legend<'a, CT: CoordTranslate>(
-    chart: &mut ChartContext<'a, BitMapBackend<'a>, CT>,
-) -> io::Result<()> {
+fn draw_legend<'a, CT: CoordTranslate>(chart: &mut ChartContext<'a, BitMapBackend<'a>, CT>) -> io::Result<()> {
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)
@@ -175,42 +150,23 @@ fn draw_legend<'a, CT: CoordTranslate>(
 }
 
 fn empty_panel(area: &DrawingArea<BitMapBackend<'_>, Shift>, message: &str) -> io::Result<()> {
-    area.draw(&Text::new(
-        message.to_string(),
-        (40, 60),
-        (FONT, 18).into_font(),
-    ))
-    .map_err(drawing_error)
+    area.draw(&Text::new(message.to_string(), (40, 60), (FONT, 18).into_font())).map_err(drawing_error)
 }
 
-fn latency_panel(
-    area: &DrawingArea<BitMapBackend<'_>, Shift>,
-    analysis: &Analysis,
-) -> io::Result<()> {
+fn latency_panel(area: &DrawingArea<BitMapBackend<'_>, Shift>, analysis: &Analysis) -> io::Result<()> {
     let mut mover: Vec<(f64, f64, f64)> = analysis
         .latencies
         .iter()
-        .filter(|figure| {
-            figure.name == MOVER_RTT && is_empty_ring_row(figure.variant.extra.as_deref())
-        })
-        .map(|figure| {
-            (
-                f64::from(figure.rings.unwrap_or(1).max(1)).log2(),
-                figure.median_ns,
-                figure.p99_ns,
-            )
-        })
+        .filter(|figure| figure.name == MOVER_RTT && is_empty_ring_row(figure.variant.extra.as_deref()))
+        .map(|figure| (f64::from(figure.rings.unwrap_or(1).max(1)).log2(), figure.median_ns, figure.p99_ns))
         .collect();
     mover.sort_by(|a, b| a.0.total_cmp(&b.0));
     if mover.is_empty() {
         return empty_panel(area, "no mover-rtt records in this run");
     }
     let floor = analysis.floor_median_ns;
-    let direct = analysis
-        .latencies
-        .iter()
-        .find(|figure| figure.name == "direct-ring-rtt")
-        .map(|figure| figure.median_ns);
+    let direct =
+        analysis.latencies.iter().find(|figure| figure.name == "direct-ring-rtt").map(|figure| figure.median_ns);
     // Every other compared path as a horizontal line at its median: sync
     // calls, the ring between two servers, two hops, written extra rings.
     let others: Vec<(String, f64)> = analysis
@@ -219,16 +175,10 @@ fn latency_panel(
         .filter(|figure| {
             let compared = IpcPath::of_latency(figure)
                 .is_some_and(|path| !matches!(path, IpcPath::Mover | IpcPath::KernelDirectRing));
-            let written = figure.name == MOVER_RTT
-                && !is_empty_ring_row(figure.variant.extra.as_deref());
+            let written = figure.name == MOVER_RTT && !is_empty_ring_row(figure.variant.extra.as_deref());
             compared || written
         })
-        .map(|figure| {
-            (
-                row_label(&figure.name, figure.rings, None, &figure.variant),
-                figure.median_ns,
-            )
-        })
+        .map(|figure| (row_label(&figure.name, figure.rings, None, &figure.variant), figure.median_ns))
         .collect();
     let values = mover
         .iter()
@@ -236,9 +186,7 @@ fn latency_panel(
         .chain(floor)
         .chain(direct)
         .chain(others.iter().map(|(_, median)| *median));
-    let (low, high) = values.fold((f64::INFINITY, 0.0f64), |(low, high), value| {
-        (low.min(value), high.max(value))
-    });
+    let (low, high) = values.fold((f64::INFINITY, 0.0f64), |(low, high), value| (low.min(value), high.max(value)));
     let low = (low * 0.6).max(0.1);
     let high = (high * 1.8).max(low * 10.0);
     let max_log2 = mover.last().map_or(0.0, |point| point.0).max(1.0);
@@ -250,9 +198,7 @@ fn latency_panel(
         .y_label_area_size(72)
         .build_cartesian_2d(
             -0.3..max_log2 + 0.3,
-            (low..high)
-                .log_scale()
-                .with_key_points(one_two_five_steps(low, high)),
+            (low..high).log_scale().with_key_points(one_two_five_steps(low, high)),
         )
         .map_err(drawing_error)?;
     chart
@@ -270,70 +216,40 @@ fn latency_panel(
     let x_span = [-0.3, max_log2 + 0.3];
     chart
         .draw_series(
-            LineSeries::new(
-                mover.iter().map(|(x, median, _)| (*x, *median)),
-                MEDIAN_COLOUR.stroke_width(3),
-            )
-            .point_size(4),
+            LineSeries::new(mover.iter().map(|(x, median, _)| (*x, *median)), MEDIAN_COLOUR.stroke_width(3))
+                .point_size(4),
         )
         .map_err(drawing_error)?
         .label("mover-rtt median")
-        .legend(|(x, y)| {
-            PathElement::new(vec![(x, y), (x + 24, y)], MEDIAN_COLOUR.stroke_width(3))
-        });
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], MEDIAN_COLOUR.stroke_width(3)));
     chart
         .draw_series(
-            LineSeries::new(
-                mover.iter().map(|(x, _, p99)| (*x, *p99)),
-                P99_COLOUR.stroke_width(2),
-            )
-            .point_size(3),
+            LineSeries::new(mover.iter().map(|(x, _, p99)| (*x, *p99)), P99_COLOUR.stroke_width(2)).point_size(3),
         )
         .map_err(drawing_error)?
         .label("mover-rtt p99")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], P99_COLOUR.stroke_width(2)));
     if let Some(direct) = direct {
         chart
-            .draw_series(DashedLineSeries::new(
-                x_span.map(|x| (x, direct)),
-                8,
-                6,
-                DIRECT_COLOUR.stroke_width(2),
-            ))
+            .draw_series(DashedLineSeries::new(x_span.map(|x| (x, direct)), 8, 6, DIRECT_COLOUR.stroke_width(2)))
             .map_err(drawing_error)?
             .label("direct-ring-rtt median (no mover)")
-            .legend(|(x, y)| {
-                PathElement::new(vec![(x, y), (x + 24, y)], DIRECT_COLOUR.stroke_width(2))
-            });
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], DIRECT_COLOUR.stroke_width(2)));
     }
     for (index, (label, median)) in others.iter().enumerate() {
         let colour = SERIES_COLOURS[(index + 1) % SERIES_COLOURS.len()];
         chart
-            .draw_series(DashedLineSeries::new(
-                x_span.map(|x| (x, *median)),
-                12,
-                4,
-                colour.stroke_width(2),
-            ))
+            .draw_series(DashedLineSeries::new(x_span.map(|x| (x, *median)), 12, 4, colour.stroke_width(2)))
             .map_err(drawing_error)?
             .label(format!("{label} median"))
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(2))
-            });
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(2)));
     }
     if let Some(floor) = floor {
         chart
-            .draw_series(DashedLineSeries::new(
-                x_span.map(|x| (x, floor)),
-                4,
-                4,
-                FLOOR_COLOUR.stroke_width(2),
-            ))
+            .draw_series(DashedLineSeries::new(x_span.map(|x| (x, floor)), 4, 4, FLOOR_COLOUR.stroke_width(2)))
             .map_err(drawing_error)?
             .label(format!("{FLOOR_LATENCY} median (floor)"))
-            .legend(|(x, y)| {
-                PathElement::new(vec![(x, y), (x + 24, y)], FLOOR_COLOUR.stroke_width(2))
-            });
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], FLOOR_COLOUR.stroke_width(2)));
     }
     draw_legend(&mut chart)
 }
@@ -341,10 +257,7 @@ fn latency_panel(
 /// A line of the stream panel: the row's label without its batch.
 type StreamSeriesKey = String;
 
-fn stream_panel(
-    area: &DrawingArea<BitMapBackend<'_>, Shift>,
-    analysis: &Analysis,
-) -> io::Result<()> {
+fn stream_panel(area: &DrawingArea<BitMapBackend<'_>, Shift>, analysis: &Analysis) -> io::Result<()> {
     let mut series: BTreeMap<StreamSeriesKey, Vec<(f64, f64)>> = BTreeMap::new();
     for figure in &analysis.streams {
         let batch = f64::from(figure.batch.unwrap_or(1).max(1)).log2();
@@ -359,19 +272,9 @@ fn stream_panel(
     for points in series.values_mut() {
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
     }
-    let high = series
-        .values()
-        .flatten()
-        .map(|point| point.1)
-        .fold(0.0f64, f64::max)
-        * 1.25;
+    let high = series.values().flatten().map(|point| point.1).fold(0.0f64, f64::max) * 1.25;
     let high = if high > 0.0 { high } else { 1.0 };
-    let max_log2 = series
-        .values()
-        .flatten()
-        .map(|point| point.0)
-        .fold(0.0f64, f64::max)
-        .max(1.0);
+    let max_log2 = series.values().flatten().map(|point| point.0).fold(0.0f64, f64::max).max(1.0);
 
     let mut chart = ChartBuilder::on(area)
         .caption("stream rate vs batch size", (FONT, 22))
@@ -395,14 +298,10 @@ fn stream_panel(
     for (index, (label, points)) in series.iter().enumerate() {
         let colour = SERIES_COLOURS[index % SERIES_COLOURS.len()];
         chart
-            .draw_series(
-                LineSeries::new(points.iter().copied(), colour.stroke_width(3)).point_size(5),
-            )
+            .draw_series(LineSeries::new(points.iter().copied(), colour.stroke_width(3)).point_size(5))
             .map_err(drawing_error)?
             .label(label.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(3))
-            });
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(3)));
     }
     if let Some(direct) = analysis.direct_stream_messages_per_second {
         chart
@@ -414,9 +313,7 @@ fn stream_panel(
             ))
             .map_err(drawing_error)?
             .label(format!("{DIRECT_STREAM} batch=1 (baseline)"))
-            .legend(|(x, y)| {
-                PathElement::new(vec![(x, y), (x + 24, y)], DIRECT_COLOUR.stroke_width(2))
-            });
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], DIRECT_COLOUR.stroke_width(2)));
     }
     draw_legend(&mut chart)
 }

@@ -81,11 +81,7 @@ pub fn variant_text(rings: Option<u32>, batch: Option<u32>, variant: &Variant) -
             parts.push(format!("rings={rings}: {}", notes.join(", ")));
         }
     }
-    if parts.is_empty() {
-        "-".to_string()
-    } else {
-        parts.join(" ")
-    }
+    if parts.is_empty() { "-".to_string() } else { parts.join(" ") }
 }
 
 /// A row's name and what it measured, for messages: `mover-rtt rings=2: no
@@ -197,11 +193,7 @@ pub struct CounterFigure {
     pub interrupts_per_message: Option<f64>,
 }
 
-pub(crate) fn latency_figure(
-    sample: &LatencySample,
-    tsc_hz: u64,
-    floor_median_ns: Option<f64>,
-) -> LatencyFigure {
+pub(crate) fn latency_figure(sample: &LatencySample, tsc_hz: u64, floor_median_ns: Option<f64>) -> LatencyFigure {
     let median_ns = cycles_to_ns(sample.median_cycles, tsc_hz);
     LatencyFigure {
         name: sample.name.clone(),

@@ -60,13 +60,7 @@ pub fn report_text_with_analysis(run: &Run, analysis: &Analysis) -> String {
 
 /// `0.0000`-style count per operation, `0` for zero, `-` when unknown.
 fn per_operation_text(value: Option<f64>) -> String {
-    value.map_or("-".to_string(), |value| {
-        if value == 0.0 {
-            "0".to_string()
-        } else {
-            format!("{value:.2}")
-        }
-    })
+    value.map_or("-".to_string(), |value| if value == 0.0 { "0".to_string() } else { format!("{value:.2}") })
 }
 
 fn row_counter_table(out: &mut String, analysis: &Analysis) {
@@ -132,11 +126,7 @@ fn header(out: &mut String, run: &Run) {
         Some(end) => format!("serial log lines {}-{end}", run.begin_line),
         None => format!("serial log line {}-, CUT SHORT", run.begin_line),
     };
-    let _ = writeln!(
-        out,
-        "IPC benchmark ({lines}), date {}",
-        run.date.as_deref().unwrap_or("unknown")
-    );
+    let _ = writeln!(out, "IPC benchmark ({lines}), date {}", run.date.as_deref().unwrap_or("unknown"));
     let _ = writeln!(
         out,
         "accel={} cpu={} smp={} | TSC {:.3} GHz (calibrated from {})",
@@ -156,9 +146,7 @@ fn header(out: &mut String, run: &Run) {
         "kvm" => {
             "KVM: guest code runs on the host CPU, but the host is shared; compare ratios within this boot, not absolute times across boots."
         }
-        _ => {
-            "accelerator not known: treat times as comparable only within this boot (read the ratios)."
-        }
+        _ => "accelerator not known: treat times as comparable only within this boot (read the ratios).",
     };
     let _ = writeln!(out, "NOTE: {accel_note}");
     let tail_note = match (run.smp, run.host_cpus) {
@@ -187,10 +175,7 @@ fn latency_table(out: &mut String, analysis: &Analysis) {
             );
         }
         None => {
-            let _ = writeln!(
-                out,
-                "Latency, round trip (no {FLOOR_LATENCY} floor in this run)"
-            );
+            let _ = writeln!(out, "Latency, round trip (no {FLOOR_LATENCY} floor in this run)");
         }
     }
     if analysis.latencies.is_empty() {
@@ -230,17 +215,10 @@ fn stream_table(out: &mut String, analysis: &Analysis) {
     out.push('\n');
     match analysis.direct_stream_messages_per_second {
         Some(rate) => {
-            let _ = writeln!(
-                out,
-                "Streams (baseline = {DIRECT_STREAM} batch=1, {} msg/s)",
-                format_rate(rate)
-            );
+            let _ = writeln!(out, "Streams (baseline = {DIRECT_STREAM} batch=1, {} msg/s)", format_rate(rate));
         }
         None => {
-            let _ = writeln!(
-                out,
-                "Streams (no {DIRECT_STREAM} batch=1 baseline in this run)"
-            );
+            let _ = writeln!(out, "Streams (no {DIRECT_STREAM} batch=1 baseline in this run)");
         }
     }
     if analysis.streams.is_empty() {
@@ -270,22 +248,14 @@ fn stream_table(out: &mut String, analysis: &Analysis) {
             ratio_text(figure.over_direct_stream),
             ratio_text(figure.over_mover),
             dash_or(figure.cores_used),
-            figure
-                .per_core_per_second
-                .map_or("-".to_string(), format_rate),
+            figure.per_core_per_second.map_or("-".to_string(), format_rate),
         ]);
     }
     out.push_str(&table.render());
 }
 
 fn per_message_text(value: Option<f64>) -> String {
-    value.map_or("-".to_string(), |value| {
-        if value == 0.0 {
-            "0".to_string()
-        } else {
-            format!("{value:.4}")
-        }
-    })
+    value.map_or("-".to_string(), |value| if value == 0.0 { "0".to_string() } else { format!("{value:.4}") })
 }
 
 fn counter_table(out: &mut String, analysis: &Analysis) {
@@ -324,21 +294,14 @@ fn counter_table(out: &mut String, analysis: &Analysis) {
         }
         out.push_str(&table.render());
     }
-    out.push_str(&claim_line(
-        "context switches (CR3 writes)",
-        &analysis.context_switches,
-    ));
+    out.push_str(&claim_line("context switches (CR3 writes)", &analysis.context_switches));
     out.push_str(&claim_line("syscalls", &analysis.syscalls));
 }
 
 /// `context switches (CR3 writes) on client/mover cores during measurement: 0`
 /// or the non-zero counts.
 pub fn claim_line(what: &str, claim: &ZeroClaim) -> String {
-    let cores = if claim.roles.is_empty() {
-        "measured".to_string()
-    } else {
-        claim.roles.join("/")
-    };
+    let cores = if claim.roles.is_empty() { "measured".to_string() } else { claim.roles.join("/") };
     match claim.total {
         None => format!("{what} on {cores} cores during measurement: NOT REPORTED\n"),
         Some(0) => format!("{what} on {cores} cores during measurement: 0\n"),
@@ -349,32 +312,23 @@ pub fn claim_line(what: &str, claim: &ZeroClaim) -> String {
                 .map(|(phase, core, role, count)| {
                     format!(
                         "{phase} core {core}{}: {count}",
-                        role.as_ref()
-                            .map_or(String::new(), |role| format!(" ({role})"))
+                        role.as_ref().map_or(String::new(), |role| format!(" ({role})"))
                     )
                 })
                 .collect();
-            format!(
-                "{what} on {cores} cores during measurement: {total} (NOT ZERO: {})\n",
-                places.join(", ")
-            )
+            format!("{what} on {cores} cores during measurement: {total} (NOT ZERO: {})\n", places.join(", "))
         }
     }
 }
 
 fn target_list(out: &mut String, analysis: &Analysis) {
     out.push('\n');
-    let _ = writeln!(
-        out,
-        "Targets (measured ratios in this boot, not asserted)"
-    );
+    let _ = writeln!(out, "Targets (measured ratios in this boot, not asserted)");
     for check in &analysis.targets {
         TargetLine {
             outcome: check.outcome,
             description: &check.description,
-            measured: &check
-                .measured
-                .map_or("-".to_string(), |value| format!("{value:.2}x")),
+            measured: &check.measured.map_or("-".to_string(), |value| format!("{value:.2}x")),
             bound: check.bound,
             limit: &format!("{:.1}x", check.limit),
             not_applicable_because: check.not_applicable_because.as_deref(),
@@ -391,30 +345,19 @@ pub fn summary_text(runs: &[Run]) -> String {
         return String::new();
     }
     let analyses: Vec<Analysis> = runs.iter().map(analyze).collect();
-    let mut out = format!(
-        "Target ratios across {} runs (each ratio within its own boot)\n",
-        runs.len()
-    );
-    let mut headers: Vec<(String, Align)> = vec![
-        ("target".to_string(), Align::Left),
-        ("limit".to_string(), Align::Right),
-    ];
+    let mut out = format!("Target ratios across {} runs (each ratio within its own boot)\n", runs.len());
+    let mut headers: Vec<(String, Align)> =
+        vec![("target".to_string(), Align::Left), ("limit".to_string(), Align::Right)];
     for index in 1..=runs.len() {
         headers.push((format!("run {index}"), Align::Right));
     }
     for name in ["min", "median", "max", "met"] {
         headers.push((name.to_string(), Align::Right));
     }
-    let header_refs: Vec<(&str, Align)> = headers
-        .iter()
-        .map(|(name, align)| (name.as_str(), *align))
-        .collect();
+    let header_refs: Vec<(&str, Align)> = headers.iter().map(|(name, align)| (name.as_str(), *align)).collect();
     let mut table = Table::new(&header_refs);
     for (target_index, first) in analyses[0].targets.iter().enumerate() {
-        let mut row = vec![
-            first.id.clone(),
-            format!("{} {:.1}x", bound_symbol(first.bound), first.limit),
-        ];
+        let mut row = vec![first.id.clone(), format!("{} {:.1}x", bound_symbol(first.bound), first.limit)];
         let mut measured: Vec<f64> = Vec::new();
         let mut met = 0;
         for analysis in &analyses {
@@ -426,11 +369,7 @@ pub fn summary_text(runs: &[Run]) -> String {
         measured.sort_by(f64::total_cmp);
         let median = (!measured.is_empty()).then(|| {
             let middle = measured.len() / 2;
-            if measured.len() % 2 == 1 {
-                measured[middle]
-            } else {
-                (measured[middle - 1] + measured[middle]) / 2.0
-            }
+            if measured.len() % 2 == 1 { measured[middle] } else { (measured[middle - 1] + measured[middle]) / 2.0 }
         });
         row.push(ratio_text(measured.first().copied()));
         row.push(ratio_text(median));

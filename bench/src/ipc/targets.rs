@@ -21,12 +21,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::paths::{
-    CROSS_CORE, CounterVerdict, IpcPath, RowCounters, SAME_CORE, SYNC_CALL_RTT, SYNC_CALL_STREAM,
-};
+use super::paths::{CROSS_CORE, CounterVerdict, IpcPath, RowCounters, SAME_CORE, SYNC_CALL_RTT, SYNC_CALL_STREAM};
 use super::record_figures::{
-    DIRECT_STREAM, LatencyFigure, MOVER_RTT, MOVER_STREAM, StreamFigure, Variant, row_label,
-    variant_text,
+    DIRECT_STREAM, LatencyFigure, MOVER_RTT, MOVER_STREAM, StreamFigure, Variant, row_label, variant_text,
 };
 use crate::figures::{Bound, FLOOR_LATENCY, MessageCheck, TargetOutcome, ratio};
 use crate::serial_log::LogNote;
@@ -66,9 +63,7 @@ pub(crate) struct RatioInputs {
 pub(crate) fn latency_problem(figure: &LatencyFigure) -> Option<String> {
     let what = row_label(&figure.name, figure.rings, None, &figure.variant);
     check_problem(&what, figure.check, figure.ok, figure.n).or_else(|| {
-        (figure.samples_kept() == 0).then(|| {
-            format!("{what}: every sample was dropped (the TSC went backwards)")
-        })
+        (figure.samples_kept() == 0).then(|| format!("{what}: every sample was dropped (the TSC went backwards)"))
     })
 }
 
@@ -81,10 +76,7 @@ pub(crate) fn stream_problem(figure: &StreamFigure) -> Option<String> {
 fn check_problem(what: &str, check: MessageCheck, ok: Option<u64>, n: u64) -> Option<String> {
     match check {
         MessageCheck::AllChecked => None,
-        MessageCheck::Mismatch => Some(format!(
-            "{what}: only {} of {n} messages checked out",
-            ok.unwrap_or(0)
-        )),
+        MessageCheck::Mismatch => Some(format!("{what}: only {} of {n} messages checked out", ok.unwrap_or(0))),
         MessageCheck::NotReported => Some(format!("{what}: no ok= count, messages unverified")),
     }
 }
@@ -100,18 +92,11 @@ pub(crate) fn target(
     run_problems: &[String],
 ) -> TargetCheck {
     let (measured, problems, detail) = match inputs {
-        Ok(inputs) => (
-            ratio(inputs.numerator, inputs.denominator),
-            inputs.problems,
-            inputs.detail,
-        ),
+        Ok(inputs) => (ratio(inputs.numerator, inputs.denominator), inputs.problems, inputs.detail),
         Err(missing) => (None, Vec::new(), missing),
     };
     let inputs_checked = problems.is_empty();
-    let reasons: Vec<String> = problems
-        .into_iter()
-        .chain(run_problems.iter().cloned())
-        .collect();
+    let reasons: Vec<String> = problems.into_iter().chain(run_problems.iter().cloned()).collect();
     let not_applicable_because = (!reasons.is_empty()).then(|| reasons.join("; "));
     let outcome = TargetOutcome::judge(bound, limit, measured, not_applicable_because.as_deref());
     TargetCheck {
@@ -122,9 +107,7 @@ pub(crate) fn target(
         measured,
         outcome,
         inputs_checked: inputs_checked && measured.is_some(),
-        not_applicable_because: (outcome == TargetOutcome::NotApplicable)
-            .then_some(not_applicable_because)
-            .flatten(),
+        not_applicable_because: (outcome == TargetOutcome::NotApplicable).then_some(not_applicable_because).flatten(),
         detail,
     }
 }
@@ -153,9 +136,7 @@ pub(crate) fn mover_base_stream(streams: &[StreamFigure]) -> Option<&StreamFigur
     let base = |accept: fn(Option<&str>) -> bool| {
         streams
             .iter()
-            .filter(|f| {
-                f.name == MOVER_STREAM && f.batch.unwrap_or(1) == 1 && accept(f.variant.extra.as_deref())
-            })
+            .filter(|f| f.name == MOVER_STREAM && f.batch.unwrap_or(1) == 1 && accept(f.variant.extra.as_deref()))
             .min_by_key(|f| f.rings.unwrap_or(1))
     };
     base(is_empty_ring_row).or_else(|| base(|extra| extra == Some("idle")))
@@ -171,15 +152,8 @@ fn rings_text(rings: Option<u32>) -> String {
 }
 
 fn missing_text(inputs: &[(bool, &str)]) -> String {
-    let missing: Vec<&str> = inputs
-        .iter()
-        .filter(|(present, _)| !present)
-        .map(|(_, name)| *name)
-        .collect();
-    format!(
-        "not measured: no {} record in this run",
-        missing.join(" and no ")
-    )
+    let missing: Vec<&str> = inputs.iter().filter(|(present, _)| !present).map(|(_, name)| *name).collect();
+    format!("not measured: no {} record in this run", missing.join(" and no "))
 }
 
 pub(crate) fn target_checks(
@@ -200,12 +174,11 @@ pub(crate) fn target_checks(
     let floor = latencies.iter().find(|figure| figure.name == FLOOR_LATENCY);
     let mover_base = mover_base_rtt(latencies);
     let base_rings = mover_base.and_then(|f| f.rings);
-    let mover_64 = latencies.iter().find(|f| {
-        f.name == MOVER_RTT && f.rings == Some(64) && is_empty_ring_row(f.variant.extra.as_deref())
-    });
-    let direct_stream = streams.iter().find(|f| {
-        f.name == DIRECT_STREAM && f.batch.unwrap_or(1) == 1 && f.rings.unwrap_or(1) == 1
-    });
+    let mover_64 = latencies
+        .iter()
+        .find(|f| f.name == MOVER_RTT && f.rings == Some(64) && is_empty_ring_row(f.variant.extra.as_deref()));
+    let direct_stream =
+        streams.iter().find(|f| f.name == DIRECT_STREAM && f.batch.unwrap_or(1) == 1 && f.rings.unwrap_or(1) == 1);
     let mover_stream = mover_base_stream(streams);
     let stream_rings = mover_stream.and_then(|f| f.rings);
     let problems = |items: &[Option<String>]| items.iter().flatten().cloned().collect::<Vec<_>>();
@@ -222,10 +195,7 @@ pub(crate) fn target_checks(
             ),
             problems: problems(&[latency_problem(mover), latency_problem(floor)]),
         }),
-        _ => Err(missing_text(&[
-            (mover_base.is_some(), "mover-rtt"),
-            (floor.is_some(), FLOOR_LATENCY),
-        ])),
+        _ => Err(missing_text(&[(mover_base.is_some(), "mover-rtt"), (floor.is_some(), FLOOR_LATENCY)])),
     };
     let stream = match (mover_stream, direct_stream) {
         (Some(mover), Some(direct)) => Ok(RatioInputs {
@@ -256,29 +226,23 @@ pub(crate) fn target_checks(
             ),
             problems: problems(&[latency_problem(many), latency_problem(base)]),
         }),
-        _ => Err(missing_text(&[
-            (mover_64.is_some(), "mover-rtt rings=64"),
-            (mover_base.is_some(), "mover-rtt"),
-        ])),
+        _ => Err(missing_text(&[(mover_64.is_some(), "mover-rtt rings=64"), (mover_base.is_some(), "mover-rtt")])),
     };
 
     // The base is the system's own outboxes (client and echo, plus any
     // other server on the mover), however many that is.
     // (Older guests did not say what the rings are: then only the count.)
-    let own_outboxes = |rings: Option<u32>, variant: Option<&Variant>| {
-        match variant.map(|v| (v.extra.as_deref(), v.extra_rings)) {
+    let own_outboxes =
+        |rings: Option<u32>, variant: Option<&Variant>| match variant.map(|v| (v.extra.as_deref(), v.extra_rings)) {
             Some((Some("empty"), Some(0))) => {
                 format!("{}: the system's own outboxes, no extra", rings_text(rings))
             }
             Some((Some(kind), Some(n))) => format!("{}: {n} extra {kind}", rings_text(rings)),
             _ => rings_text(rings),
-        }
-    };
+        };
     let base_words = own_outboxes(base_rings, mover_base.map(|f| &f.variant));
     let stream_words = own_outboxes(stream_rings, mover_stream.map(|f| &f.variant));
-    let extra_64 = base_rings.map_or(String::new(), |base| {
-        format!(" ({} of them empty)", 64u32.saturating_sub(base))
-    });
+    let extra_64 = base_rings.map_or(String::new(), |base| format!(" ({} of them empty)", 64u32.saturating_sub(base)));
     let mut checks = vec![
         target(
             "mover-one-way-vs-floor",
@@ -297,10 +261,7 @@ pub(crate) fn target_checks(
             &run_problems,
         ),
         target(
-            &format!(
-                "mover-rtt-64-vs-{}-rings",
-                base_rings.map_or("fewest".to_string(), |rings| rings.to_string())
-            ),
+            &format!("mover-rtt-64-vs-{}-rings", base_rings.map_or("fewest".to_string(), |rings| rings.to_string())),
             &format!("mover RTT at 64 rings{extra_64} <= 1.5x RTT at {base_words}"),
             Bound::AtMost,
             1.5,
@@ -308,12 +269,7 @@ pub(crate) fn target_checks(
             &run_problems,
         ),
     ];
-    checks.extend(comparison_targets(
-        latencies,
-        streams,
-        row_counters,
-        &run_problems,
-    ));
+    checks.extend(comparison_targets(latencies, streams, row_counters, &run_problems));
     checks
 }
 
@@ -337,9 +293,7 @@ fn comparison_targets(
     let mover_stream = mover_base_stream(streams);
     let sync_stream = |path: IpcPath| streams.iter().find(|f| IpcPath::of_stream(f) == Some(path));
     let same_stream = sync_stream(IpcPath::SyncSameCore);
-    let cross_rtt = latencies
-        .iter()
-        .find(|f| IpcPath::of_latency(f) == Some(IpcPath::SyncCrossCore));
+    let cross_rtt = latencies.iter().find(|f| IpcPath::of_latency(f) == Some(IpcPath::SyncCrossCore));
     let stream_inputs = |mover: &StreamFigure, sync: &StreamFigure| {
         [
             stream_problem(mover),
@@ -371,10 +325,9 @@ fn comparison_targets(
             ),
             problems: stream_inputs(mover, sync),
         }),
-        _ => Err(missing_text(&[
-            (mover_stream.is_some(), "mover-stream batch=1"),
-            (same_stream.is_some(), &same_name),
-        ])),
+        _ => {
+            Err(missing_text(&[(mover_stream.is_some(), "mover-stream batch=1"), (same_stream.is_some(), &same_name)]))
+        }
     };
     let cross_name = format!("{SYNC_CALL_RTT} placement={CROSS_CORE}");
     let rtt_vs_sync = match (mover_rtt, cross_rtt) {
@@ -397,10 +350,7 @@ fn comparison_targets(
             .flatten()
             .collect(),
         }),
-        _ => Err(missing_text(&[
-            (mover_rtt.is_some(), "mover-rtt"),
-            (cross_rtt.is_some(), &cross_name),
-        ])),
+        _ => Err(missing_text(&[(mover_rtt.is_some(), "mover-rtt"), (cross_rtt.is_some(), &cross_name)])),
     };
     let per_core = match (mover_stream, same_stream) {
         (Some(mover), Some(sync)) => match (mover.per_core_per_second, sync.per_core_per_second) {
@@ -420,10 +370,9 @@ fn comparison_targets(
             }),
             _ => Err("not measured: the cores used by a path are not known".to_string()),
         },
-        _ => Err(missing_text(&[
-            (mover_stream.is_some(), "mover-stream batch=1"),
-            (same_stream.is_some(), &same_name),
-        ])),
+        _ => {
+            Err(missing_text(&[(mover_stream.is_some(), "mover-stream batch=1"), (same_stream.is_some(), &same_name)]))
+        }
     };
     vec![
         target(

@@ -125,9 +125,8 @@ pub fn power_across_boots_text(table: &PowerTable) -> String {
     if rows.iter().all(|row| row.boots + row.unchecked_boots < 2) {
         return String::new();
     }
-    let mut out = String::from(
-        "Across boots: median of the boots' medians [min..max]; RTT/floor is each boot's own ratio\n",
-    );
+    let mut out =
+        String::from("Across boots: median of the boots' medians [min..max]; RTT/floor is each boot's own ratio\n");
     let mut text = Table::new(&[
         ("policy", Align::Left),
         ("interval", Align::Left),
@@ -154,8 +153,7 @@ pub fn power_across_boots_text(table: &PowerTable) -> String {
             ns(row.rtt_median_ns),
             ns_range(row.rtt_median_ns),
             row.rtt_over_floor.map_or("-".to_string(), |s| format!("{:.2}x", s.median)),
-            row.rtt_over_floor
-                .map_or("-".to_string(), |s| format!("{:.2}x..{:.2}x", s.min, s.max)),
+            row.rtt_over_floor.map_or("-".to_string(), |s| format!("{:.2}x..{:.2}x", s.min, s.max)),
             ns(row.wakeup_median_ns),
             ns_range(row.wakeup_median_ns),
             row.echo_asleep.map_or("-".to_string(), |s| {

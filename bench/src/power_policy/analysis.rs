@@ -9,8 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::parse::power_policy;
 use super::rows::{
-    PowerBoot, PowerRow, SPIN_POLICY, add_baseline_ratios, baseline_boot, policy_rank, power_boot,
-    rows_of_boot,
+    PowerBoot, PowerRow, SPIN_POLICY, add_baseline_ratios, baseline_boot, policy_rank, power_boot, rows_of_boot,
 };
 use super::targets::{PowerTarget, power_targets};
 use super::warnings::table_warnings;
@@ -83,17 +82,13 @@ impl PowerTable {
 
     /// True when the baseline is not spin but a stand-in for it (pause).
     pub fn baseline_is_stand_in(&self) -> bool {
-        self.baseline_policy
-            .as_deref()
-            .is_some_and(|policy| policy != SPIN_POLICY)
+        self.baseline_policy.as_deref().is_some_and(|policy| policy != SPIN_POLICY)
     }
 
     /// The row of the first boot of `policy` at `interval_us`.
     pub fn row(&self, policy: &str, interval_us: u64) -> Option<&PowerRow> {
         let run = self.boots.iter().find(|boot| boot.policy == policy)?.run;
-        self.rows
-            .iter()
-            .find(|row| row.run == run && row.interval_us == interval_us)
+        self.rows.iter().find(|row| row.run == run && row.interval_us == interval_us)
     }
 }
 
@@ -101,4 +96,3 @@ impl PowerTable {
 pub fn power_table(runs: &[Run]) -> PowerTable {
     PowerTable::from_runs(runs)
 }
-

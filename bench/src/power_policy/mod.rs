@@ -70,12 +70,10 @@ pub mod targets;
 pub mod warnings;
 
 pub use analysis::{PowerTable, power_table};
-pub use export::{
-    POWER_JSON_FORMAT, PowerJson, power_json, read_power_csv, read_power_json, write_power_outputs,
-};
+pub use export::{POWER_JSON_FORMAT, PowerJson, power_json, read_power_csv, read_power_json, write_power_outputs};
 pub use parse::{
-    BACK_TO_BACK_US, CLIENT_SERVER, ECHO_SERVER, ONE_PER_MS_US, POWER_RTT, POWER_WAKEUP,
-    SYSTEM_PREFIX, interval_text, power_policy, power_runs,
+    BACK_TO_BACK_US, CLIENT_SERVER, ECHO_SERVER, ONE_PER_MS_US, POWER_RTT, POWER_WAKEUP, SYSTEM_PREFIX, interval_text,
+    power_policy, power_runs,
 };
 pub use report::{power_report_text, power_table_text};
 pub use rows::{PAUSE_POLICY, POLICY_ORDER, PowerBoot, PowerRow, SPIN_POLICY};

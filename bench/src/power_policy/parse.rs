@@ -27,18 +27,13 @@ pub const ONE_PER_MS_US: u64 = 1000;
 /// The policy of a power boot (`hlt` for `system=power-hlt`), or `None` for
 /// any other block.
 pub fn power_policy(run: &Run) -> Option<&str> {
-    run.begin_extra
-        .get("system")?
-        .strip_prefix(SYSTEM_PREFIX)
-        .filter(|policy| !policy.is_empty())
+    run.begin_extra.get("system")?.strip_prefix(SYSTEM_PREFIX).filter(|policy| !policy.is_empty())
 }
 
 /// The runs whose `BENCH-BEGIN` says `system=power-<policy>`, in log order
 /// (unknown policy names included).
 pub fn power_runs(runs: &[Run]) -> Vec<&Run> {
-    runs.iter()
-        .filter(|run| power_policy(run).is_some())
-        .collect()
+    runs.iter().filter(|run| power_policy(run).is_some()).collect()
 }
 
 /// `back-to-back`, `1 msg / 10 µs`, `1 msg / 1 ms`.
@@ -71,10 +66,7 @@ pub(crate) fn records_by_interval<'a>(
         if sample.name != POWER_RTT && sample.name != POWER_WAKEUP {
             continue;
         }
-        let record_place = format!(
-            "{} (line {}) in the {policy} boot",
-            sample.name, sample.line
-        );
+        let record_place = format!("{} (line {}) in the {policy} boot", sample.name, sample.line);
         if let Some(other) = sample.extra.get("policy").filter(|other| *other != policy) {
             warnings.push(format!(
                 "{record_place} says policy={other}: the row is filed under {policy}, as BENCH-BEGIN says"
@@ -85,21 +77,13 @@ pub(crate) fn records_by_interval<'a>(
             continue;
         };
         let Ok(interval) = interval_text.parse::<u64>() else {
-            warnings.push(format!(
-                "{record_place}: interval_us={interval_text} is not a number: record skipped"
-            ));
+            warnings.push(format!("{record_place}: interval_us={interval_text} is not a number: record skipped"));
             continue;
         };
         let records = by_interval.entry(interval).or_default();
-        let slot = if sample.name == POWER_RTT {
-            &mut records.rtt
-        } else {
-            &mut records.wakeup
-        };
+        let slot = if sample.name == POWER_RTT { &mut records.rtt } else { &mut records.wakeup };
         if slot.is_some() {
-            warnings.push(format!(
-                "{record_place} repeats interval_us={interval}: only the first is used"
-            ));
+            warnings.push(format!("{record_place} repeats interval_us={interval}: only the first is used"));
         } else {
             *slot = Some(sample);
         }
@@ -131,10 +115,7 @@ pub(crate) fn phase_counters(run: &Run, interval_us: u64) -> PhaseCounters<'_> {
         reported: !in_phase.is_empty(),
         echo: by_server(ECHO_SERVER),
         client: by_server(CLIENT_SERVER),
-        mover: in_phase
-            .iter()
-            .copied()
-            .find(|c| c.role.as_deref() == Some("mover")),
+        mover: in_phase.iter().copied().find(|c| c.role.as_deref() == Some("mover")),
     }
 }
 
@@ -149,10 +130,8 @@ pub(crate) fn tick_count(counters: &CoreCounters, key: &str, warnings: &mut Vec<
     match text.parse() {
         Ok(value) => Some(value),
         Err(_) => {
-            warnings.push(format!(
-                "counters (line {}): {key}={text} is not a number: treated as unknown",
-                counters.line
-            ));
+            warnings
+                .push(format!("counters (line {}): {key}={text} is not a number: treated as unknown", counters.line));
             None
         }
     }

@@ -9,9 +9,7 @@ use super::rows::{PAUSE_POLICY, PowerRow, SPIN_POLICY, baseline_reason};
 use super::targets::TargetUnit;
 use crate::figures::{FLOOR_LATENCY, MessageCheck};
 use crate::serial_log::Run;
-use crate::text_table::{
-    Align, Table, TargetLine, check_text, dash_or, ns_text, ratio_text, share_text,
-};
+use crate::text_table::{Align, Table, TargetLine, check_text, dash_or, ns_text, ratio_text, share_text};
 
 /// The power-policy table and targets as text; empty when the log holds no
 /// power boot.
@@ -126,10 +124,7 @@ fn latency_table(out: &mut String, table: &PowerTable) {
             "none (no {SPIN_POLICY} or {PAUSE_POLICY} boot: vs base is - and the targets against it are not measured)"
         ),
     };
-    let _ = writeln!(
-        out,
-        "NOTE: baseline for \"vs base\" and the targets: {baseline}"
-    );
+    let _ = writeln!(out, "NOTE: baseline for \"vs base\" and the targets: {baseline}");
     let mut latencies = Table::new(&[
         ("policy", Align::Left),
         ("interval", Align::Left),
@@ -166,11 +161,7 @@ fn latency_table(out: &mut String, table: &PowerTable) {
 fn shares_cell(core: Option<u32>, asleep: Option<f64>, paused: Option<f64>) -> String {
     match core {
         None => "-".to_string(),
-        Some(core) => format!(
-            "core {core}: asleep {} / paused {}",
-            share_text(asleep),
-            share_text(paused)
-        ),
+        Some(core) => format!("core {core}: asleep {} / paused {}", share_text(asleep), share_text(paused)),
     }
 }
 
@@ -192,11 +183,7 @@ fn share_table(out: &mut String, table: &PowerTable) {
             row.policy.clone(),
             interval_text(row.interval_us),
             shares_cell(row.echo_core, row.echo_asleep, row.echo_paused),
-            shares_cell(
-                row.benchclient_core,
-                row.benchclient_asleep,
-                row.benchclient_paused,
-            ),
+            shares_cell(row.benchclient_core, row.benchclient_asleep, row.benchclient_paused),
             shares_cell(row.mover_core, row.mover_asleep, row.mover_paused),
         ]);
     }
@@ -214,9 +201,8 @@ fn target_list(out: &mut String, table: &PowerTable) {
     out.push('\n');
     let _ = writeln!(out, "Targets (power policies; measured, not asserted)");
     for target in &table.targets {
-        let measured = target.measured.map_or("not measured".to_string(), |value| {
-            target_value_text(target.unit, value)
-        });
+        let measured =
+            target.measured.map_or("not measured".to_string(), |value| target_value_text(target.unit, value));
         let limit = match target.unit {
             TargetUnit::Ratio => format!("{:.1}x", target.limit),
             TargetUnit::Share => format!("{:.0} %", target.limit * 100.0),

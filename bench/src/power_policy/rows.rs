@@ -12,9 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::parse::{
-    POWER_RTT, POWER_WAKEUP, phase_counters, phase_name, records_by_interval, tick_count,
-};
+use super::parse::{POWER_RTT, POWER_WAKEUP, phase_counters, phase_name, records_by_interval, tick_count};
 use crate::figures::{FLOOR_LATENCY, MessageCheck, cycles_to_ns, ratio};
 use crate::serial_log::{CoreCounters, LogNote, Run};
 
@@ -113,16 +111,12 @@ impl PowerRow {
     /// True when every reply behind the row checked out: the round trip has
     /// `ok == n` and the wake-up, if it reports `ok`, agrees too.
     pub fn is_trustworthy(&self) -> bool {
-        self.rtt_check == Some(MessageCheck::AllChecked)
-            && self.wakeup_check != Some(MessageCheck::Mismatch)
+        self.rtt_check == Some(MessageCheck::AllChecked) && self.wakeup_check != Some(MessageCheck::Mismatch)
     }
 }
 
 pub(crate) fn policy_rank(policy: &str) -> usize {
-    POLICY_ORDER
-        .iter()
-        .position(|known| *known == policy)
-        .unwrap_or(POLICY_ORDER.len())
+    POLICY_ORDER.iter().position(|known| *known == policy).unwrap_or(POLICY_ORDER.len())
 }
 
 pub(crate) fn power_boot(position: usize, run: &Run, policy: &str) -> PowerBoot {
@@ -189,9 +183,7 @@ pub(crate) fn rows_of_boot(boot: &PowerBoot, run: &Run, warnings: &mut Vec<Strin
                 rtt_p99_ns: rtt.map(|s| ns(s.p99_cycles)),
                 rtt_tsc_backwards: rtt.and_then(|s| s.tsc_backwards),
                 floor_median_ns: boot.floor_median_ns,
-                rtt_over_floor: rtt_median_ns
-                    .zip(boot.floor_median_ns)
-                    .and_then(|(rtt, floor)| ratio(rtt, floor)),
+                rtt_over_floor: rtt_median_ns.zip(boot.floor_median_ns).and_then(|(rtt, floor)| ratio(rtt, floor)),
                 rtt_over_baseline: None,
                 baseline_policy: None,
                 wakeup_line: wakeup.map(|s| s.line),
@@ -202,8 +194,7 @@ pub(crate) fn rows_of_boot(boot: &PowerBoot, run: &Run, warnings: &mut Vec<Strin
                 wakeup_p99_cycles: wakeup.map(|s| s.p99_cycles),
                 wakeup_median_ns: wakeup.map(|s| ns(s.median_cycles)),
                 wakeup_p99_ns: wakeup.map(|s| ns(s.p99_cycles)),
-                wakeup_tsc_backwards: wakeup
-                    .and_then(|s| s.tsc_backwards.or_else(|| tick_text(s, "tsc_out_of_order"))),
+                wakeup_tsc_backwards: wakeup.and_then(|s| s.tsc_backwards.or_else(|| tick_text(s, "tsc_out_of_order"))),
                 echo_core: echo.core,
                 echo_asleep: echo.asleep,
                 echo_paused: echo.paused,
@@ -242,33 +233,20 @@ struct TimeShares {
 
 fn time_shares(counters: Option<&CoreCounters>, warnings: &mut Vec<String>) -> TimeShares {
     let Some(counters) = counters else {
-        return TimeShares {
-            core: None,
-            asleep: None,
-            paused: None,
-        };
+        return TimeShares { core: None, asleep: None, paused: None };
     };
     let mut ticks = |key: &str| tick_count(counters, key, warnings);
     let total = ticks("total_ticks").filter(|total| *total > 0);
-    let share = |part: Option<u64>| {
-        part.zip(total)
-            .and_then(|(part, total)| ratio(part as f64, total as f64))
-    };
+    let share = |part: Option<u64>| part.zip(total).and_then(|(part, total)| ratio(part as f64, total as f64));
     let asleep = share(ticks("sleep_ticks"));
     let paused = share(ticks("pause_ticks"));
-    TimeShares {
-        core: Some(counters.core),
-        asleep,
-        paused,
-    }
+    TimeShares { core: Some(counters.core), asleep, paused }
 }
 
 /// The never-sleeping baseline among `boots` (in table order): the first
 /// spin boot, else the first pause boot as a stand-in, else none.
 pub(crate) fn baseline_boot(boots: &[PowerBoot]) -> Option<&PowerBoot> {
-    [SPIN_POLICY, PAUSE_POLICY]
-        .into_iter()
-        .find_map(|policy| boots.iter().find(|boot| boot.policy == policy))
+    [SPIN_POLICY, PAUSE_POLICY].into_iter().find_map(|policy| boots.iter().find(|boot| boot.policy == policy))
 }
 
 /// Fills `rtt_over_baseline` and `baseline_policy` from the baseline boot's
@@ -277,20 +255,11 @@ pub(crate) fn add_baseline_ratios(rows: &mut [PowerRow], baseline: Option<&Power
     let Some(baseline) = baseline else {
         return;
     };
-    let base_ratios: Vec<(u64, Option<f64>)> = rows
-        .iter()
-        .filter(|row| row.run == baseline.run)
-        .map(|row| (row.interval_us, row.rtt_over_floor))
-        .collect();
+    let base_ratios: Vec<(u64, Option<f64>)> =
+        rows.iter().filter(|row| row.run == baseline.run).map(|row| (row.interval_us, row.rtt_over_floor)).collect();
     for row in rows.iter_mut() {
-        let base = base_ratios
-            .iter()
-            .find(|(interval, _)| *interval == row.interval_us)
-            .and_then(|(_, base)| *base);
-        row.rtt_over_baseline = row
-            .rtt_over_floor
-            .zip(base)
-            .and_then(|(own, base)| ratio(own, base));
+        let base = base_ratios.iter().find(|(interval, _)| *interval == row.interval_us).and_then(|(_, base)| *base);
+        row.rtt_over_baseline = row.rtt_over_floor.zip(base).and_then(|(own, base)| ratio(own, base));
         row.baseline_policy = Some(baseline.policy.clone());
     }
 }
@@ -303,4 +272,3 @@ pub(crate) fn baseline_reason(boots: &[PowerBoot]) -> &'static str {
         "no spin boot in this log"
     }
 }
-

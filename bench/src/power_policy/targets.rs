@@ -12,8 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::parse::{
-    BACK_TO_BACK_US, CLIENT_SERVER, ECHO_SERVER, ONE_PER_MS_US, POWER_RTT, POWER_WAKEUP,
-    interval_text,
+    BACK_TO_BACK_US, CLIENT_SERVER, ECHO_SERVER, ONE_PER_MS_US, POWER_RTT, POWER_WAKEUP, interval_text,
 };
 use super::rows::{PAUSE_POLICY, PowerBoot, PowerRow, SPIN_POLICY, baseline_reason};
 use crate::figures::{Bound, FLOOR_LATENCY, TargetOutcome, ratio};
@@ -104,15 +103,12 @@ fn measured_target(
     notes: Vec<String>,
 ) -> PowerTarget {
     let (measured, problems, detail) = match measurement {
-        Ok(measurement) => (
-            Some(measurement.value).filter(|value| value.is_finite()),
-            measurement.problems,
-            measurement.detail,
-        ),
+        Ok(measurement) => {
+            (Some(measurement.value).filter(|value| value.is_finite()), measurement.problems, measurement.detail)
+        }
         Err(missing) => (None, Vec::new(), format!("not measured: {missing}")),
     };
-    let inputs_checked = measured.is_some()
-        && !problems.iter().any(|problem| problem.contains("reply check"));
+    let inputs_checked = measured.is_some() && !problems.iter().any(|problem| problem.contains("reply check"));
     let reason = (!problems.is_empty()).then(|| problems.join("; "));
     let outcome = TargetOutcome::judge(bound, limit, measured, reason.as_deref());
     PowerTarget {
@@ -124,9 +120,7 @@ fn measured_target(
         measured,
         outcome,
         inputs_checked,
-        not_applicable_because: (outcome == TargetOutcome::NotApplicable)
-            .then_some(reason)
-            .flatten(),
+        not_applicable_because: (outcome == TargetOutcome::NotApplicable).then_some(reason).flatten(),
         detail,
         notes,
         baseline_policy: None,
@@ -145,53 +139,24 @@ fn find_row<'a>(
     };
     rows.iter()
         .find(|row| row.run == boot.run && row.interval_us == interval_us)
-        .ok_or_else(|| {
-            format!(
-                "the {policy} boot (run {}) has no interval_us={interval_us} records",
-                boot.run
-            )
-        })
+        .ok_or_else(|| format!("the {policy} boot (run {}) has no interval_us={interval_us} records", boot.run))
 }
 
 /// A latency of a row as a multiple of its boot's floor, with its text.
-fn over_floor(
-    row: &PowerRow,
-    record: &str,
-    median_ns: Option<f64>,
-) -> Result<(f64, String), String> {
+fn over_floor(row: &PowerRow, record: &str, median_ns: Option<f64>) -> Result<(f64, String), String> {
     let interval = interval_text(row.interval_us);
     let Some(median) = median_ns else {
-        return Err(format!(
-            "the {} boot (run {}) has no {record} record at {interval}",
-            row.policy, row.run
-        ));
+        return Err(format!("the {} boot (run {}) has no {record} record at {interval}", row.policy, row.run));
     };
     let Some(floor) = row.floor_median_ns else {
-        return Err(format!(
-            "the {} boot (run {}) has no {FLOOR_LATENCY} floor",
-            row.policy, row.run
-        ));
+        return Err(format!("the {} boot (run {}) has no {FLOOR_LATENCY} floor", row.policy, row.run));
     };
-    let over = ratio(median, floor).ok_or_else(|| {
-        format!(
-            "the {} boot (run {}) has a zero {FLOOR_LATENCY} floor",
-            row.policy, row.run
-        )
-    })?;
-    Ok((
-        over,
-        format!(
-            "{} {record} {interval} median {median:.1} ns = {over:.2}x its floor {floor:.1} ns",
-            row.policy
-        ),
-    ))
+    let over = ratio(median, floor)
+        .ok_or_else(|| format!("the {} boot (run {}) has a zero {FLOOR_LATENCY} floor", row.policy, row.run))?;
+    Ok((over, format!("{} {record} {interval} median {median:.1} ns = {over:.2}x its floor {floor:.1} ns", row.policy)))
 }
 
-pub(crate) fn power_targets(
-    boots: &[PowerBoot],
-    rows: &[PowerRow],
-    baseline: Option<&PowerBoot>,
-) -> Vec<PowerTarget> {
+pub(crate) fn power_targets(boots: &[PowerBoot], rows: &[PowerRow], baseline: Option<&PowerBoot>) -> Vec<PowerTarget> {
     let mut targets = Vec::new();
 
     // The never-sleeping baseline of targets 1 and 3: spin, or pause standing
@@ -209,9 +174,7 @@ pub(crate) fn power_targets(
     };
     let base_rtt = match baseline {
         Some(boot) => find_row(boots, rows, &boot.policy, BACK_TO_BACK_US),
-        None => Err(format!(
-            "no {SPIN_POLICY} boot in this log, and no {PAUSE_POLICY} boot to stand in for it"
-        )),
+        None => Err(format!("no {SPIN_POLICY} boot in this log, and no {PAUSE_POLICY} boot to stand in for it")),
     }
     .and_then(|row| over_floor(row, POWER_RTT, row.rtt_median_ns).map(|over| (row, over)));
     let with_baseline = |mut target: PowerTarget| {
@@ -224,20 +187,16 @@ pub(crate) fn power_targets(
     let mwait_rtt = find_row(boots, rows, "mwait", BACK_TO_BACK_US)
         .and_then(|row| over_floor(row, POWER_RTT, row.rtt_median_ns).map(|over| (row, over)));
     let measurement = match (&mwait_rtt, &base_rtt) {
-        (Ok((mwait, (mwait_over, mwait_text))), Ok((base, (base_over, base_text)))) => {
-            Ok(Measurement {
-                value: mwait_over / base_over,
-                problems: row_problems(boots, &[mwait, base]),
-                detail: format!("{mwait_text} / {base_text}"),
-            })
-        }
+        (Ok((mwait, (mwait_over, mwait_text))), Ok((base, (base_over, base_text)))) => Ok(Measurement {
+            value: mwait_over / base_over,
+            problems: row_problems(boots, &[mwait, base]),
+            detail: format!("{mwait_text} / {base_text}"),
+        }),
         (mwait, base) => Err(missing_reasons([mwait.as_ref().err(), base.as_ref().err()])),
     };
     targets.push(with_baseline(measured_target(
         &format!("mwait-rtt-vs-{base}"),
-        &format!(
-            "mwait RTT under continuous load <= 1.1x {base} ({stand_in}each over its own floor)"
-        ),
+        &format!("mwait RTT under continuous load <= 1.1x {base} ({stand_in}each over its own floor)"),
         (Bound::AtMost, 1.1, TargetUnit::Ratio),
         measurement,
         base_notes.clone(),
@@ -288,26 +247,18 @@ pub(crate) fn power_targets(
 
     // 3. Wake-up from mwait against the baseline's round trip, both over
     //    their own floors.
-    let mwait_wakeup = find_row(boots, rows, "mwait", ONE_PER_MS_US).and_then(|row| {
-        over_floor(row, POWER_WAKEUP, row.wakeup_median_ns).map(|over| (row, over))
-    });
+    let mwait_wakeup = find_row(boots, rows, "mwait", ONE_PER_MS_US)
+        .and_then(|row| over_floor(row, POWER_WAKEUP, row.wakeup_median_ns).map(|over| (row, over)));
     let measurement = match (&mwait_wakeup, &base_rtt) {
-        (Ok((mwait, (wakeup_over, wakeup_text))), Ok((base, (base_over, base_text)))) => {
-            Ok(Measurement {
-                value: wakeup_over / base_over,
-                problems: row_problems(boots, &[mwait, base]),
-                detail: format!("{wakeup_text} / {base_text}"),
-            })
-        }
+        (Ok((mwait, (wakeup_over, wakeup_text))), Ok((base, (base_over, base_text)))) => Ok(Measurement {
+            value: wakeup_over / base_over,
+            problems: row_problems(boots, &[mwait, base]),
+            detail: format!("{wakeup_text} / {base_text}"),
+        }),
         (mwait, base) => Err(missing_reasons([mwait.as_ref().err(), base.as_ref().err()])),
     };
     let mut notes = base_notes;
-    notes.extend(
-        boots
-            .iter()
-            .find(|boot| boot.policy == "mwait")
-            .map(|boot| wakeup_accel_note(&boot.accel)),
-    );
+    notes.extend(boots.iter().find(|boot| boot.policy == "mwait").map(|boot| wakeup_accel_note(&boot.accel)));
     targets.push(with_baseline(measured_target(
         &format!("mwait-wakeup-vs-{base}-rtt"),
         &format!(
@@ -331,11 +282,9 @@ fn wakeup_accel_note(accel: &str) -> String {
             "accel={accel}: under TCG, monitor/mwait and the wake-up are emulated by QEMU; this is emulation, not hardware"
         )
     } else if accel == "kvm" {
-        "accel=kvm: mwait ran in a guest (the host decides whether it exits); close to hardware, still not bare metal".to_string()
+        "accel=kvm: mwait ran in a guest (the host decides whether it exits); close to hardware, still not bare metal"
+            .to_string()
     } else {
-        format!(
-            "accel={accel}: accelerator not known; do not read this as a hardware wake-up latency"
-        )
+        format!("accel={accel}: accelerator not known; do not read this as a hardware wake-up latency")
     }
 }
-

@@ -9,19 +9,14 @@ use super::rows::{PAUSE_POLICY, PowerBoot, PowerRow, SPIN_POLICY};
 use crate::figures::{FLOOR_LATENCY, MessageCheck};
 
 /// The warnings about the table as a whole and each of its rows.
-pub(crate) fn table_warnings(
-    boots: &[PowerBoot],
-    rows: &[PowerRow],
-    baseline: Option<&PowerBoot>,
-) -> Vec<String> {
+pub(crate) fn table_warnings(boots: &[PowerBoot], rows: &[PowerRow], baseline: Option<&PowerBoot>) -> Vec<String> {
     let mut warnings = Vec::new();
     for boot in boots {
         let what = format!("the {} boot (run {})", boot.policy, boot.run);
         match (boot.end_line, boot.end_status.as_deref()) {
-            (None, _) => warnings.push(format!(
-                "{what} was cut short: BENCH-BEGIN at line {} has no BENCH-END",
-                boot.begin_line
-            )),
+            (None, _) => {
+                warnings.push(format!("{what} was cut short: BENCH-BEGIN at line {} has no BENCH-END", boot.begin_line))
+            }
             (Some(_), Some("ok")) => {}
             (Some(line), status) => warnings.push(format!(
                 "{what}: BENCH-END at line {line} reports status={} (not ok)",
@@ -35,15 +30,10 @@ pub(crate) fn table_warnings(
             ));
         }
         if boot.floor_median_ns.is_none() {
-            warnings.push(format!(
-                "{what} has no {FLOOR_LATENCY} record: its RTT/floor and vs-base ratios are missing"
-            ));
+            warnings
+                .push(format!("{what} has no {FLOOR_LATENCY} record: its RTT/floor and vs-base ratios are missing"));
         }
-        if boots
-            .iter()
-            .find(|other| other.policy == boot.policy)
-            .is_some_and(|first| first.run != boot.run)
-        {
+        if boots.iter().find(|other| other.policy == boot.policy).is_some_and(|first| first.run != boot.run) {
             warnings.push(format!(
                 "{what} repeats policy {}: targets and vs-base use the first such boot only",
                 boot.policy
@@ -74,27 +64,25 @@ pub(crate) fn table_warnings(
             "{POWER_RTT} policy={} interval_us={} (line {})",
             row.policy,
             row.interval_us,
-            row.rtt_line
-                .map_or("-".to_string(), |line| line.to_string())
+            row.rtt_line.map_or("-".to_string(), |line| line.to_string())
         );
         match (row.rtt_check, row.rtt_n) {
             (Some(MessageCheck::Mismatch), Some(n)) => warnings.push(format!(
                 "{what}: only {} of {n} replies checked out: row NOT TRUSTWORTHY",
                 row.rtt_ok.unwrap_or(0)
             )),
-            (Some(MessageCheck::NotReported), _) => warnings.push(format!(
-                "{what}: no ok= count, replies unverified: row NOT TRUSTWORTHY"
-            )),
+            (Some(MessageCheck::NotReported), _) => {
+                warnings.push(format!("{what}: no ok= count, replies unverified: row NOT TRUSTWORTHY"))
+            }
             (None, _) => warnings.push(format!(
                 "policy={} interval_us={}: no {POWER_RTT} record, only a {POWER_WAKEUP}",
                 row.policy, row.interval_us
             )),
             _ => {}
         }
-        for (record, dropped, n) in [
-            (POWER_RTT, row.rtt_tsc_backwards, row.rtt_n),
-            (POWER_WAKEUP, row.wakeup_tsc_backwards, row.wakeup_n),
-        ] {
+        for (record, dropped, n) in
+            [(POWER_RTT, row.rtt_tsc_backwards, row.rtt_n), (POWER_WAKEUP, row.wakeup_tsc_backwards, row.wakeup_n)]
+        {
             if let (Some(dropped), Some(n)) = (dropped.filter(|d| *d > 0), n) {
                 warnings.push(format!(
                     "{record} policy={} interval_us={}: {dropped} of {n} samples dropped because the TSC went backwards; median and p99 are of the {} kept",
@@ -116,4 +104,3 @@ pub(crate) fn table_warnings(
     }
     warnings
 }
-

@@ -185,7 +185,8 @@ impl Governor {
 mod tests {
     use super::*;
 
-    const HLT: Escalation = Escalation { spin_polls: 3, pause_ticks: 100, sleep: SleepKind::Hlt, idle_pstate_after_ticks: None };
+    const HLT: Escalation =
+        Escalation { spin_polls: 3, pause_ticks: 100, sleep: SleepKind::Hlt, idle_pstate_after_ticks: None };
 
     fn no_clock() -> u64 {
         panic!("clock read between checkpoints")
@@ -231,7 +232,12 @@ mod tests {
 
     #[test]
     fn never_sleeping_policy_only_pauses() {
-        let mut g = Governor::new(Escalation { spin_polls: 0, pause_ticks: 0, sleep: SleepKind::Never, idle_pstate_after_ticks: None });
+        let mut g = Governor::new(Escalation {
+            spin_polls: 0,
+            pause_ticks: 0,
+            sleep: SleepKind::Never,
+            idle_pstate_after_ticks: None,
+        });
         for t in 0..10_000 {
             assert_ne!(g.idle(|| t), Step::Sleep);
         }
@@ -239,13 +245,23 @@ mod tests {
 
     #[test]
     fn zero_budgets_sleep_at_once() {
-        let mut g = Governor::new(Escalation { spin_polls: 0, pause_ticks: 0, sleep: SleepKind::Mwait { hint: 0 }, idle_pstate_after_ticks: None });
+        let mut g = Governor::new(Escalation {
+            spin_polls: 0,
+            pause_ticks: 0,
+            sleep: SleepKind::Mwait { hint: 0 },
+            idle_pstate_after_ticks: None,
+        });
         assert_eq!(g.idle(no_clock), Step::Sleep);
     }
 
     #[test]
     fn short_waits_read_no_clock() {
-        let mut g = Governor::new(Escalation { spin_polls: 2, pause_ticks: 1000, sleep: SleepKind::Hlt, idle_pstate_after_ticks: None });
+        let mut g = Governor::new(Escalation {
+            spin_polls: 2,
+            pause_ticks: 1000,
+            sleep: SleepKind::Hlt,
+            idle_pstate_after_ticks: None,
+        });
         for _ in 0..100 {
             start_pausing(&mut g);
             assert!(!g.work_found());
@@ -276,7 +292,12 @@ mod tests {
 
     #[test]
     fn never_sleeping_policy_counts_pause_time() {
-        let mut g = Governor::new(Escalation { spin_polls: 0, pause_ticks: 0, sleep: SleepKind::Never, idle_pstate_after_ticks: None });
+        let mut g = Governor::new(Escalation {
+            spin_polls: 0,
+            pause_ticks: 0,
+            sleep: SleepKind::Never,
+            idle_pstate_after_ticks: None,
+        });
         start_pausing(&mut g);
         for t in (0..100).map(|i| i * 7) {
             assert_eq!(g.idle(|| t), Step::Pause);
@@ -287,14 +308,20 @@ mod tests {
 
     #[test]
     fn tsc_wrap_does_not_stall_escalation() {
-        let mut g = Governor::new(Escalation { spin_polls: 0, pause_ticks: 10, sleep: SleepKind::Hlt, idle_pstate_after_ticks: None });
+        let mut g = Governor::new(Escalation {
+            spin_polls: 0,
+            pause_ticks: 10,
+            sleep: SleepKind::Hlt,
+            idle_pstate_after_ticks: None,
+        });
         start_pausing(&mut g);
         assert_eq!(g.idle(|| u64::MAX - 2), Step::Pause);
         pauses_without_clock(&mut g);
         assert_eq!(g.idle(|| 8), Step::Sleep); // 11 ticks later, across the wrap
     }
 
-    const PAUSE_THEN_LOW: Escalation = Escalation { spin_polls: 1, pause_ticks: 0, sleep: SleepKind::Never, idle_pstate_after_ticks: Some(100) };
+    const PAUSE_THEN_LOW: Escalation =
+        Escalation { spin_polls: 1, pause_ticks: 0, sleep: SleepKind::Never, idle_pstate_after_ticks: Some(100) };
 
     #[test]
     fn never_sleeping_policy_lowers_the_pstate_once_per_idle_period() {

@@ -14,4 +14,6 @@ mod governor;
 pub mod resolve;
 
 pub use governor::{CLOCK_EVERY_PAUSES, Escalation, Governor, SleepKind, Step};
-pub use resolve::{CapabilityMsr, CpuPower, IdlePstateRequest, PstateControl, Request, Resolved, SleepRequest, resolve};
+pub use resolve::{
+    CapabilityMsr, CpuPower, IdlePstateRequest, PstateControl, Request, Resolved, SleepRequest, resolve,
+};

@@ -155,7 +155,12 @@ fn amd_slowest_pstate(current_limit: u64) -> u64 {
 /// EIST (Intel only) before AMD hardware P-states. Reads at most one MSR,
 /// the one for the control chosen, and none for `Unchanged` or for an
 /// explicit ratio.
-pub fn choose_pstate_control(cpu: &CpuPower, want: IdlePstateRequest, epp: u8, mut read_msr: impl FnMut(CapabilityMsr) -> u64) -> PstateChoice {
+pub fn choose_pstate_control(
+    cpu: &CpuPower,
+    want: IdlePstateRequest,
+    epp: u8,
+    mut read_msr: impl FnMut(CapabilityMsr) -> u64,
+) -> PstateChoice {
     if want == IdlePstateRequest::Unchanged {
         return PstateChoice { control: PstateControl::None, idle_value: 0, note: "unchanged (policy)" };
     }
@@ -172,11 +177,19 @@ pub fn choose_pstate_control(cpu: &CpuPower, want: IdlePstateRequest, epp: u8, m
             IdlePstateRequest::Ratio(r) => u64::from(r),
             _ => (read_msr(CapabilityMsr::PlatformInfo) >> 40) & 0xFF,
         };
-        return PstateChoice { control: PstateControl::PerfCtl, idle_value: perf_ctl_request(ratio), note: "IA32_PERF_CTL lowest ratio" };
+        return PstateChoice {
+            control: PstateControl::PerfCtl,
+            idle_value: perf_ctl_request(ratio),
+            note: "IA32_PERF_CTL lowest ratio",
+        };
     }
     if cpu.amd_hw_pstate {
         let slowest = amd_slowest_pstate(read_msr(CapabilityMsr::AmdPstateCurrentLimit));
-        return PstateChoice { control: PstateControl::AmdPstate, idle_value: slowest, note: "AMD PStateCtl slowest P-state" };
+        return PstateChoice {
+            control: PstateControl::AmdPstate,
+            idle_value: slowest,
+            note: "AMD PStateCtl slowest P-state",
+        };
     }
     PstateChoice {
         control: PstateControl::None,
@@ -221,7 +234,14 @@ pub fn resolve(
         idle_pstate_after_ticks: (request.idle_pstate_after_us > 0 && pstate.control != PstateControl::None)
             .then(|| u64::from(request.idle_pstate_after_us).saturating_mul(tsc_per_us)),
     };
-    Resolved { escalation, pstate: pstate.control, idle_value: pstate.idle_value, sleep_note, pstate_note: pstate.note, request: *request }
+    Resolved {
+        escalation,
+        pstate: pstate.control,
+        idle_value: pstate.idle_value,
+        sleep_note,
+        pstate_note: pstate.note,
+        request: *request,
+    }
 }
 
 /// How a core sleeps, for the boot log.
@@ -260,7 +280,9 @@ impl fmt::Display for BootNote<'_> {
         let lowered_after = r.escalation.idle_pstate_after_ticks.map(|_| r.request.idle_pstate_after_us);
         match (r.pstate, r.escalation.sleep, lowered_after) {
             (PstateControl::None, _, _) => Ok(()),
-            (_, SleepKind::Never, None) => f.write_str(" (never used: the core never sleeps and idle_pstate_after_us is 0)"),
+            (_, SleepKind::Never, None) => {
+                f.write_str(" (never used: the core never sleeps and idle_pstate_after_us is 0)")
+            }
             (_, SleepKind::Never, Some(us)) => write!(f, ", after {us} us of pausing"),
             (_, _, Some(us)) => write!(f, ", after {us} us of pausing and while asleep"),
             (_, _, None) => f.write_str(", while asleep"),
@@ -355,7 +377,8 @@ mod tests {
 
     #[test]
     fn microseconds_become_tsc_ticks() {
-        let request = Request { spin_polls_before_pause: 7, pause_us_before_sleep: 40, idle_pstate_after_us: 3, ..SERVER };
+        let request =
+            Request { spin_polls_before_pause: 7, pause_us_before_sleep: 40, idle_pstate_after_us: 3, ..SERVER };
         let (r, _) = resolve_logged(&request, &HWP, 1);
         assert_eq!(r.escalation.spin_polls, 7, "polls are not scaled");
         assert_eq!(r.escalation.pause_ticks, 40 * TSC_PER_US);
@@ -417,7 +440,8 @@ mod tests {
     #[test]
     fn unchanged_policy_or_no_control_reads_no_msr() {
         for cpu in [HWP, EIST, AMD, TCG] {
-            let r = resolve(&Request { idle_pstate: IdlePstateRequest::Unchanged, ..SERVER }, &cpu, TSC_PER_US, 1, no_msr);
+            let r =
+                resolve(&Request { idle_pstate: IdlePstateRequest::Unchanged, ..SERVER }, &cpu, TSC_PER_US, 1, no_msr);
             assert_eq!((r.pstate, r.idle_value, r.pstate_note), (PstateControl::None, 0, "unchanged (policy)"));
         }
         let r = resolve(&SERVER, &TCG, TSC_PER_US, 1, no_msr);

@@ -173,7 +173,6 @@ impl<'a> CmdLine<'a> {
     }
 }
 
-
 /// Writes ustar archives (host side: the runner packs the ramdisk).
 #[cfg(any(test, feature = "std"))]
 pub mod write {

@@ -93,11 +93,8 @@ pub struct Limits {
 impl Limits {
     /// Servers live in `0x20_0000 .. 0x8000_0000_0000` (above the first
     /// 2 MiB, below the kernel half) and take at most 256 MiB.
-    pub const SERVER_DEFAULT: Self = Self {
-        user_min: 0x20_0000,
-        user_max: 0x0000_8000_0000_0000,
-        max_mapped_bytes: 256 * 1024 * 1024,
-    };
+    pub const SERVER_DEFAULT: Self =
+        Self { user_min: 0x20_0000, user_max: 0x0000_8000_0000_0000, max_mapped_bytes: 256 * 1024 * 1024 };
 }
 
 impl Default for Limits {
@@ -119,11 +116,7 @@ pub struct Permissions {
 impl Permissions {
     /// Decodes `p_flags`; bits other than `PF_R`/`PF_W`/`PF_X` are ignored.
     fn from_program_header_flags(flags: u32) -> Self {
-        Self {
-            read: flags & PF_R != 0,
-            write: flags & PF_W != 0,
-            execute: flags & PF_X != 0,
-        }
+        Self { read: flags & PF_R != 0, write: flags & PF_W != 0, execute: flags & PF_X != 0 }
     }
 }
 
@@ -131,13 +124,7 @@ impl fmt::Display for Permissions {
     /// `r-x` style, as `readelf` and `/proc/*/maps` print them.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let flag = |set: bool, letter: char| if set { letter } else { '-' };
-        write!(
-            f,
-            "{}{}{}",
-            flag(self.read, 'r'),
-            flag(self.write, 'w'),
-            flag(self.execute, 'x')
-        )
+        write!(f, "{}{}{}", flag(self.read, 'r'), flag(self.write, 'w'), flag(self.execute, 'x'))
     }
 }
 
@@ -193,11 +180,7 @@ impl LoadSegment<'_> {
         file_offset: 0,
         file_data: &[],
         align: 0,
-        permissions: Permissions {
-            read: false,
-            write: false,
-            execute: false,
-        },
+        permissions: Permissions { read: false, write: false, execute: false },
         page_start: 0,
         page_end: 0,
     };
@@ -246,9 +229,7 @@ impl<'elf> LoadPlan<'elf> {
     /// Memory all segments occupy together, in whole pages (at most
     /// [`Limits::max_mapped_bytes`]).
     pub fn mapped_bytes(&self) -> u64 {
-        self.segments().iter().fold(0u64, |sum, segment| {
-            sum.saturating_add(segment.mapped_bytes())
-        })
+        self.segments().iter().fold(0u64, |sum, segment| sum.saturating_add(segment.mapped_bytes()))
     }
 }
 
@@ -259,15 +240,9 @@ pub fn check_elf<'elf>(elf: &'elf [u8], limits: &Limits) -> Result<LoadPlan<'elf
     let header = check_file_header(elf)?;
     let table_offset = header.program_header_offset;
     let count = header.program_header_count;
-    let truncated_table = ElfError::TruncatedProgramHeaders {
-        table_offset,
-        count,
-        file_len: elf.len(),
-    };
+    let truncated_table = ElfError::TruncatedProgramHeaders { table_offset, count, file_len: elf.len() };
     let table_start = usize::try_from(table_offset).map_err(|_| truncated_table)?;
-    let table_len = usize::from(count)
-        .checked_mul(PROGRAM_HEADER_SIZE)
-        .ok_or(truncated_table)?;
+    let table_len = usize::from(count).checked_mul(PROGRAM_HEADER_SIZE).ok_or(truncated_table)?;
     let table_end = table_start.checked_add(table_len).ok_or(truncated_table)?;
     if table_end > elf.len() {
         return Err(truncated_table);
@@ -291,27 +266,19 @@ pub fn check_elf<'elf>(elf: &'elf [u8], limits: &Limits) -> Result<LoadPlan<'elf
             PT_LOAD => {
                 load_headers_seen = load_headers_seen.saturating_add(1);
                 if load_headers_seen > MAX_LOAD_SEGMENTS {
-                    return Err(ElfError::TooManySegments {
-                        index,
-                        max: MAX_LOAD_SEGMENTS,
-                    });
+                    return Err(ElfError::TooManySegments { index, max: MAX_LOAD_SEGMENTS });
                 }
                 if let Some(segment) = check_load_segment(elf, index, &program_header, limits)? {
-                    let slot = plan.segments.get_mut(plan.segment_count).ok_or(
-                        ElfError::TooManySegments {
-                            index,
-                            max: MAX_LOAD_SEGMENTS,
-                        },
-                    )?;
+                    let slot = plan
+                        .segments
+                        .get_mut(plan.segment_count)
+                        .ok_or(ElfError::TooManySegments { index, max: MAX_LOAD_SEGMENTS })?;
                     *slot = segment;
                     plan.segment_count = plan.segment_count.saturating_add(1);
                 }
             }
             PT_INTERP | PT_DYNAMIC => {
-                return Err(ElfError::DynamicallyLinked {
-                    index,
-                    header_kind: program_header.kind,
-                });
+                return Err(ElfError::DynamicallyLinked { index, header_kind: program_header.kind });
             }
             PT_TLS => return Err(ElfError::TlsNotSupported { index }),
             PT_GNU_STACK => {
@@ -319,11 +286,8 @@ pub fn check_elf<'elf>(elf: &'elf [u8], limits: &Limits) -> Result<LoadPlan<'elf
                 if permissions.execute {
                     return Err(ElfError::ExecutableStack { index });
                 }
-                plan.stack = Some(StackRequest {
-                    program_header_index: index,
-                    permissions,
-                    size_hint: program_header.memsz,
-                });
+                plan.stack =
+                    Some(StackRequest { program_header_index: index, permissions, size_hint: program_header.memsz });
             }
             _ => {}
         }
@@ -337,10 +301,7 @@ pub fn check_elf<'elf>(elf: &'elf [u8], limits: &Limits) -> Result<LoadPlan<'elf
     check_entry(segments, plan.entry)?;
     let mapped_bytes = plan.mapped_bytes();
     if mapped_bytes > limits.max_mapped_bytes {
-        return Err(ElfError::TooLarge {
-            mapped_bytes,
-            max_mapped_bytes: limits.max_mapped_bytes,
-        });
+        return Err(ElfError::TooLarge { mapped_bytes, max_mapped_bytes: limits.max_mapped_bytes });
     }
     Ok(plan)
 }
@@ -356,33 +317,21 @@ fn check_file_header(elf: &[u8]) -> Result<RawFileHeader, ElfError> {
         return Err(ElfError::NotElf { magic });
     }
     // From here on the file is at least 4 bytes long and starts with the magic.
-    let header = RawFileHeader::read(elf).ok_or(ElfError::TruncatedFileHeader {
-        file_len: elf.len(),
-    })?;
+    let header = RawFileHeader::read(elf).ok_or(ElfError::TruncatedFileHeader { file_len: elf.len() })?;
     if header.class != ELFCLASS64 {
-        return Err(ElfError::WrongClass {
-            class: header.class,
-        });
+        return Err(ElfError::WrongClass { class: header.class });
     }
     if header.data_encoding != ELFDATA2LSB {
-        return Err(ElfError::WrongEndianness {
-            data_encoding: header.data_encoding,
-        });
+        return Err(ElfError::WrongEndianness { data_encoding: header.data_encoding });
     }
     if u32::from(header.ident_version) != EV_CURRENT {
-        return Err(ElfError::WrongVersion {
-            version: u32::from(header.ident_version),
-        });
+        return Err(ElfError::WrongVersion { version: u32::from(header.ident_version) });
     }
     if header.machine != EM_X86_64 {
-        return Err(ElfError::WrongMachine {
-            machine: header.machine,
-        });
+        return Err(ElfError::WrongMachine { machine: header.machine });
     }
     if header.version != EV_CURRENT {
-        return Err(ElfError::WrongVersion {
-            version: header.version,
-        });
+        return Err(ElfError::WrongVersion { version: header.version });
     }
     match header.file_type {
         ET_EXEC => {}
@@ -390,9 +339,7 @@ fn check_file_header(elf: &[u8]) -> Result<RawFileHeader, ElfError> {
         file_type => return Err(ElfError::WrongType { file_type }),
     }
     if usize::from(header.program_header_entry_size) != PROGRAM_HEADER_SIZE {
-        return Err(ElfError::WrongProgramHeaderSize {
-            entry_size: header.program_header_entry_size,
-        });
+        return Err(ElfError::WrongProgramHeaderSize { entry_size: header.program_header_entry_size });
     }
     if header.program_header_count == PN_XNUM {
         return Err(ElfError::ExtendedProgramHeaderCount);
@@ -408,21 +355,9 @@ fn check_load_segment<'elf>(
     program_header: &RawProgramHeader,
     limits: &Limits,
 ) -> Result<Option<LoadSegment<'elf>>, ElfError> {
-    let RawProgramHeader {
-        flags,
-        file_offset,
-        vaddr,
-        filesz,
-        memsz,
-        align,
-        ..
-    } = *program_header;
+    let RawProgramHeader { flags, file_offset, vaddr, filesz, memsz, align, .. } = *program_header;
     if filesz > memsz {
-        return Err(ElfError::FileSizeExceedsMemorySize {
-            index,
-            filesz,
-            memsz,
-        });
+        return Err(ElfError::FileSizeExceedsMemorySize { index, filesz, memsz });
     }
     if memsz == 0 {
         return Ok(None);
@@ -432,39 +367,21 @@ fn check_load_segment<'elf>(
     }
     // A segment with no file bytes (pure .bss) has no offset to agree with.
     if filesz != 0 && (vaddr & PAGE_OFFSET_MASK) != (file_offset & PAGE_OFFSET_MASK) {
-        return Err(ElfError::MisalignedSegment {
-            index,
-            vaddr,
-            file_offset,
-        });
+        return Err(ElfError::MisalignedSegment { index, vaddr, file_offset });
     }
     let file_data = if filesz == 0 {
         &[][..]
     } else {
-        let truncated = ElfError::TruncatedSegment {
-            index,
-            file_offset,
-            filesz,
-            file_len: elf.len(),
-        };
+        let truncated = ElfError::TruncatedSegment { index, file_offset, filesz, file_len: elf.len() };
         let start = usize::try_from(file_offset).map_err(|_| truncated)?;
         let len = usize::try_from(filesz).map_err(|_| truncated)?;
         let end = start.checked_add(len).ok_or(truncated)?;
         elf.get(start..end).ok_or(truncated)?
     };
 
-    let end = vaddr.checked_add(memsz).ok_or(ElfError::AddressOverflow {
-        index,
-        vaddr,
-        memsz,
-    })?;
-    let outside = ElfError::OutsideUserSpace {
-        index,
-        start: vaddr,
-        end,
-        user_min: limits.user_min,
-        user_max: limits.user_max,
-    };
+    let end = vaddr.checked_add(memsz).ok_or(ElfError::AddressOverflow { index, vaddr, memsz })?;
+    let outside =
+        ElfError::OutsideUserSpace { index, start: vaddr, end, user_min: limits.user_min, user_max: limits.user_max };
     let page_start = vaddr & !PAGE_OFFSET_MASK;
     // Rounding the end up overflows only for the very last page of the
     // address space, which is never user space.
@@ -475,11 +392,7 @@ fn check_load_segment<'elf>(
 
     let permissions = Permissions::from_program_header_flags(flags);
     if permissions.write && permissions.execute {
-        return Err(ElfError::WritableAndExecutable {
-            index,
-            start: vaddr,
-            end,
-        });
+        return Err(ElfError::WritableAndExecutable { index, start: vaddr, end });
     }
     Ok(Some(LoadSegment {
         program_header_index: index,

@@ -30,27 +30,11 @@ struct TestHeader {
 }
 
 fn load(flags: u32, vaddr: u64, filesz: u64, memsz: u64) -> TestHeader {
-    TestHeader {
-        kind: PT_LOAD,
-        flags,
-        file_offset: None,
-        vaddr,
-        filesz,
-        memsz,
-        align: PAGE_SIZE,
-    }
+    TestHeader { kind: PT_LOAD, flags, file_offset: None, vaddr, filesz, memsz, align: PAGE_SIZE }
 }
 
 fn other(kind: u32, flags: u32) -> TestHeader {
-    TestHeader {
-        kind,
-        flags,
-        file_offset: Some(0),
-        vaddr: 0,
-        filesz: 0,
-        memsz: 0,
-        align: 8,
-    }
+    TestHeader { kind, flags, file_offset: Some(0), vaddr: 0, filesz: 0, memsz: 0, align: 8 }
 }
 
 /// Builds ELF64 files field by field, valid by default.
@@ -100,10 +84,7 @@ impl ElfBuilder {
 
     /// One executable segment and nothing else.
     fn minimal() -> Self {
-        Self {
-            headers: vec![load(RX, TEXT, 0x100, 0x100)],
-            ..Self::server()
-        }
+        Self { headers: vec![load(RX, TEXT, 0x100, 0x100)], ..Self::server() }
     }
 
     fn with_headers(mut self, headers: Vec<TestHeader>) -> Self {
@@ -112,9 +93,7 @@ impl ElfBuilder {
     }
 
     fn build(&self) -> Vec<u8> {
-        let count = self
-            .program_header_count
-            .unwrap_or(self.headers.len() as u16);
+        let count = self.program_header_count.unwrap_or(self.headers.len() as u16);
         let table_offset = self.program_header_offset.unwrap_or(64);
         let mut file = vec![0u8; 64];
         file[..4].copy_from_slice(&ELF_MAGIC);
@@ -195,10 +174,7 @@ fn assert_plan_invariants(elf: &[u8], limits: &Limits, plan: &LoadPlan<'_>) {
         assert_eq!(segment.page_end % PAGE_SIZE, 0);
         assert!(!(segment.permissions.write && segment.permissions.execute));
         let start = segment.file_offset as usize;
-        assert_eq!(
-            elf.get(start..start + segment.file_data.len()),
-            Some(segment.file_data)
-        );
+        assert_eq!(elf.get(start..start + segment.file_data.len()), Some(segment.file_data));
         if !segment.file_data.is_empty() {
             assert_eq!(segment.vaddr % PAGE_SIZE, segment.file_offset % PAGE_SIZE);
         }
@@ -208,11 +184,7 @@ fn assert_plan_invariants(elf: &[u8], limits: &Limits, plan: &LoadPlan<'_>) {
             assert!(first.page_end <= second.page_start || second.page_end <= first.page_start);
         }
     }
-    assert!(
-        segments
-            .iter()
-            .any(|s| s.permissions.execute && s.contains(plan.entry()))
-    );
+    assert!(segments.iter().any(|s| s.permissions.execute && s.contains(plan.entry())));
     assert!(plan.mapped_bytes() <= limits.max_mapped_bytes);
     if let Some(stack) = plan.stack() {
         assert!(!stack.permissions.execute);
@@ -232,19 +204,9 @@ fn accepts_a_typical_server() {
 
     let text = &segments[0];
     assert_eq!(text.program_header_index, 1);
-    assert_eq!(
-        (text.vaddr, text.memsz, text.filesz()),
-        (TEXT, 0x1234, 0x1234)
-    );
+    assert_eq!((text.vaddr, text.memsz, text.filesz()), (TEXT, 0x1234, 0x1234));
     assert_eq!((text.page_start, text.page_end), (TEXT, TEXT + 0x2000));
-    assert_eq!(
-        text.permissions,
-        Permissions {
-            read: true,
-            write: false,
-            execute: true
-        }
-    );
+    assert_eq!(text.permissions, Permissions { read: true, write: false, execute: true });
     assert_eq!(text.permissions.to_string(), "r-x");
     assert_eq!(text.align, PAGE_SIZE);
     assert_eq!(text.file_offset % PAGE_SIZE, 0);
@@ -256,10 +218,7 @@ fn accepts_a_typical_server() {
 
     let data = &segments[2];
     assert_eq!(data.program_header_index, 3);
-    assert_eq!(
-        (data.vaddr, data.memsz, data.filesz()),
-        (DATA, 0x3000, 0x100)
-    );
+    assert_eq!((data.vaddr, data.memsz, data.filesz()), (DATA, 0x3000, 0x100));
     assert_eq!(data.permissions.to_string(), "rw-");
     assert!(data.file_data.iter().all(|&byte| byte == 4));
 
@@ -273,24 +232,17 @@ fn accepts_a_typical_server() {
 #[test]
 fn accepts_segments_at_the_edges_of_user_space() {
     let limits = Limits::SERVER_DEFAULT;
-    let builder = ElfBuilder::minimal().with_headers(vec![
-        load(RX, limits.user_min, 0x10, 0x10),
-        load(RW, limits.user_max - PAGE_SIZE, 0, PAGE_SIZE),
-    ]);
-    let builder = ElfBuilder {
-        entry: limits.user_min,
-        ..builder
-    };
+    let builder = ElfBuilder::minimal()
+        .with_headers(vec![load(RX, limits.user_min, 0x10, 0x10), load(RW, limits.user_max - PAGE_SIZE, 0, PAGE_SIZE)]);
+    let builder = ElfBuilder { entry: limits.user_min, ..builder };
     let plan = check(&builder).expect("segments touching both ends");
     assert_eq!(plan.segments()[1].page_end, limits.user_max);
 }
 
 #[test]
 fn accepts_adjacent_segments_on_separate_pages() {
-    let builder = ElfBuilder::minimal().with_headers(vec![
-        load(RX, TEXT, 0x1000, 0x1000),
-        load(RW, TEXT + 0x1000, 0x10, 0x10),
-    ]);
+    let builder =
+        ElfBuilder::minimal().with_headers(vec![load(RX, TEXT, 0x1000, 0x1000), load(RW, TEXT + 0x1000, 0x10, 0x10)]);
     assert_eq!(check(&builder).expect("adjacent pages").segments().len(), 2);
 }
 
@@ -322,10 +274,7 @@ fn accepts_alignment_zero_one_and_huge() {
         let mut text = load(RX, TEXT, 0x100, 0x100);
         text.align = align;
         let builder = ElfBuilder::minimal().with_headers(vec![text]);
-        assert_eq!(
-            check(&builder).expect("alignment").segments()[0].align,
-            align
-        );
+        assert_eq!(check(&builder).expect("alignment").segments()[0].align, align);
     }
 }
 
@@ -343,9 +292,7 @@ fn accepts_no_stack_note_and_unaligned_segment_start() {
 
 #[test]
 fn accepts_exactly_the_maximum_segment_count() {
-    let headers = (0..MAX_LOAD_SEGMENTS as u64)
-        .map(|n| load(RX, TEXT + n * PAGE_SIZE, 0x100, 0x100))
-        .collect();
+    let headers = (0..MAX_LOAD_SEGMENTS as u64).map(|n| load(RX, TEXT + n * PAGE_SIZE, 0x100, 0x100)).collect();
     let plan = check(&ElfBuilder::minimal().with_headers(headers)).expect("16 segments");
     assert_eq!(plan.segments().len(), MAX_LOAD_SEGMENTS);
 }
@@ -369,53 +316,24 @@ fn refuses_non_elf() {
     bytes[1] = b'X';
     assert_eq!(
         check_elf(&bytes, &Limits::default()).unwrap_err(),
-        ElfError::NotElf {
-            magic: [0x7f, b'X', b'L', b'F']
-        }
+        ElfError::NotElf { magic: [0x7f, b'X', b'L', b'F'] }
     );
     // Short garbage is "not ELF", not "truncated".
-    assert_eq!(
-        check_elf(b"#!/bin/sh", &Limits::default()).unwrap_err(),
-        ElfError::NotElf { magic: *b"#!/b" }
-    );
+    assert_eq!(check_elf(b"#!/bin/sh", &Limits::default()).unwrap_err(), ElfError::NotElf { magic: *b"#!/b" });
 }
 
 #[test]
 fn refuses_wrong_identification() {
     let base = ElfBuilder::server();
+    assert_eq!(refused(&ElfBuilder { class: 1, ..base.clone() }), ElfError::WrongClass { class: 1 });
     assert_eq!(
-        refused(&ElfBuilder {
-            class: 1,
-            ..base.clone()
-        }),
-        ElfError::WrongClass { class: 1 }
-    );
-    assert_eq!(
-        refused(&ElfBuilder {
-            data_encoding: 2,
-            ..base.clone()
-        }),
+        refused(&ElfBuilder { data_encoding: 2, ..base.clone() }),
         ElfError::WrongEndianness { data_encoding: 2 }
     );
+    assert_eq!(refused(&ElfBuilder { ident_version: 0, ..base.clone() }), ElfError::WrongVersion { version: 0 });
+    assert_eq!(refused(&ElfBuilder { version: 2, ..base.clone() }), ElfError::WrongVersion { version: 2 });
     assert_eq!(
-        refused(&ElfBuilder {
-            ident_version: 0,
-            ..base.clone()
-        }),
-        ElfError::WrongVersion { version: 0 }
-    );
-    assert_eq!(
-        refused(&ElfBuilder {
-            version: 2,
-            ..base.clone()
-        }),
-        ElfError::WrongVersion { version: 2 }
-    );
-    assert_eq!(
-        refused(&ElfBuilder {
-            machine: 183,
-            ..base.clone()
-        }), // EM_AARCH64
+        refused(&ElfBuilder { machine: 183, ..base.clone() }), // EM_AARCH64
         ElfError::WrongMachine { machine: 183 }
     );
     assert_eq!(
@@ -427,21 +345,9 @@ fn refuses_wrong_identification() {
 #[test]
 fn refuses_wrong_type() {
     let base = ElfBuilder::server();
-    assert_eq!(
-        refused(&ElfBuilder {
-            file_type: ET_DYN,
-            ..base.clone()
-        }),
-        ElfError::PositionIndependent
-    );
+    assert_eq!(refused(&ElfBuilder { file_type: ET_DYN, ..base.clone() }), ElfError::PositionIndependent);
     for file_type in [0, 1, 4, 0xfe00] {
-        assert_eq!(
-            refused(&ElfBuilder {
-                file_type,
-                ..base.clone()
-            }),
-            ElfError::WrongType { file_type }
-        );
+        assert_eq!(refused(&ElfBuilder { file_type, ..base.clone() }), ElfError::WrongType { file_type });
     }
 }
 
@@ -449,17 +355,11 @@ fn refuses_wrong_type() {
 fn refuses_odd_program_header_tables() {
     let base = ElfBuilder::server();
     assert_eq!(
-        refused(&ElfBuilder {
-            program_header_entry_size: 32,
-            ..base.clone()
-        }),
+        refused(&ElfBuilder { program_header_entry_size: 32, ..base.clone() }),
         ElfError::WrongProgramHeaderSize { entry_size: 32 }
     );
     assert_eq!(
-        refused(&ElfBuilder {
-            program_header_count: Some(0xffff),
-            ..base
-        }),
+        refused(&ElfBuilder { program_header_count: Some(0xffff), ..base }),
         ElfError::ExtendedProgramHeaderCount
     );
 }
@@ -470,35 +370,15 @@ fn refuses_truncated_program_headers() {
     let cut = 64 + 56 * 3 + 10;
     assert_eq!(
         check_elf(&bytes[..cut], &Limits::default()).unwrap_err(),
-        ElfError::TruncatedProgramHeaders {
-            table_offset: 64,
-            count: 7,
-            file_len: cut
-        }
+        ElfError::TruncatedProgramHeaders { table_offset: 64, count: 7, file_len: cut }
     );
     for table_offset in [u64::MAX, u64::MAX - 55, bytes.len() as u64 - 100] {
-        let builder = ElfBuilder {
-            program_header_offset: Some(table_offset),
-            ..ElfBuilder::server()
-        };
+        let builder = ElfBuilder { program_header_offset: Some(table_offset), ..ElfBuilder::server() };
         let len = builder.build().len();
-        assert_eq!(
-            refused(&builder),
-            ElfError::TruncatedProgramHeaders {
-                table_offset,
-                count: 7,
-                file_len: len
-            }
-        );
+        assert_eq!(refused(&builder), ElfError::TruncatedProgramHeaders { table_offset, count: 7, file_len: len });
     }
-    let builder = ElfBuilder {
-        program_header_count: Some(0xfffe),
-        ..ElfBuilder::server()
-    };
-    assert!(matches!(
-        refused(&builder),
-        ElfError::TruncatedProgramHeaders { count: 0xfffe, .. }
-    ));
+    let builder = ElfBuilder { program_header_count: Some(0xfffe), ..ElfBuilder::server() };
+    assert!(matches!(refused(&builder), ElfError::TruncatedProgramHeaders { count: 0xfffe, .. }));
 }
 
 // ---- refused: program header kinds ----
@@ -508,13 +388,7 @@ fn refuses_dynamic_linking_and_tls() {
     for kind in [PT_INTERP, PT_DYNAMIC] {
         let mut builder = ElfBuilder::server();
         builder.headers.insert(2, other(kind, R));
-        assert_eq!(
-            refused(&builder),
-            ElfError::DynamicallyLinked {
-                index: 2,
-                header_kind: kind
-            }
-        );
+        assert_eq!(refused(&builder), ElfError::DynamicallyLinked { index: 2, header_kind: kind });
     }
     let mut builder = ElfBuilder::server();
     builder.headers.push(other(PT_TLS, R));
@@ -530,15 +404,10 @@ fn refuses_executable_stack() {
 
 #[test]
 fn refuses_too_many_segments() {
-    let headers = (0..MAX_LOAD_SEGMENTS as u64 + 1)
-        .map(|n| load(RX, TEXT + n * PAGE_SIZE, 0x100, 0x100))
-        .collect();
+    let headers = (0..MAX_LOAD_SEGMENTS as u64 + 1).map(|n| load(RX, TEXT + n * PAGE_SIZE, 0x100, 0x100)).collect();
     assert_eq!(
         refused(&ElfBuilder::minimal().with_headers(headers)),
-        ElfError::TooManySegments {
-            index: MAX_LOAD_SEGMENTS,
-            max: MAX_LOAD_SEGMENTS
-        }
+        ElfError::TooManySegments { index: MAX_LOAD_SEGMENTS, max: MAX_LOAD_SEGMENTS }
     );
 }
 
@@ -547,14 +416,7 @@ fn refuses_too_many_segments() {
 #[test]
 fn refuses_file_size_larger_than_memory_size() {
     let builder = ElfBuilder::minimal().with_headers(vec![load(RX, TEXT, 0x200, 0x100)]);
-    assert_eq!(
-        refused(&builder),
-        ElfError::FileSizeExceedsMemorySize {
-            index: 0,
-            filesz: 0x200,
-            memsz: 0x100
-        }
-    );
+    assert_eq!(refused(&builder), ElfError::FileSizeExceedsMemorySize { index: 0, filesz: 0x200, memsz: 0x100 });
 }
 
 #[test]
@@ -575,11 +437,7 @@ fn refuses_vaddr_and_offset_differing_modulo_page_size() {
     text.file_offset = Some(0x10);
     assert_eq!(
         refused(&ElfBuilder::minimal().with_headers(vec![text])),
-        ElfError::MisalignedSegment {
-            index: 0,
-            vaddr: TEXT,
-            file_offset: 0x10
-        }
+        ElfError::MisalignedSegment { index: 0, vaddr: TEXT, file_offset: 0x10 }
     );
 }
 
@@ -589,9 +447,7 @@ fn refuses_segment_data_past_end_of_file() {
     let bytes = builder.build();
     let cut = bytes.len() - 1;
     let error = check_elf(&bytes[..cut], &Limits::default()).unwrap_err();
-    assert!(
-        matches!(error, ElfError::TruncatedSegment { index: 3, filesz: 0x100, file_len, .. } if file_len == cut)
-    );
+    assert!(matches!(error, ElfError::TruncatedSegment { index: 3, filesz: 0x100, file_len, .. } if file_len == cut));
 
     for file_offset in [!PAGE_OFFSET_MASK, 0x7fff_ffff_ffff_f000] {
         let mut text = load(RX, TEXT, 0x100, 0x100);
@@ -600,12 +456,7 @@ fn refuses_segment_data_past_end_of_file() {
         let len = builder.build().len();
         assert_eq!(
             refused(&builder),
-            ElfError::TruncatedSegment {
-                index: 0,
-                file_offset,
-                filesz: 0x100,
-                file_len: len
-            }
+            ElfError::TruncatedSegment { index: 0, file_offset, filesz: 0x100, file_len: len }
         );
     }
 }
@@ -650,10 +501,7 @@ fn refuses_segments_crossing_the_user_range_edges() {
         (u64::MAX - 0xfff, 0x10),                    // last page: rounding up overflows
     ];
     for (vaddr, memsz) in cases {
-        let builder = ElfBuilder::minimal().with_headers(vec![
-            load(RX, TEXT, 0x100, 0x100),
-            load(RW, vaddr, 0, memsz),
-        ]);
+        let builder = ElfBuilder::minimal().with_headers(vec![load(RX, TEXT, 0x100, 0x100), load(RW, vaddr, 0, memsz)]);
         assert_eq!(
             refused(&builder),
             ElfError::OutsideUserSpace {
@@ -670,17 +518,11 @@ fn refuses_segments_crossing_the_user_range_edges() {
 
 #[test]
 fn refuses_address_wrapping_past_the_top() {
-    let builder = ElfBuilder::minimal().with_headers(vec![
-        load(RX, TEXT, 0x100, 0x100),
-        load(RW, 0xffff_ffff_ffff_0000, 0, 0x1_0000),
-    ]);
+    let builder = ElfBuilder::minimal()
+        .with_headers(vec![load(RX, TEXT, 0x100, 0x100), load(RW, 0xffff_ffff_ffff_0000, 0, 0x1_0000)]);
     assert_eq!(
         refused(&builder),
-        ElfError::AddressOverflow {
-            index: 1,
-            vaddr: 0xffff_ffff_ffff_0000,
-            memsz: 0x1_0000
-        }
+        ElfError::AddressOverflow { index: 1, vaddr: 0xffff_ffff_ffff_0000, memsz: 0x1_0000 }
     );
 }
 
@@ -688,20 +530,10 @@ fn refuses_address_wrapping_past_the_top() {
 fn refuses_writable_and_executable_segment() {
     let builder = ElfBuilder::minimal().with_headers(vec![load(RW | PF_X, TEXT, 0x100, 0x100)]);
     let error = refused(&builder);
-    assert_eq!(
-        error,
-        ElfError::WritableAndExecutable {
-            index: 0,
-            start: TEXT,
-            end: TEXT + 0x100
-        }
-    );
+    assert_eq!(error, ElfError::WritableAndExecutable { index: 0, start: TEXT, end: TEXT + 0x100 });
     // Write+execute without read is just as bad.
     let builder = ElfBuilder::minimal().with_headers(vec![load(PF_W | PF_X, TEXT, 0x100, 0x100)]);
-    assert!(matches!(
-        refused(&builder),
-        ElfError::WritableAndExecutable { index: 0, .. }
-    ));
+    assert!(matches!(refused(&builder), ElfError::WritableAndExecutable { index: 0, .. }));
 }
 
 // ---- refused: segments together ----
@@ -709,10 +541,8 @@ fn refuses_writable_and_executable_segment() {
 #[test]
 fn refuses_segments_sharing_a_page() {
     // Different permissions in one page: the W^X case.
-    let builder = ElfBuilder::minimal().with_headers(vec![
-        load(RX, TEXT, 0x800, 0x800),
-        load(RW, TEXT + 0x800, 0x10, 0x100),
-    ]);
+    let builder =
+        ElfBuilder::minimal().with_headers(vec![load(RX, TEXT, 0x800, 0x800), load(RW, TEXT + 0x800, 0x10, 0x100)]);
     assert_eq!(
         refused(&builder),
         ElfError::OverlappingSegments {
@@ -742,13 +572,9 @@ fn refuses_segments_sharing_a_page() {
 
 #[test]
 fn refuses_no_loadable_segments() {
-    let only_notes =
-        ElfBuilder::minimal().with_headers(vec![other(PT_NOTE, R), other(PT_GNU_STACK, RW)]);
+    let only_notes = ElfBuilder::minimal().with_headers(vec![other(PT_NOTE, R), other(PT_GNU_STACK, RW)]);
     assert_eq!(refused(&only_notes), ElfError::NoLoadableSegments);
-    assert_eq!(
-        refused(&ElfBuilder::minimal().with_headers(vec![])),
-        ElfError::NoLoadableSegments
-    );
+    assert_eq!(refused(&ElfBuilder::minimal().with_headers(vec![])), ElfError::NoLoadableSegments);
     let only_empty = ElfBuilder::minimal().with_headers(vec![load(RX, TEXT, 0, 0)]);
     assert_eq!(refused(&only_empty), ElfError::NoLoadableSegments);
 }
@@ -758,70 +584,35 @@ fn refuses_entry_outside_executable_segments() {
     let base = ElfBuilder::server();
     for entry in [0, TEXT - 1, TEXT + 0x1234, u64::MAX] {
         assert_eq!(
-            refused(&ElfBuilder {
-                entry,
-                ..base.clone()
-            }),
-            ElfError::EntryNotExecutable {
-                entry,
-                containing_segment: None
-            },
+            refused(&ElfBuilder { entry, ..base.clone() }),
+            ElfError::EntryNotExecutable { entry, containing_segment: None },
             "entry {entry:#x}"
         );
     }
     assert_eq!(
-        refused(&ElfBuilder {
-            entry: DATA + 0x2000,
-            ..base.clone()
-        }),
-        ElfError::EntryNotExecutable {
-            entry: DATA + 0x2000,
-            containing_segment: Some(3)
-        }
+        refused(&ElfBuilder { entry: DATA + 0x2000, ..base.clone() }),
+        ElfError::EntryNotExecutable { entry: DATA + 0x2000, containing_segment: Some(3) }
     );
     assert_eq!(
-        refused(&ElfBuilder {
-            entry: RODATA,
-            ..base
-        }),
-        ElfError::EntryNotExecutable {
-            entry: RODATA,
-            containing_segment: Some(2)
-        }
+        refused(&ElfBuilder { entry: RODATA, ..base }),
+        ElfError::EntryNotExecutable { entry: RODATA, containing_segment: Some(2) }
     );
 }
 
 #[test]
 fn refuses_too_much_memory() {
     let bytes = ElfBuilder::server().build();
-    let limits = Limits {
-        max_mapped_bytes: 0x5fff,
-        ..Limits::SERVER_DEFAULT
-    };
+    let limits = Limits { max_mapped_bytes: 0x5fff, ..Limits::SERVER_DEFAULT };
     assert_eq!(
         check_elf(&bytes, &limits).unwrap_err(),
-        ElfError::TooLarge {
-            mapped_bytes: 0x6000,
-            max_mapped_bytes: 0x5fff
-        }
+        ElfError::TooLarge { mapped_bytes: 0x6000, max_mapped_bytes: 0x5fff }
     );
-    let limits = Limits {
-        max_mapped_bytes: 0x6000,
-        ..Limits::SERVER_DEFAULT
-    };
+    let limits = Limits { max_mapped_bytes: 0x6000, ..Limits::SERVER_DEFAULT };
     assert!(check_elf(&bytes, &limits).is_ok());
     // One huge bss is counted too.
-    let builder = ElfBuilder::minimal().with_headers(vec![
-        load(RX, TEXT, 0x100, 0x100),
-        load(RW, 0x1000_0000, 0, 0x7000_0000_0000),
-    ]);
-    assert!(matches!(
-        refused(&builder),
-        ElfError::TooLarge {
-            mapped_bytes: 0x7000_0000_1000,
-            ..
-        }
-    ));
+    let builder = ElfBuilder::minimal()
+        .with_headers(vec![load(RX, TEXT, 0x100, 0x100), load(RW, 0x1000_0000, 0, 0x7000_0000_0000)]);
+    assert!(matches!(refused(&builder), ElfError::TooLarge { mapped_bytes: 0x7000_0000_1000, .. }));
 }
 
 // ---- messages ----
@@ -830,9 +621,7 @@ fn refuses_too_much_memory() {
 fn every_message_is_one_informative_line() {
     let errors = [
         ElfError::TruncatedFileHeader { file_len: 10 },
-        ElfError::NotElf {
-            magic: *b"MZ\x90\0",
-        },
+        ElfError::NotElf { magic: *b"MZ\x90\0" },
         ElfError::WrongClass { class: 1 },
         ElfError::WrongEndianness { data_encoding: 2 },
         ElfError::WrongVersion { version: 0 },
@@ -841,56 +630,19 @@ fn every_message_is_one_informative_line() {
         ElfError::WrongType { file_type: 1 },
         ElfError::WrongProgramHeaderSize { entry_size: 32 },
         ElfError::ExtendedProgramHeaderCount,
-        ElfError::TruncatedProgramHeaders {
-            table_offset: 64,
-            count: 3,
-            file_len: 100,
-        },
-        ElfError::DynamicallyLinked {
-            index: 1,
-            header_kind: PT_INTERP,
-        },
-        ElfError::DynamicallyLinked {
-            index: 1,
-            header_kind: PT_DYNAMIC,
-        },
+        ElfError::TruncatedProgramHeaders { table_offset: 64, count: 3, file_len: 100 },
+        ElfError::DynamicallyLinked { index: 1, header_kind: PT_INTERP },
+        ElfError::DynamicallyLinked { index: 1, header_kind: PT_DYNAMIC },
         ElfError::TlsNotSupported { index: 4 },
         ElfError::ExecutableStack { index: 5 },
         ElfError::TooManySegments { index: 16, max: 16 },
-        ElfError::FileSizeExceedsMemorySize {
-            index: 1,
-            filesz: 2,
-            memsz: 1,
-        },
+        ElfError::FileSizeExceedsMemorySize { index: 1, filesz: 2, memsz: 1 },
         ElfError::AlignmentNotPowerOfTwo { index: 1, align: 3 },
-        ElfError::MisalignedSegment {
-            index: 1,
-            vaddr: 0x201000,
-            file_offset: 0x10,
-        },
-        ElfError::TruncatedSegment {
-            index: 1,
-            file_offset: 0x1000,
-            filesz: 0x100,
-            file_len: 0x1010,
-        },
-        ElfError::AddressOverflow {
-            index: 1,
-            vaddr: u64::MAX,
-            memsz: 2,
-        },
-        ElfError::OutsideUserSpace {
-            index: 1,
-            start: 0,
-            end: 0x1000,
-            user_min: 0x200000,
-            user_max: 1 << 47,
-        },
-        ElfError::WritableAndExecutable {
-            index: 1,
-            start: 0x201000,
-            end: 0x202000,
-        },
+        ElfError::MisalignedSegment { index: 1, vaddr: 0x201000, file_offset: 0x10 },
+        ElfError::TruncatedSegment { index: 1, file_offset: 0x1000, filesz: 0x100, file_len: 0x1010 },
+        ElfError::AddressOverflow { index: 1, vaddr: u64::MAX, memsz: 2 },
+        ElfError::OutsideUserSpace { index: 1, start: 0, end: 0x1000, user_min: 0x200000, user_max: 1 << 47 },
+        ElfError::WritableAndExecutable { index: 1, start: 0x201000, end: 0x202000 },
         ElfError::OverlappingSegments {
             first_index: 0,
             first_pages: (0x201000, 0x202000),
@@ -898,43 +650,21 @@ fn every_message_is_one_informative_line() {
             second_pages: (0x201000, 0x203000),
         },
         ElfError::NoLoadableSegments,
-        ElfError::EntryNotExecutable {
-            entry: 0x1234,
-            containing_segment: None,
-        },
-        ElfError::EntryNotExecutable {
-            entry: 0x201000,
-            containing_segment: Some(2),
-        },
-        ElfError::TooLarge {
-            mapped_bytes: 0x2000,
-            max_mapped_bytes: 0x1000,
-        },
+        ElfError::EntryNotExecutable { entry: 0x1234, containing_segment: None },
+        ElfError::EntryNotExecutable { entry: 0x201000, containing_segment: Some(2) },
+        ElfError::TooLarge { mapped_bytes: 0x2000, max_mapped_bytes: 0x1000 },
     ];
     for error in errors {
         let message = error.to_string();
         println!("{message}");
-        assert!(
-            message.len() > 20 && !message.contains('\n') && !message.ends_with('.'),
-            "{message:?}"
-        );
+        assert!(message.len() > 20 && !message.contains('\n') && !message.ends_with('.'), "{message:?}");
     }
     let messages: Vec<String> = [
-        ElfError::WritableAndExecutable {
-            index: 3,
-            start: 0x201000,
-            end: 0x202000,
-        },
+        ElfError::WritableAndExecutable { index: 3, start: 0x201000, end: 0x202000 },
         ElfError::PositionIndependent,
         ElfError::TlsNotSupported { index: 4 },
-        ElfError::DynamicallyLinked {
-            index: 1,
-            header_kind: PT_INTERP,
-        },
-        ElfError::EntryNotExecutable {
-            entry: 0x201000,
-            containing_segment: Some(2),
-        },
+        ElfError::DynamicallyLinked { index: 1, header_kind: PT_INTERP },
+        ElfError::EntryNotExecutable { entry: 0x201000, containing_segment: Some(2) },
         ElfError::OverlappingSegments {
             first_index: 0,
             first_pages: (0x201000, 0x202000),
@@ -945,20 +675,11 @@ fn every_message_is_one_informative_line() {
     .iter()
     .map(ToString::to_string)
     .collect();
-    assert_eq!(
-        messages[0],
-        "segment 3 at 0x201000..0x202000 is both writable and executable (W^X)"
-    );
+    assert_eq!(messages[0], "segment 3 at 0x201000..0x202000 is both writable and executable (W^X)");
     assert!(messages[1].contains("static, non-PIE, at a fixed user address"));
-    assert!(
-        messages[2].contains("TLS")
-            || messages[2].contains("thread-local storage is not supported")
-    );
+    assert!(messages[2].contains("TLS") || messages[2].contains("thread-local storage is not supported"));
     assert!(messages[3].contains("PT_INTERP") && messages[3].contains("dynamically linked"));
-    assert_eq!(
-        messages[4],
-        "entry point 0x201000 is in segment 2, which is not executable"
-    );
+    assert_eq!(messages[4], "entry point 0x201000 is in segment 2, which is not executable");
     assert_eq!(
         messages[5],
         "segments 0 (pages 0x201000..0x202000) and 1 (pages 0x201000..0x203000) share a page; \
@@ -1019,15 +740,9 @@ fn mutate(file: &mut Vec<u8>, rng: &mut Xorshift) {
         }
         2 => {
             // An interesting value over a field, most often in the headers.
-            let limit = if rng.below(4) == 0 {
-                file.len()
-            } else {
-                file.len().min(64 + 56 * 7)
-            };
+            let limit = if rng.below(4) == 0 { file.len() } else { file.len().min(64 + 56 * 7) };
             let at = rng.below(limit);
-            let value = INTERESTING[rng.below(INTERESTING.len())]
-                .wrapping_add(rng.below(3) as u64)
-                .wrapping_sub(1);
+            let value = INTERESTING[rng.below(INTERESTING.len())].wrapping_add(rng.below(3) as u64).wrapping_sub(1);
             let width = [1, 2, 4, 8][rng.below(4)];
             for (offset, byte) in value.to_le_bytes().iter().take(width).enumerate() {
                 if let Some(slot) = file.get_mut(at + offset) {
@@ -1071,20 +786,14 @@ fn seeded_mutations_never_panic_and_plans_keep_invariants() {
     }
     println!("accepted {accepted}, refused {refused}");
     // Both outcomes are exercised, so the loop is not testing only one path.
-    assert!(
-        accepted > 1000 && refused > 1000,
-        "accepted {accepted}, refused {refused}"
-    );
+    assert!(accepted > 1000 && refused > 1000, "accepted {accepted}, refused {refused}");
 }
 
 #[test]
 fn every_truncation_is_refused_without_panic() {
     let bytes = ElfBuilder::server().build();
     for len in 0..bytes.len() {
-        assert!(
-            check_elf(&bytes[..len], &Limits::default()).is_err(),
-            "length {len}"
-        );
+        assert!(check_elf(&bytes[..len], &Limits::default()).is_err(), "length {len}");
     }
 }
 

@@ -73,7 +73,13 @@ mod tests {
     #[test]
     fn a_batch_is_counted_once_in_each_column() {
         let counters = OutboxCounters::default();
-        counters.record(&BatchOutcome { consumed: 5, delivered: 3, bounced: 2, undeliverable_bounces: 1, blocked: true });
+        counters.record(&BatchOutcome {
+            consumed: 5,
+            delivered: 3,
+            bounced: 2,
+            undeliverable_bounces: 1,
+            blocked: true,
+        });
         counters.record(&BatchOutcome { consumed: 1, delivered: 1, ..BatchOutcome::default() });
         counters.record_corrupt();
         assert_eq!(counters.snapshot(), [6, 4, 2, 1, 1, 1]);

@@ -182,7 +182,9 @@ mod tests {
 
     #[test]
     fn full_destination_stops_the_batch() {
-        let out = route_batch(&[msg(0, 1), msg(0, 2)], 0, 5, &[Some(1)], |_, m| if m.sequence == 1 { Push::Done } else { Push::Full });
+        let out = route_batch(&[msg(0, 1), msg(0, 2)], 0, 5, &[Some(1)], |_, m| {
+            if m.sequence == 1 { Push::Done } else { Push::Full }
+        });
         assert_eq!(out, BatchOutcome { consumed: 1, delivered: 1, blocked: true, ..Default::default() });
     }
 
@@ -221,7 +223,13 @@ mod tests {
     /// repeated batches until everything is placed. Every message must end
     /// up delivered to the right place or bounced to its sender, exactly
     /// once, in order per (sender, destination).
-    fn run_model(outboxes: Vec<Vec<u32>>, caps: Vec<Vec<Option<usize>>>, capacity: usize, batch: usize, drain_every: usize) {
+    fn run_model(
+        outboxes: Vec<Vec<u32>>,
+        caps: Vec<Vec<Option<usize>>>,
+        capacity: usize,
+        batch: usize,
+        drain_every: usize,
+    ) {
         let servers = outboxes.len();
         let mut outbox: Vec<VecDeque<Message>> = outboxes
             .iter()

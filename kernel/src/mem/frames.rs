@@ -61,7 +61,12 @@ pub fn init(regions: &MemoryRegions) {
         }
     }
     frames.next = frames.ranges.first().map(|r| r.0).unwrap_or(0);
-    log::info!("mem: {} usable frames ({} MiB) in {} regions", frames.total, (frames.total * FRAME) >> 20, frames.ranges.len());
+    log::info!(
+        "mem: {} usable frames ({} MiB) in {} regions",
+        frames.total,
+        (frames.total * FRAME) >> 20,
+        frames.ranges.len()
+    );
 }
 
 /// Allocates one zeroed 4 KiB frame.

@@ -33,8 +33,8 @@ use crate::arch::x86_64::tsc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use cores::MAX_CORES;
-use power_policy::{Escalation, SleepKind};
 use power_policy::resolve::{CapabilityMsr, CpuPower, IdlePstateRequest, Request, SleepRequest};
+use power_policy::{Escalation, SleepKind};
 use system_config::{IdlePstate, PolicyRole, SleepMode};
 use x86_64::registers::model_specific::Msr;
 
@@ -74,7 +74,9 @@ pub fn set_race_delay_us(us: u64) {
     let ticks = us * crate::arch::x86_64::tsc::ticks_per_us();
     RACE_DELAY_TICKS.store(ticks, Ordering::Relaxed);
     if ticks > 0 {
-        log::warn!("power: test knob power.race_delay_us={us}: every way to sleep waits {us} us in each of its windows (for the lost-wake-up race test, not for measuring)");
+        log::warn!(
+            "power: test knob power.race_delay_us={us}: every way to sleep waits {us} us in each of its windows (for the lost-wake-up race test, not for measuring)"
+        );
     }
 }
 
@@ -159,7 +161,11 @@ pub fn resolve(config: &system_config::SystemConfig, features: &Features, cores:
         if role == PolicyRole::Server {
             log::info!("power: core {core} ({}): {}", role.name(), resolved.boot_note());
         }
-        out.push(CorePower { escalation: resolved.escalation, pstate: resolved.pstate, idle_value: resolved.idle_value });
+        out.push(CorePower {
+            escalation: resolved.escalation,
+            pstate: resolved.pstate,
+            idle_value: resolved.idle_value,
+        });
     }
     TOTAL_TSC_START.store(tsc::now(), Ordering::Relaxed);
     POLICIES.call_once(|| out);
@@ -168,11 +174,18 @@ pub fn resolve(config: &system_config::SystemConfig, features: &Features, cores:
 /// The resolved policy of `core` (a never-sleeping default before `resolve`).
 pub fn policy(core: usize) -> CorePower {
     let mut p = POLICIES.get().and_then(|p| p.get(core).copied()).unwrap_or(CorePower {
-        escalation: Escalation { spin_polls: u64::MAX, pause_ticks: 0, sleep: SleepKind::Never, idle_pstate_after_ticks: None },
+        escalation: Escalation {
+            spin_polls: u64::MAX,
+            pause_ticks: 0,
+            sleep: SleepKind::Never,
+            idle_pstate_after_ticks: None,
+        },
         pstate: PstateControl::None,
         idle_value: 0,
     });
-    if matches!(p.escalation.sleep, SleepKind::Mwait { .. }) && MWAIT_BROKEN[core.min(MAX_CORES - 1)].load(Ordering::Acquire) {
+    if matches!(p.escalation.sleep, SleepKind::Mwait { .. })
+        && MWAIT_BROKEN[core.min(MAX_CORES - 1)].load(Ordering::Acquire)
+    {
         p.escalation.sleep = SleepKind::Hlt;
     }
     p

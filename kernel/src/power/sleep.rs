@@ -23,8 +23,8 @@ use super::pstate::{current_request, set_pstate};
 use super::{MWAIT_BROKEN, needs_doorbell, policy, race_delay, race_delay_ticks};
 use crate::arch::x86_64::tsc;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use power_policy::SleepKind;
 use cores::{CORES, MAX_CORES};
+use power_policy::SleepKind;
 
 /// Consecutive MWAIT returns with no reason, per core.
 static SPURIOUS_STREAK: [AtomicU64; MAX_CORES] = [const { AtomicU64::new(0) }; MAX_CORES];
@@ -173,7 +173,8 @@ pub fn mover_sleep(number: usize, core_index: usize, announce: impl FnOnce() -> 
     }
     let interrupts_were_on = x86_64::instructions::interrupts::are_enabled();
     x86_64::instructions::interrupts::disable();
-    let slept = sleep_this_core(core_index, &wake.0, || wake.0.load(Ordering::SeqCst) == ringbuf::layout::WAKE_STATE_SLEEPING);
+    let slept =
+        sleep_this_core(core_index, &wake.0, || wake.0.load(Ordering::SeqCst) == ringbuf::layout::WAKE_STATE_SLEEPING);
     wake.0.store(ringbuf::layout::WAKE_STATE_AWAKE, Ordering::Relaxed);
     if interrupts_were_on {
         x86_64::instructions::interrupts::enable();

@@ -65,17 +65,25 @@ fn map_segments(space: &mut AddressSpace, plan: &LoadPlan, regions: &mut Vec<(u6
 }
 
 /// Builds the address space of one server from its ELF, with its rings.
-fn load(config: &system_config::SystemConfig, s: &system_config::Server, elf: Option<&[u8]>) -> Result<Server, LoadError> {
+fn load(
+    config: &system_config::SystemConfig,
+    s: &system_config::Server,
+    elf: Option<&[u8]>,
+) -> Result<Server, LoadError> {
     let (name, core) = (s.name.as_str(), s.core);
     let elf = elf.ok_or(LoadError::MissingBinary)?;
     let plan = check_elf(elf, &SERVER_LIMITS).map_err(LoadError::Elf)?;
     let mut space = AddressSpace::new_user().map_err(LoadError::Memory)?;
     let mut regions = Vec::new();
     map_segments(&mut space, &plan, &mut regions)?;
-    let outbox = SharedRing::new_mapped(&mut space, abi::OUTBOX_ADDR, s.outbox_slots as usize).map_err(LoadError::Ring)?;
+    let outbox =
+        SharedRing::new_mapped(&mut space, abi::OUTBOX_ADDR, s.outbox_slots as usize).map_err(LoadError::Ring)?;
     let mut inboxes = Vec::new();
     for mover in 0..config.mover_cores.len().min(abi::MAX_MOVERS) {
-        inboxes.push(SharedRing::new_mapped(&mut space, abi::inbox_addr(mover), s.inbox_slots as usize).map_err(LoadError::Ring)?);
+        inboxes.push(
+            SharedRing::new_mapped(&mut space, abi::inbox_addr(mover), s.inbox_slots as usize)
+                .map_err(LoadError::Ring)?,
+        );
     }
     regions.push((abi::INFO_ADDR, abi::inbox_addr(inboxes.len())));
     let stats_frame = frames::alloc_zeroed().ok_or(LoadError::Memory(MapError::OutOfFrames))?;
@@ -216,10 +224,9 @@ fn map_direct_rings(config: &system_config::SystemConfig, servers: &mut [Server]
             log::error!("direct ring `{}`: not made: mapping it into `{consumer_name}`: {e}", ring.name);
             continue;
         }
-        for (server, addr, end) in [
-            (producer, producer_addr, abi::DIRECT_RING_PRODUCER),
-            (consumer, consumer_addr, abi::DIRECT_RING_CONSUMER),
-        ] {
+        for (server, addr, end) in
+            [(producer, producer_addr, abi::DIRECT_RING_PRODUCER), (consumer, consumer_addr, abi::DIRECT_RING_CONSUMER)]
+        {
             let mut entry = abi::DirectRingInfo { name: [0; abi::NAME_BYTES], slots: ring.slots, end };
             copy_name(&mut entry.name, &ring.name);
             entries[server].push(entry);
@@ -301,5 +308,3 @@ fn write_info_page(
         .map_user_frame(abi::INFO_ADDR, frame, UserAccess { write: false, execute: false })
         .map_err(LoadError::Memory)
 }
-
-

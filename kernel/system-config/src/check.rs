@@ -18,13 +18,11 @@ use toml::de::DeTable;
 
 use crate::error::{ConfigError, Span};
 use crate::locate;
-use crate::power_config::{
-    CoreOverride, IdlePstate, MwaitHint, Origin, PowerConfig, PowerOverride, SleepMode,
-};
+use crate::power_config::{CoreOverride, IdlePstate, MwaitHint, Origin, PowerConfig, PowerOverride, SleepMode};
 use crate::raw::{RawFile, RawPower, RawPowerOverride, RawServer};
 use crate::{
-    ARGS_MAX_BYTES, DEFAULT_RING_SLOTS, DEFAULT_STACK_KIB, Endpoint, MAX_BINARY_LEN, MAX_CONFIG_CORES,
-    MAX_NAME_LEN, Machine, RING_SLOTS_RANGE, STACK_KIB_RANGE, Server, ServerOrigin, SystemConfig,
+    ARGS_MAX_BYTES, DEFAULT_RING_SLOTS, DEFAULT_STACK_KIB, Endpoint, MAX_BINARY_LEN, MAX_CONFIG_CORES, MAX_NAME_LEN,
+    Machine, RING_SLOTS_RANGE, STACK_KIB_RANGE, Server, ServerOrigin, SystemConfig,
 };
 
 const SPIN_POLLS_MAX: i64 = 100_000_000;
@@ -32,8 +30,7 @@ const PAUSE_US_MAX: i64 = 1_000_000;
 
 pub(crate) fn parse(text: &str) -> Result<SystemConfig, ConfigError> {
     let doc = DeTable::parse(text).map_err(|e| locate::syntax_error(text, &e))?;
-    let raw = RawFile::deserialize(toml::de::Deserializer::from(doc))
-        .map_err(|e| locate::schema_error(text, &e))?;
+    let raw = RawFile::deserialize(toml::de::Deserializer::from(doc)).map_err(|e| locate::schema_error(text, &e))?;
     Checker { text }.system(raw)
 }
 
@@ -65,13 +62,7 @@ impl Checker<'_> {
         }
     }
 
-    fn u32_in(
-        &self,
-        value: &Spanned<i64>,
-        key: &str,
-        min: u32,
-        max: u32,
-    ) -> Result<u32, ConfigError> {
+    fn u32_in(&self, value: &Spanned<i64>, key: &str, min: u32, max: u32) -> Result<u32, ConfigError> {
         let n = self.int(value, key, i64::from(min), i64::from(max))?;
         // In range of a u32 by the check above.
         Ok(u32::try_from(n).unwrap_or(max))
@@ -88,21 +79,11 @@ impl Checker<'_> {
         let expected = format!("a power of two in {min}..={max} (slots of 64 bytes)");
         let n = *value.get_ref();
         if !(i64::from(min)..=i64::from(max)).contains(&n) {
-            return Err(ConfigError::at(
-                self.span(value),
-                key,
-                format!("{n} slots is out of range"),
-                expected,
-            ));
+            return Err(ConfigError::at(self.span(value), key, format!("{n} slots is out of range"), expected));
         }
         let n = u32::try_from(n).unwrap_or(max);
         if !n.is_power_of_two() {
-            return Err(ConfigError::at(
-                self.span(value),
-                key,
-                format!("{n} slots is not a power of two"),
-                expected,
-            ));
+            return Err(ConfigError::at(self.span(value), key, format!("{n} slots is not a power of two"), expected));
         }
         Ok(n)
     }
@@ -142,35 +123,18 @@ impl Checker<'_> {
         let mut servers: Vec<Server> = Vec::with_capacity(raw.server.len());
         let mut round_robin = 0;
         for (index, table) in raw.server.iter().enumerate() {
-            let server = self.server(
-                index,
-                table,
-                &servers,
-                &names,
-                &mover_cores,
-                ring_slots_default,
-                &mut round_robin,
-            )?;
+            let server =
+                self.server(index, table, &servers, &names, &mover_cores, ring_slots_default, &mut round_robin)?;
             servers.push(server);
         }
 
         let power = self.power(&raw.power)?;
         let direct_rings = self.direct_rings(&raw.direct_ring, &names, ring_slots_default)?;
-        Ok(SystemConfig {
-            mover_cores,
-            mover_core_origins,
-            ring_slots_default,
-            servers,
-            power,
-            direct_rings,
-        })
+        Ok(SystemConfig { mover_cores, mover_core_origins, ring_slots_default, servers, power, direct_rings })
     }
 
     /// Checks every name's form and uniqueness; maps name → index.
-    fn server_names<'a>(
-        &self,
-        servers: &'a [Spanned<RawServer>],
-    ) -> Result<BTreeMap<&'a str, usize>, ConfigError> {
+    fn server_names<'a>(&self, servers: &'a [Spanned<RawServer>]) -> Result<BTreeMap<&'a str, usize>, ConfigError> {
         let mut names = BTreeMap::new();
         for (index, table) in servers.iter().enumerate() {
             let name = &table.get_ref().name;
@@ -311,10 +275,7 @@ impl Checker<'_> {
                     "each endpoint once",
                 ));
             }
-            endpoints.push(Endpoint {
-                name: target.get_ref().clone(),
-                server,
-            });
+            endpoints.push(Endpoint { name: target.get_ref().clone(), server });
         }
 
         let (mover_core, mover_core_explicit) = match &raw.mover_core {
@@ -401,50 +362,24 @@ impl Checker<'_> {
                 return Err(ConfigError::at(
                     self.span(key),
                     path,
-                    format!(
-                        "a second table for core {core} (the first is on line {})",
-                        other.origin.0.line
-                    ),
+                    format!("a second table for core {core} (the first is on line {})", other.origin.0.line),
                     "one [power.core.N] table per core",
                 ));
             }
             let policy = self.power_override(table, &path)?;
-            cores.push(CoreOverride {
-                core,
-                policy,
-                origin: self.origin(key),
-            });
+            cores.push(CoreOverride { core, policy, origin: self.origin(key) });
         }
         cores.sort_by_key(|c| c.core);
-        Ok(PowerConfig {
-            default_server,
-            default_mover,
-            default_idle,
-            cores,
-        })
+        Ok(PowerConfig { default_server, default_mover, default_idle, cores })
     }
 
-    fn power_override(
-        &self,
-        raw: &RawPowerOverride,
-        prefix: &str,
-    ) -> Result<PowerOverride, ConfigError> {
+    fn power_override(&self, raw: &RawPowerOverride, prefix: &str) -> Result<PowerOverride, ConfigError> {
         let spin_polls_before_pause = match &raw.spin_polls_before_pause {
-            Some(v) => Some(self.u32_in(
-                v,
-                &format!("{prefix}.spin_polls_before_pause"),
-                0,
-                SPIN_POLLS_MAX as u32,
-            )?),
+            Some(v) => Some(self.u32_in(v, &format!("{prefix}.spin_polls_before_pause"), 0, SPIN_POLLS_MAX as u32)?),
             None => None,
         };
         let pause_us_before_sleep = match &raw.pause_us_before_sleep {
-            Some(v) => Some(self.u32_in(
-                v,
-                &format!("{prefix}.pause_us_before_sleep"),
-                0,
-                PAUSE_US_MAX as u32,
-            )?),
+            Some(v) => Some(self.u32_in(v, &format!("{prefix}.pause_us_before_sleep"), 0, PAUSE_US_MAX as u32)?),
             None => None,
         };
         let sleep = match &raw.sleep {
@@ -478,12 +413,7 @@ impl Checker<'_> {
             None => None,
         };
         let idle_pstate_after_us = match &raw.idle_pstate_after_us {
-            Some(v) => Some(self.u32_in(
-                v,
-                &format!("{prefix}.idle_pstate_after_us"),
-                0,
-                PAUSE_US_MAX as u32,
-            )?),
+            Some(v) => Some(self.u32_in(v, &format!("{prefix}.idle_pstate_after_us"), 0, PAUSE_US_MAX as u32)?),
             None => None,
         };
         Ok(PowerOverride {
@@ -497,11 +427,7 @@ impl Checker<'_> {
         })
     }
 
-    fn idle_pstate(
-        &self,
-        value: &Spanned<toml::Value>,
-        key: &str,
-    ) -> Result<IdlePstate, ConfigError> {
+    fn idle_pstate(&self, value: &Spanned<toml::Value>, key: &str) -> Result<IdlePstate, ConfigError> {
         const EXPECTED: &str = "\"lowest\", \"unchanged\" or an integer ratio in 1..=255";
         let error = |message: String| ConfigError::at(self.span(value), key, message, EXPECTED);
         match value.get_ref() {
@@ -521,17 +447,9 @@ pub(crate) fn validate(config: &SystemConfig, machine: &Machine) -> Result<(), C
     if let Some(count) = machine.core_count {
         let expected = match count {
             0 | 1 => format!("core 0 (this machine has {count} core)"),
-            _ => format!(
-                "a core in 0..={} (this machine has {count} cores)",
-                count - 1
-            ),
+            _ => format!("a core in 0..={} (this machine has {count} cores)", count - 1),
         };
-        for (i, (&core, origin)) in config
-            .mover_cores
-            .iter()
-            .zip(&config.mover_core_origins)
-            .enumerate()
-        {
+        for (i, (&core, origin)) in config.mover_cores.iter().zip(&config.mover_core_origins).enumerate() {
             if core >= count {
                 return Err(ConfigError::at(
                     origin.0,
@@ -546,10 +464,7 @@ pub(crate) fn validate(config: &SystemConfig, machine: &Machine) -> Result<(), C
                 return Err(ConfigError::at(
                     server.origin.core.0,
                     format!("server[{}].core", server.index),
-                    format!(
-                        "server `{}` on core {}, which does not exist",
-                        server.name, server.core
-                    ),
+                    format!("server `{}` on core {}, which does not exist", server.name, server.core),
                     expected,
                 ));
             }
@@ -572,18 +487,12 @@ pub(crate) fn validate(config: &SystemConfig, machine: &Machine) -> Result<(), C
                 let expected = if names.is_empty() {
                     "a binary in the boot ramdisk (it holds none)".to_string()
                 } else {
-                    format!(
-                        "one of the binaries in the boot ramdisk ({})",
-                        quoted(&names)
-                    )
+                    format!("one of the binaries in the boot ramdisk ({})", quoted(&names))
                 };
                 return Err(ConfigError::at(
                     server.origin.binary.0,
                     format!("server[{}].binary", server.index),
-                    format!(
-                        "no binary `{}` for server `{}` in the boot ramdisk",
-                        server.binary, server.name
-                    ),
+                    format!("no binary `{}` for server `{}` in the boot ramdisk", server.binary, server.name),
                     expected,
                 ));
             }
@@ -595,9 +504,7 @@ pub(crate) fn validate(config: &SystemConfig, machine: &Machine) -> Result<(), C
 /// `[a-z0-9_-]{1,32}`.
 pub(crate) fn valid_name(name: &str) -> bool {
     (1..=MAX_NAME_LEN).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 /// A relative path of `[A-Za-z0-9._-]` parts separated by `/`, no `.` or
@@ -608,9 +515,7 @@ fn valid_binary(name: &str) -> bool {
             !part.is_empty()
                 && part != "."
                 && part != ".."
-                && part
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+                && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
         })
 }
 

@@ -21,11 +21,7 @@ pub(crate) fn to_toml(config: &SystemConfig) -> String {
     let _ = writeln!(out, "mover_cores = [{}]", movers.join(", "));
     let _ = writeln!(out, "ring_slots_default = {}", config.ring_slots_default);
     for server in &config.servers {
-        let endpoints: Vec<String> = server
-            .endpoints
-            .iter()
-            .map(|e| format!("\"{}\"", e.name))
-            .collect();
+        let endpoints: Vec<String> = server.endpoints.iter().map(|e| format!("\"{}\"", e.name)).collect();
         let _ = writeln!(out, "\n[[server]]");
         let _ = writeln!(out, "name = \"{}\"", server.name);
         let _ = writeln!(out, "binary = \"{}\"", server.binary);
@@ -53,11 +49,9 @@ pub(crate) fn to_toml(config: &SystemConfig) -> String {
         let _ = writeln!(out, "slots = {}", ring.slots);
     }
     let power = &config.power;
-    for (role, table) in [
-        ("server", &power.default_server),
-        ("mover", &power.default_mover),
-        ("idle", &power.default_idle),
-    ] {
+    for (role, table) in
+        [("server", &power.default_server), ("mover", &power.default_mover), ("idle", &power.default_idle)]
+    {
         if !table.is_empty() {
             let _ = writeln!(out, "\n[power.default.{role}]");
             write_override(&mut out, table);

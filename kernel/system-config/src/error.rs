@@ -28,12 +28,7 @@ impl Span {
     /// The span of `range` in `text`, with its line and column.
     pub fn new(text: &str, range: Range<usize>) -> Span {
         let (line, column) = line_column(text, range.start);
-        Span {
-            start: range.start,
-            end: range.end.max(range.start),
-            line,
-            column,
-        }
+        Span { start: range.start, end: range.end.max(range.start), line, column }
     }
 }
 
@@ -81,12 +76,7 @@ impl ConfigError {
         message: impl Into<String>,
         expected: Option<String>,
     ) -> ConfigError {
-        ConfigError {
-            span,
-            key,
-            message: message.into(),
-            expected,
-        }
+        ConfigError { span, key, message: message.into(), expected }
     }
 
     /// Shorthand for the common case: a span, a key, a message, an expectation.
@@ -154,9 +144,7 @@ impl ConfigError {
             let span_chars = text
                 .get(span.start..span.end.min(text.len()))
                 .map_or(1, |s| s.split('\n').next().unwrap_or("").chars().count());
-            let carets = span_chars
-                .min(source_line.chars().count().saturating_sub(span.column - 1))
-                .max(1);
+            let carets = span_chars.min(source_line.chars().count().saturating_sub(span.column - 1)).max(1);
             out.push_str(&format!("\n{pad} |\n{number} | {source_line}\n{pad} | "));
             for _ in 1..span.column {
                 out.push(' ');

@@ -41,8 +41,7 @@ use alloc::vec::Vec;
 pub use direct_ring::DirectRing;
 pub use error::{ConfigError, Span, line_column};
 pub use power_config::{
-    CoreOverride, IdlePstate, MwaitHint, Origin, PolicyRole, PowerConfig, PowerOverride, PowerPolicy,
-    SleepMode,
+    CoreOverride, IdlePstate, MwaitHint, Origin, PolicyRole, PowerConfig, PowerOverride, PowerPolicy, SleepMode,
 };
 
 /// Core numbers in the file must be below this: the file format's limit,

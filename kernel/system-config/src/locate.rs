@@ -34,11 +34,7 @@ pub(crate) fn schema_error(text: &str, error: &toml::de::Error) -> ConfigError {
                 path.clear();
                 locate(doc.get_ref(), span.start, true, &mut path)
             };
-            if found && !path.is_empty() {
-                Some(path)
-            } else {
-                None
-            }
+            if found && !path.is_empty() { Some(path) } else { None }
         }
         _ => None,
     };
@@ -89,12 +85,7 @@ fn locate(table: &DeTable<'_>, offset: usize, containers: bool, path: &mut Strin
     false
 }
 
-fn locate_value(
-    value: &Spanned<DeValue<'_>>,
-    offset: usize,
-    containers: bool,
-    path: &mut String,
-) -> bool {
+fn locate_value(value: &Spanned<DeValue<'_>>, offset: usize, containers: bool, path: &mut String) -> bool {
     let (found_inside, is_container) = match value.get_ref() {
         DeValue::Table(table) => (locate(table, offset, containers, path), true),
         DeValue::Array(array) => {

@@ -81,11 +81,7 @@ impl MwaitHint {
 
     /// A hint for C-state `cstate` (0..=7).
     pub const fn new(cstate: u8) -> Option<MwaitHint> {
-        if cstate <= Self::DEEPEST {
-            Some(MwaitHint { cstate })
-        } else {
-            None
-        }
+        if cstate <= Self::DEEPEST { Some(MwaitHint { cstate }) } else { None }
     }
 
     /// The C-state number (`c1` → 1).
@@ -96,11 +92,7 @@ impl MwaitHint {
     /// The hint as `MWAIT` takes it in EAX: bits 7:4 are the target C-state
     /// minus one (`0xF` for C0), bits 3:0 the sub-state (always 0 here).
     pub fn mwait_eax(self) -> u32 {
-        if self.cstate == 0 {
-            0xF0
-        } else {
-            (u32::from(self.cstate) - 1) << 4
-        }
+        if self.cstate == 0 { 0xF0 } else { (u32::from(self.cstate) - 1) << 4 }
     }
 
     pub(crate) fn from_name(name: &str) -> Option<MwaitHint> {
@@ -198,12 +190,8 @@ impl PowerPolicy {
     /// This policy with every key `over` sets replaced.
     pub fn merged(self, over: &PowerOverride) -> PowerPolicy {
         PowerPolicy {
-            spin_polls_before_pause: over
-                .spin_polls_before_pause
-                .unwrap_or(self.spin_polls_before_pause),
-            pause_us_before_sleep: over
-                .pause_us_before_sleep
-                .unwrap_or(self.pause_us_before_sleep),
+            spin_polls_before_pause: over.spin_polls_before_pause.unwrap_or(self.spin_polls_before_pause),
+            pause_us_before_sleep: over.pause_us_before_sleep.unwrap_or(self.pause_us_before_sleep),
             sleep: over.sleep.unwrap_or(self.sleep),
             mwait_hint: over.mwait_hint.unwrap_or(self.mwait_hint),
             idle_pstate: over.idle_pstate.unwrap_or(self.idle_pstate),
@@ -275,10 +263,7 @@ impl PowerConfig {
 
     /// The file's override for one core, if any.
     pub fn core_override(&self, core: usize) -> Option<&PowerOverride> {
-        self.cores
-            .binary_search_by_key(&core, |c| c.core)
-            .ok()
-            .map(|i| &self.cores[i].policy)
+        self.cores.binary_search_by_key(&core, |c| c.core).ok().map(|i| &self.cores[i].policy)
     }
 
     /// The policy for `core` in `role`: `[power.core.N]` over

@@ -62,7 +62,10 @@ fn a_file_without_direct_rings_has_none() {
 fn direct_rings_round_trip_through_to_toml() {
     let c = parse(BASE).unwrap();
     let text = c.to_toml();
-    assert!(text.contains("[[direct_ring]]\nname = \"b-to-a\"\nproducer = \"b\"\nconsumer = \"a\"\nslots = 32\n"), "{text}");
+    assert!(
+        text.contains("[[direct_ring]]\nname = \"b-to-a\"\nproducer = \"b\"\nconsumer = \"a\"\nslots = 32\n"),
+        "{text}"
+    );
     let again = parse(&text).unwrap_or_else(|e| panic!("{}", e.render("emitted", &text)));
     assert_eq!(again, c);
     assert_eq!(again.to_toml(), text);

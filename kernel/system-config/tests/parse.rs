@@ -56,10 +56,7 @@ idle_pstate = "unchanged"
 "#;
 
 fn machine(cores: usize, binaries: &[&str]) -> Machine {
-    Machine {
-        core_count: Some(cores),
-        binaries: Some(binaries.iter().map(|b| b.to_string()).collect()),
-    }
+    Machine { core_count: Some(cores), binaries: Some(binaries.iter().map(|b| b.to_string()).collect()) }
 }
 
 /// The first line of the rendered error for `text` (parse or validate).
@@ -79,16 +76,7 @@ fn edit(from: &str, to: &str) -> String {
 }
 
 fn roomy() -> Machine {
-    machine(
-        16,
-        &[
-            "servers/client",
-            "echo",
-            "log-server",
-            "idle-ish_2",
-            "spare",
-        ],
-    )
+    machine(16, &["servers/client", "echo", "log-server", "idle-ish_2", "spare"])
 }
 
 #[test]
@@ -171,10 +159,7 @@ fn reference_in_docs_is_valid() {
 #[test]
 fn syntax_error() {
     let text = edit(r#"name = "echo""#, r#"name = "echo"#);
-    assert_eq!(
-        first_line(&text, &roomy()),
-        "system.toml:17:13: invalid basic string; expected `\"`"
-    );
+    assert_eq!(first_line(&text, &roomy()), "system.toml:17:13: invalid basic string; expected `\"`");
 }
 
 #[test]
@@ -247,12 +232,7 @@ fn core_that_does_not_exist() {
          expected a core in 0..=1 (this machine has 2 cores)"
     );
 
-    let err = c
-        .validate(&Machine {
-            core_count: Some(7),
-            binaries: None,
-        })
-        .unwrap_err();
+    let err = c.validate(&Machine { core_count: Some(7), binaries: None }).unwrap_err();
     assert_eq!(
         err.to_string(),
         "47:13: key `power.core.10`: power policy for core 10, which does not exist; \
@@ -290,15 +270,9 @@ fn wrong_type_names_the_key_and_the_type() {
 
 #[test]
 fn missing_required_keys() {
-    assert_eq!(
-        first_line("", &roomy()),
-        "system.toml:1:1: missing key `system`"
-    );
+    assert_eq!(first_line("", &roomy()), "system.toml:1:1: missing key `system`");
     let text = "[system]\nmover_cores = [1]\n\n[[server]]\ncore = 2\n";
-    assert_eq!(
-        first_line(text, &roomy()),
-        "system.toml:4:1: key `server[0]`: missing key `name`"
-    );
+    assert_eq!(first_line(text, &roomy()), "system.toml:4:1: key `server[0]`: missing key `name`");
 }
 
 #[test]
@@ -379,11 +353,7 @@ fn cross_field_errors() {
         ),
     ];
     for (from, to, expected) in cases {
-        assert_eq!(
-            &first_line(&edit(from, to), &roomy()),
-            expected,
-            "{from} -> {to}"
-        );
+        assert_eq!(&first_line(&edit(from, to), &roomy()), expected, "{from} -> {to}");
     }
 }
 
@@ -472,11 +442,7 @@ fn power_out_of_range() {
         ),
     ];
     for (from, to, expected) in cases {
-        assert_eq!(
-            &first_line(&edit(from, to), &roomy()),
-            expected,
-            "{from} -> {to}"
-        );
+        assert_eq!(&first_line(&edit(from, to), &roomy()), expected, "{from} -> {to}");
     }
 }
 
@@ -528,21 +494,11 @@ fn power_policy_merge_order() {
     // Movers and idle cores get their own role defaults.
     let p = c.power_for_core(1, PolicyRole::Mover);
     assert_eq!(p.pause_us_before_sleep, 1000);
-    assert_eq!(
-        p.spin_polls_before_pause,
-        PowerPolicy::builtin(PolicyRole::Mover).spin_polls_before_pause
-    );
+    assert_eq!(p.spin_polls_before_pause, PowerPolicy::builtin(PolicyRole::Mover).spin_polls_before_pause);
     let p = c.power_for_core(10, PolicyRole::Idle);
     assert_eq!(p.mwait_hint, MwaitHint::new(6).unwrap());
-    assert_eq!(
-        p.idle_pstate,
-        IdlePstate::Unchanged,
-        "core 10 overrides the idle ratio"
-    );
-    assert_eq!(
-        c.power_for_core(9, PolicyRole::Idle).idle_pstate,
-        IdlePstate::Ratio(8)
-    );
+    assert_eq!(p.idle_pstate, IdlePstate::Unchanged, "core 10 overrides the idle ratio");
+    assert_eq!(c.power_for_core(9, PolicyRole::Idle).idle_pstate, IdlePstate::Ratio(8));
 
     // Nothing in the file: the built-in defaults.
     let bare = parse("[system]\nmover_cores = [1]\n").unwrap();
@@ -663,10 +619,7 @@ fn random_mutations_never_panic() {
             }
         }
     }
-    assert!(
-        accepted > 100,
-        "mutations should sometimes stay valid ({accepted})"
-    );
+    assert!(accepted > 100, "mutations should sometimes stay valid ({accepted})");
 }
 
 #[test]
@@ -679,19 +632,14 @@ fn badges_are_index_plus_one() {
 #[test]
 fn deep_nesting_and_long_input_are_errors_not_crashes() {
     for depth in [100, 10_000] {
-        let arrays = format!(
-            "[system]\nmover_cores = {}1{}\n",
-            "[".repeat(depth),
-            "]".repeat(depth)
-        );
+        let arrays = format!("[system]\nmover_cores = {}1{}\n", "[".repeat(depth), "]".repeat(depth));
         assert!(parse(&arrays).is_err());
         let tables = format!("x = {}{}\n", "{a = ".repeat(depth), "}".repeat(depth));
         assert!(parse(&tables).is_err());
         let dotted = format!("[{}]\n", vec!["a"; depth].join("."));
         assert!(parse(&dotted).is_err());
     }
-    let many = "[system]\nmover_cores = [1]\n".to_string()
-        + &"[[server]]\nname = \"a\"\ncore = 2\n".repeat(5000);
+    let many = "[system]\nmover_cores = [1]\n".to_string() + &"[[server]]\nname = \"a\"\ncore = 2\n".repeat(5000);
     let err = parse(&many).unwrap_err();
     assert_eq!(err.key(), Some("server[1].name"));
 }
@@ -703,11 +651,7 @@ fn deep_nesting_and_long_input_are_errors_not_crashes() {
 #[test]
 fn parse_fits_on_the_boot_stack() {
     let worst: Vec<String> = vec![
-        format!(
-            "[system]\nmover_cores = {}1{}\n",
-            "[".repeat(79),
-            "]".repeat(79)
-        ),
+        format!("[system]\nmover_cores = {}1{}\n", "[".repeat(79), "]".repeat(79)),
         format!("x = {}{}\n", "{a = ".repeat(79), "}".repeat(79)),
         format!("x = {}1{}\n", "[".repeat(79), "]".repeat(79)),
         FULL.to_string(),

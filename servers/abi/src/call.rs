@@ -101,27 +101,46 @@ impl SyncMessage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Syscall {
     /// Print one line as this server (at most [`LOG_MAX`] bytes).
-    Log { text: UserRange },
+    Log {
+        text: UserRange,
+    },
     /// Stop this server for good.
-    Exit { code: i64 },
+    Exit {
+        code: i64,
+    },
     CoreId,
     /// Copy this server's name into `buf`.
-    ServerName { buf: UserRange },
+    ServerName {
+        buf: UserRange,
+    },
     TscHz,
     /// Snapshot (`begin`) or print the counters of a benchmark phase.
-    BenchMark { name: UserRange, begin: bool },
+    BenchMark {
+        name: UserRange,
+        begin: bool,
+    },
     /// Make every mover scan `rings` extra empty rings per pass.
-    BenchExtraRings { rings: u64 },
+    BenchExtraRings {
+        rings: u64,
+    },
     Wait,
     WakeMover,
     PowerReport,
     /// Lower (`true`) or restore the core's P-state request.
-    IdlePstate { lower: bool },
+    IdlePstate {
+        lower: bool,
+    },
     /// Call the server behind `endpoint` and wait for its reply.
-    Call { endpoint: u64, message: SyncMessage },
+    Call {
+        endpoint: u64,
+        message: SyncMessage,
+    },
     /// Answer the call being served (if `reply` is set) and, if `receive`,
     /// wait for the next.
-    ReplyRecv { reply: Option<SyncMessage>, receive: bool },
+    ReplyRecv {
+        reply: Option<SyncMessage>,
+        receive: bool,
+    },
 }
 
 impl Syscall {
@@ -221,7 +240,10 @@ mod tests {
         let (rsi, rdx) = m.header_registers();
         let p = m.payload;
         let args = [3, rsi, rdx, p[0], p[1], p[2]];
-        assert_eq!(Syscall::decode_with_sync(nr::CALL, args, [p[3], p[4]]), Ok(Syscall::Call { endpoint: 3, message: m }));
+        assert_eq!(
+            Syscall::decode_with_sync(nr::CALL, args, [p[3], p[4]]),
+            Ok(Syscall::Call { endpoint: 3, message: m })
+        );
         let (bytes, len) = m.payload_bytes();
         assert_eq!(&bytes[..len], b"hello, synchronous world");
         assert_eq!(
@@ -232,7 +254,10 @@ mod tests {
             Syscall::decode_with_sync(nr::REPLY_RECV, [3, rsi, rdx, p[0], p[1], p[2]], [p[3], p[4]]),
             Ok(Syscall::ReplyRecv { reply: Some(m), receive: false })
         );
-        assert_eq!(Syscall::decode(nr::REPLY_RECV, [0, rsi, rdx, 0, 0, 0]), Ok(Syscall::ReplyRecv { reply: None, receive: true }));
+        assert_eq!(
+            Syscall::decode(nr::REPLY_RECV, [0, rsi, rdx, 0, 0, 0]),
+            Ok(Syscall::ReplyRecv { reply: None, receive: true })
+        );
         assert_eq!(Syscall::decode(nr::REPLY_RECV, [2, 0, 0, 0, 0, 0]), Err(err::OUT_OF_RANGE));
         assert_eq!(Syscall::decode(nr::REPLY_RECV, [4, 0, 0, 0, 0, 0]), Err(err::OUT_OF_RANGE));
         assert!(SyncMessage::with_payload(0, 0, &[0; 41]).is_none());

@@ -32,8 +32,8 @@
 #![forbid(unsafe_code)]
 
 use userlib::measure::{SAMPLE_BUFFER_LEN, Samples, elapsed, label, payload, stats, take_sample_buffer};
-use userlib::{bench_extra_rings, bench_mark};
 use userlib::{Channel, Message};
+use userlib::{bench_extra_rings, bench_mark};
 
 mod direct_ring_rows;
 mod sync_rows;
@@ -215,11 +215,13 @@ fn mover_stream(channel: &mut Channel, echo: u32, echo_badge: u64, stream: u64, 
     }
     let ok = count_of(&reply);
     match cycles {
-        Some(cycles) => userlib::log!(
-            "BENCH stream name=mover-stream {labels} n={stream} cycles={cycles} ok={ok} tsc_backwards=0"
-        ),
+        Some(cycles) => {
+            userlib::log!("BENCH stream name=mover-stream {labels} n={stream} cycles={cycles} ok={ok} tsc_backwards=0")
+        }
         // The whole stream is one sample: without a time it has no rate.
-        None => userlib::log!("BENCH dropped kind=stream name=mover-stream {labels} n={stream} ok={ok} tsc_backwards=1"),
+        None => {
+            userlib::log!("BENCH dropped kind=stream name=mover-stream {labels} n={stream} ok={ok} tsc_backwards=1")
+        }
     }
 }
 
@@ -297,7 +299,10 @@ fn writers_benchmark(
             for &(writer, badge) in writers {
                 let _ = channel.send(writer, label::SINK_FLUSH, b"");
                 let reply = answer_from(channel, label::SINK_FLUSH, badge);
-                userlib::log!("BENCH writer endpoint={writer} sent={} phases=mover-rtt-written,mover-stream-written", count_of(&reply));
+                userlib::log!(
+                    "BENCH writer endpoint={writer} sent={} phases=mover-rtt-written,mover-stream-written",
+                    count_of(&reply)
+                );
             }
         }
     }

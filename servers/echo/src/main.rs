@@ -41,7 +41,9 @@ fn run() -> i32 {
                 if message.payload_bytes().len() == stamped.len() {
                     stamped.copy_from_slice(message.payload_bytes());
                     stamped[..8].copy_from_slice(&received.to_le_bytes());
-                    if let Ok(mut reply) = userlib::Message::new(message.destination_endpoint, label::PING_STAMPED, &stamped) {
+                    if let Ok(mut reply) =
+                        userlib::Message::new(message.destination_endpoint, label::PING_STAMPED, &stamped)
+                    {
                         reply.sequence = message.sequence;
                         reply.sender_badge = message.sender_badge;
                         message = reply;

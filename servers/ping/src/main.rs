@@ -49,7 +49,9 @@ fn run() -> i32 {
     let sweep_steps = userlib::arg_u64("sweep_steps", 256).max(1);
     // Delay of sweep step k, in TSC ticks: k * sweep_ns / sweep_steps ns.
     let tsc_hz = userlib::tsc_hz();
-    let sweep_ticks = |k: u64| (u128::from(k) * u128::from(sweep_ns) * u128::from(tsc_hz) / (u128::from(sweep_steps) * 1_000_000_000)) as u64;
+    let sweep_ticks = |k: u64| {
+        (u128::from(k) * u128::from(sweep_ns) * u128::from(tsc_hz) / (u128::from(sweep_steps) * 1_000_000_000)) as u64
+    };
     let stuck_cycles = userlib::arg_u64("stuck_ms", 1000) * (tsc_hz / 1000);
     let lost_ms = userlib::arg_u64("lost_ms", 10_000);
     let lost_cycles = lost_ms * (tsc_hz / 1000);
@@ -89,7 +91,8 @@ fn run() -> i32 {
                 userlib::power_report();
             }
         }
-        if reply.sender_badge != echo_badge || reply.sequence != sequence || reply.payload_bytes() != payload(sequence) {
+        if reply.sender_badge != echo_badge || reply.sequence != sequence || reply.payload_bytes() != payload(sequence)
+        {
             errors += 1;
             if errors <= 5 {
                 userlib::log!(
@@ -167,6 +170,9 @@ fn check_bounces(channel: &mut Channel, endpoint: u32, n: usize) -> u64 {
             errors += 1;
         }
     }
-    userlib::log!("{n} messages to endpoint {endpoint}: {} bounced with `no capability`, {errors} wrong", n as u64 - errors);
+    userlib::log!(
+        "{n} messages to endpoint {endpoint}: {} bounced with `no capability`, {errors} wrong",
+        n as u64 - errors
+    );
     errors
 }

@@ -70,7 +70,15 @@ impl Channel {
         for (mover, slot) in inboxes.iter_mut().enumerate().take(inbox_count) {
             *slot = Some(attach(abi::inbox_addr(mover), info.inbox_slots)?.into_consumer());
         }
-        Ok(Channel { info, outbox, inboxes, inbox_count, next_inbox: 0, next_sequence: 0, idler: Idler::from_info(info) })
+        Ok(Channel {
+            info,
+            outbox,
+            inboxes,
+            inbox_count,
+            next_inbox: 0,
+            next_sequence: 0,
+            idler: Idler::from_info(info),
+        })
     }
 
     /// [`Channel::open`], logging why it failed (`cannot open channel: …`):

@@ -2,7 +2,7 @@
 //! printed. Nothing is probed by trying an instruction or MSR: under TCG
 //! unknown MSRs do not fault, so only CPUID is trustworthy.
 
-use core::arch::x86_64::{CpuidResult, __cpuid, __cpuid_count};
+use core::arch::x86_64::{__cpuid, __cpuid_count, CpuidResult};
 
 fn cpuid(leaf: u32, sub: u32) -> CpuidResult {
     __cpuid_count(leaf, sub)
