@@ -125,12 +125,22 @@ fn counters_per_row_are_the_positive_control() {
         assert_eq!(row.syscalls_per_operation, Some(0.0), "{phase}");
     }
     assert_eq!(by_phase("direct-ring-user-stream").row, "user-direct-ring-stream batch=1");
-    assert_eq!(by_phase("two-hop-sync").syscalls_per_operation, Some(4.0));
+    // Nested same-core calls: client -> A -> B -> A -> client.
+    let nested = by_phase("two-hop-sync");
+    assert_eq!(nested.syscalls_per_operation, Some(4.0));
+    assert_eq!(nested.cr3_writes_per_operation, Some(4.0));
+    assert_eq!(nested.verdict, CounterVerdict::Consistent);
     // The sync phases are the positive control, not part of the zero claim.
     assert_eq!(analysis.context_switches.total, Some(0));
     assert_eq!(analysis.syscalls.total, Some(0));
     let text = report_text(run);
     assert!(text.contains("Counters per row"), "{text}");
+    assert!(text.contains("IPC benchmark (system=ipc, serial log lines"), "{text}");
+    // 6500 and 7800 cycles at 2.6 GHz.
+    assert!(
+        text.contains("two hops, same boot: path=sync median 2500.0 ns / path=mover median 3000.0 ns = 0.83"),
+        "{text}"
+    );
     assert!(!text.contains("COUNTER CHECK FAILED"), "{text}");
     let csv = export::row_counter_rows(std::slice::from_ref(run));
     assert_eq!(csv.len(), 10);
@@ -201,6 +211,28 @@ fn a_cross_core_call_without_ipis_and_a_mover_row_with_syscalls_fail() {
     let rtt_target = analysis.targets.iter().find(|t| t.id == "mover-rtt-vs-sync-cross-core-rtt").unwrap();
     assert_eq!(rtt_target.outcome, TargetOutcome::NotApplicable);
     assert!(rtt_target.not_applicable_because.as_deref().unwrap().contains("contradict"));
+}
+
+#[test]
+fn a_sync_two_hop_that_is_not_two_nested_calls_fails() {
+    // One call and its reply (A answering without calling B): 2 and 2.
+    let log = with(
+        "phase=two-hop-sync core=1 role=server server=benchclient cr3_writes=80000 syscalls=80000",
+        "phase=two-hop-sync core=1 role=server server=benchclient cr3_writes=40000 syscalls=40000",
+    );
+    let analysis = analyze(&parse(&log).unwrap()[0]);
+    let row = analysis.row_counters.iter().find(|r| r.phase == "two-hop-sync").unwrap();
+    assert_eq!(row.verdict, CounterVerdict::Contradicts);
+    assert_eq!(row.contradictions.len(), 2, "{:?}", row.contradictions);
+    assert!(
+        analysis
+            .counter_failures
+            .iter()
+            .any(|f| f.contains("row two-hop-rtt path=sync")
+                && f.contains("cr3 writes per round trip 2.00, expected >= 4")),
+        "{:?}",
+        analysis.counter_failures
+    );
 }
 
 #[test]

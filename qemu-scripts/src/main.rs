@@ -78,7 +78,8 @@ bench:
                        (no word: ipc, then power)
                        ipc: boots qemu-scripts/systems/bench.toml with -smp 3
                        and bench-writers.toml with -smp 5 (rings written by
-                       ring-writer servers), --accel tcg-single unless told otherwise,
+                       ring-writer servers) and bench-twohop.toml with -smp 4
+                       (two hops: mover and nested calls), --accel tcg-single unless told otherwise,
                        prints the table, writes target/bench/ipc.{csv,json,png};
                        fails when a row's counters contradict its path
                        --runs N: N interleaved runs of every boot (default 1);
@@ -495,7 +496,7 @@ pub fn parse(mut words: Vec<String>) -> Result<Invocation, Error> {
 
 /// The system files a benchmark boots.
 fn bench_systems(which: Benchmark) -> Vec<String> {
-    let ipc = || [BENCH_SYSTEM, BENCH_WRITERS_SYSTEM].map(str::to_string);
+    let ipc = || [BENCH_SYSTEM, BENCH_WRITERS_SYSTEM, BENCH_TWOHOP_SYSTEM].map(str::to_string);
     let power = || POWER_POLICIES.iter().map(|p| format!("qemu-scripts/systems/power-bench/{p}.toml"));
     match which {
         Benchmark::Ringbuf => Vec::new(),
@@ -507,10 +508,11 @@ fn bench_systems(which: Benchmark) -> Vec<String> {
 
 /// The `-smp` a benchmark system boots with: the one asked for (3 by
 /// default; too few for a system is an error, as for `run`), except the
-/// writers system, which gets as many vCPUs as it needs if that is more
-/// (5: one core per ring writer; its report shows the boot's smp).
+/// writers and two-hop systems, which get as many vCPUs as they need if
+/// that is more (5: one core per ring writer; 4: client, relay, echo;
+/// their reports show the boot's smp).
 fn bench_smp(file: &str, system: &System, asked: u32) -> Result<u32, Error> {
-    if file != BENCH_WRITERS_SYSTEM {
+    if file != BENCH_WRITERS_SYSTEM && file != BENCH_TWOHOP_SYSTEM {
         return Ok(asked);
     }
     let config = system_config::parse(&system.text).map_err(|e| Error::new(e.render(&system.file, &system.text)))?;
@@ -639,6 +641,9 @@ const BENCH_SYSTEM: &str = "qemu-scripts/systems/bench.toml";
 /// The IPC benchmark's second system: ring-scaling rows with rings written
 /// by `ring-writer` servers on cores of their own (-smp 5).
 const BENCH_WRITERS_SYSTEM: &str = "qemu-scripts/systems/bench-writers.toml";
+/// The IPC benchmark's third system: the two-hop rows, client -> A -> B ->
+/// client through the mover and with nested same-core calls (-smp 4).
+const BENCH_TWOHOP_SYSTEM: &str = "qemu-scripts/systems/bench-twohop.toml";
 
 /// One boot of a benchmark plan: where its serial log goes, its system and
 /// the `system=` tag its `BENCH-BEGIN` carries.
@@ -659,6 +664,12 @@ fn bench_plan(which: Benchmark, opts: &QemuOptions) -> Vec<PlannedBoot> {
             name: "bench-writers".into(),
             system: BENCH_WRITERS_SYSTEM.into(),
             tag: "ipc-writers".into(),
+            ipc: true,
+        });
+        plan.push(PlannedBoot {
+            name: "bench-twohop".into(),
+            system: BENCH_TWOHOP_SYSTEM.into(),
+            tag: "ipc-twohop".into(),
             ipc: true,
         });
     }
@@ -876,9 +887,9 @@ mod bench_tests {
     fn a_run_boots_every_system_once_ipc_first() {
         let opts = QemuOptions { accel: "tcg,thread=single".into(), ..QemuOptions::default() };
         let tags: Vec<String> = bench_plan(Benchmark::All, &opts).into_iter().map(|b| b.tag).collect();
-        assert_eq!(tags, ["ipc", "ipc-writers", "power-pause", "power-mwait", "power-hlt"]);
+        assert_eq!(tags, ["ipc", "ipc-writers", "ipc-twohop", "power-pause", "power-mwait", "power-hlt"]);
         let tags: Vec<String> = bench_plan(Benchmark::Ipc, &opts).into_iter().map(|b| b.tag).collect();
-        assert_eq!(tags, ["ipc", "ipc-writers"]);
+        assert_eq!(tags, ["ipc", "ipc-writers", "ipc-twohop"]);
     }
 
     #[test]
@@ -887,6 +898,8 @@ mod bench_tests {
         let writers = System::read(&root.join(BENCH_WRITERS_SYSTEM)).unwrap();
         assert_eq!(bench_smp(BENCH_WRITERS_SYSTEM, &writers, 3).unwrap(), 5);
         assert_eq!(bench_smp(BENCH_WRITERS_SYSTEM, &writers, 6).unwrap(), 6);
+        let twohop = System::read(&root.join(BENCH_TWOHOP_SYSTEM)).unwrap();
+        assert_eq!(bench_smp(BENCH_TWOHOP_SYSTEM, &twohop, 3).unwrap(), 4);
         let ipc = System::read(&root.join(BENCH_SYSTEM)).unwrap();
         assert_eq!(bench_smp(BENCH_SYSTEM, &ipc, 2).unwrap(), 2, "too few stays an error at the check");
     }

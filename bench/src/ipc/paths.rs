@@ -13,14 +13,18 @@
 //! sync-same-stream         sync-call-stream placement=same-core   cr3 >= 2, syscalls >= 2
 //! sync-cross-rtt           sync-call-rtt placement=cross-core     syscalls >= 2, interrupts (IPIs) >= 2
 //! sync-cross-stream        sync-call-stream placement=cross-core  syscalls >= 2, interrupts (IPIs) >= 2
-//! two-hop-sync             two-hop-rtt path=sync                  syscalls >= 2 (at least one call and its reply)
+//! two-hop-sync             two-hop-rtt path=sync                  cr3 >= 4, syscalls >= 4 (nested same-core calls)
 //! mover-rtt-idle, -written, mover-stream-idle, -written  (writers boot) the row with that extra=   cr3 = 0, syscalls = 0
 //! ```
 //!
 //! A same-core call switches address space to the server and back (two CR3
 //! writes) and enters the kernel twice (call, reply); a cross-core call
 //! keeps each server on its own core (CR3 may stay 0) but enters the kernel
-//! twice and wakes the other core twice. A row whose counters contradict
+//! twice and wakes the other core twice. The sync two-hop
+//! (`bench-twohop.toml`) is a nested call on one core: the client calls A,
+//! A calls B, B answers A, A answers the client — four system calls and
+//! four direct switches per round trip; its mover twin is three mover hops
+//! and enters the kernel never. A row whose counters contradict
 //! its path is a failure of the report ([`RowCounters::contradictions`]),
 //! not a warning: a zero next to a positive control that also reads zero
 //! proves nothing.
@@ -127,8 +131,10 @@ pub enum Expectation {
     SameCoreCall,
     /// >= 2 system calls and >= 2 interrupts (IPIs); CR3 may be 0.
     CrossCoreCall,
-    /// >= 2 system calls (a call and its reply at least).
-    SyncCalls,
+    /// At least 4 CR3 writes and 4 system calls: a call whose callee calls
+    /// a third server on the same core (two calls, two replies, each a
+    /// direct switch).
+    NestedSameCoreCalls,
 }
 
 impl Expectation {
@@ -138,7 +144,7 @@ impl Expectation {
             Expectation::NoKernelEntry => &[(Counter::Cr3, 0.0, Some(0.0)), (Counter::Syscalls, 0.0, Some(0.0))],
             Expectation::SameCoreCall => &[(Counter::Cr3, 2.0, None), (Counter::Syscalls, 2.0, None)],
             Expectation::CrossCoreCall => &[(Counter::Syscalls, 2.0, None), (Counter::Interrupts, 2.0, None)],
-            Expectation::SyncCalls => &[(Counter::Syscalls, 2.0, None)],
+            Expectation::NestedSameCoreCalls => &[(Counter::Cr3, 4.0, None), (Counter::Syscalls, 4.0, None)],
         }
     }
 
@@ -225,7 +231,12 @@ const PHASE_RULES: [PhaseRule; 10] = [
         stream: true,
         expect: Expectation::CrossCoreCall,
     },
-    PhaseRule { phase: "two-hop-sync", path: IpcPath::TwoHopSync, stream: false, expect: Expectation::SyncCalls },
+    PhaseRule {
+        phase: "two-hop-sync",
+        path: IpcPath::TwoHopSync,
+        stream: false,
+        expect: Expectation::NestedSameCoreCalls,
+    },
 ];
 
 /// True when the phase is one whose path enters the kernel on purpose

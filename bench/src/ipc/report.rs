@@ -11,7 +11,7 @@
 use std::fmt::Write;
 
 use super::analysis::{Analysis, ZeroClaim, analyze};
-use super::paths::CounterVerdict;
+use super::paths::{CounterVerdict, IpcPath};
 use super::record_figures::{DIRECT_STREAM, variant_text};
 use crate::figures::{FLOOR_LATENCY, TargetOutcome};
 use crate::serial_log::Run;
@@ -35,6 +35,7 @@ pub fn report_text_with_analysis(run: &Run, analysis: &Analysis) -> String {
         }
     }
     latency_table(&mut out, analysis);
+    two_hop_line(&mut out, analysis);
     stream_table(&mut out, analysis);
     counter_table(&mut out, analysis);
     for writer in run.other_records.iter().filter(|r| r.kind == "writer") {
@@ -56,6 +57,23 @@ pub fn report_text_with_analysis(run: &Run, analysis: &Analysis) -> String {
         }
     }
     out
+}
+
+/// The two two-hop rows against each other (same boot, same client):
+/// sync over mover, or nothing when one is missing or failed its check.
+fn two_hop_line(out: &mut String, analysis: &Analysis) {
+    let row = |path: IpcPath| analysis.latencies.iter().find(|f| IpcPath::of_latency(f) == Some(path));
+    let (Some(mover), Some(sync)) = (row(IpcPath::TwoHopMover), row(IpcPath::TwoHopSync)) else { return };
+    if !mover.is_trustworthy() || !sync.is_trustworthy() || mover.median_ns <= 0.0 {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "two hops, same boot: path=sync median {:.1} ns / path=mover median {:.1} ns = {:.2}",
+        sync.median_ns,
+        mover.median_ns,
+        sync.median_ns / mover.median_ns
+    );
 }
 
 /// `0.0000`-style count per operation, `0` for zero, `-` when unknown.
@@ -126,7 +144,10 @@ fn header(out: &mut String, run: &Run) {
         Some(end) => format!("serial log lines {}-{end}", run.begin_line),
         None => format!("serial log line {}-, CUT SHORT", run.begin_line),
     };
-    let _ = writeln!(out, "IPC benchmark ({lines}), date {}", run.date.as_deref().unwrap_or("unknown"));
+    // The boot's system (`ipc`, `ipc-writers`, `ipc-twohop`): its rows are
+    // compared only with each other.
+    let system = run.begin_extra.get("system").map_or(String::new(), |system| format!("system={system}, "));
+    let _ = writeln!(out, "IPC benchmark ({system}{lines}), date {}", run.date.as_deref().unwrap_or("unknown"));
     let _ = writeln!(
         out,
         "accel={} cpu={} smp={} | TSC {:.3} GHz (calibrated from {})",

@@ -22,6 +22,11 @@
 //! own instead: `extra=idle` (writers polling, rings empty) and
 //! `extra=written`, same boot, same vCPU count.
 //!
+//! With `twohop=1` (`systems/bench-twohop.toml`) it runs the two-hop rows
+//! instead (`twohop_rows`): the one-hop mover round trip to `echo`, then
+//! client -> A -> B -> client through the mover (`relay`, then `echo`) and
+//! with nested synchronous calls (`sync-relay`, which calls `sync-echo`).
+//!
 //! With `power=<policy>` it runs the power benchmark instead (one boot per
 //! policy, `qemu-scripts/systems/power-bench/*.toml`): round trips
 //! back-to-back and at one message per 10 µs, 100 µs and 1 ms, each reply
@@ -37,6 +42,7 @@ use userlib::{bench_extra_rings, bench_mark};
 
 mod direct_ring_rows;
 mod sync_rows;
+mod twohop_rows;
 
 userlib::server_main!(run);
 
@@ -61,6 +67,10 @@ fn run() -> i32 {
 
     if let Some(writers) = userlib::arg("writers") {
         return writers_benchmark(&mut channel, echo, echo_badge, writers, iterations, stream, samples);
+    }
+
+    if userlib::arg_u64("twohop", 0) != 0 {
+        return twohop_rows::run(&mut channel, echo, echo_badge, samples, iterations);
     }
 
     // The outboxes the mover scans without extras: this server's and echo's,

@@ -11,6 +11,10 @@
 //! first request, so systems without them never look) until `STOP` arrives
 //! on them, then goes back to the mover's rings. `STOP` through the mover
 //! ends it.
+//!
+//! With `reply_to=NAME` every answer goes to that endpoint instead of the
+//! sender: B of the two-hop rows (`systems/bench-twohop.toml`), which gets
+//! the client's messages from a relay and answers the client directly.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_code)]
 
@@ -22,6 +26,16 @@ userlib::server_main!(run);
 
 fn run() -> i32 {
     let Some(mut channel) = Channel::open_or_log() else { return 1 };
+    let reply_to = match userlib::arg("reply_to") {
+        Some(name) => match channel.endpoint_named(name) {
+            Some(endpoint) => Some(endpoint),
+            None => {
+                userlib::log!("echo: no endpoint called `{name}` (reply_to)");
+                return 1;
+            }
+        },
+        None => None,
+    };
     let mut served: u64 = 0;
     let mut unanswerable: u64 = 0;
     let (mut expected, mut good): (u32, u64) = (0, 0);
@@ -100,7 +114,11 @@ fn run() -> i32 {
             }
             _ => {}
         }
-        if answer(&mut channel, message) {
+        if let Some(endpoint) = reply_to {
+            message.destination_endpoint = endpoint;
+            channel.send_message(&message);
+            served += 1;
+        } else if answer(&mut channel, message) {
             served += 1;
         } else {
             unanswerable += 1;
