@@ -80,7 +80,8 @@ fn sys_wait(server: &Server) -> u64 {
 #[unsafe(no_mangle)]
 extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) {
     let core = cores::this_core();
-    let server = server::current();
+    let index = server::current_index();
+    let server = &server::all()[index];
     let bench = crate::phase_counters::enabled();
     let call = Syscall::decode_with_sync(
         frame.rax,
@@ -99,14 +100,14 @@ extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) {
     };
     frame.rax = match call {
         Syscall::Log { text } => sys_log(server, text),
-        Syscall::Exit { code } => return crate::sync_ipc::exit(frame, server::current_index(), code),
+        Syscall::Exit { code } => return crate::sync_ipc::exit(frame, index, code),
         // Both may switch this core to another server: they write the
         // registers to return with into `frame` themselves.
         Syscall::Call { endpoint, message } => {
-            return crate::sync_ipc::call(frame, server::current_index(), endpoint, message);
+            return crate::sync_ipc::call(frame, index, endpoint, message);
         }
         Syscall::ReplyRecv { reply, receive } => {
-            return crate::sync_ipc::reply_recv(frame, server::current_index(), reply, receive);
+            return crate::sync_ipc::reply_recv(frame, index, reply, receive);
         }
         Syscall::CoreId => server.core as u64,
         Syscall::ServerName { buf } => sys_server_name(server, buf),

@@ -106,8 +106,10 @@ const AMD_PSTATE_CURRENT_LIMIT: u32 = 0xC001_0061;
 pub(super) const AMD_PSTATE_CTL: u32 = 0xC001_0062;
 
 pub(super) fn read_msr(msr: u32) -> u64 {
-    // SAFETY: only called for MSRs whose presence CPUID reported
-    // (`choose_pstate_control`); reading them has no side effects.
+    // SAFETY: only called for MSRs whose presence CPUID reported (the
+    // P-state control `power_policy::resolve` chose, and the capability
+    // MSRs it asks for only with that control); reading them has no side
+    // effects.
     unsafe { Msr::new(msr).read() }
 }
 

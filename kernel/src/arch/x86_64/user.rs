@@ -5,7 +5,8 @@
 //!  stub: swapgs; save user rsp in gs:[16]; rsp = gs:[8] (core's kernel stack)
 //!        push user rsp, r11 (rflags), rcx (rip), all other registers
 //!        call syscall_dispatch(&mut SyscallFrame)   -- result in frame.rax
-//!        pop everything; rsp = user rsp; swapgs; sysretq
+//!        syscall_exit_to_user: pop everything; rsp = user rsp; swapgs; sysretq
+//!        (also the way out of `resume_user`, from a frame in the same layout)
 //! ```
 //! Invariants: every register but rax (the result), rcx and r11 (clobbered
 //! by the `syscall` instruction itself) is preserved for the server.
@@ -50,6 +51,8 @@ syscall_entry:
     movq %rsp, %rdi
     cld
     call syscall_dispatch
+    .global syscall_exit_to_user
+syscall_exit_to_user:
     popq %rax
     popq %rdi
     popq %rsi
@@ -190,30 +193,15 @@ core::arch::global_asm!(
     .global resume_user_frame
 resume_user_frame:
     movq %rdi, %rsp
-    popq %rax
-    popq %rdi
-    popq %rsi
-    popq %rdx
-    popq %r10
-    popq %r8
-    popq %r9
-    popq %rbx
-    popq %rbp
-    popq %r12
-    popq %r13
-    popq %r14
-    popq %r15
-    popq %rcx
-    popq %r11
-    popq %rsp
-    swapgs
-    sysretq
+    jmp syscall_exit_to_user
     .popsection
     "#,
     options(att_syntax)
 );
 
 unsafe extern "C" {
+    /// Points the stack at a frame in the syscall stub's layout and leaves
+    /// through the stub's own exit path (`syscall_exit_to_user`).
     fn resume_user_frame(frame: *const SyscallFrame) -> !;
 }
 
