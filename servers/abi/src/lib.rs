@@ -268,12 +268,114 @@ pub const fn server_badge(index: usize) -> u64 {
     index as u64 + 1
 }
 
+/// The badge of incarnation `generation` of the server at position `index`
+/// of the system TOML: the position in the low 32 bits (as
+/// [`server_badge`]), the generation in the high 32. Generation 0 is the
+/// first start, so a server never restarted keeps `server_badge(index)`;
+/// each restart counts up, and a message or reply stamped with an older
+/// generation is recognisably from an incarnation that no longer runs.
+pub const fn server_badge_of_generation(index: usize, generation: u32) -> u64 {
+    ((generation as u64) << 32) | (server_badge(index) & 0xffff_ffff)
+}
+
 /// The position in the system TOML of the server a badge names, if the
-/// badge names a server at all.
+/// badge names a server at all (any generation).
 pub const fn server_index_of_badge(badge: u64) -> Option<usize> {
-    match badge.checked_sub(1) {
+    match (badge & 0xffff_ffff).checked_sub(1) {
         Some(index) if index <= usize::MAX as u64 => Some(index as usize),
         _ => None,
+    }
+}
+
+/// The generation a server badge carries (0 for the first incarnation).
+pub const fn generation_of_badge(badge: u64) -> u32 {
+    (badge >> 32) as u32
+}
+
+/// Kernel notices: messages with [`KERNEL_BADGE`] and label
+/// [`notice::LABEL`] (never a bounce label) that tell a server about a peer
+/// it holds a capability to. `destination_endpoint` is the receiver's own
+/// endpoint that names the peer; the payload is a [`notice::Notice`].
+pub mod notice {
+    /// The label of every notice (bounce labels are small numbers).
+    pub const LABEL: u32 = 0x4e00;
+    /// The peer stopped: messages to it bounce with `DESTINATION_NOT_RUNNING`
+    /// until it is restarted.
+    pub const STOPPED: u32 = 1;
+    /// The peer runs again as a new incarnation (`generation`, new badge).
+    pub const RESTARTED: u32 = 2;
+    /// The peer stopped for good: its restart policy does not bring it back.
+    pub const GAVE_UP: u32 = 3;
+
+    /// Why the peer stopped.
+    pub const CAUSE_EXITED: u32 = 1;
+    pub const CAUSE_FAULTED: u32 = 2;
+    pub const CAUSE_HUNG: u32 = 3;
+
+    /// Bytes of an encoded notice (fits the 40-byte payload).
+    pub const ENCODED_LEN: usize = 24;
+
+    /// What a notice says.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Notice {
+        /// [`STOPPED`], [`RESTARTED`] or [`GAVE_UP`].
+        pub kind: u32,
+        /// The peer's position in the system TOML.
+        pub server: u32,
+        /// The generation that stopped, or the one that now runs (`RESTARTED`).
+        pub generation: u32,
+        /// [`CAUSE_EXITED`], [`CAUSE_FAULTED`] or [`CAUSE_HUNG`] (0 for `RESTARTED`).
+        pub cause: u32,
+        /// The exit code, or the exception vector of a fault.
+        pub detail: i64,
+    }
+
+    impl Notice {
+        /// Little-endian: kind, server, generation, cause, detail.
+        pub fn encode(&self) -> [u8; ENCODED_LEN] {
+            let mut out = [0u8; ENCODED_LEN];
+            out[0..4].copy_from_slice(&self.kind.to_le_bytes());
+            out[4..8].copy_from_slice(&self.server.to_le_bytes());
+            out[8..12].copy_from_slice(&self.generation.to_le_bytes());
+            out[12..16].copy_from_slice(&self.cause.to_le_bytes());
+            out[16..24].copy_from_slice(&self.detail.to_le_bytes());
+            out
+        }
+
+        /// The notice in a payload (`None` if it is too short or the kind unknown).
+        pub fn decode(payload: &[u8]) -> Option<Notice> {
+            let word = |at: usize| u32::from_le_bytes(payload[at..at + 4].try_into().unwrap_or([0; 4]));
+            if payload.len() < ENCODED_LEN {
+                return None;
+            }
+            let notice = Notice {
+                kind: word(0),
+                server: word(4),
+                generation: word(8),
+                cause: word(12),
+                detail: i64::from_le_bytes(payload[16..24].try_into().unwrap_or([0; 8])),
+            };
+            matches!(notice.kind, STOPPED | RESTARTED | GAVE_UP).then_some(notice)
+        }
+
+        /// The kind as a word, for logs.
+        pub fn kind_name(&self) -> &'static str {
+            match self.kind {
+                STOPPED => "stopped",
+                RESTARTED => "restarted",
+                _ => "gave up",
+            }
+        }
+
+        /// The cause as a word, for logs.
+        pub fn cause_name(&self) -> &'static str {
+            match self.cause {
+                CAUSE_EXITED => "exited",
+                CAUSE_FAULTED => "faulted",
+                CAUSE_HUNG => "hung",
+                _ => "-",
+            }
+        }
     }
 }
 
@@ -289,7 +391,9 @@ pub enum BounceReason {
     Malformed = 2,
     /// The destination's inbox is corrupt (its consumer index is out of range).
     DestinationBroken = 3,
-    /// The endpoint names a server that is not running (never started).
+    /// The endpoint names a server that is not running (never started,
+    /// stopped, or between incarnations): queued messages to it come back
+    /// with this reason too.
     DestinationNotRunning = 4,
 }
 
@@ -350,6 +454,31 @@ pub const fn stack_top_for_server(index: usize) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generations_keep_the_index_and_never_make_the_kernel_badge() {
+        for index in [0usize, 1, 7, 1000] {
+            assert_eq!(server_badge_of_generation(index, 0), server_badge(index));
+            for generation in [0u32, 1, 2, u32::MAX] {
+                let badge = server_badge_of_generation(index, generation);
+                assert_ne!(badge, KERNEL_BADGE);
+                assert_eq!(server_index_of_badge(badge), Some(index));
+                assert_eq!(generation_of_badge(badge), generation);
+            }
+        }
+        assert_eq!(server_index_of_badge(KERNEL_BADGE), None);
+    }
+
+    #[test]
+    fn notices_round_trip_and_unknown_kinds_are_refused() {
+        let n = notice::Notice { kind: notice::RESTARTED, server: 3, generation: 9, cause: 0, detail: -4 };
+        assert_eq!(notice::Notice::decode(&n.encode()), Some(n));
+        let mut bad = n.encode();
+        bad[0] = 77;
+        assert_eq!(notice::Notice::decode(&bad), None);
+        assert_eq!(notice::Notice::decode(&n.encode()[..10]), None);
+        assert!(BounceReason::ALL.iter().all(|r| r.label() != notice::LABEL));
+    }
 
     #[test]
     fn stacks_stay_in_the_user_half_and_apart() {
