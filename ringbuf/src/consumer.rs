@@ -39,6 +39,17 @@ impl<'a> Consumer<'a> {
         // Relaxed: pairs with nothing. The region was initialised before this
         // handle was made (same thread, or handed over with synchronisation).
         let next_read_index = consumer_index.load(Ordering::Relaxed);
+        Self::starting_at(producer_index, consumer_index, wake_state, slots, next_read_index)
+    }
+
+    /// A handle whose private index is `next_read_index`, read from nowhere.
+    pub(crate) fn starting_at(
+        producer_index: &'a AtomicU64,
+        consumer_index: &'a AtomicU64,
+        wake_state: &'a AtomicU64,
+        slots: &'a [Slot],
+        next_read_index: u64,
+    ) -> Self {
         Consumer {
             producer_index,
             consumer_index,
@@ -60,6 +71,15 @@ impl<'a> Consumer<'a> {
     #[inline]
     pub fn next_read_index(&self) -> u64 {
         self.next_read_index
+    }
+
+    /// Forgets what the last look at the producer index promised: the next
+    /// read looks again. For a ring the kernel re-initialised at
+    /// [`Consumer::next_read_index`] (a restarted server's fresh outbox),
+    /// where the old promise names messages that no longer exist.
+    #[inline]
+    pub fn forget_published(&mut self) {
+        self.cached_producer_index = self.next_read_index;
     }
 
     /// Address of the shared producer index word: the line to arm MONITOR

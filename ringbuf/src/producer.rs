@@ -39,6 +39,17 @@ impl<'a> Producer<'a> {
         // Relaxed: pairs with nothing. The region was initialised before this
         // handle was made (same thread, or handed over with synchronisation).
         let next_write_index = producer_index.load(Ordering::Relaxed);
+        Self::starting_at(producer_index, consumer_index, wake_state, slots, next_write_index)
+    }
+
+    /// A handle whose private index is `next_write_index`, read from nowhere.
+    pub(crate) fn starting_at(
+        producer_index: &'a AtomicU64,
+        consumer_index: &'a AtomicU64,
+        wake_state: &'a AtomicU64,
+        slots: &'a [Slot],
+        next_write_index: u64,
+    ) -> Self {
         Producer {
             producer_index,
             consumer_index,
@@ -118,6 +129,32 @@ impl<'a> Producer<'a> {
         // `Consumer::refresh_producer_index`; every slot word stored before
         // this is visible to a consumer that reads this index.
         self.producer_index.store(new_write_index, Ordering::Release);
+    }
+
+    /// The consumer's index, read once and range-checked (it must lie
+    /// within `capacity` below [`Producer::next_write_index`]). Everything
+    /// from it up to `next_write_index` is written and not yet released:
+    /// what the mover hands back to senders when an inbox's owner stops.
+    #[inline]
+    pub fn consumer_index_untrusted(&mut self) -> Result<u64, RingError> {
+        self.refresh_consumer_index()?;
+        Ok(self.cached_consumer_index)
+    }
+
+    /// Copies back the slot of `index`, each word loaded once: what this
+    /// producer wrote there, unless the consumer has overwritten it since
+    /// (its memory; any bit pattern is a `Message`). For handing back
+    /// messages a stopped consumer never took, between
+    /// [`Producer::consumer_index_untrusted`] and `next_write_index`.
+    pub fn read_back(&self, index: u64) -> Message {
+        let slot = self.slot(index);
+        let mut words = [0u64; crate::message::MESSAGE_WORDS];
+        for (copy, word) in words.iter_mut().zip(&slot.words) {
+            // Relaxed: our own earlier stores, or a stopped peer's; atomic
+            // so that a peer still writing is a value change, not a race.
+            *copy = word.load(Ordering::Relaxed);
+        }
+        Message::from_words(words)
     }
 
     /// Writes one message and publishes it. A ring that is full — or whose

@@ -157,6 +157,19 @@ impl<'a> RingRegion<'a> {
     pub fn into_consumer(self) -> Consumer<'a> {
         Consumer::new(self.producer_index, self.consumer_index, self.wake_state, self.slots)
     }
+
+    /// The producer handle, starting at `index`: the `start_index` this side
+    /// gave [`RingRegion::init`] itself. Nothing is read from the region, so
+    /// a peer that already runs (or ran, and scribbled) cannot choose the
+    /// handle's private index. The kernel attaches its ends this way.
+    pub fn into_producer_at(self, index: u64) -> Producer<'a> {
+        Producer::starting_at(self.producer_index, self.consumer_index, self.wake_state, self.slots, index)
+    }
+
+    /// The consumer handle, starting at `index` (see [`RingRegion::into_producer_at`]).
+    pub fn into_consumer_at(self, index: u64) -> Consumer<'a> {
+        Consumer::starting_at(self.producer_index, self.consumer_index, self.wake_state, self.slots, index)
+    }
 }
 
 /// Checks capacity, alignment and length; returns the bytes the ring uses.

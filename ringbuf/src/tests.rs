@@ -368,3 +368,53 @@ fn untrusted_sleep_announcement_keeps_watching_a_corrupt_ring() {
     producer_index.store(1, Ordering::Relaxed);
     assert!(producer.consumer_needs_wakeup(), "the next publish claims the wake-up");
 }
+
+#[test]
+fn handles_at_an_index_ignore_what_the_region_says() {
+    let capacity = 8;
+    let len = region_size(capacity).unwrap();
+    let region = TestRegion::new(len, 128);
+    // SAFETY: the allocation is `len` bytes, 128-aligned, private to this
+    // test and outlives every handle; only this crate accesses it.
+    let ring = unsafe { RingRegion::init(region.base, len, capacity, 40) }.unwrap();
+    // A peer scribbles both shared indices before the kernel attaches.
+    // SAFETY: offsets 0 and 128 (the two index lines) are in the region;
+    // written as atomics like every access.
+    unsafe {
+        (*region.base.as_ptr().cast::<core::sync::atomic::AtomicU64>()).store(9_999, Ordering::Relaxed);
+        (*region.base.as_ptr().add(128).cast::<core::sync::atomic::AtomicU64>()).store(7_777, Ordering::Relaxed);
+    }
+    let producer = ring.into_producer_at(40);
+    assert_eq!(producer.next_write_index(), 40, "the private index is the one given, not the shared word");
+    // SAFETY: same region, initialised above.
+    let consumer = unsafe { RingRegion::attach(region.base, len, capacity) }.unwrap().into_consumer_at(40);
+    assert_eq!(consumer.next_read_index(), 40);
+}
+
+#[test]
+fn producer_reads_back_what_the_consumer_never_took() {
+    let mut ring = OwnedRing::<8>::new();
+    let (mut producer, mut consumer) = ring.split();
+    for sequence in 0..5 {
+        producer.push(&message(sequence)).unwrap();
+    }
+    assert_eq!(consumer.pop_untrusted(), Ok(message(0)));
+    assert_eq!(consumer.pop_untrusted(), Ok(message(1)));
+    let from = producer.consumer_index_untrusted().unwrap();
+    assert_eq!(from, 2);
+    let left: Vec<Message> = (from..producer.next_write_index()).map(|i| producer.read_back(i)).collect();
+    assert_eq!(left, [message(2), message(3), message(4)]);
+}
+
+#[test]
+fn forgetting_the_published_index_makes_the_consumer_look_again() {
+    let mut ring = OwnedRing::<8>::new();
+    let (mut producer, mut consumer) = ring.split();
+    producer.push(&message(1)).unwrap();
+    producer.push(&message(2)).unwrap();
+    assert_eq!(consumer.pop_untrusted(), Ok(message(1))); // caches producer index 2
+    consumer.forget_published();
+    // The cache no longer promises message 2; the shared index still does.
+    assert_eq!(consumer.pop_untrusted(), Ok(message(2)));
+    assert_eq!(consumer.pop_untrusted(), Err(RingError::Empty));
+}
