@@ -21,8 +21,8 @@ use crate::locate;
 use crate::power_config::{CoreOverride, IdlePstate, MwaitHint, Origin, PowerConfig, PowerOverride, SleepMode};
 use crate::raw::{RawFile, RawPower, RawPowerOverride, RawServer};
 use crate::{
-    ARGS_MAX_BYTES, DEFAULT_RING_SLOTS, DEFAULT_STACK_KIB, Endpoint, MAX_BINARY_LEN, MAX_CONFIG_CORES, MAX_NAME_LEN,
-    Machine, RING_SLOTS_RANGE, STACK_KIB_RANGE, Server, ServerOrigin, SystemConfig,
+    ARGS_MAX_BYTES, DEFAULT_RING_SLOTS, DEFAULT_STACK_KIB, Endpoint, MAX_BINARY_LEN, MAX_CONFIG_CORES, MAX_MOVER_CORES,
+    MAX_NAME_LEN, MAX_SERVER_ENDPOINTS, Machine, RING_SLOTS_RANGE, STACK_KIB_RANGE, Server, ServerOrigin, SystemConfig,
 };
 
 const SPIN_POLLS_MAX: i64 = 100_000_000;
@@ -62,7 +62,7 @@ impl Checker<'_> {
         }
     }
 
-    fn u32_in(&self, value: &Spanned<i64>, key: &str, min: u32, max: u32) -> Result<u32, ConfigError> {
+    pub(crate) fn u32_in(&self, value: &Spanned<i64>, key: &str, min: u32, max: u32) -> Result<u32, ConfigError> {
         let n = self.int(value, key, i64::from(min), i64::from(max))?;
         // In range of a u32 by the check above.
         Ok(u32::try_from(n).unwrap_or(max))
@@ -102,6 +102,14 @@ impl Checker<'_> {
         }
         for (i, core) in listed.get_ref().iter().enumerate() {
             let key = format!("system.mover_cores[{i}]");
+            if i == MAX_MOVER_CORES {
+                return Err(ConfigError::at(
+                    self.span(core),
+                    key,
+                    format!("{} mover cores", listed.get_ref().len()),
+                    format!("at most {MAX_MOVER_CORES} mover cores (abi::MAX_MOVERS)"),
+                ));
+            }
             let n = self.core(core, &key)?;
             if mover_cores.contains(&n) {
                 return Err(ConfigError::at(
@@ -258,6 +266,14 @@ impl Checker<'_> {
         let mut endpoints: Vec<Endpoint> = Vec::with_capacity(raw.endpoints.len());
         for (i, target) in raw.endpoints.iter().enumerate() {
             let key = format!("{prefix}.endpoints[{i}]");
+            if i == MAX_SERVER_ENDPOINTS {
+                return Err(ConfigError::at(
+                    self.span(target),
+                    key,
+                    format!("server `{name}` has {} endpoints", raw.endpoints.len()),
+                    format!("at most {MAX_SERVER_ENDPOINTS} endpoints per server (abi::MAX_ENDPOINTS)"),
+                ));
+            }
             let Some(&server) = names.get(target.get_ref().as_str()) else {
                 let known: Vec<&str> = names.keys().copied().collect();
                 return Err(ConfigError::at(
@@ -317,6 +333,8 @@ impl Checker<'_> {
         };
 
         let service = raw.service.as_ref().is_some_and(|v| *v.get_ref());
+        let restart = self.restart_policy(raw, &prefix)?;
+        let stall_ms = self.stall_ms(raw, &prefix)?;
 
         Ok(Server {
             index,
@@ -331,6 +349,8 @@ impl Checker<'_> {
             endpoints,
             mover_core,
             mover_core_explicit,
+            restart,
+            stall_ms,
             origin: ServerOrigin {
                 table: self.origin(table),
                 name: self.origin(&raw.name),

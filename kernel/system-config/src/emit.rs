@@ -10,8 +10,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
-use crate::SystemConfig;
 use crate::power_config::{IdlePstate, PowerOverride};
+use crate::{RestartWhen, SystemConfig};
 
 pub(crate) fn to_toml(config: &SystemConfig) -> String {
     let mut out = String::new();
@@ -38,6 +38,20 @@ pub(crate) fn to_toml(config: &SystemConfig) -> String {
         let _ = writeln!(out, "endpoints = [{}]", endpoints.join(", "));
         if server.mover_core_explicit {
             let _ = writeln!(out, "mover_core = {}", server.mover_core);
+        }
+        let restart = &server.restart;
+        if restart.when != RestartWhen::Never {
+            let _ = writeln!(out, "restart = \"{}\"", restart.when.name());
+            if let Some(max) = restart.max_restarts {
+                let _ = writeln!(out, "restart_max = {max}");
+            }
+            if let Some(window) = restart.window_ms {
+                let _ = writeln!(out, "restart_window_ms = {window}");
+            }
+            let _ = writeln!(out, "restart_backoff_ms = {}", restart.backoff_ms);
+        }
+        if let Some(stall) = server.stall_ms {
+            let _ = writeln!(out, "stall_ms = {stall}");
         }
     }
     for ring in &config.direct_rings {

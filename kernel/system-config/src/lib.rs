@@ -34,6 +34,7 @@ mod error;
 mod locate;
 mod power_config;
 mod raw;
+mod restart;
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -43,6 +44,7 @@ pub use error::{ConfigError, Span, line_column};
 pub use power_config::{
     CoreOverride, IdlePstate, MwaitHint, Origin, PolicyRole, PowerConfig, PowerOverride, PowerPolicy, SleepMode,
 };
+pub use restart::{RESTART_BACKOFF_MAX_MS, RestartDecision, RestartPolicy, RestartWhen, StayReason};
 
 /// Core numbers in the file must be below this: the file format's limit,
 /// more than any machine we target. The kernel's per-core tables are smaller
@@ -66,6 +68,17 @@ pub const STACK_KIB_RANGE: (u32, u32) = (4, 1024);
 pub const MAX_NAME_LEN: usize = 32;
 /// Longest binary file name (the ustar name field).
 pub const MAX_BINARY_LEN: usize = 100;
+/// Most entries in `system.mover_cores`: each mover has an inbox in every
+/// server and the kernel's tables hold [`abi::MAX_MOVERS`].
+pub const MAX_MOVER_CORES: usize = abi::MAX_MOVERS;
+/// Most `endpoints` of one server: the info page holds
+/// [`abi::MAX_ENDPOINTS`].
+pub const MAX_SERVER_ENDPOINTS: usize = abi::MAX_ENDPOINTS;
+
+// What the file allows must fit what the kernel hands on in the info page
+// (`abi::ServerInfo`), or the kernel would cut it short without a word.
+const _: () = assert!(ARGS_MAX_BYTES <= abi::ARGS_BYTES);
+const _: () = assert!(MAX_NAME_LEN <= abi::NAME_BYTES);
 
 /// A whole system, as the file describes it, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +133,14 @@ pub struct Server {
     pub mover_core: usize,
     /// Whether `mover_core` was written in the file.
     pub mover_core_explicit: bool,
+    /// `restart`, `restart_max`, `restart_window_ms`, `restart_backoff_ms`:
+    /// whether and how the kernel starts it again after it stops
+    /// (default: never).
+    pub restart: RestartPolicy,
+    /// `stall_ms`: a server whose inbox has stayed full this long (in
+    /// milliseconds) is treated as stopped, cause "hung". `None`: no hang
+    /// detection.
+    pub stall_ms: Option<u32>,
     /// Where its keys were written.
     pub origin: ServerOrigin,
 }

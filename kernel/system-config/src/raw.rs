@@ -46,6 +46,11 @@ pub(crate) struct RawServer {
     pub mover_core: Option<Spanned<i64>>,
     pub args: Option<Spanned<String>>,
     pub service: Option<Spanned<bool>>,
+    pub restart: Option<Spanned<String>>,
+    pub restart_max: Option<Spanned<i64>>,
+    pub restart_window_ms: Option<Spanned<i64>>,
+    pub restart_backoff_ms: Option<Spanned<i64>>,
+    pub stall_ms: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]

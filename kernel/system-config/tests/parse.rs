@@ -168,7 +168,8 @@ fn unknown_key_in_server() {
     assert_eq!(
         first_line(&text, &roomy()),
         "system.toml:25:1: key `server[2].cores`: unknown key `cores`; expected one of `name`, \
-         `binary`, `core`, `stack_kib`, `inbox_slots`, `outbox_slots`, `endpoints`, `mover_core`, `args`, `service`"
+         `binary`, `core`, `stack_kib`, `inbox_slots`, `outbox_slots`, `endpoints`, `mover_core`, `args`, `service`, \
+         `restart`, `restart_max`, `restart_window_ms`, `restart_backoff_ms`, `stall_ms`"
     );
 }
 
@@ -564,6 +565,10 @@ const PIECES: &[&str] = &[
     "0x10",
     "1e3",
     "c9",
+    "restart = \"always\"\n",
+    "restart_max = 2\n",
+    "restart_window_ms",
+    "stall_ms = 5\n",
 ];
 
 #[test]
