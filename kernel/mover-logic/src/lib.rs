@@ -14,21 +14,29 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+extern crate alloc;
+
 use ringbuf::Message;
 
 pub use abi::{BounceReason, KERNEL_BADGE};
 
 pub mod counters;
+pub mod share;
 pub use counters::OutboxCounters;
+pub use share::InboxShare;
 
 /// What pushing into an inbox did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Push {
     Done,
-    /// No room: try again later (backpressure).
+    /// No room: try again later (backpressure). Also the sender's answer
+    /// when it has used its share of the inbox (`share`).
     Full,
     /// The inbox's shared indices are corrupt; it cannot be used.
     Broken,
+    /// The inbox's owner is not running (stopped, or between incarnations):
+    /// a message to it bounces; a bounce to it is undeliverable (counted).
+    NotRunning,
 }
 
 /// Where a message goes, before any ring is touched.
@@ -82,7 +90,7 @@ pub struct BatchOutcome {
     pub delivered: usize,
     pub bounced: usize,
     /// A bounce that could not go back because the sender's own inbox is
-    /// broken: counted and reported, never silent.
+    /// broken or the sender has stopped: counted and reported, never silent.
     pub undeliverable_bounces: usize,
     /// The batch stopped at a full ring (the rest waits in the outbox).
     pub blocked: bool,
@@ -111,6 +119,7 @@ pub fn route_batch(
                     break;
                 }
                 Push::Broken => BounceReason::DestinationBroken,
+                Push::NotRunning => BounceReason::DestinationNotRunning,
             },
             Route::Bounce(reason) => reason,
         };
@@ -120,7 +129,7 @@ pub fn route_batch(
                 outcome.blocked = true;
                 break;
             }
-            Push::Broken => outcome.undeliverable_bounces += 1,
+            Push::Broken | Push::NotRunning => outcome.undeliverable_bounces += 1,
         }
         outcome.consumed += 1;
     }
@@ -211,6 +220,23 @@ mod tests {
             Push::Done
         });
         assert_eq!(got, [(0, BounceReason::DestinationNotRunning as u32)]);
+    }
+
+    #[test]
+    fn a_stopped_destination_bounces_and_a_stopped_sender_counts_it_undeliverable() {
+        let mut got = Vec::new();
+        let out = route_batch(&[msg(0, 1)], 0, 5, &[Some(1)], |to, m| {
+            if to == 1 {
+                Push::NotRunning
+            } else {
+                got.push(*m);
+                Push::Done
+            }
+        });
+        assert_eq!(out, BatchOutcome { consumed: 1, bounced: 1, ..Default::default() });
+        assert_eq!(BounceReason::from_label(got[0].label), Some(BounceReason::DestinationNotRunning));
+        let out = route_batch(&[msg(0, 1)], 0, 5, &[Some(1)], |_, _| Push::NotRunning);
+        assert_eq!(out, BatchOutcome { consumed: 1, undeliverable_bounces: 1, ..Default::default() });
     }
 
     #[test]
