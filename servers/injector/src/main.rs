@@ -1,0 +1,100 @@
+//! The fault campaign's misbehaving server (`cargo xtask faults`,
+//! `docs/faults.md`). Each incarnation, seeded from the TSC and its own
+//! badge (so each generation differs), does a random number of bad things,
+//! logs one line with what it did, then commits one fatal act chosen at
+//! random; the kernel stops it and its restart policy brings it back as the
+//! next generation.
+//!
+//! Bad things (`misdeeds.rs`):
+//! - garbage messages to random endpoints (held and not held), with random
+//!   labels, payload lengths past the 40-byte capacity, reserved flags set
+//!   and forged sender badges;
+//! - system calls with random numbers and hostile pointer/length ranges
+//!   (`fuzz.rs`): never `exit`, never a call that blocks for good;
+//! - random words scribbled over its own outbox and inbox (indices too).
+//!
+//! Fatal acts (`fatal.rs`): page faults, #GP from privileged instructions,
+//! divide error, `ud2`, `int3`, `int N`, stack overflow, jumps to
+//! non-canonical and kernel addresses, executing data, a non-canonical stack
+//! pointer, TF or AC set, an infinite loop, never draining the inbox while
+//! busy, and exit with a non-zero code.
+//!
+//! args: `bad_mean=K` (mean number of bad things per incarnation, default
+//! 200; each incarnation does 1..=2K), `generations=G` (generation G and
+//! later exit 0 at once: with `restart = "on-failure"` that ends the
+//! injector; default 0 = never), `deadline_ms=D` (the same once the TSC says
+//! D ms since boot; default 0 = never), `fatal=a,b,...` (only these fatal
+//! acts, by name; default all), `burst=B` (most garbage messages per send,
+//! default 16).
+//!
+//! Only one log line per incarnation (the kernel rate-limits `log`): the
+//! `injector: generation G: ...` line before the fatal act, or the line of
+//! the clean exit.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+mod fatal;
+mod fuzz;
+mod misdeeds;
+mod rng;
+
+use fatal::Fatal;
+use rng::Rng;
+use userlib::{Channel, abi};
+
+userlib::server_main!(run);
+
+/// What one incarnation did before its fatal act.
+#[derive(Default)]
+pub struct Counts {
+    pub garbage: u64,
+    pub syscalls: u64,
+    pub scribbles: u64,
+    /// Messages received (bounces, notices, peers' garbage) and dropped.
+    pub drained: u64,
+}
+
+fn run() -> i32 {
+    let Some(info) = userlib::info() else { return 1 };
+    let badge = info.badge;
+    let generation = abi::generation_of_badge(badge);
+    let mut rng = Rng::new(userlib::rdtsc() ^ badge.rotate_left(29) ^ u64::from(generation).wrapping_mul(0x9e37_79b9));
+    let generations = userlib::arg_u64("generations", 0);
+    let deadline_ms = userlib::arg_u64("deadline_ms", 0);
+    let ticks_per_ms = (userlib::tsc_hz() / 1000).max(1);
+    let since_boot_ms = userlib::rdtsc() / ticks_per_ms;
+    if (generations > 0 && u64::from(generation) >= generations) || (deadline_ms > 0 && since_boot_ms >= deadline_ms) {
+        userlib::log!(
+            "injector: generation {generation}: done (generations={generations}, deadline_ms={deadline_ms}, {since_boot_ms} ms since boot): clean exit"
+        );
+        return 0;
+    }
+    let Some(fatal) = Fatal::pick(&mut rng, userlib::arg("fatal")) else {
+        userlib::log!("injector: `fatal=` names no fatal act this injector knows");
+        return 0; // a clean exit: a typo must not restart forever
+    };
+    // A fresh incarnation has fresh rings; failing to open them is the
+    // kernel's bug, reported as a non-zero exit (a failure, restarted).
+    let Some(mut channel) = Channel::open_or_log() else { return 2 };
+    let mean = userlib::arg_u64("bad_mean", 200).max(1);
+    let burst = userlib::arg_u64("burst", 16).clamp(1, misdeeds::MAX_BURST as u64) as usize;
+    let bad = 1 + rng.below(2 * mean);
+    let mut counts = Counts::default();
+    let mut misdeeds = misdeeds::Misdeeds::new(info, burst);
+    for _ in 0..bad {
+        match rng.below(100) {
+            0..70 => misdeeds.garbage(&mut channel, &mut rng, &mut counts),
+            70..96 => fuzz::one_call(info, &mut rng, &mut counts),
+            _ => misdeeds.scribble(info, &mut rng, &mut counts),
+        }
+        misdeeds.drain(&mut channel, &mut counts);
+    }
+    userlib::log!(
+        "injector: generation {generation}: garbage messages {}, fuzzed syscalls {}, scribbles {}, drained {}, then {}",
+        counts.garbage,
+        counts.syscalls,
+        counts.scribbles,
+        counts.drained,
+        fatal.name()
+    );
+    fatal.commit(&mut rng)
+}
