@@ -68,6 +68,84 @@ fn syscall_checks() -> i32 {
     if ok { 0 } else { 1 }
 }
 
+/// A log line with no formatting (no copying code that might touch memory
+/// misaligned while EFLAGS.AC is set).
+fn raw_log(line: &[u8]) {
+    syscall3(nr::LOG, line.as_ptr() as u64, line.len() as u64, 0);
+}
+
+const AC: u64 = 1 << 18;
+const TF: u64 = 1 << 8;
+
+fn rflags() -> u64 {
+    let flags: u64;
+    // SAFETY: reads RFLAGS through the stack; no memory of ours is touched.
+    unsafe { core::arch::asm!("pushfq", "pop {}", out(reg) flags) };
+    flags
+}
+
+/// Sets EFLAGS.AC, makes system calls with it set, then reads 8 bytes at an
+/// odd address: with CR0.AM the CPU raises #AC, which must be reported as
+/// this server's fault. A CPU that does not check alignment (QEMU TCG does
+/// not emulate #AC) reads on; then `ud2`, still with AC set, makes the
+/// kernel take an exception from ring 3 with AC set (which its entry must
+/// clear). Either way the kernel reports this server's fault.
+///
+/// # Safety
+/// None: sets a flag the rest of the program does not expect.
+unsafe fn set_ac() -> i32 {
+    // SAFETY: none (see the function); only RFLAGS changes.
+    unsafe { core::arch::asm!("pushfq", "or qword ptr [rsp], {ac}", "popfq", ac = const AC) };
+    let core = syscall3(nr::CORE_ID, 0, 0, 0);
+    let hz = syscall3(nr::TSC_HZ, 0, 0, 0);
+    if core >= 0 && hz > 0 {
+        raw_log(b"set-ac: system calls with AC set answered");
+    } else {
+        raw_log(b"set-ac: system calls with AC set FAILED");
+    }
+    if rflags() & AC != 0 {
+        raw_log(b"set-ac: AC still set after the system calls; reading 8 bytes at an odd address");
+    } else {
+        raw_log(b"set-ac: AC was cleared by a system call (should have been restored)");
+    }
+    let buffer = [0u64; 2];
+    let odd = (buffer.as_ptr() as u64) + 1;
+    // SAFETY: none: a misaligned 8-byte read, inside `buffer`, with AC set.
+    unsafe { core::arch::asm!("mov {v}, qword ptr [{p}]", v = out(reg) _, p = in(reg) odd) };
+    raw_log(b"set-ac: no #AC for the misaligned read (this CPU does not check alignment); ud2 with AC set");
+    // SAFETY: none: an invalid opcode, AC still set.
+    unsafe { core::arch::asm!("ud2") };
+    // SAFETY: clears AC again so the formatting below cannot trip on it.
+    unsafe { core::arch::asm!("pushfq", "and qword ptr [rsp], {m}", "popfq", m = const !AC as i64) };
+    userlib::log!("set-ac: ud2 did not fault?!");
+    3
+}
+
+/// Sets EFLAGS.TF with the very next instruction a system call: the
+/// kernel must not single-step itself (SFMASK clears TF), and the #DB that
+/// follows in ring 3 is this server's fault.
+///
+/// # Safety
+/// None: single-stepping with no debugger.
+unsafe fn set_tf() -> i32 {
+    let result: i64;
+    // SAFETY: none (see the function); the syscall clobbers rcx and r11.
+    unsafe {
+        core::arch::asm!(
+            "pushfq",
+            "or qword ptr [rsp], {tf}",
+            "popfq",
+            "syscall",
+            tf = const TF,
+            inout("rax") nr::CORE_ID => result,
+            out("rcx") _,
+            out("r11") _,
+        )
+    };
+    userlib::log!("set-tf: the system call returned {result} and no #DB came");
+    3
+}
+
 fn run() -> i32 {
     let mut buf = [0u8; 64];
     let name = userlib::server_name(&mut buf).unwrap_or("?");
@@ -105,6 +183,14 @@ fn run() -> i32 {
                 userlib::log!("recursion ended at {v}?!");
             }
             "syscalls" => return syscall_checks(),
+            "sgdt" => {
+                let mut gdtr = [0u8; 10];
+                core::arch::asm!("sgdt [{}]", in(reg) gdtr.as_mut_ptr());
+                let base = u64::from_le_bytes([gdtr[2], gdtr[3], gdtr[4], gdtr[5], gdtr[6], gdtr[7], gdtr[8], gdtr[9]]);
+                userlib::log!("sgdt in ring 3 gave the GDT base {base:#x} (no UMIP)");
+            }
+            "set-ac" => return set_ac(),
+            "set-tf" => return set_tf(),
             other => {
                 userlib::log!("no misdeed called `{other}`");
                 return 2;

@@ -3,6 +3,8 @@
 //! unknown MSRs do not fault, so only CPUID is trustworthy.
 
 use core::arch::x86_64::{__cpuid, __cpuid_count, CpuidResult};
+use core::sync::atomic::{AtomicBool, Ordering};
+use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
 
 fn cpuid(leaf: u32, sub: u32) -> CpuidResult {
     __cpuid_count(leaf, sub)
@@ -36,6 +38,9 @@ pub struct Features {
     pub energy_perf_bias: bool,
     pub smep: bool,
     pub smap: bool,
+    /// User-mode instruction prevention (CPUID.7.0:ECX[2]): with CR4.UMIP,
+    /// `sgdt`, `sidt`, `sldt`, `smsw` and `str` raise #GP in ring 3.
+    pub umip: bool,
     pub pcid: bool,
     pub amd_rapl: bool,
     /// Display family and model (CPUID 1:EAX with the extended fields).
@@ -97,6 +102,7 @@ pub fn probe() -> Features {
         let leaf7 = cpuid(7, 0);
         f.smep = leaf7.ebx & (1 << 7) != 0;
         f.smap = leaf7.ebx & (1 << 20) != 0;
+        f.umip = leaf7.ecx & (1 << 2) != 0;
     }
     let max_ext = max_leaf(0x8000_0000);
     if max_ext >= 0x8000_0001 {
@@ -177,6 +183,49 @@ pub fn report(f: &Features) {
         yes(f.amd_rapl)
     );
     log::info!("cpu: smep {} smap {} pcid {}", yes(f.smep), yes(f.smap), yes(f.pcid));
+    // What `protect_user_boundary_this_core` did on this core (every core
+    // does the same): read back, not assumed.
+    let umip_on = Cr4::read().contains(Cr4Flags::USER_MODE_INSTRUCTION_PREVENTION);
+    log::info!(
+        "cpu: umip {}",
+        match (f.umip, umip_on) {
+            (true, true) => "on",
+            (true, false) => "offered but NOT on",
+            (false, _) => "not offered",
+        }
+    );
+    log::info!(
+        "cpu: trap entry from ring 3 clears AC with {}; alignment checks for servers that set AC: {}",
+        if TRAP_ENTRY_CLAC.load(Ordering::Relaxed) { "clac" } else { "popfq (no SMAP, no clac)" },
+        if Cr0::read().contains(Cr0Flags::ALIGNMENT_MASK) { "on (CR0.AM)" } else { "off" }
+    );
+}
+
+/// Read by the trap entry stub (`arch::x86_64::trap`): non-zero if the CPU
+/// has `clac` (CPUID says SMAP), so an entry from ring 3 clears EFLAGS.AC
+/// with it; zero: with `pushfq`/`popfq` (`clac` would be #UD).
+pub static TRAP_ENTRY_CLAC: AtomicBool = AtomicBool::new(false);
+
+/// Sets up what stands between ring 3 and this core: CR4.UMIP where CPUID
+/// offers it (`sgdt`, `sidt`, `sldt`, `smsw`, `str` then #GP in ring 3
+/// instead of leaking kernel addresses), CR0.AM (a server that sets
+/// EFLAGS.AC gets #AC for its own misaligned accesses, reported as its
+/// fault; the kernel is never checked: alignment checks apply at CPL 3
+/// only and every kernel entry clears AC), and how the trap stub clears AC.
+/// Call once per core, before it runs any server.
+pub fn protect_user_boundary_this_core() {
+    let leaf7 = if max_leaf(0) >= 7 { cpuid(7, 0) } else { CpuidResult { eax: 0, ebx: 0, ecx: 0, edx: 0 } };
+    let umip = leaf7.ecx & (1 << 2) != 0;
+    let smap = leaf7.ebx & (1 << 20) != 0;
+    TRAP_ENTRY_CLAC.store(smap, Ordering::Relaxed);
+    if umip {
+        // SAFETY: UMIP only makes five descriptor-table instructions fault in
+        // ring 3; the kernel runs in ring 0 and is not affected.
+        unsafe { Cr4::update(|flags| flags.insert(Cr4Flags::USER_MODE_INSTRUCTION_PREVENTION)) };
+    }
+    // SAFETY: CR0.AM only enables #AC for ring-3 code that sets EFLAGS.AC
+    // itself; no server is built to, and a server that does faults alone.
+    unsafe { Cr0::update(|flags| flags.insert(Cr0Flags::ALIGNMENT_MASK)) };
 }
 
 /// Index of the calling core (its per-core data at `gs:[0]`); 0 before the

@@ -10,6 +10,12 @@
 //! - NMI, double fault and machine check run on their own IST stacks.
 //! - A trap from ring 3 swaps GS on entry and exit, so kernel code always
 //!   sees its per-core data at `gs:[0]`.
+//! - Kernel code never runs with a server's EFLAGS.AC or DF: the CPU clears
+//!   TF (and IF, through interrupt gates) on delivery but keeps AC, which a
+//!   server may set and which would switch SMAP off in ring 0; so an entry
+//!   from ring 3 clears AC (`clac` where CPUID offers SMAP, else `pushfq`/
+//!   `popfq`), and `cld` clears DF before any Rust code. The server's own
+//!   RFLAGS are in the frame and come back with `iretq`.
 
 use super::gdt::{IST_DOUBLE_FAULT, IST_MACHINE_CHECK, IST_NMI};
 use core::cell::UnsafeCell;
@@ -47,6 +53,15 @@ trap_common:
     testb $3, 24(%rsp)
     jz 1f
     swapgs
+    // The server's AC stays in the saved RFLAGS; clear the live one.
+    cmpb $0, {clac}(%rip)
+    je 3f
+    clac
+    jmp 1f
+3:
+    pushfq
+    andq $~0x40000, (%rsp)
+    popfq
 1:
     pushq %rax
     pushq %rbx
@@ -89,6 +104,7 @@ trap_common:
     iretq
     .popsection
     "#,
+    clac = sym super::cpu::TRAP_ENTRY_CLAC,
     options(att_syntax)
 );
 

@@ -11,7 +11,9 @@
 //! Invariants: every register but rax (the result), rcx and r11 (clobbered
 //! by the `syscall` instruction itself) is preserved for the server.
 //! `SFMASK` clears IF, DF, TF and AC on entry, so the stub runs with
-//! interrupts off until `sysretq` restores the server's RFLAGS.
+//! interrupts off, no single-step trap and no SMAP override until `sysretq`
+//! restores the server's RFLAGS (a server that set TF gets its #DB after
+//! `sysretq`, in ring 3, reported as its own fault).
 
 use core::sync::atomic::Ordering;
 use cores::{OFFSET_SYSCALL_KERNEL_RSP, OFFSET_SYSCALL_USER_RSP};
@@ -106,8 +108,11 @@ pub struct SyscallFrame {
     pub rsp: u64,
 }
 
-/// Programs this core's syscall MSRs. Call once per core.
+/// Prepares this core for ring 3: programs its syscall MSRs and its
+/// user-mode protections (`cpu::protect_user_boundary_this_core`: UMIP,
+/// CR0.AM, how traps clear AC). Call once per core.
 pub fn init_syscalls_this_core() {
+    super::cpu::protect_user_boundary_this_core();
     // SAFETY: enabling SCE and pointing LSTAR at the entry stub above; the
     // STAR selectors match the GDT layout in `gdt.rs` (kernel code 0x08,
     // data 0x10; user data 0x18, code 0x20 as `sysret` expects).
