@@ -15,12 +15,22 @@
 //! With `reply_to=NAME` every answer goes to that endpoint instead of the
 //! sender: B of the two-hop rows (`systems/bench-twohop.toml`), which gets
 //! the client's messages from a relay and answers the client directly.
+//!
+//! With `peer=NAME` (the fault campaign, `docs/faults.md`) only that
+//! endpoint's server may control echo (`STOP`, `SERVE_CALLS`, the sink and
+//! direct-ring labels); from anyone else those are plain messages, echoed
+//! back if echo holds an endpoint to the sender and counted as foreign. Its
+//! `PING` messages are checked (sequence in order, payload
+//! `measure::payload`), `STOP` carries how many it sent, and echo ends with
+//! `messages checked N, lost L, duplicated D, foreign F`. Bounces and
+//! kernel notices are counted (the first few logged); a notice that a peer
+//! restarted gives its new badge, so answers reach the new incarnation.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_code)]
 
 use userlib::measure::ring_pair::{self, Served};
 use userlib::measure::{label, payload};
-use userlib::{Channel, Consumer, Message, Producer};
+use userlib::{Channel, Consumer, Message, Producer, abi};
 
 userlib::server_main!(run);
 
@@ -41,11 +51,40 @@ fn run() -> i32 {
     let (mut expected, mut good): (u32, u64) = (0, 0);
     let mut direct = DirectRings::NotAsked;
     let mut direct_served = Served::default();
+    let mut badges = Badges::of(&channel);
+    let peer = match userlib::arg("peer") {
+        Some(name) => match channel.endpoint_named(name) {
+            Some(endpoint) => Some(endpoint as usize),
+            None => {
+                userlib::log!("echo: no endpoint called `{name}` (peer)");
+                return 1;
+            }
+        },
+        None => None,
+    };
+    let mut check = Check::default();
     loop {
         let mut message = channel.recv();
-        if message.sender_badge == 0 {
-            userlib::log!("bounce from the kernel: reason {} for sequence {}", message.label, message.sequence);
+        if message.sender_badge == abi::KERNEL_BADGE {
+            check.kernel_message(&message, &mut badges);
             continue;
+        }
+        if let Some(peer) = peer {
+            if message.sender_badge != badges.badges[peer] {
+                // Not the peer: never a control message, never checked.
+                check.foreign += 1;
+                if answer(&mut channel, &badges, message) {
+                    served += 1;
+                } else {
+                    unanswerable += 1;
+                }
+                continue;
+            }
+            if message.label == label::PING {
+                check.ping(&message);
+            } else if message.label == label::STOP {
+                check.stop(&message);
+            }
         }
         match message.label {
             label::STOP => break,
@@ -68,7 +107,7 @@ fn run() -> i32 {
                 // Answer first through the rings, so the sender knows calls
                 // will be taken from now on (a call made earlier would wait
                 // in the kernel until `reply_recv` anyway).
-                answer(&mut channel, message);
+                answer(&mut channel, &badges, message);
                 match serve_calls() {
                     Ok(calls) => served += calls,
                     Err(e) => userlib::log!("serving calls failed: {}", e.name()),
@@ -82,7 +121,7 @@ fn run() -> i32 {
                 if let Ok(mut reply) = Message::new(0, label::SERVE_DIRECT_RINGS, &[u8::from(rings.is_some())]) {
                     reply.sequence = message.sequence;
                     reply.sender_badge = message.sender_badge;
-                    answer(&mut channel, reply);
+                    answer(&mut channel, &badges, reply);
                 }
                 if let Some((to_client, from_client)) = rings
                     && let Err(e) = ring_pair::serve(from_client, to_client, &mut direct_served)
@@ -118,13 +157,25 @@ fn run() -> i32 {
             message.destination_endpoint = endpoint;
             channel.send_message(&message);
             served += 1;
-        } else if answer(&mut channel, message) {
+        } else if answer(&mut channel, &badges, message) {
             served += 1;
         } else {
             unanswerable += 1;
         }
     }
     userlib::log!("echo served {served} messages ({unanswerable} from senders it cannot answer)");
+    if peer.is_some() || check.bounces + check.notices > 0 {
+        userlib::log!("echo: {} bounces, {} kernel notices", check.bounces, check.notices);
+    }
+    if peer.is_some() {
+        userlib::log!(
+            "messages checked {}, lost {}, duplicated {}, foreign {}",
+            check.checked,
+            check.lost,
+            check.duplicated,
+            check.foreign
+        );
+    }
     if !matches!(direct, DirectRings::NotAsked) {
         userlib::log!("echo over direct rings: {direct_served}");
     }
@@ -141,8 +192,8 @@ fn run() -> i32 {
 
 /// Sends `message` back to the endpoint whose badge is its
 /// `sender_badge`; false if no endpoint of ours has that badge.
-fn answer(channel: &mut Channel, mut message: Message) -> bool {
-    match channel.endpoint_for_badge(message.sender_badge) {
+fn answer(channel: &mut Channel, badges: &Badges, mut message: Message) -> bool {
+    match badges.endpoint_for(message.sender_badge) {
         Some(endpoint) => {
             message.destination_endpoint = endpoint;
             channel.send_message(&message);
@@ -196,5 +247,85 @@ fn serve_calls() -> Result<u64, userlib::SysError> {
             return Ok(calls);
         }
         reply = Some(answer);
+    }
+}
+
+/// The badge of the server behind each endpoint, kept current: the info
+/// page has the first generation's; a `RESTARTED` notice gives the next.
+struct Badges {
+    count: usize,
+    badges: [u64; abi::MAX_ENDPOINTS],
+}
+
+impl Badges {
+    fn of(channel: &Channel) -> Badges {
+        let info = channel.info();
+        Badges { count: (info.endpoint_count as usize).min(abi::MAX_ENDPOINTS), badges: info.endpoint_badges }
+    }
+
+    fn endpoint_for(&self, badge: u64) -> Option<u32> {
+        self.badges[..self.count].iter().position(|&b| b == badge && b != abi::KERNEL_BADGE).map(|e| e as u32)
+    }
+}
+
+/// Echo's checks of its peer's pings (`peer=NAME`) and what else came.
+#[derive(Default)]
+struct Check {
+    expected: u32,
+    checked: u64,
+    lost: u64,
+    duplicated: u64,
+    foreign: u64,
+    bounces: u64,
+    notices: u64,
+    logged: u32,
+}
+
+impl Check {
+    /// A ping from the peer: in order (a gap is lost pings, an older one a
+    /// duplicate) and intact (else counted foreign: not what ping sends).
+    fn ping(&mut self, message: &Message) {
+        if message.payload_bytes() != payload(message.sequence) {
+            self.foreign += 1;
+        } else if message.sequence >= self.expected {
+            self.lost += u64::from(message.sequence - self.expected);
+            self.expected = message.sequence.wrapping_add(1);
+            self.checked += 1;
+        } else {
+            self.duplicated += 1;
+        }
+    }
+
+    /// The peer's `STOP`: its payload says how many pings it sent.
+    fn stop(&mut self, message: &Message) {
+        if let Ok(bytes) = <[u8; 4]>::try_from(message.payload_bytes()) {
+            self.lost += u64::from(u32::from_le_bytes(bytes).saturating_sub(self.expected));
+        }
+    }
+
+    /// A bounce or a notice; a `RESTARTED` notice updates the badge.
+    fn kernel_message(&mut self, message: &Message, badges: &mut Badges) {
+        let notice = (message.label == abi::notice::LABEL)
+            .then(|| abi::notice::Notice::decode(message.payload_bytes()))
+            .flatten();
+        if self.logged < 3 {
+            self.logged += 1;
+            match notice {
+                Some(n) => userlib::log!("notice: server {} generation {} {}", n.server, n.generation, n.kind_name()),
+                None => {
+                    userlib::log!("bounce from the kernel: reason {} for sequence {}", message.label, message.sequence)
+                }
+            }
+        }
+        match notice {
+            Some(n) => {
+                self.notices += 1;
+                let endpoint = message.destination_endpoint as usize;
+                if n.kind == abi::notice::RESTARTED && endpoint < badges.count {
+                    badges.badges[endpoint] = abi::server_badge_of_generation(n.server as usize, n.generation);
+                }
+            }
+            None => self.bounces += 1,
+        }
     }
 }

@@ -80,11 +80,14 @@ fn run() -> i32 {
     let bad = 1 + rng.below(2 * mean);
     let mut counts = Counts::default();
     let mut misdeeds = misdeeds::Misdeeds::new(info, burst);
-    for _ in 0..bad {
+    for done in 0..bad {
+        // Scribbles only in the second half: a scribbled outbox index makes
+        // the mover skip the outbox, and the garbage would go nowhere.
+        let scribble_percent = if done < bad / 2 { 0 } else { 3 };
         match rng.below(100) {
-            0..70 => misdeeds.garbage(&mut channel, &mut rng, &mut counts),
-            70..96 => fuzz::one_call(info, &mut rng, &mut counts),
-            _ => misdeeds.scribble(info, &mut rng, &mut counts),
+            n if n < scribble_percent => misdeeds.scribble(info, &mut rng, &mut counts),
+            n if n < 70 => misdeeds.garbage(&mut channel, &mut rng, &mut counts),
+            _ => fuzz::one_call(info, &mut rng, &mut counts),
         }
         misdeeds.drain(&mut channel, &mut counts);
     }

@@ -10,6 +10,9 @@ use userlib::{Channel, Message};
 /// Most garbage messages published with one store.
 pub const MAX_BURST: usize = 32;
 
+/// Polls for outbox room before a garbage burst is cut short.
+const GARBAGE_RETRIES: usize = 2000;
+
 /// The stream servers' data label (`servers/stream`).
 const STREAM_DATA: u32 = 7;
 
@@ -46,7 +49,18 @@ impl Misdeeds {
         for message in &mut batch[..n] {
             *message = self.one_garbage_message(rng);
         }
-        counts.garbage += channel.send_batch(&batch[..n]) as u64;
+        // A full outbox drains as fast as the mover moves (and bounces):
+        // wait for room a while, taking in what comes back meanwhile.
+        let mut sent = 0;
+        for _ in 0..GARBAGE_RETRIES {
+            sent += channel.send_batch(&batch[sent..n]);
+            if sent == n {
+                break;
+            }
+            self.drain(channel, counts);
+            core::hint::spin_loop();
+        }
+        counts.garbage += sent as u64;
     }
 
     fn one_garbage_message(&self, rng: &mut Rng) -> Message {

@@ -8,14 +8,30 @@
 //!   have arrived; checks that numbers arrive in order with no gap and no
 //!   duplicate and that every payload matches; reports and exits 0 only if
 //!   all N were right.
+//!
+//! For the fault campaign (`docs/faults.md`): the source with
+//! `until_peers_done=1` sends until every other server it holds an
+//! endpoint to has stopped for good (a kernel notice that it exited with
+//! code 0, or gave up) or `deadline_ms` (TSC time since boot) has passed,
+//! then sends `END` with the number it sent; a sink that gets `END` stops
+//! there (its `count` is then only an upper bound). Both count what is not
+//! theirs (kernel bounces and notices, foreign messages) and go on. A sink
+//! with `prod_us=U` sends an empty message every U microseconds to every
+//! endpoint it holds but the source's (the injectors: a peer whose inbox
+//! must fill when it hangs), never waiting for room. The sink ends with
+//! `messages checked N, lost L, duplicated D, foreign F`.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_code)]
 
-use userlib::{Channel, Message};
+use userlib::{Channel, Message, abi};
 
 userlib::server_main!(run);
 
 const DATA: u32 = 7;
+/// The source is done: payload = the number of messages it sent (u64 LE).
+const END: u32 = 8;
+/// The sink's prod (no payload): only there to fill a hung inbox.
+const PROD: u32 = 9;
 const MAX_BATCH: usize = 64;
 
 fn payload(sequence: u32) -> [u8; 40] {
@@ -52,8 +68,28 @@ fn source(channel: &mut Channel, count: u64) -> i32 {
     let mut messages = [Message::zeroed(); MAX_BATCH];
     let mut next: u64 = 0;
     let mut bounces: u64 = 0;
+    let (mut notices, mut foreign) = (0u64, 0u64);
+    let until_peers_done = userlib::arg("until_peers_done") == Some("1");
+    let deadline_ms = userlib::arg_u64("deadline_ms", 0);
+    let ticks_per_ms = (userlib::tsc_hz() / 1000).max(1);
+    let endpoint_count = (channel.info().endpoint_count as usize).min(abi::MAX_ENDPOINTS);
+    let mut done = [false; abi::MAX_ENDPOINTS];
+    done[to as usize] = true;
+    let mut deadline_reached = false;
     let start = userlib::rdtsc();
-    while next < count {
+    loop {
+        if until_peers_done {
+            if done[..endpoint_count].iter().all(|&d| d) {
+                break;
+            }
+            if deadline_ms > 0 && userlib::rdtsc() / ticks_per_ms >= deadline_ms {
+                deadline_reached = true;
+                break;
+            }
+        } else if next >= count {
+            break;
+        }
+        let count = if until_peers_done { next + batch as u64 } else { count };
         let n = batch.min((count - next) as usize);
         for (i, m) in messages[..n].iter_mut().enumerate() {
             let sequence = (next + i as u64) as u32;
@@ -67,32 +103,80 @@ fn source(channel: &mut Channel, count: u64) -> i32 {
                 core::hint::spin_loop();
             }
             sent += pushed;
-            // Bounces would come back here; a healthy stream has none.
+            // Bounces would come back here (a healthy stream has none),
+            // and notices and other servers' garbage.
             while let Some(back) = channel.try_recv() {
-                bounces += 1;
-                if bounces <= 3 {
-                    userlib::log!("bounce: reason {} for {}", back.label, back.sequence);
+                if back.sender_badge != abi::KERNEL_BADGE {
+                    foreign += 1;
+                } else if back.label == abi::notice::LABEL {
+                    notices += 1;
+                    if let Some(n) = abi::notice::Notice::decode(back.payload_bytes())
+                        && (n.kind == abi::notice::GAVE_UP
+                            || (n.kind == abi::notice::STOPPED
+                                && n.cause == abi::notice::CAUSE_EXITED
+                                && n.detail == 0))
+                        && (back.destination_endpoint as usize) < endpoint_count
+                    {
+                        done[back.destination_endpoint as usize] = true;
+                    }
+                } else {
+                    bounces += 1;
+                    if bounces <= 3 {
+                        userlib::log!("bounce: reason {} for {}", back.label, back.sequence);
+                    }
                 }
             }
         }
         next += n as u64;
     }
     let cycles = userlib::rdtsc().wrapping_sub(start);
+    let count = next;
+    if until_peers_done {
+        // Behind every data message in the outbox: the sink sees it last.
+        let Ok(end) = Message::new(to, END, &count.to_le_bytes()) else { return 1 };
+        channel.send_message(&end);
+        userlib::log!(
+            "source: {}; {notices} kernel notices, {foreign} foreign messages",
+            if deadline_reached { "deadline reached before every peer was done" } else { "every peer is done" }
+        );
+    }
     userlib::log!("source sent {count} messages in batches of {batch} ({cycles} cycles), {bounces} bounces");
-    if bounces == 0 { 0 } else { 3 }
+    if bounces == 0 && !deadline_reached { 0 } else { 3 }
 }
 
 fn sink(channel: &mut Channel, count: u64) -> i32 {
-    let from_badge = userlib::arg("from")
-        .and_then(|name| channel.endpoint_named(name))
-        .map(|e| channel.info().endpoint_badges[e as usize]);
+    let from = userlib::arg("from").and_then(|name| channel.endpoint_named(name));
+    let from_badge = from.map(|e| channel.info().endpoint_badges[e as usize]);
+    let prod_ticks = userlib::arg_u64("prod_us", 0) * (userlib::tsc_hz() / 1_000_000);
+    let endpoint_count = channel.info().endpoint_count.min(abi::MAX_ENDPOINTS as u32);
+    let mut last_prod = userlib::rdtsc();
     let mut expected: u32 = 0;
     let (mut good, mut out_of_order, mut bad_payload, mut foreign) = (0u64, 0u64, 0u64, 0u64);
+    let (mut lost, mut duplicated, mut kernel, mut prods) = (0u64, 0u64, 0u64, 0u64);
+    let mut total = count;
+    let mut ended = false;
     let mut buffer = [Message::zeroed(); MAX_BATCH];
-    while good + out_of_order + bad_payload < count {
+    while !ended && good + out_of_order + bad_payload < total {
         let n = channel.recv_batch(&mut buffer);
         for m in &buffer[..n] {
-            if Some(m.sender_badge) != from_badge || m.label != DATA {
+            if m.sender_badge == abi::KERNEL_BADGE {
+                kernel += 1; // bounces of prods, notices
+                continue;
+            }
+            if Some(m.sender_badge) != from_badge {
+                foreign += 1;
+                continue;
+            }
+            if m.label == END {
+                // The source's last message: how many it sent.
+                if let Ok(bytes) = <[u8; 8]>::try_from(m.payload_bytes()) {
+                    total = u64::from_le_bytes(bytes);
+                    lost += total.saturating_sub(u64::from(expected));
+                }
+                ended = true;
+                continue;
+            }
+            if m.label != DATA {
                 foreign += 1;
                 continue;
             }
@@ -100,6 +184,11 @@ fn sink(channel: &mut Channel, count: u64) -> i32 {
                 out_of_order += 1;
                 if out_of_order <= 3 {
                     userlib::log!("expected message {expected}, got {}", m.sequence);
+                }
+                if m.sequence > expected {
+                    lost += u64::from(m.sequence - expected);
+                } else {
+                    duplicated += 1;
                 }
                 expected = m.sequence.wrapping_add(1);
             } else if m.payload_bytes() != payload(m.sequence) {
@@ -110,14 +199,28 @@ fn sink(channel: &mut Channel, count: u64) -> i32 {
                 expected = expected.wrapping_add(1);
             }
         }
+        if prod_ticks > 0 && userlib::rdtsc().wrapping_sub(last_prod) > prod_ticks {
+            last_prod = userlib::rdtsc();
+            for endpoint in (0..endpoint_count).filter(|&e| Some(e) != from) {
+                if let Ok(prod) = Message::new(endpoint, PROD, b"")
+                    && channel.try_send_message(&prod).is_ok()
+                {
+                    prods += 1;
+                }
+            }
+        }
         if n == 0 {
             core::hint::spin_loop();
         }
     }
-    let ok = good == count && foreign == 0;
+    let ok = good == total && lost == 0 && duplicated == 0;
     userlib::log!(
-        "sink received {count} messages: {good} in order and intact, {out_of_order} out of order, {bad_payload} corrupt, {foreign} foreign: {}",
+        "sink received {total} messages: {good} in order and intact, {out_of_order} out of order, {bad_payload} corrupt, {foreign} foreign: {}",
         if ok { "exactly once, in order" } else { "WRONG" }
     );
+    if prod_ticks > 0 || kernel > 0 {
+        userlib::log!("sink: {kernel} messages from the kernel (bounces, notices), {prods} prods sent");
+    }
+    userlib::log!("messages checked {}, lost {lost}, duplicated {duplicated}, foreign {foreign}", good + bad_payload);
     if ok { 0 } else { 4 }
 }
