@@ -44,6 +44,12 @@ const TESTS: &[KernelTest] = &[
         run: ud_on_ap,
     },
     KernelTest { id: "PANIC0001", what: "a panic on the last core stops all cores", in_all: false, run: panic_on_ap },
+    KernelTest {
+        id: "MEM0001",
+        what: "1000 address spaces created and destroyed give back every frame; out of frames is reported as such",
+        in_all: true,
+        run: |_| crate::mem::selftest::address_spaces_give_back_frames(),
+    },
 ];
 
 /// One second, in the TSC-based wait helpers' microseconds.

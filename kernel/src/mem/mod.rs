@@ -7,6 +7,7 @@
 pub mod frames;
 pub mod heap;
 pub mod paging;
+pub mod selftest;
 pub mod user;
 
 use core::sync::atomic::{AtomicU64, Ordering};

@@ -7,9 +7,16 @@
 //! 4 KiB pages, never writable and executable at once (W^X), always
 //! `USER_ACCESSIBLE`; intermediate user tables are `PRESENT|WRITABLE|USER`
 //! so the leaf alone decides the permissions.
+//!
+//! Ownership: every user-half table frame (PDPT, PD, PT) and the PML4 belong
+//! to the tree. A leaf marked [`OWNED`] (pages from `map_user_page` or
+//! `adopt_user_frame`) belongs to it too; any other leaf (`map_user_frame`:
+//! rings, pages owned elsewhere) is only borrowed. `destroy` gives back
+//! exactly what the tree owns.
 
 use super::frames::{self, KernelFrames};
 use super::phys_to_virt;
+use x86_64::structures::paging::mapper::MapToError;
 use x86_64::structures::paging::{
     Mapper, OffsetPageTable, Page, PageTable, PageTableFlags as Flags, PhysFrame, Size4KiB,
 };
@@ -22,6 +29,13 @@ pub use abi::{USER_END, USER_MIN};
 /// First address of the kernel half (PML4 entries 256..512): everything
 /// the bootloader maps for the kernel lies at or above it.
 pub const KERNEL_HALF_START: u64 = 0xffff_8000_0000_0000;
+
+/// Software bit in a user leaf entry: the frame belongs to this tree and
+/// `destroy` frees it (the CPU ignores bit 9).
+const OWNED: Flags = Flags::BIT_9;
+
+/// Physical address bits of a page-table entry.
+const ADDRESS_MASK: u64 = 0x000F_FFFF_FFFF_F000;
 
 /// What a user page may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,10 +98,11 @@ impl AddressSpace {
         unsafe { OffsetPageTable::new(&mut *table, VirtAddr::new(super::phys_offset())) }
     }
 
-    /// Maps a fresh zeroed frame at user page `addr` and returns the frame.
+    /// Maps a fresh zeroed frame at user page `addr` and returns the frame;
+    /// the tree owns it (`destroy` frees it).
     pub fn map_user_page(&mut self, addr: u64, access: UserAccess) -> Result<PhysFrame, MapError> {
         let frame = frames::alloc_zeroed().ok_or(MapError::OutOfFrames)?;
-        match self.map_user_frame(addr, frame, access) {
+        match self.map(addr, frame, access, true) {
             Ok(()) => Ok(frame),
             Err(e) => {
                 // SAFETY: the frame was never mapped.
@@ -98,8 +113,21 @@ impl AddressSpace {
     }
 
     /// Maps the existing `frame` at user page `addr` (a ring page the kernel
-    /// also reaches through the direct map).
+    /// also reaches through the direct map). The tree only borrows it:
+    /// `destroy` leaves it to its owner.
     pub fn map_user_frame(&mut self, addr: u64, frame: PhysFrame, access: UserAccess) -> Result<(), MapError> {
+        self.map(addr, frame, access, false)
+    }
+
+    /// Maps `frame`, which the caller took from `frames::alloc_zeroed` for
+    /// this tree alone (an info or statistics page), at user page `addr`,
+    /// and hands it over: `destroy` frees it. On an error the frame is
+    /// still the caller's.
+    pub fn adopt_user_frame(&mut self, addr: u64, frame: PhysFrame, access: UserAccess) -> Result<(), MapError> {
+        self.map(addr, frame, access, true)
+    }
+
+    fn map(&mut self, addr: u64, frame: PhysFrame, access: UserAccess, owned: bool) -> Result<(), MapError> {
         if access.write && access.execute {
             return Err(MapError::Refused("writable and executable (W^X)"));
         }
@@ -113,6 +141,9 @@ impl AddressSpace {
         if !access.execute {
             flags |= Flags::NO_EXECUTE;
         }
+        if owned {
+            flags |= OWNED;
+        }
         let parents = Flags::PRESENT | Flags::WRITABLE | Flags::USER_ACCESSIBLE;
         let page = Page::<Size4KiB>::containing_address(VirtAddr::new(addr));
         // SAFETY: the frame is owned by this server (fresh, or a ring the
@@ -125,9 +156,99 @@ impl AddressSpace {
                 flush.ignore();
                 Ok(())
             }
-            Err(_) => Err(MapError::AlreadyMapped(addr)),
+            // A table frame that could not be had is memory, not a clash.
+            Err(MapToError::FrameAllocationFailed) => Err(MapError::OutOfFrames),
+            Err(MapToError::ParentEntryHugePage) => Err(MapError::Refused("a huge page covers the address")),
+            Err(MapToError::PageAlreadyMapped(_)) => Err(MapError::AlreadyMapped(addr)),
         }
     }
+
+    /// Gives back every frame the tree owns: the pages it mapped with
+    /// `map_user_page` or `adopt_user_frame`, every user-half table frame,
+    /// and the PML4. Frames mapped with `map_user_frame` are left alone
+    /// (their owner frees them), and so is the kernel half (shared by every
+    /// tree). Returns what was freed.
+    ///
+    /// # Safety
+    /// No core may run on this tree any more: none has it in CR3 (or will
+    /// load it again, e.g. from a saved copy of `cr3()`), and none has its
+    /// user mappings in its TLB (user pages are not global, so a CR3 write
+    /// since it last ran on a core is enough). Nothing may keep a pointer
+    /// into an owned page.
+    pub unsafe fn destroy(self) -> Freed {
+        let mut freed = Freed::default();
+        let pml4 = self.cr3();
+        for l4 in 0..256 {
+            let Some(pdpt) = table_at(pml4, l4) else { continue };
+            for l3 in 0..512 {
+                let Some(pd) = table_at(pdpt, l3) else { continue };
+                for l2 in 0..512 {
+                    let Some(pt) = table_at(pd, l2) else { continue };
+                    for l1 in 0..512 {
+                        let entry = entry(pt, l1);
+                        let flags = Flags::from_bits_truncate(entry);
+                        if flags.contains(Flags::PRESENT | OWNED) {
+                            // SAFETY: an OWNED leaf was allocated for this
+                            // tree alone and mapped once; the caller
+                            // guarantees no one uses it any more.
+                            unsafe { free_frame(entry & ADDRESS_MASK) };
+                            freed.pages += 1;
+                        } else if flags.contains(Flags::PRESENT) {
+                            freed.borrowed += 1;
+                        }
+                    }
+                    // SAFETY: user-half table frames come from the mapper's
+                    // `KernelFrames` for this tree alone.
+                    unsafe { free_frame(pt) };
+                    freed.tables += 1;
+                }
+                // SAFETY: as for the page tables above.
+                unsafe { free_frame(pd) };
+                freed.tables += 1;
+            }
+            // SAFETY: as for the page tables above.
+            unsafe { free_frame(pdpt) };
+            freed.tables += 1;
+        }
+        // SAFETY: the PML4 came from `new_user` for this tree alone; its
+        // kernel half only points at the kernel's tables, which stay.
+        unsafe { frames::free(self.pml4) };
+        freed.tables += 1;
+        freed
+    }
+}
+
+/// What [`AddressSpace::destroy`] gave back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Freed {
+    /// Owned user pages freed.
+    pub pages: u64,
+    /// Table frames freed (user-half tables and the PML4).
+    pub tables: u64,
+    /// Borrowed leaves left to their owners.
+    pub borrowed: u64,
+}
+
+/// Entry `index` of the table frame at `table`.
+fn entry(table: u64, index: usize) -> u64 {
+    // SAFETY: `table` is a page-table frame of a tree (the root or an address
+    // from a present entry); one aligned 8-byte read through the direct map.
+    unsafe { core::ptr::read_volatile((phys_to_virt(table) as *const u64).add(index)) }
+}
+
+/// The next-level table that entry `index` of `table` points to, if it is
+/// present and not a huge page (user mappings never are).
+fn table_at(table: u64, index: usize) -> Option<u64> {
+    let e = entry(table, index);
+    let flags = Flags::from_bits_truncate(e);
+    (flags.contains(Flags::PRESENT) && !flags.contains(Flags::HUGE_PAGE)).then_some(e & ADDRESS_MASK)
+}
+
+/// # Safety
+/// As for `frames::free`.
+unsafe fn free_frame(phys: u64) {
+    // SAFETY: passed on from the caller.
+    unsafe { frames::free(PhysFrame::containing_address(PhysAddr::new(phys))) };
 }
 
 /// Unmaps one 4 KiB page of the kernel's own tables (stack guard pages).
