@@ -4,6 +4,7 @@
 //! cargo xtask run   [options] [-- QEMU ARGS]   build, boot, stream the console
 //! cargo xtask test  [--filter ID|NAME] [--host-only | --qemu-only] [--list]
 //! cargo xtask bench [ipc|power|ringbuf] [--runs N]
+//! cargo xtask faults [--injections N] [--minutes M] [--smp S]   the fault campaign
 //! cargo xtask check-config FILE... [--smp N]  the kernel's config checks, on the host
 //! cargo xtask check-docs                      every `cargo xtask` line in the docs still parses
 //! cargo xtask check-deps                      crate dependencies match docs/README.md
@@ -19,6 +20,7 @@ mod cases;
 mod deps_check;
 mod docs_check;
 mod elf_mutations;
+mod faults;
 mod qemu;
 mod setup;
 mod workspace;
@@ -44,7 +46,7 @@ pub fn run_checked(cmd: &mut Command, what: &str) -> Result<(), Error> {
     if status.success() { Ok(()) } else { Err(Error::new(format!("{what} failed ({status})"))) }
 }
 
-const USAGE: &str = "usage: cargo xtask <run|test|bench|check-config|check-docs|check-deps|setup> [options]
+const USAGE: &str = "usage: cargo xtask <run|test|bench|faults|check-config|check-docs|check-deps|setup> [options]
 
 run options:
   --smp N              processors (default 4; the default system needs 4)
@@ -85,7 +87,15 @@ bench:
                        --runs N: N interleaved runs of every boot (default 1);
                        reports the median of the medians and min..max per figure
                        power: boots qemu-scripts/systems/power-bench/<policy>.toml per
-                       policy (spin only outside TCG), writes target/bench/power.{csv,json}";
+                       policy (spin only outside TCG), writes target/bench/power.{csv,json}
+faults:
+  cargo xtask faults [--injections N] [--minutes M] [--smp S] [--bad-mean K] [--config FILE]
+                       the fault campaign (docs/faults.md): boots qemu-scripts/systems/faults.toml
+                       (-smp 8) with injector servers restarted by policy while ping/echo and a
+                       stream check every message; stops after about N injected faults and
+                       garbage messages (default 100000) or M minutes (default 30); prints the
+                       table, writes target/faults/faults.{csv,json}; fails if a checked message
+                       was lost or duplicated, the kernel panicked or the run did not complete";
 
 /// The workspace root (xtask runs with it as its directory under
 /// `cargo xtask`; fall back to this crate's parent).
@@ -372,6 +382,7 @@ pub enum Invocation {
     Run { opts: QemuOptions, boot_args: String, config: Option<String> },
     Test(cases::TestOptions),
     Bench { which: Benchmark, opts: QemuOptions, runs: u32 },
+    Faults(faults::FaultsOptions),
     CheckConfig { files: Vec<String>, smp: Option<u32> },
     CheckDocs,
     CheckDeps,
@@ -464,6 +475,11 @@ pub fn parse(mut words: Vec<String>) -> Result<Invocation, Error> {
             }
             Ok(Invocation::Bench { which, opts, runs })
         }
+        "faults" => {
+            let options = faults::FaultsOptions::parse(&mut args)?;
+            no_more(args)?;
+            Ok(Invocation::Faults(options))
+        }
         "check-config" => {
             only_words(&args, "check-config")?;
             let smp = match args.take_value("--smp")? {
@@ -545,6 +561,7 @@ pub fn dry_run(invocation: &Invocation, reader_files: &[String]) -> Result<(), E
             check(f, Some(smp))
         }),
         Invocation::CheckConfig { files, smp } => files.iter().try_for_each(|f| check(f, *smp)),
+        Invocation::Faults(options) => faults::dry_run(options),
         Invocation::Help | Invocation::CheckDocs | Invocation::CheckDeps | Invocation::Setup => Ok(()),
     }
 }
@@ -558,6 +575,7 @@ fn execute(invocation: Invocation) -> Result<ExitCode, Error> {
         Invocation::Run { opts, boot_args, config } => cmd_run(&opts, &boot_args, config.as_deref()),
         Invocation::Test(opts) => cases::cmd_test(&opts),
         Invocation::Bench { which, opts, runs } => cmd_bench(which, &opts, runs),
+        Invocation::Faults(options) => faults::cmd_faults(&options),
         Invocation::CheckConfig { files, smp } => cmd_check_config(&files, smp),
         Invocation::CheckDocs => docs_check::check_docs().map(|()| ExitCode::SUCCESS),
         Invocation::CheckDeps => deps_check::check_deps().map(|()| ExitCode::SUCCESS),
