@@ -12,6 +12,7 @@
 //!  mover  sync_ipc                        the mover loop; call/reply_recv and shared cores
 //!  lifecycle                              when a run ends
 //!  report                                 what the run did (read-only)
+//!  limits                                 per-server rate limits (log, power_report, wake_mover)
 //!  floors  phase_counters                 the kernel's side of benchmarks
 //!  server                                 servers: table, loading, stopping
 //!  rings                                  kernel-allocated ring regions
@@ -44,6 +45,8 @@ mod floors;
 mod ktest;
 #[cfg(target_os = "none")]
 mod lifecycle;
+#[cfg(target_os = "none")]
+mod limits;
 #[cfg(target_os = "none")]
 mod machine;
 #[cfg(target_os = "none")]

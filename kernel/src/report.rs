@@ -29,6 +29,13 @@ pub fn servers() {
             s.name,
         );
     }
+    crate::limits::report();
+    let (deferred, lost) = crate::serial::deferred_counts();
+    if deferred > 0 {
+        log::info!(
+            "serial: {deferred} kernel line(s) found the console busy and were deferred, {lost} of them lost (no free slot)"
+        );
+    }
 }
 
 /// Every online core's event counters.
@@ -89,14 +96,40 @@ pub fn power_view() {
         let started = core.role_started_tsc.load(Ordering::Relaxed);
         let start = if started != 0 { started } else { power::tracking_started_tsc() };
         let total = now.saturating_sub(start).max(1);
-        let asleep = core.sleep_ticks.load(Ordering::Relaxed).min(total);
-        let (paused, from_server) = server::pause_ticks_of(core, total - asleep);
-        let polling = total - asleep - paused;
+        let parked = core.role() == cores::Role::Parked;
+        // A parked core halts; its time since parking is neither polling
+        // nor the sleep the policy counts. Without the park time the
+        // shares cannot be told apart, and the line says so.
+        let parked_ticks = match power::parked_since(core.index()) {
+            Some(at) if parked => Some(now.saturating_sub(at).min(total)),
+            _ => None,
+        };
+        let running = total - parked_ticks.unwrap_or(0);
+        let asleep = core.sleep_ticks.load(Ordering::Relaxed).min(running);
+        let (paused, from_server) = server::pause_ticks_of(core, running - asleep);
+        let polling = running - asleep - paused;
         let (a, a10) = percent_tenths(asleep, total);
         let (p, p10) = percent_tenths(paused, total);
         let (w, w10) = percent_tenths(polling, total);
+        let head = match parked_ticks {
+            Some(ticks) => {
+                let (k, k10) = percent_tenths(ticks, total);
+                alloc::format!("parked {k}.{k10}% (the last {} ms), before that ", ticks / tsc_per_ms)
+            }
+            None if parked => {
+                log::info!(
+                    "power: core {} (parked): of {} ms: parked since a time not recorded (the shares of polling, pausing and asleep are unknown); sleeps {}, P-state writes {}",
+                    core.index(),
+                    total / tsc_per_ms,
+                    core.sleeps.load(Ordering::Relaxed),
+                    core.pstate_changes.load(Ordering::Relaxed)
+                );
+                continue;
+            }
+            None => alloc::string::String::new(),
+        };
         log::info!(
-            "power: core {} ({}): of {} ms: polling/working {w}.{w10}%, pausing {p}.{p10}%{}, asleep {a}.{a10}%; sleeps {}, P-state writes {}; sleeps called off: {} at the last check{}",
+            "power: core {} ({}): of {} ms: {head}polling/working {w}.{w10}%, pausing {p}.{p10}%{}, asleep {a}.{a10}%; sleeps {}, P-state writes {}; sleeps called off: {} at the last check{}",
             core.index(),
             core.role().name(),
             total / tsc_per_ms,

@@ -11,7 +11,13 @@
 //! Invariants: nothing a server passes is trusted: pointers go through
 //! `UserSlice` (range and length checked once, pages checked during the
 //! copy); lengths are capped; unknown numbers get `UNKNOWN_SYSCALL`; a bad
-//! call changes nothing but its own return value.
+//! call changes nothing but its own return value. The calls that make
+//! someone else work for the server are rate-limited per server
+//! (`crate::limits`): `log` and `power_report` over the limit return
+//! `RATE_LIMITED` and print nothing; a `wake_mover` over the limit returns
+//! 0 if the mover is awake and otherwise waits on the caller's own core
+//! for a token (a dropped wake-up of a sleeping mover could leave a
+//! message waiting with nothing to wake the mover again).
 
 use crate::arch::x86_64::tsc;
 use crate::arch::x86_64::user::SyscallFrame;
@@ -19,12 +25,17 @@ use crate::mem::user::{UserMemError, UserSlice};
 use crate::server::{self, Server};
 use abi::{Syscall, UserRange, error_return};
 use core::sync::atomic::{AtomicU64, Ordering};
+use rate_limit::Call;
 
 fn mem_error(e: UserMemError) -> u64 {
     error_return(e.code())
 }
 
-fn sys_log(server: &Server, text: UserRange) -> u64 {
+fn sys_log(index: usize, server: &Server, text: UserRange) -> u64 {
+    if crate::limits::take(index, Call::Log).is_err() {
+        crate::limits::count_excess(index, Call::Log, false);
+        return error_return(abi::err::RATE_LIMITED);
+    }
     let mut buf = [0u8; abi::LOG_MAX];
     let bytes = match UserSlice::new(text, abi::LOG_MAX).and_then(|s| s.read(server.cr3(), &mut buf)) {
         Ok(bytes) => bytes,
@@ -38,8 +49,55 @@ fn sys_log(server: &Server, text: UserRange) -> u64 {
     }
     let text = core::str::from_utf8(line).unwrap_or("<not UTF-8>");
     server.log_lines.fetch_add(1, Ordering::Relaxed);
-    crate::kprintln!("[core {}] server `{}`: {}", server.core, server.name, text);
+    // One line, formatted before the console lock is taken: the lock is
+    // held for at most one line's bytes (`serial::print_line`).
+    crate::serial::print_line(format_args!("[core {}] server `{}`: {}", server.core, server.name, text));
     0
+}
+
+fn sys_power_report(index: usize, server: &Server) -> u64 {
+    if crate::limits::take(index, Call::PowerReport).is_err() {
+        crate::limits::count_excess(index, Call::PowerReport, false);
+        return error_return(abi::err::RATE_LIMITED);
+    }
+    log::info!("power: runtime view requested by server `{}`", server.name);
+    crate::report::power_view();
+    0
+}
+
+/// `wake_mover`: every call takes a token (an honest server calls it at
+/// most once per mover sleep; a server calling it in a loop is seen at
+/// once). A call over the limit while the mover is awake returns 0 and is
+/// counted: nothing is lost, the mover will see the message. One over the
+/// limit while the mover sleeps is not refused — a server calls this after
+/// it published a message and found the mover asleep, and nothing else
+/// (there is no timer) might wake the mover for that message — so it waits
+/// on this core (interrupts off: the caller's own time) until a token is
+/// there or the mover woke by other means, and is counted as delayed. The
+/// mover's wake word is only loaded unless it says SLEEPING (`wake_mover`).
+fn sys_wake_mover(index: usize, server: &Server) -> u64 {
+    use crate::power::sleep::{mover_asleep, wake_mover};
+    let Err(mut ticks) = crate::limits::take(index, Call::WakeMover) else {
+        return u64::from(wake_mover(server.mover));
+    };
+    let asleep = mover_asleep(server.mover);
+    crate::limits::count_excess(index, Call::WakeMover, asleep);
+    if !asleep {
+        return 0;
+    }
+    loop {
+        let until = tsc::now().saturating_add(ticks);
+        while tsc::now() < until {
+            if !mover_asleep(server.mover) {
+                return 0;
+            }
+            core::hint::spin_loop();
+        }
+        match crate::limits::take(index, Call::WakeMover) {
+            Ok(()) => return u64::from(wake_mover(server.mover)),
+            Err(more) => ticks = more,
+        }
+    }
 }
 
 fn sys_server_name(server: &Server, buf: UserRange) -> u64 {
@@ -99,7 +157,7 @@ extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) {
         }
     };
     frame.rax = match call {
-        Syscall::Log { text } => sys_log(server, text),
+        Syscall::Log { text } => sys_log(index, server, text),
         Syscall::Exit { code } => return crate::sync_ipc::exit(frame, index, code),
         // Both may switch this core to another server: they write the
         // registers to return with into `frame` themselves.
@@ -113,13 +171,9 @@ extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) {
         Syscall::ServerName { buf } => sys_server_name(server, buf),
         Syscall::TscHz => tsc::ticks_per_us() * 1_000_000,
         Syscall::Wait => sys_wait(server),
-        Syscall::WakeMover => u64::from(crate::power::sleep::wake_mover(server.mover)),
+        Syscall::WakeMover => sys_wake_mover(index, server),
         Syscall::IdlePstate { lower } => u64::from(crate::power::pstate::idle_pstate(server.core, lower)),
-        Syscall::PowerReport => {
-            log::info!("power: runtime view requested by server `{}`", server.name);
-            crate::report::power_view();
-            0
-        }
+        Syscall::PowerReport => sys_power_report(index, server),
         Syscall::BenchMark { name, begin } if bench => sys_bench_mark(server, name, begin),
         Syscall::BenchExtraRings { rings } if bench => {
             let n = (rings as usize).min(crate::mover::MAX_EXTRA_RINGS);

@@ -563,6 +563,42 @@ const CASES: &[Case] = &[
             ]
         )
     },
+    // hostile servers flood `log` and `power_report`, then `wake_mover`, 2.5 s each, beside ping <-> echo:
+    // the excess is refused and counted (the kernel's once-per-second `limit:` line on the flooders'
+    // core, the totals at the end), the pair completes with every reply checked and none stuck, no
+    // other server is limited, and the parked cores' power lines say parked. Every expected line is
+    // anchored at a line start ("\n[core N] ...") with a prefix only the kernel writes.
+    Case {
+        system: Some("tests/limits-flood.toml"),
+        must_not_show: &[
+            "limit: server `ping`",
+            "limit: server `echo`",
+            "FAULT server",
+            "(parked): of 0 ms",
+            "not received after",
+        ],
+        timeout_secs: 300,
+        ..case!(
+            "LIM0001-flooding-server-is-limited-pair-undisturbed",
+            "",
+            5,
+            Firmware::Bios,
+            true,
+            &[
+                "\n[core 4] WARN  limit: server `flooder-console` over its limits in the last ",
+                "\n[core 0] INFO  limit: server `flooder-console` in total: ",
+                "\n[core 4] WARN  limit: server `flooder-wake` over its limits in the last ",
+                "\n[core 0] INFO  limit: server `flooder-wake` in total: 0 log lines dropped, 0 power reports dropped, ",
+                "\n[core 2] server `ping`: 3000 round trips through the mover: median ",
+                "\n[core 2] server `ping`: 0 replies took longer than the stuck bound",
+                "\n[core 0] INFO  system: server `ping` exited with code 0",
+                "\n[core 0] INFO  system: server `echo` exited with code 0",
+                "\n[core 0] INFO  system: server `flooder-console` exited with code 0",
+                "\n[core 0] INFO  system: server `flooder-wake` exited with code 0",
+                "\n[core 0] INFO  power: core 4 (parked): of ",
+            ]
+        )
+    },
     Case {
         system: Some("tests/bad-key.toml"),
         host_check: false,

@@ -205,6 +205,24 @@ pub fn needs_doorbell(core: usize) -> bool {
     policy(core).escalation.sleep == SleepKind::Hlt
 }
 
+/// When each core parked (TSC; 0: not parked, or not recorded).
+static PARKED_TSC: [AtomicU64; MAX_CORES] = [const { AtomicU64::new(0) }; MAX_CORES];
+
+/// Records that `core` parked now (its last server stopped): the runtime
+/// view shows the time since as parked instead of polling. Called by
+/// `server::fault::park` on the parking core.
+#[allow(dead_code, reason = "the call in `server::fault::park` is the server code's to add")]
+pub fn core_parked(core: usize) {
+    if let Some(at) = PARKED_TSC.get(core) {
+        at.store(tsc::now().max(1), Ordering::Relaxed);
+    }
+}
+
+/// When `core` parked (TSC), if that was recorded.
+pub fn parked_since(core: usize) -> Option<u64> {
+    PARKED_TSC.get(core).map(|at| at.load(Ordering::Relaxed)).filter(|&at| at != 0)
+}
+
 /// When the power policy took effect (TSC), the start of the runtime view
 /// for cores that record no start of their own.
 pub fn tracking_started_tsc() -> u64 {

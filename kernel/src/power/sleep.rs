@@ -104,8 +104,13 @@ fn sleep_this_core(core_index: usize, monitor: *const AtomicU64, still_sleeping:
                     for broken in &MWAIT_BROKEN {
                         broken.store(true, Ordering::Release);
                     }
-                    log::info!(
-                        "power: MWAIT returned at once {SPURIOUS_LIMIT} times in a row on core {core_index} (no store to the monitored line, no interrupt; QEMU's TCG does this with several vCPUs): every core that asked for mwait uses hlt + doorbell from now on"
+                    // The mover may be the core that notices: never wait
+                    // for the console here (`try_log` defers the line).
+                    crate::serial::try_log(
+                        log::Level::Info,
+                        format_args!(
+                            "power: MWAIT returned at once {SPURIOUS_LIMIT} times in a row on core {core_index} (no store to the monitored line, no interrupt; QEMU's TCG does this with several vCPUs): every core that asked for mwait uses hlt + doorbell from now on"
+                        ),
                     );
                 }
             }
@@ -182,13 +187,26 @@ pub fn mover_sleep(number: usize, core_index: usize, announce: impl FnOnce() -> 
     slept
 }
 
-/// The `wake_mover` system call: wakes mover `number` if it announced
-/// sleep. At most one doorbell per sleep: the swap claims the wake-up, so
-/// a server calling this in a loop costs the mover nothing while it is
-/// awake.
+/// Whether mover `number` announced sleep and nobody claimed the wake-up
+/// yet. A load only: callers that check first (the `wake_mover` system
+/// call, every attempt of a flooding server) never write the mover's line
+/// while it is awake.
+pub fn mover_asleep(number: usize) -> bool {
+    MOVER_WAKE.get(number).is_some_and(|w| w.0.load(Ordering::SeqCst) == ringbuf::layout::WAKE_STATE_SLEEPING)
+}
+
+/// Wakes mover `number` if it announced sleep (the `wake_mover` system
+/// call, after its rate limit, and `wake_all_movers`). At most one
+/// doorbell per sleep: the swap claims the wake-up. An awake mover costs
+/// one load: the swap, which would take the line from the mover's cache,
+/// runs only when the word says SLEEPING.
 pub fn wake_mover(number: usize) -> bool {
     let Some(wake) = MOVER_WAKE.get(number) else { return false };
-    if wake.0.swap(ringbuf::layout::WAKE_STATE_AWAKE, Ordering::SeqCst) != ringbuf::layout::WAKE_STATE_SLEEPING {
+    // The SeqCst load keeps the sender's order (publish; fence; load): a
+    // mover that announced after it is seen, as the swap would see it.
+    if wake.0.load(Ordering::SeqCst) != ringbuf::layout::WAKE_STATE_SLEEPING
+        || wake.0.swap(ringbuf::layout::WAKE_STATE_AWAKE, Ordering::SeqCst) != ringbuf::layout::WAKE_STATE_SLEEPING
+    {
         return false;
     }
     MOVER_WAKEUPS[number].fetch_add(1, Ordering::Relaxed);

@@ -94,6 +94,10 @@ pub mod err {
     /// `call`: the called server took its next call (`reply_recv` without
     /// a reply) instead of answering this one.
     pub const NO_REPLY: i64 = 10;
+    /// `log` or `power_report` over the server's rate limit: nothing was
+    /// printed (the kernel counts it and prints one summary line a second;
+    /// limits in docs/servers.md, "Limits").
+    pub const RATE_LIMITED: i64 = 11;
 
     /// Name of an error code, for logs.
     pub fn name(code: i64) -> &'static str {
@@ -108,6 +112,7 @@ pub mod err {
             NOT_SERVING => "no call is being served",
             WOULD_DEADLOCK => "a call to itself would never be answered",
             NO_REPLY => "the called server moved on without replying",
+            RATE_LIMITED => "over the server's rate limit",
             _ => "unknown error",
         }
     }
