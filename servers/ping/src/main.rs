@@ -55,7 +55,13 @@ struct Tally {
     resent: u64,
     notices: [u64; 3],
     notices_logged: u32,
+    /// Injectors' "done" messages (`INJECTOR_DONE`).
+    done_messages: u64,
 }
+
+/// The label an injector's last incarnation sends to say it is done
+/// (`servers/injector`; its garbage never carries it).
+const INJECTOR_DONE: u32 = 0x494e_4a44;
 
 /// Servers this one holds an endpoint to, besides echo, and whether each
 /// has stopped for good.
@@ -67,6 +73,13 @@ struct Peers {
 }
 
 impl Peers {
+    /// The watched endpoint whose server (any generation) sent with `badge`.
+    fn endpoint_of(&self, badge: u64) -> Option<usize> {
+        let index = abi::server_index_of_badge(badge)?;
+        let info = userlib::info()?;
+        (0..self.count).find(|&e| self.watched[e] && abi::server_index_of_badge(info.endpoint_badges[e]) == Some(index))
+    }
+
     fn all_done(&self) -> bool {
         (0..self.count).all(|e| !self.watched[e] || self.done[e])
     }
@@ -209,11 +222,12 @@ fn run() -> i32 {
     }
     if until_peers_done {
         userlib::log!(
-            "{} (notices: {} stopped, {} restarted, {} gave up; {} bounces, {} pings sent again)",
+            "{} (notices: {} stopped, {} restarted, {} gave up; {} done messages; {} bounces, {} pings sent again)",
             if deadline_reached { "deadline reached before every peer was done" } else { "every peer is done" },
             tally.notices[0],
             tally.notices[1],
             tally.notices[2],
+            tally.done_messages,
             tally.bounces,
             tally.resent
         );
@@ -304,6 +318,13 @@ fn wait_reply(
                     waiting.bounced = true;
                 }
             }
+            continue;
+        }
+        if message.label == INJECTOR_DONE
+            && let Some(endpoint) = peers.endpoint_of(message.sender_badge)
+        {
+            peers.done[endpoint] = true;
+            tally.done_messages += 1;
             continue;
         }
         if message.sender_badge != waiting.echo_badge || message.label != PING {

@@ -32,6 +32,9 @@ const DATA: u32 = 7;
 const END: u32 = 8;
 /// The sink's prod (no payload): only there to fill a hung inbox.
 const PROD: u32 = 9;
+/// The label an injector's last incarnation sends to say it is done
+/// (`servers/injector`; its garbage never carries it).
+const INJECTOR_DONE: u32 = 0x494e_4a44;
 const MAX_BATCH: usize = 64;
 
 fn payload(sequence: u32) -> [u8; 40] {
@@ -106,7 +109,13 @@ fn source(channel: &mut Channel, count: u64) -> i32 {
             // Bounces would come back here (a healthy stream has none),
             // and notices and other servers' garbage.
             while let Some(back) = channel.try_recv() {
-                if back.sender_badge != abi::KERNEL_BADGE {
+                if back.label == INJECTOR_DONE
+                    && let Some(index) = abi::server_index_of_badge(back.sender_badge)
+                    && let Some(endpoint) = (0..endpoint_count)
+                        .find(|&e| abi::server_index_of_badge(channel.info().endpoint_badges[e]) == Some(index))
+                {
+                    done[endpoint] = true;
+                } else if back.sender_badge != abi::KERNEL_BADGE {
                     foreign += 1;
                 } else if back.label == abi::notice::LABEL {
                     notices += 1;
