@@ -32,10 +32,13 @@ pub fn supervise() -> ! {
     finish()
 }
 
-/// Prints what each server did, the ring and core counters and the power
-/// view, and ends the run with success.
+/// Prints what each server did, the supervisor view, the ring and core
+/// counters and the power view, and ends the run: with failure if a server
+/// stopped with a failure (fault, hang, non-zero exit) that its restart
+/// policy did not cover, else with success.
 pub fn finish() -> ! {
     crate::report::servers();
+    server::life::report();
     crate::report::core_counters();
     crate::report::power_view();
     let servers = server::all();
@@ -47,6 +50,20 @@ pub fn finish() -> ! {
             "system: all {} servers that are not services stopped; {services} service(s) still running; run ends",
             servers.len() - servers.iter().filter(|s| s.service).count()
         );
+    }
+    if let Some(failed) = server::life::failed_for_good() {
+        let cause = match failed.state() {
+            server::State::Exited => alloc::format!("exited with code {}", failed.exit_code()),
+            _ => alloc::string::String::from("was stopped by a fault or a hang"),
+        };
+        log::error!(
+            "system: run failed: server `{}` {cause} and its restart policy did not bring it back",
+            failed.name
+        );
+        if crate::phase_counters::enabled() {
+            crate::kprintln!("BENCH-END status=failed");
+        }
+        machine::exit(machine::EXIT_FAILURE)
     }
     if crate::phase_counters::enabled() {
         crate::kprintln!("BENCH-END status=ok");

@@ -24,12 +24,13 @@
 use crate::arch::x86_64::tsc;
 use crate::lifecycle;
 use crate::rings::SharedRing;
-use crate::server;
+use crate::server::{self, State, life};
 use alloc::boxed::Box;
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use cores::{CORES, Role};
-use mover_logic::{Push, route_batch};
+use mover_logic::{BounceReason, InboxShare, Push, bounced, route_batch};
 use power_policy::{Escalation, Governor, Step};
 use ringbuf::{Consumer, Message, Producer, RingError};
 
@@ -41,6 +42,13 @@ pub static EXTRA_RINGS: AtomicUsize = AtomicUsize::new(0);
 /// Most extra rings a mover has.
 pub const MAX_EXTRA_RINGS: usize = 64;
 
+/// How long a stopped server's queued messages may wait for room in their
+/// senders' inboxes before the rest are counted undeliverable (so that one
+/// sender that never drains cannot hold a restart back forever).
+const HAND_BACK_LIMIT_MS: u64 = 100;
+/// Notices waiting for room; past this the oldest is dropped (counted).
+const MAX_PENDING_NOTICES: usize = 4096;
+
 struct Source {
     /// Index in `server::all()`.
     server: usize,
@@ -48,21 +56,64 @@ struct Source {
     corrupt_reported: bool,
 }
 
+/// Where this mover is with one server (as a destination, and its rings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Running: messages to it are delivered.
+    Live,
+    /// Stopped: messages to it bounce; its queued inbox messages are being
+    /// handed back (`hand_back` = next index, `None`: not started); its
+    /// outbox is still read (what it sent before it stopped is delivered).
+    Stopped { hand_back: Option<u64>, done: bool, since: u64 },
+    /// Stopped and acknowledged for a restart: its rings are not touched
+    /// until it runs again.
+    Released,
+}
+
+/// This mover's view of one server as a destination.
+struct Target {
+    inbox: Producer<'static>,
+    share: InboxShare,
+    phase: Phase,
+    /// The badge the mover stamps on its messages (its incarnation).
+    badge: u64,
+    /// The incarnation this mover last saw run.
+    generation: u32,
+    /// `life.epoch` as last handled.
+    epoch_seen: u64,
+    /// TSC since which a push to it has been refused with no progress
+    /// (0: not blocked); `stall_ticks` 0 turns hang detection off.
+    blocked_since: u64,
+    stall_ticks: u64,
+    /// Its core may sleep (check its wake word after delivering).
+    may_sleep: bool,
+    /// (server, endpoint) of every server holding a capability to it.
+    holders: Vec<(usize, u32)>,
+}
+
 /// Everything one mover core owns.
 pub struct Mover {
     number: usize,
     core: usize,
     sources: Vec<Source>,
-    /// This mover's producer handle on every server's inbox, by server index.
-    inboxes: Vec<Producer<'static>>,
+    /// By server index: this mover's inbox into it and what it knows of it.
+    targets: Vec<Target>,
     /// Empty rings scanned like outboxes (see `EXTRA_RINGS`).
     extra: Vec<Consumer<'static>>,
     copies: [Message; BATCH],
     /// Also watch for the end of the run (when the mover runs on the BSP).
     supervise: bool,
-    /// By server index: its core may sleep (check its wake word after
-    /// delivering), and it sleeps in HLT (ring its doorbell).
-    may_sleep: Vec<bool>,
+    /// `life::LIFE_EPOCH` as last handled.
+    life_seen: u64,
+    /// Some server needs more than a pass of work (hand-back, notices, ack).
+    pending: bool,
+    /// Kernel notices waiting for room: (receiver, message). Mover 0 only.
+    notices: VecDeque<(usize, Message)>,
+}
+
+/// The sender number of the kernel in every inbox's share (after the servers).
+fn kernel_sender() -> usize {
+    server::all().len()
 }
 
 /// Builds one mover per mover core (in `mover_cores` order).
@@ -76,25 +127,153 @@ pub fn build(config: &system_config::SystemConfig) -> Vec<Mover> {
             .filter(|(_, s)| s.mover_core == core)
             .map(|(index, s)| Source {
                 server: index,
-                outbox: s.outbox.region().into_consumer(),
+                outbox: s.outbox.region().into_consumer_at(0),
                 corrupt_reported: false,
             })
             .collect();
-        let inboxes = servers.iter().map(|s| s.inboxes[number].region().into_producer()).collect();
-        let extra =
-            (0..MAX_EXTRA_RINGS).filter_map(|_| SharedRing::new(8).ok()).map(|r| r.region().into_consumer()).collect();
+        let targets = servers
+            .iter()
+            .enumerate()
+            .map(|(index, s)| {
+                let holders: Vec<(usize, u32)> = servers
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(j, h)| {
+                        h.capabilities
+                            .iter()
+                            .enumerate()
+                            .filter(move |(_, cap)| **cap == Some(index))
+                            .map(move |(e, _)| (j, e as u32))
+                    })
+                    .collect();
+                // Who can ever push into this mover's inbox of `index`: the
+                // holders this mover serves, the server itself (its bounces)
+                // if this mover serves it, and the kernel (notices, mover 0).
+                let mut eligible = alloc::vec![false; servers.len() + 1];
+                for &(j, _) in &holders {
+                    eligible[j] |= servers[j].mover == number;
+                }
+                eligible[index] |= s.mover == number;
+                eligible[servers.len()] = number == 0;
+                let inbox = s.inboxes[number].region().into_producer_at(0);
+                Target {
+                    share: InboxShare::new(inbox.capacity(), eligible, 0),
+                    inbox,
+                    phase: Phase::Live,
+                    badge: s.badge(),
+                    generation: s.generation(),
+                    epoch_seen: 0,
+                    blocked_since: 0,
+                    stall_ticks: s.stall_ticks,
+                    may_sleep: crate::power::can_sleep(s.core),
+                    holders,
+                }
+            })
+            .collect();
+        let extra = (0..MAX_EXTRA_RINGS)
+            .filter_map(|_| SharedRing::new(8).ok())
+            .map(|r| r.region().into_consumer_at(0))
+            .collect();
         movers.push(Mover {
             number,
             core,
             sources,
-            inboxes,
+            targets,
             extra,
             copies: [Message::zeroed(); BATCH],
             supervise: core == 0,
-            may_sleep: servers.iter().map(|s| crate::power::can_sleep(s.core)).collect(),
+            life_seen: 0,
+            pending: false,
+            notices: VecDeque::new(),
         });
     }
     movers
+}
+
+/// Pushes `message` into `to`'s inbox on behalf of sender number `owner`
+/// (its share), noting a refusal for hang detection. The one way every
+/// message, bounce and notice enters an inbox.
+#[inline(always)]
+fn push_to(targets: &mut [Target], to: usize, owner: usize, message: &Message, woken: &mut Woken) -> Push {
+    let Some(t) = targets.get_mut(to) else { return Push::Broken };
+    if t.phase != Phase::Live {
+        return Push::NotRunning;
+    }
+    if !t.share.may_push(owner) && !t.refresh_share(owner) {
+        t.note_blocked(to);
+        return Push::Full;
+    }
+    match t.inbox.push_untrusted(message) {
+        Ok(()) => {
+            t.share.pushed(owner);
+            if t.blocked_since != 0 {
+                t.blocked_since = 0;
+            }
+            if t.may_sleep {
+                woken.mark(to);
+            }
+            Push::Done
+        }
+        Err(RingError::Full) => {
+            t.refresh_share(owner);
+            t.note_blocked(to);
+            Push::Full
+        }
+        Err(_) => Push::Broken,
+    }
+}
+
+impl Target {
+    /// Looks at the consumer's index once: releases the slots it took.
+    /// Returns whether `owner` may push now.
+    #[cold]
+    fn refresh_share(&mut self, owner: usize) -> bool {
+        if let Ok(index) = self.inbox.consumer_index_untrusted()
+            && self.share.released(index) > 0
+        {
+            self.blocked_since = 0;
+        }
+        self.share.may_push(owner)
+    }
+
+    /// A push to server `to` was refused: if it stays refused with no
+    /// progress for longer than its `stall_ms`, the server is hung.
+    #[cold]
+    fn note_blocked(&mut self, to: usize) {
+        if self.stall_ticks == 0 {
+            return;
+        }
+        let now = tsc::now();
+        if self.blocked_since == 0 {
+            self.blocked_since = now;
+        } else if now.wrapping_sub(self.blocked_since) > self.stall_ticks {
+            life::request_stop_hung(to);
+            self.blocked_since = now; // ask again after another stall period
+        }
+    }
+}
+
+/// Inboxes of sleep-capable servers that got messages (bit i = server i;
+/// servers past 63 are always checked).
+#[derive(Default)]
+struct Woken {
+    low: u64,
+    high: bool,
+}
+
+impl Woken {
+    #[inline(always)]
+    fn mark(&mut self, to: usize) {
+        if to < 64 {
+            self.low |= 1 << to;
+        } else {
+            self.high = true;
+        }
+    }
+
+    fn any(&self) -> bool {
+        self.low != 0 || self.high
+    }
 }
 
 /// Starts every mover not on the BSP; returns the BSP's mover, if any.
@@ -112,7 +291,7 @@ pub fn start(movers: Vec<Mover>) -> Option<Box<Mover>> {
             mover.number,
             mover.core,
             mover.sources.len(),
-            mover.inboxes.len()
+            mover.targets.len()
         );
         if mover.core == 0 {
             on_bsp = Some(Box::new(mover));
@@ -230,7 +409,7 @@ impl Mover {
     #[cold]
     #[inline(never)]
     fn sleep(&mut self) {
-        let Mover { sources, number, core, supervise, .. } = self;
+        let Mover { sources, number, core, supervise, pending, life_seen, .. } = self;
         let mut announced = 0;
         crate::power::sleep::mover_sleep(*number, *core, || {
             for source in sources.iter_mut() {
@@ -243,8 +422,10 @@ impl Mover {
                 }
             }
             // After the announcements' fences: a server that stops from now
-            // on finds the wake word SLEEPING (`power::wake_all_movers`).
-            !(*supervise && lifecycle::run_is_over())
+            // on finds the wake word SLEEPING (`power::wake_all_movers`), and
+            // one that stopped before moved LIFE_EPOCH, seen here.
+            !(*pending || *supervise && lifecycle::run_is_over())
+                && life::LIFE_EPOCH.load(Ordering::Acquire) == *life_seen
         });
         for source in sources.iter_mut().take(announced) {
             source.outbox.finish_sleep();
@@ -254,19 +435,25 @@ impl Mover {
     /// One visit of every outbox (and the extra rings). Returns the number
     /// of messages handled.
     fn pass(&mut self) -> usize {
+        // One read-shared word per pass: did any server stop or restart?
+        let epoch = life::LIFE_EPOCH.load(Ordering::Acquire);
+        if epoch != self.life_seen || self.pending {
+            self.reconcile(epoch);
+        }
         let servers = server::all();
-        let Mover { sources, inboxes, extra, copies, may_sleep, .. } = self;
+        let Mover { sources, targets, extra, copies, .. } = self;
         let mut handled = 0;
-        // Inboxes of sleep-capable servers that got messages this pass
-        // (bit i = server i; servers past 63 are always checked).
-        let mut woken: u64 = 0;
-        let mut woken_high = false;
+        let mut woken = Woken::default();
         for source in sources.iter_mut() {
+            let sender = source.server;
+            if targets[sender].phase == Phase::Released {
+                continue; // between incarnations: its outbox is not ours to read
+            }
             let batch = match source.outbox.read_untrusted(BATCH) {
                 Ok(batch) => batch,
                 Err(RingError::Empty) => continue,
                 Err(err) => {
-                    let server = &servers[source.server];
+                    let server = &servers[sender];
                     server.outbox_counters.record_corrupt();
                     if !source.corrupt_reported {
                         source.corrupt_reported = true;
@@ -282,46 +469,216 @@ impl Mover {
             for (position, copy) in copies[..n].iter_mut().enumerate() {
                 *copy = batch.get(position).unwrap_or(Message::zeroed());
             }
-            let server = &servers[source.server];
-            let outcome = route_batch(
-                &copies[..n],
-                source.server,
-                server.badge,
-                &server.capabilities,
-                |to, message| match inboxes[to].push_untrusted(message) {
-                    Ok(()) => {
-                        if may_sleep[to] {
-                            if to < 64 {
-                                woken |= 1 << to;
-                            } else {
-                                woken_high = true;
-                            }
-                        }
-                        Push::Done
-                    }
-                    Err(RingError::Full) => Push::Full,
-                    Err(_) => Push::Broken,
-                },
-            );
+            let server = &servers[sender];
+            let badge = targets[sender].badge;
+            let outcome = route_batch(&copies[..n], sender, badge, &server.capabilities, |to, message| {
+                push_to(targets, to, sender, message, &mut woken)
+            });
             batch.release_first(outcome.consumed);
             server.outbox_counters.record(&outcome);
             handled += outcome.consumed;
         }
-        // Wake-flag protocol, producer half, once per inbox per pass (each
-        // check is a fence): a server that announced sleep gets its wake
-        // word claimed (which wakes an MWAIT on it) and, in HLT, a doorbell.
-        if woken != 0 || woken_high {
-            for (to, inbox) in inboxes.iter_mut().enumerate() {
-                let touched = if to < 64 { woken & (1 << to) != 0 } else { woken_high && may_sleep[to] };
-                if touched && inbox.consumer_needs_wakeup() && crate::power::needs_doorbell(servers[to].core) {
-                    crate::smp::doorbell(servers[to].core);
-                }
-            }
-        }
+        ring_doorbells(targets, &woken);
         let active = EXTRA_RINGS.load(Ordering::Relaxed).min(extra.len());
         for ring in &mut extra[..active] {
             let _ = ring.read_untrusted(BATCH);
         }
         handled
+    }
+
+    /// Brings this mover's view up to date with servers that stopped or
+    /// restarted, and does the work that follows (see `server::life`):
+    /// hand back a stopped server's queued messages, tell its peers, let go
+    /// of its rings for a restart, take it back when it runs again. Cold:
+    /// it runs only when something changed or is still pending.
+    #[cold]
+    #[inline(never)]
+    fn reconcile(&mut self, epoch: u64) {
+        self.life_seen = epoch;
+        let servers = server::all();
+        let now = tsc::now();
+        let mut pending = false;
+        let mut woken = Woken::default();
+        for (index, s) in servers.iter().enumerate().take(self.targets.len()) {
+            let t = &mut self.targets[index];
+            let server_epoch = s.life.epoch.load(Ordering::Acquire);
+            let changed = server_epoch != t.epoch_seen;
+            t.epoch_seen = server_epoch;
+            if !changed {
+                // Nothing new; a stopped server may still have work below.
+            } else if t.phase == Phase::Released {
+                let state = s.state();
+                if s.generation() != t.generation {
+                    // A new incarnation ran (it may have stopped again
+                    // already: handled as a running server's stop below).
+                    t.generation = s.generation();
+                    t.badge = s.badge();
+                    t.blocked_since = 0;
+                    t.share.reset_to(t.inbox.next_write_index());
+                    t.phase = Phase::Live;
+                    self.notify_holders(index, abi::notice::RESTARTED, s.generation());
+                } else if state == State::Restarting {
+                    // Stopped again before this mover saw it run: its rings
+                    // are still untouched since the last ack.
+                    s.life.acks[self.number].store(server_epoch, Ordering::Release);
+                } else if !s.accepts_messages() {
+                    // Its restart could not be made: it stays released.
+                    self.notify_holders(index, abi::notice::GAVE_UP, s.generation());
+                }
+            } else if t.phase == Phase::Live {
+                t.badge = s.badge();
+            }
+            let t = &mut self.targets[index];
+            if changed && t.phase == Phase::Live && !s.accepts_messages() {
+                t.phase = Phase::Stopped { hand_back: None, done: false, since: now };
+                t.blocked_since = 0;
+                let kind = if s.state() == State::Restarting { abi::notice::STOPPED } else { abi::notice::GAVE_UP };
+                self.notify_holders(index, kind, s.generation());
+            }
+            if let Phase::Stopped { .. } = self.targets[index].phase {
+                pending |= !self.hand_back(index, now, &mut woken);
+            }
+        }
+        pending |= !self.flush_notices(&mut woken);
+        ring_doorbells(&mut self.targets, &woken);
+        self.pending = pending;
+    }
+
+    /// For a stopped server: returns its queued inbox messages to their
+    /// senders (bounced, `DESTINATION_NOT_RUNNING`); once that is done and
+    /// it is to be restarted, and its outbox is read empty, publishes the
+    /// indices its rings restart at and acknowledges. Returns whether
+    /// nothing is left to do for it.
+    fn hand_back(&mut self, index: usize, now: u64, woken: &mut Woken) -> bool {
+        let servers = server::all();
+        let s = &servers[index];
+        let kernel = kernel_sender();
+        let Phase::Stopped { hand_back, mut done, since } = self.targets[index].phase else { return true };
+        let overdue = now.wrapping_sub(since) > HAND_BACK_LIMIT_MS * tsc::ticks_per_us() * 1000;
+        if !done {
+            let t = &mut self.targets[index];
+            // Where the receiver stopped taking: its index if sane and not
+            // behind the last one seen (a receiver that moved its index
+            // back must not get messages it took handed back twice), else
+            // the last one seen; everything above it is handed back.
+            let mut cursor = hand_back.unwrap_or_else(|| {
+                let seen = t.share.released_to();
+                let ahead = t.inbox.next_write_index().wrapping_sub(seen);
+                match t.inbox.consumer_index_untrusted() {
+                    Ok(index) if index.wrapping_sub(seen) <= ahead => index,
+                    _ => seen,
+                }
+            });
+            let end = t.inbox.next_write_index();
+            while cursor != end {
+                let t = &self.targets[index];
+                let owner = t.share.owner_of(cursor);
+                let message = t.inbox.read_back(cursor);
+                if owner == index || owner == kernel {
+                    // Its own bounces and notices: nobody to hand them to.
+                    s.life.discarded.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    let back = bounced(&message, BounceReason::DestinationNotRunning);
+                    match push_to(&mut self.targets, owner, owner, &back, woken) {
+                        Push::Done => {
+                            s.life.handed_back.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Push::Full if !overdue => break,
+                        _ => {
+                            s.life.undeliverable.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                cursor = cursor.wrapping_add(1);
+            }
+            done = cursor == end;
+            self.targets[index].phase = Phase::Stopped { hand_back: Some(cursor), done, since };
+            if !done {
+                return false;
+            }
+        }
+        if s.state() != State::Restarting {
+            return true; // stays stopped: its outbox is still read; no ack is needed
+        }
+        let source = self.sources.iter_mut().find(|source| source.server == index);
+        if let Some(source) = source {
+            // What it sent before it stopped is delivered first (by the
+            // passes): look now, the last visit may predate its last send.
+            let unsent = match source.outbox.read_untrusted(1) {
+                Ok(batch) => !batch.is_empty(),
+                Err(_) => false, // empty, or corrupt: nothing readable
+            };
+            if unsent && !overdue {
+                return false;
+            }
+            source.outbox.forget_published();
+            s.life.resume[0].store(source.outbox.next_read_index(), Ordering::Release);
+        }
+        let t = &mut self.targets[index];
+        s.life.resume[1 + self.number].store(t.inbox.next_write_index(), Ordering::Release);
+        t.phase = Phase::Released;
+        s.life.acks[self.number].store(t.epoch_seen, Ordering::Release);
+        true
+    }
+
+    /// Queues a notice about server `about` for every server holding a
+    /// capability to it (mover 0 sends them all).
+    fn notify_holders(&mut self, about: usize, kind: u32, generation: u32) {
+        if self.number != 0 {
+            return;
+        }
+        let s = &server::all()[about];
+        let (cause, detail) = if kind == abi::notice::RESTARTED {
+            (0, 0)
+        } else {
+            (s.life.last_cause.load(Ordering::Relaxed), s.life.last_detail.load(Ordering::Relaxed))
+        };
+        let notice = abi::notice::Notice { kind, server: s.config_index as u32, generation, cause, detail };
+        for &(holder, endpoint) in &self.targets[about].holders {
+            if holder == about {
+                continue;
+            }
+            let Ok(mut message) = Message::new(endpoint, abi::notice::LABEL, &notice.encode()) else { continue };
+            message.sender_badge = abi::KERNEL_BADGE;
+            if self.notices.len() >= MAX_PENDING_NOTICES {
+                self.notices.pop_front();
+                s.life.notices_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            self.notices.push_back((holder, message));
+        }
+    }
+
+    /// Sends the queued notices that fit. Returns whether none are left.
+    fn flush_notices(&mut self, woken: &mut Woken) -> bool {
+        let kernel = kernel_sender();
+        while let Some(&(to, message)) = self.notices.front() {
+            match push_to(&mut self.targets, to, kernel, &message, woken) {
+                Push::Full => return false,
+                Push::Done => {}
+                // A receiver that stopped (or broke its inbox) misses it.
+                Push::NotRunning | Push::Broken => {
+                    server::all()[to].life.notices_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            self.notices.pop_front();
+        }
+        true
+    }
+}
+
+/// Wake-flag protocol, producer half, once per inbox per pass (each check
+/// is a fence): a server that announced sleep gets its wake word claimed
+/// (which wakes an MWAIT on it) and, in HLT, a doorbell.
+#[inline(always)]
+fn ring_doorbells(targets: &mut [Target], woken: &Woken) {
+    if !woken.any() {
+        return;
+    }
+    let servers = server::all();
+    for (to, t) in targets.iter_mut().enumerate() {
+        let touched = if to < 64 { woken.low & (1 << to) != 0 } else { woken.high && t.may_sleep };
+        if touched && t.inbox.consumer_needs_wakeup() && crate::power::needs_doorbell(servers[to].core) {
+            crate::smp::doorbell(servers[to].core);
+        }
     }
 }

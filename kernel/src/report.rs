@@ -17,7 +17,8 @@ pub fn servers() {
     for s in server::all() {
         match s.state() {
             State::Exited => log::info!("system: server `{}` exited with code {}", s.name, s.exit_code()),
-            State::Faulted => log::info!("system: server `{}` was stopped by a fault", s.name),
+            State::Faulted => log::info!("system: server `{}` was stopped by a fault or a hang", s.name),
+            State::Restarting => log::info!("system: server `{}` is between incarnations (restarting)", s.name),
             State::Loaded | State::Running if s.service => {
                 log::info!("system: server `{}` (a service) is still running", s.name)
             }

@@ -7,7 +7,6 @@
 //! `ringbuf` (atomics, checked indices), never through a Rust reference,
 //! because a server may write them at any moment.
 
-use crate::mem::paging::{AddressSpace, MapError, UserAccess};
 use crate::mem::{frames, phys_to_virt};
 use core::sync::atomic::AtomicU64;
 use x86_64::PhysAddr;
@@ -22,8 +21,6 @@ pub enum RingError {
     LargerThanSpan,
     /// No physically contiguous run of free frames is long enough.
     OutOfMemory,
-    /// Mapping it into the server failed.
-    Map(MapError),
 }
 
 impl core::fmt::Display for RingError {
@@ -32,7 +29,6 @@ impl core::fmt::Display for RingError {
             RingError::Layout => write!(f, "no ring layout for that many slots"),
             RingError::LargerThanSpan => write!(f, "ring larger than its address span"),
             RingError::OutOfMemory => write!(f, "out of contiguous memory"),
-            RingError::Map(e) => write!(f, "mapping it: {e}"),
         }
     }
 }
@@ -60,20 +56,49 @@ impl SharedRing {
         Ok(SharedRing { phys, len: pages as usize * 4096, capacity })
     }
 
-    /// A ring of `capacity` slots mapped at `user_addr` in `space` (user
-    /// read/write, never executable).
-    pub fn new_mapped(space: &mut AddressSpace, user_addr: u64, capacity: usize) -> Result<SharedRing, RingError> {
+    /// A ring of `capacity` slots that fits a server's ring span, not yet
+    /// mapped anywhere (map its `frames` at consecutive user pages).
+    pub fn new_for_user(capacity: usize) -> Result<SharedRing, RingError> {
         let size = ringbuf::region_size(capacity).map_err(|_| RingError::Layout)?;
         if size.div_ceil(4096) as u64 * 4096 > abi::RING_SPAN {
             return Err(RingError::LargerThanSpan);
         }
-        let ring = SharedRing::new(capacity)?;
-        let rw = UserAccess { write: true, execute: false };
-        for page in 0..(ring.len / 4096) as u64 {
-            let frame = PhysFrame::containing_address(PhysAddr::new(ring.phys + page * 4096));
-            space.map_user_frame(user_addr + page * 4096, frame, rw).map_err(RingError::Map)?;
-        }
-        Ok(ring)
+        SharedRing::new(capacity)
+    }
+
+    /// Gives the ring's frames back: a server that could not be loaded.
+    ///
+    /// # Safety
+    /// Nothing uses the ring any more: no kernel handle to it is used
+    /// again, and no address space any core may run maps it.
+    pub unsafe fn free(self) {
+        // SAFETY: the frames are the block `new` allocated; unused by the
+        // caller's guarantee.
+        unsafe { frames::free_contiguous(self.phys, (self.len / 4096) as u64) };
+    }
+
+    /// The ring's frames, in order.
+    pub fn frames(&self) -> impl Iterator<Item = PhysFrame> + '_ {
+        (0..(self.len / 4096) as u64).map(|page| PhysFrame::containing_address(PhysAddr::new(self.phys + page * 4096)))
+    }
+
+    /// Initialises the ring afresh, both indices at `index`, the slots and
+    /// the wake word zeroed: a restarted server's rings. The indices are
+    /// the kernel's own (its handles' private ones), so its handles carry
+    /// on without reading anything back.
+    ///
+    /// The caller guarantees that no server that can reach the ring runs
+    /// and that no kernel handle is used during the call (`server::life`:
+    /// the owner is stopped and every mover has acknowledged it).
+    pub fn reinit(&self, index: u64) {
+        let base = core::ptr::NonNull::new(phys_to_virt(self.phys)).expect("direct map is not null");
+        // SAFETY: the frames belong to this ring for the whole run and the
+        // direct map covers them; by the caller's guarantee nobody else
+        // accesses them during the call; the kernel's handles attached
+        // before keep using the region only through `ringbuf` afterwards,
+        // at indices they chose themselves.
+        let fresh = unsafe { ringbuf::RingRegion::init(base, self.len, self.capacity, index) };
+        debug_assert!(fresh.is_ok(), "layout checked by new");
     }
 
     /// Kernel address of the ring's wake word (for the `wait` path).
@@ -81,7 +106,9 @@ impl SharedRing {
         phys_to_virt(self.phys + ringbuf::layout::WAKE_STATE_OFFSET as u64) as *const AtomicU64
     }
 
-    /// The kernel's view of the ring.
+    /// The kernel's view of the ring. Its handles start at index 0, the
+    /// index `new` initialised it with (`into_producer_at(0)`,
+    /// `into_consumer_at(0)`), never at what the ring's words say.
     pub fn region(&self) -> ringbuf::RingRegion<'static> {
         let base = core::ptr::NonNull::new(phys_to_virt(self.phys)).expect("direct map is not null");
         // SAFETY: `new` initialised the region; its frames stay allocated

@@ -31,6 +31,7 @@
 
 use crate::arch::x86_64::user::{SyscallFrame, enter_user, resume_user};
 use crate::arch::x86_64::{gdt, tsc};
+use crate::server::life::{self, Cause};
 use crate::server::{self, State};
 use abi::{SyncMessage, error_return};
 use alloc::collections::VecDeque;
@@ -90,7 +91,7 @@ pub fn init() {
                 callers: VecDeque::with_capacity(servers.len()),
                 serving: None,
                 core: s.core,
-                badge: s.badge,
+                badge: s.badge(),
             }
         })
         .collect();
@@ -346,33 +347,73 @@ fn stop(me: usize) -> bool {
     alive
 }
 
-/// The `exit` system call: the server stops; its core runs the next server
-/// that shares it (returning through `frame`) or parks.
-pub fn exit(frame: &mut SyscallFrame, me: usize, code: i64) {
+/// After a stop of `me` (on its core, its registers no longer needed):
+/// answers its callers, restarts it if its policy said so (`restart` =
+/// the back-off), and runs the next server of this core in `frame` — the
+/// new incarnation, or another server sharing the core — or parks.
+fn after_stop(frame: &mut SyscallFrame, me: usize, restart: Option<u32>) {
     let srv = &server::all()[me];
-    srv.set_exit_code(code);
-    log::info!("server `{}` (core {}) exited with code {code}", srv.name, srv.core);
-    server::fault::mark_stopped(srv, State::Exited);
-    if !stop(me) {
+    let mut alive = stop(me);
+    if let Some(backoff_ms) = restart {
+        match life::reincarnate(me, backoff_ms) {
+            Ok(()) => {
+                let mut s = state().lock();
+                let t = &mut s.threads[me];
+                t.run = Run::NotStarted;
+                t.saved = SyscallFrame::fresh(srv.entry, srv.stack_top);
+                t.badge = srv.badge();
+                t.serving = None;
+                alive = true;
+            }
+            Err(e) => life::restart_failed(me, &e),
+        }
+    }
+    if !alive {
         server::fault::park(srv)
     }
-    run_next(frame, srv.core, None);
+    run_next(frame, srv.core, Some(me));
 }
 
-/// A fault stopped the current server (reported already): answers its
-/// callers, then runs the next server of this core or parks it.
-pub fn fault_current() -> ! {
-    let me = cores::this_core().server.load(Ordering::Acquire);
+/// The `exit` system call: the server stops; its core runs the next server
+/// that shares it (returning through `frame`), its next incarnation, or parks.
+pub fn exit(frame: &mut SyscallFrame, me: usize, code: i64) {
     let srv = &server::all()[me];
-    server::fault::mark_stopped(srv, State::Faulted);
-    if !stop(me) {
-        server::fault::park(srv)
+    if life::worth_a_line(srv.life.exits.load(Ordering::Relaxed) + 1) {
+        log::info!("server `{}` (core {}) exited with code {code}", srv.name, srv.core);
     }
-    log::info!("core {}: goes on with the servers that share it", srv.core);
+    let restart = life::stopped(me, Cause::Exited(code));
+    after_stop(frame, me, restart);
+}
+
+/// A fault (exception `vector`, reported already) stopped the current
+/// server: answers its callers, then runs its next incarnation, the next
+/// server of this core, or parks it.
+pub fn fault_current(vector: u64) -> ! {
+    let me = cores::this_core().server.load(Ordering::Acquire);
+    let restart = life::stopped(me, Cause::Faulted(vector));
     let mut frame = SyscallFrame::default();
-    run_next(&mut frame, srv.core, None);
-    // SAFETY: `run_next` loaded the address space of the server whose
-    // registers it put in `frame` (a saved syscall context or a fresh
-    // start); we entered from ring 3, so the kernel GS base is active.
+    after_stop(&mut frame, me, restart);
+    // SAFETY: `after_stop` returned, so `run_next` loaded the address
+    // space of the server whose registers it put in `frame` (a saved
+    // syscall context or a fresh start); we entered from ring 3, so the
+    // kernel GS base is active.
     unsafe { resume_user(&frame) }
+}
+
+/// A mover found the current server hung (`life::request_stop_hung`) and
+/// its core noticed in a trap from ring 3: stops it like a fault.
+pub fn hung_current() -> ! {
+    let me = cores::this_core().server.load(Ordering::Acquire);
+    let restart = life::stopped(me, Cause::Hung);
+    let mut frame = SyscallFrame::default();
+    after_stop(&mut frame, me, restart);
+    // SAFETY: as in `fault_current`.
+    unsafe { resume_user(&frame) }
+}
+
+/// The same, noticed at the server's next system call (its registers in
+/// `frame` are dropped: the call is not made).
+pub fn hung_in_syscall(frame: &mut SyscallFrame, me: usize) {
+    let restart = life::stopped(me, Cause::Hung);
+    after_stop(frame, me, restart);
 }

@@ -149,6 +149,10 @@ extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) {
     if !(bench && call.is_ok_and(|c| c.is_bench_bookkeeping())) {
         core.syscalls.fetch_add(1, Ordering::Relaxed);
     }
+    // A mover found this server hung: it is stopped instead of served.
+    if server::life::take_stop_request(index) {
+        return crate::sync_ipc::hung_in_syscall(frame, index);
+    }
     let call = match call {
         Ok(call) => call,
         Err(code) => {

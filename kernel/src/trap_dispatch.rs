@@ -24,7 +24,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         NMI if smp::stop_requested() => smp::acknowledge_stop(),
         v @ 0..=31 if frame.cs & 3 == 3 && v != NMI && v != MACHINE_CHECK => {
             crate::server::fault::report_user_fault(frame);
-            crate::sync_ipc::fault_current()
+            crate::sync_ipc::fault_current(v)
         }
         0..=31 => {
             core.exceptions.fetch_add(1, Ordering::Relaxed);
@@ -38,6 +38,11 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         v if v == u64::from(WAKE_VECTOR) || v == u64::from(DOORBELL_VECTOR) => {
             core.interrupts.fetch_add(1, Ordering::Relaxed);
             smp::apic().end_of_interrupt();
+            // A mover found this core's server hung and woke the core to
+            // stop it (`server::life::request_stop_hung`).
+            if frame.cs & 3 == 3 && crate::server::life::take_stop_request(crate::server::current_index()) {
+                crate::sync_ipc::hung_current();
+            }
         }
         v if v == u64::from(SPURIOUS_VECTOR) => {
             // Spurious interrupts take no EOI.

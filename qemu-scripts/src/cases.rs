@@ -193,12 +193,14 @@ const CASES: &[Case] = &[
     Case {
         system: Some("tests/hostile-faults.toml"),
         ordered: &[("FAULT server", "server `heartbeat`: heartbeat")],
-        ..case!("USR0002-hostile-faults", "", 8, Firmware::Bios, true, HOSTILE_A_LINES)
+        // The run fails: its servers fault and no restart policy covers it.
+        ..case!("USR0002-hostile-faults", "", 8, Firmware::Bios, false, HOSTILE_A_LINES)
     },
     Case {
         system: Some("tests/hostile-privileged.toml"),
         ordered: &[("FAULT server", "server `heartbeat`: heartbeat")],
-        ..case!("USR0003-hostile-privileged-and-syscalls", "", 7, Firmware::Bios, true, HOSTILE_B_LINES)
+        // The run fails: its servers fault and no restart policy covers it.
+        ..case!("USR0003-hostile-privileged-and-syscalls", "", 7, Firmware::Bios, false, HOSTILE_B_LINES)
     },
     Case {
         system: Some("tests/bad-elves.toml"),
@@ -282,8 +284,9 @@ const CASES: &[Case] = &[
             "",
             5,
             Firmware::Bios,
-            true,
+            false,
             &[
+                "system: run failed: server `faulty` was stopped by a fault or a hang and its restart policy did not bring it back",
                 "server `faulty`: faulting on purpose while serving call 50",
                 "FAULT server `faulty` (core 2): vector 14 (#PF page fault)",
                 "server `client`: sync calls to `faulty`: 49 answered and checked, 0 bad, 2 refused as expected",
@@ -292,6 +295,63 @@ const CASES: &[Case] = &[
                 "system: server `faulty` was stopped by a fault",
                 "server `impatient`: sync calls to `no-reply`: 19 answered and checked, 0 bad, 1 refused as expected",
                 "system: server `impatient` exited with code 0",
+            ]
+        )
+    },
+    // Server life: a target that dies three ways (fault, failing exit,
+    // hang found by stall_ms) is restarted as generations 1, 2, 3; its
+    // client gets bounces and notices and resends; every message answered
+    // exactly once; `other` and a flooder's victims undisturbed.
+    Case {
+        system: Some("tests/life-restart.toml"),
+        must_not_show: &["lifecheck client: FAILED", "\nPANIC core", "\nEXCEPTION core"],
+        timeout_secs: 300,
+        ordered: &[
+            ("supervisor: server `target` restarted as generation 1", "server `target` (core 3) exited with code 3"),
+            ("supervisor: server `target` restarted as generation 2", "supervisor: server `target` (core 3) hung"),
+        ],
+        ..case!(
+            "LIFE0001-restart-by-policy-with-generations-and-notices",
+            "",
+            6,
+            Firmware::Bios,
+            true,
+            &[
+                "\n[core 3] ERROR FAULT server `target` (core 3): vector 6 (#UD invalid opcode)",
+                "\n[core 3] INFO  supervisor: server `target` (core 3) faulted (vector 6); restart 1 in 5 ms",
+                "\n[core 3] INFO  supervisor: server `target` restarted as generation 1",
+                "\n[core 3] INFO  supervisor: server `target` (core 3) exited with code 3; restart 2 in 5 ms",
+                "\n[core 3] INFO  supervisor: server `target` restarted as generation 2",
+                "\n[core 3] INFO  supervisor: server `target` (core 3) hung (inbox full longer than its stall_ms); restart 3 in 5 ms",
+                "\n[core 3] INFO  supervisor: server `target` restarted as generation 3",
+                "server `client`: lifecheck client: target answered 600/600 (duplicates 0, bounced not-running ",
+                "generation 3; notices stopped 3, restarted 3, gave up 0; other answered 600/600 (duplicates 0, bounced 0)",
+                "server `client`: lifecheck client: every message answered exactly once",
+                "\n[core 0] INFO  system: server `client` exited with code 0",
+                "\n[core 0] INFO  supervisor: server `target` (core 3): running, generation 3, restarts 3, faults 1, hangs 1, exits 1",
+                "\n[core 0] INFO  supervisor: server `other` (core 4): running, generation 0, restarts 0, faults 0, hangs 0, exits 0",
+                "\n[core 0] INFO  supervisor: total: faults 1, hangs 1, restarts 3",
+            ]
+        )
+    },
+    // A stopped destination, as a new user meets it: `echo` exits at once
+    // while `ping` sends to it. Every message comes back
+    // DESTINATION_NOT_RUNNING (none counted delivered); ping's failure is
+    // not covered by a restart policy, so the run fails and says why.
+    Case {
+        system: Some("tests/life-stopped-destination.toml"),
+        timeout_secs: 180,
+        ..case!(
+            "LIFE0002-stopped-destination-bounces-and-the-run-fails",
+            "",
+            4,
+            Firmware::Bios,
+            false,
+            &[
+                "\n[core 3] INFO  server `echo` (core 3) exited with code 0",
+                "\n[core 0] INFO  rings: server `ping` outbox: sent ",
+                ", delivered 0, bounced ",
+                "\n[core 0] ERROR system: run failed: server `ping` exited with code ",
             ]
         )
     },

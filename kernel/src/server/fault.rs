@@ -5,20 +5,12 @@
 //! Invariants: a fault never touches another server's state; after `park`
 //! the core runs on the kernel's page tables and takes no more user code.
 
-use super::{Server, State, all, current};
+use super::{Server, all, current};
 use crate::arch::x86_64::trap::{TrapFrame, exception_name};
 use alloc::string::String;
 use core::fmt::Write;
 use core::sync::atomic::Ordering;
 use cores::Role;
-
-/// Records that `server` stopped and tells whoever watches for it: the
-/// supervisor on core 0 and the movers (one of them may supervise).
-pub fn mark_stopped(server: &Server, state: State) {
-    server.set_state(state);
-    crate::smp::wake(0); // the supervisor sleeps until a server stops
-    crate::power::sleep::wake_all_movers(); // and so may a mover that supervises
-}
 
 /// Leaves the core's last server for good: kernel page tables, role
 /// `Parked`, and the idle loop with interrupts on. Runs on the core's
@@ -61,6 +53,12 @@ pub fn report_user_fault(frame: &TrapFrame) {
     let core = cores::this_core();
     core.exceptions.fetch_add(1, Ordering::Relaxed);
     let server = current();
+    // Counted by `life::stopped`; only some are printed (the counters keep
+    // the exact numbers).
+    let nth = server.life.faults.load(Ordering::Relaxed) + 1;
+    if !super::life::worth_a_line(nth) {
+        return;
+    }
     let mut line = String::new();
     let _ = write!(
         line,
@@ -75,6 +73,9 @@ pub fn report_user_fault(frame: &TrapFrame) {
     if frame.vector == 14 {
         let cr2 = x86_64::registers::control::Cr2::read_raw();
         let _ = write!(line, ", cr2 {cr2:#x} {}", classify(server, cr2));
+    }
+    if nth > 1 {
+        let _ = write!(line, " (fault {nth} of this server)");
     }
     log::error!("{line}; server stopped");
 }

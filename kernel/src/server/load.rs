@@ -13,9 +13,10 @@ use crate::mem::{frames, phys_to_virt};
 use crate::rings::{RingError, SharedRing};
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicI64, AtomicU8, AtomicU64};
+use core::sync::atomic::{AtomicI64, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use elf_check::{Limits, LoadPlan, check_elf};
 use mover_logic::OutboxCounters;
+use x86_64::structures::paging::PhysFrame;
 
 /// Why a server could not be loaded.
 pub enum LoadError {
@@ -64,54 +65,140 @@ fn map_segments(space: &mut AddressSpace, plan: &LoadPlan, regions: &mut Vec<(u6
     Ok(())
 }
 
-/// Builds the address space of one server from its ELF, with its rings.
+/// Maps the user stack pages `bottom..top` (read/write, never executable).
+fn map_stack(space: &mut AddressSpace, bottom: u64, top: u64) -> Result<(), LoadError> {
+    let rw = UserAccess { write: true, execute: false };
+    let mut page = bottom;
+    while page < top {
+        space.map_user_page(page, rw).map_err(LoadError::Memory)?;
+        page += 4096;
+    }
+    Ok(())
+}
+
+/// Maps a frame owned elsewhere (ring, info or statistics page) and records
+/// it, so that a restart maps the same frame into the new address space.
+fn map_shared(
+    space: &mut AddressSpace,
+    maps: &mut Vec<(u64, PhysFrame, bool)>,
+    addr: u64,
+    frame: PhysFrame,
+    write: bool,
+) -> Result<(), LoadError> {
+    space.map_user_frame(addr, frame, UserAccess { write, execute: false }).map_err(LoadError::Memory)?;
+    maps.push((addr, frame, write));
+    Ok(())
+}
+
+/// A ring for a server, mapped at `addr` and recorded.
+fn user_ring(
+    space: &mut AddressSpace,
+    maps: &mut Vec<(u64, PhysFrame, bool)>,
+    addr: u64,
+    slots: u32,
+) -> Result<SharedRing, LoadError> {
+    let ring = SharedRing::new_for_user(slots as usize).map_err(LoadError::Ring)?;
+    for (page, frame) in ring.frames().enumerate() {
+        map_shared(space, maps, addr + page as u64 * 4096, frame, true)?;
+    }
+    Ok(ring)
+}
+
+/// What `load` builds before the server entry exists: if any step fails,
+/// everything made so far is given back.
+#[derive(Default)]
+struct Parts {
+    rings: Vec<SharedRing>,
+    stats: Option<PhysFrame>,
+    maps: Vec<(u64, PhysFrame, bool)>,
+    regions: Vec<(u64, u64)>,
+}
+
+impl Parts {
+    /// Frees what a failed load made. The address space was never run.
+    fn give_back(self, space: AddressSpace) {
+        // SAFETY: the tree was never loaded into any CR3.
+        unsafe { space.destroy() };
+        for ring in self.rings {
+            // SAFETY: no handle to it was made; its only mapping was in the
+            // tree just destroyed.
+            unsafe { ring.free() };
+        }
+        if let Some(frame) = self.stats {
+            // SAFETY: from `alloc_zeroed`, mapped only in that tree.
+            unsafe { frames::free(frame) };
+        }
+    }
+}
+
+/// Segments, rings, statistics page and stack of one server, into `space`.
+fn fill(
+    config: &system_config::SystemConfig,
+    s: &system_config::Server,
+    plan: &LoadPlan,
+    space: &mut AddressSpace,
+    parts: &mut Parts,
+) -> Result<(), LoadError> {
+    map_segments(space, plan, &mut parts.regions)?;
+    parts.rings.push(user_ring(space, &mut parts.maps, abi::OUTBOX_ADDR, s.outbox_slots)?);
+    let movers = config.mover_cores.len().min(abi::MAX_MOVERS);
+    for mover in 0..movers {
+        parts.rings.push(user_ring(space, &mut parts.maps, abi::inbox_addr(mover), s.inbox_slots)?);
+    }
+    parts.regions.push((abi::INFO_ADDR, abi::inbox_addr(movers)));
+    let stats_frame = frames::alloc_zeroed().ok_or(LoadError::Memory(MapError::OutOfFrames))?;
+    parts.stats = Some(stats_frame);
+    map_shared(space, &mut parts.maps, abi::STATS_ADDR, stats_frame, true)?;
+    let stack_top = abi::stack_top_for_server(s.index);
+    let stack_bottom = stack_top - u64::from(s.stack_kib) * 1024;
+    map_stack(space, stack_bottom, stack_top)?;
+    parts.regions.push((stack_bottom, stack_top));
+    Ok(())
+}
+
+/// Builds the address space of one server from its ELF, with its rings. A
+/// load that fails half-way gives back every frame it took.
 fn load(
     config: &system_config::SystemConfig,
     s: &system_config::Server,
-    elf: Option<&[u8]>,
+    elf: Option<&'static [u8]>,
 ) -> Result<Server, LoadError> {
     let (name, core) = (s.name.as_str(), s.core);
     let elf = elf.ok_or(LoadError::MissingBinary)?;
     let plan = check_elf(elf, &SERVER_LIMITS).map_err(LoadError::Elf)?;
     let mut space = AddressSpace::new_user().map_err(LoadError::Memory)?;
-    let mut regions = Vec::new();
-    map_segments(&mut space, &plan, &mut regions)?;
-    let outbox =
-        SharedRing::new_mapped(&mut space, abi::OUTBOX_ADDR, s.outbox_slots as usize).map_err(LoadError::Ring)?;
-    let mut inboxes = Vec::new();
-    for mover in 0..config.mover_cores.len().min(abi::MAX_MOVERS) {
-        inboxes.push(
-            SharedRing::new_mapped(&mut space, abi::inbox_addr(mover), s.inbox_slots as usize)
-                .map_err(LoadError::Ring)?,
-        );
+    let mut parts = Parts::default();
+    if let Err(e) = fill(config, s, &plan, &mut space, &mut parts) {
+        parts.give_back(space);
+        return Err(e);
     }
-    regions.push((abi::INFO_ADDR, abi::inbox_addr(inboxes.len())));
-    let stats_frame = frames::alloc_zeroed().ok_or(LoadError::Memory(MapError::OutOfFrames))?;
-    space
-        .map_user_frame(abi::STATS_ADDR, stats_frame, UserAccess { write: true, execute: false })
-        .map_err(LoadError::Memory)?;
+    let Parts { mut rings, stats, maps, regions } = parts;
+    let stats_phys = stats.map_or(0, |f| f.start_address().as_u64());
+    let outbox = rings.remove(0);
     let stack_top = abi::stack_top_for_server(s.index);
     let stack_bottom = stack_top - u64::from(s.stack_kib) * 1024;
-    let rw = UserAccess { write: true, execute: false };
-    let mut page = stack_bottom;
-    while page < stack_top {
-        space.map_user_page(page, rw).map_err(LoadError::Memory)?;
-        page += 4096;
-    }
-    regions.push((stack_bottom, stack_top));
+    let stall_ticks = s.stall_ms.map_or(0, |ms| u64::from(ms) * crate::arch::x86_64::tsc::ticks_per_us() * 1000);
     Ok(Server {
         name: String::from(name),
         core,
         config_index: s.index,
-        badge: s.badge(),
+        badge: AtomicU64::new(s.badge()),
+        generation: AtomicU32::new(0),
         service: s.service,
         mover_core: s.mover_core,
         mover: config.mover_cores.iter().position(|&c| c == s.mover_core).unwrap_or(0),
         outbox,
-        inboxes,
+        inboxes: rings,
         capabilities: Vec::new(),
         outbox_counters: OutboxCounters::default(),
-        space,
+        cr3: AtomicU64::new(space.cr3()),
+        space: spin::Mutex::new(Some(space)),
+        shared_maps: maps,
+        elf,
+        info_phys: 0,
+        restart: s.restart,
+        stall_ticks,
+        life: super::Life::new(),
         entry: plan.entry(),
         stack_top,
         stack_bottom,
@@ -119,8 +206,67 @@ fn load(
         state: AtomicU8::new(State::Loaded as u8),
         exit_code: AtomicI64::new(0),
         log_lines: AtomicU64::new(0),
-        stats_phys: stats_frame.start_address().as_u64(),
+        stats_phys,
     })
+}
+
+/// A new address space for a restart of `server`: the segments copied
+/// afresh from its ELF, a zeroed stack, and the same ring, info,
+/// statistics and direct-ring frames as before, its rings re-initialised
+/// at the indices the movers published (`life`). Switches this core to it
+/// and frees the old one. Runs on the server's own core, the server
+/// stopped and every mover's acknowledgement in.
+pub fn rebuild(server: &Server) -> Result<(), LoadError> {
+    let plan = check_elf(server.elf, &SERVER_LIMITS).map_err(LoadError::Elf)?;
+    let mut space = AddressSpace::new_user().map_err(LoadError::Memory)?;
+    let built = (|| {
+        map_segments(&mut space, &plan, &mut Vec::new())?;
+        map_stack(&mut space, server.stack_bottom, server.stack_top)?;
+        for &(addr, frame, write) in &server.shared_maps {
+            space.map_user_frame(addr, frame, UserAccess { write, execute: false }).map_err(LoadError::Memory)?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = built {
+        // SAFETY: the new tree was never loaded into any CR3.
+        unsafe { space.destroy() };
+        return Err(e);
+    }
+    let resume = &server.life.resume;
+    server.outbox.reinit(resume[0].load(Ordering::Acquire));
+    for (mover, inbox) in server.inboxes.iter().enumerate() {
+        inbox.reinit(resume[1 + mover].load(Ordering::Acquire));
+    }
+    // SAFETY: the statistics frame belongs to this server for the whole
+    // run and the direct map covers it; the server is stopped.
+    unsafe { core::ptr::write_bytes(phys_to_virt(server.stats_phys), 0, 4096) };
+    let cr3 = space.cr3();
+    // SAFETY: the new address space shares the kernel half, so the kernel
+    // keeps running after the switch; the old one is freed only after it.
+    unsafe { core::arch::asm!("mov cr3, {}", in(reg) cr3, options(nostack)) };
+    cores::this_core().cr3_writes.fetch_add(1, Ordering::Relaxed);
+    server.cr3.store(cr3, Ordering::Release);
+    let old = server.space.lock().replace(space);
+    if let Some(old) = old {
+        // SAFETY: this core just left it (the CR3 write above also flushed
+        // its user mappings from the TLB); only this core ever runs this
+        // server, and `cr3()` now names the new tree, so nothing loads the
+        // old one again.
+        unsafe { old.destroy() };
+    }
+    Ok(())
+}
+
+/// Writes the running incarnation's badge into the server's info page.
+pub fn rewrite_info_badge(server: &Server) {
+    if server.info_phys == 0 {
+        return;
+    }
+    let info = phys_to_virt(server.info_phys) as *mut abi::ServerInfo;
+    // SAFETY: the info frame belongs to this server for the whole run and
+    // is mapped read-only into it; the server is stopped, so nothing reads
+    // it during the write; `badge` is a plain u64 field of the page.
+    unsafe { core::ptr::addr_of_mut!((*info).badge).write_volatile(server.badge()) };
 }
 
 /// Loads every server of `config`; a server that cannot be loaded is
@@ -193,35 +339,32 @@ fn map_direct_rings(config: &system_config::SystemConfig, servers: &mut [Server]
         }
         let producer_addr = abi::direct_ring_addr(producer_slot);
         let consumer_addr = abi::direct_ring_addr(consumer_slot);
-        let shared = match SharedRing::new_mapped(&mut servers[producer].space, producer_addr, ring.slots as usize) {
+        let shared = match SharedRing::new_for_user(ring.slots as usize) {
             Ok(shared) => shared,
             Err(e) => {
                 log::error!("direct ring `{}`: not made: {e}", ring.name);
                 continue;
             }
         };
-        // The same frames, at the consumer's address: found through the
-        // producer's page tables, where `new_mapped` just put them.
-        let pages = ringbuf::region_size(ring.slots as usize).map_or(0, |size| size.div_ceil(4096)) as u64;
-        let rw = UserAccess { write: true, execute: false };
-        let producer_cr3 = servers[producer].space.cr3();
+        // The same frames in both, recorded so that a restart of either
+        // maps them again.
+        let pages = shared.frames().count() as u64;
         let mut mapped = Ok(());
-        for page in 0..pages {
-            let offset = page * 4096;
-            let Some(phys) = crate::mem::paging::translate_user(producer_cr3, producer_addr + offset, true) else {
-                mapped = Err(MapError::Refused("ring page not mapped in the producer"));
-                break;
-            };
-            let frame = x86_64::structures::paging::PhysFrame::containing_address(x86_64::PhysAddr::new(phys));
-            mapped = servers[consumer].space.map_user_frame(consumer_addr + offset, frame, rw);
-            if mapped.is_err() {
-                break;
+        'map: for (server, addr) in [(producer, producer_addr), (consumer, consumer_addr)] {
+            let target = &mut servers[server];
+            let mut space = target.space.lock();
+            let Some(space) = space.as_mut() else { continue };
+            for (page, frame) in shared.frames().enumerate() {
+                mapped = map_shared(space, &mut target.shared_maps, addr + page as u64 * 4096, frame, true);
+                if mapped.is_err() {
+                    break 'map;
+                }
             }
         }
-        // Kept even on failure: its frames are mapped in the producer.
+        // Kept even on failure: its frames may be mapped in the producer.
         rings.push(shared);
         if let Err(e) = mapped {
-            log::error!("direct ring `{}`: not made: mapping it into `{consumer_name}`: {e}", ring.name);
+            log::error!("direct ring `{}`: not made: mapping it: {e}", ring.name);
             continue;
         }
         for (server, addr, end) in
@@ -257,7 +400,7 @@ fn write_info_page(
     let s = &config.servers[server.config_index];
     let mut info = abi::ServerInfo {
         magic: abi::INFO_MAGIC,
-        badge: server.badge,
+        badge: server.badge(),
         core: server.core as u32,
         mover_count: server.inboxes.len() as u32,
         outbox_slots: s.outbox_slots,
@@ -303,8 +446,8 @@ fn write_info_page(
     // SAFETY: the frame is fresh, page-sized and aligned; `ServerInfo` fits
     // in it (const-asserted in `abi`) and is plain data.
     unsafe { core::ptr::write(phys_to_virt(frame.start_address().as_u64()) as *mut abi::ServerInfo, info) };
-    server
-        .space
-        .map_user_frame(abi::INFO_ADDR, frame, UserAccess { write: false, execute: false })
-        .map_err(LoadError::Memory)
+    server.info_phys = frame.start_address().as_u64();
+    let mut space = server.space.lock();
+    let space = space.as_mut().ok_or(LoadError::Memory(MapError::Refused("no address space")))?;
+    map_shared(space, &mut server.shared_maps, abi::INFO_ADDR, frame, false)
 }

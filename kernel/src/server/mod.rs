@@ -6,20 +6,28 @@
 //! Invariants:
 //! - The table is filled by the BSP before any server runs and is
 //!   read-only afterwards except for each entry's atomics.
-//! - A server's core runs nothing else. When its server exits or faults the
-//!   core switches back to the kernel's page tables and parks; the server's
-//!   address space and state are kept (for a later restart feature).
+//! - A server's core runs nothing else. When its server exits, faults or
+//!   hangs, its restart policy (`life`) either brings it back on the same
+//!   core as a new incarnation (fresh address space, same ring frames
+//!   re-initialised, generation + 1) or the core parks.
+//! - What changes between incarnations is the address space (`cr3`), the
+//!   badge (its generation) and the life counters; everything else in the
+//!   entry is fixed at load. The mover learns of each stop and restart
+//!   through `life_epoch` (see `life`).
 
 pub mod fault;
+pub mod life;
 pub mod load;
 
 use crate::mem::paging::AddressSpace;
 use crate::mem::phys_to_virt;
 use crate::rings::SharedRing;
+use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use mover_logic::OutboxCounters;
+use x86_64::structures::paging::PhysFrame;
 
 /// Lifecycle of a server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +37,8 @@ pub enum State {
     Running = 1,
     Exited = 2,
     Faulted = 3,
+    /// Stopped, and its policy brings it back: between incarnations.
+    Restarting = 4,
 }
 
 /// One loaded server.
@@ -37,7 +47,9 @@ pub struct Server {
     pub core: usize,
     /// Position in the system TOML (badge = `abi::server_badge(config_index)`).
     pub config_index: usize,
-    pub badge: u64,
+    /// The badge of the running incarnation (`abi::server_badge_of_generation`).
+    badge: AtomicU64,
+    generation: AtomicU32,
     /// A service is not expected to exit: the run does not wait for it.
     pub service: bool,
     /// The mover core serving its outbox.
@@ -51,7 +63,25 @@ pub struct Server {
     pub capabilities: Vec<Option<usize>>,
     /// What the mover did with its outbox (written by that mover only).
     pub outbox_counters: OutboxCounters,
-    pub(crate) space: AddressSpace,
+    /// The current incarnation's address space (replaced by a restart,
+    /// only on the server's own core while it is stopped).
+    pub(crate) space: spin::Mutex<Option<AddressSpace>>,
+    /// Its root, readable without the lock (the switch path).
+    cr3: AtomicU64,
+    /// Frames of others (rings, info and statistics pages, direct rings)
+    /// mapped into it: (user address, frame, writable). A restart maps the
+    /// same frames into the new address space.
+    pub(crate) shared_maps: Vec<(u64, PhysFrame, bool)>,
+    /// Its ELF, kept for restarts.
+    pub(crate) elf: &'static [u8],
+    /// The frame of its read-only info page (rewritten on restart: badge).
+    pub(crate) info_phys: u64,
+    /// Restart policy and hang detection, from the system TOML.
+    pub restart: system_config::RestartPolicy,
+    /// `stall_ms` in TSC ticks (0: no hang detection).
+    pub stall_ticks: u64,
+    /// Life counters, stop requests and the handshake with the movers.
+    pub life: Life,
     pub(crate) entry: u64,
     pub(crate) stack_top: u64,
     pub(crate) stack_bottom: u64,
@@ -80,7 +110,8 @@ impl Server {
             0 => State::Loaded,
             1 => State::Running,
             2 => State::Exited,
-            _ => State::Faulted,
+            3 => State::Faulted,
+            _ => State::Restarting,
         }
     }
 
@@ -96,14 +127,95 @@ impl Server {
         self.exit_code.store(code, Ordering::Release);
     }
 
-    /// Whether it still runs (or is about to).
+    /// Whether it still runs (or is about to, or comes back).
     pub fn is_live(&self) -> bool {
+        matches!(self.state(), State::Loaded | State::Running | State::Restarting)
+    }
+
+    /// Whether the mover may deliver to it (not stopped, not between incarnations).
+    pub fn accepts_messages(&self) -> bool {
         matches!(self.state(), State::Loaded | State::Running)
     }
 
     /// The physical address of its page-table root.
     pub fn cr3(&self) -> u64 {
-        self.space.cr3()
+        self.cr3.load(Ordering::Acquire)
+    }
+
+    /// The badge of its running incarnation.
+    pub fn badge(&self) -> u64 {
+        self.badge.load(Ordering::Acquire)
+    }
+
+    /// Its incarnation: 0 until the first restart.
+    pub fn generation(&self) -> u32 {
+        self.generation.load(Ordering::Acquire)
+    }
+}
+
+/// A server's life counters and its side of the handshake with the movers
+/// (what they mean: `life`).
+pub struct Life {
+    /// Moves on each stop and each restart of this server.
+    pub epoch: AtomicU64,
+    /// Per mover: the `epoch` it has handled (its rings released).
+    pub acks: [AtomicU64; abi::MAX_MOVERS],
+    /// Indices the rings restart at, published by the movers with their
+    /// ack: `[0]` the outbox (its mover's read index), `[1 + m]` the inbox
+    /// of mover `m` (its write index).
+    pub resume: [AtomicU64; abi::MAX_MOVERS + 1],
+    pub faults: AtomicU64,
+    pub hangs: AtomicU64,
+    pub exits: AtomicU64,
+    pub restarts: AtomicU64,
+    /// Messages queued in its inbox when it stopped, returned to their
+    /// senders (bounced `DESTINATION_NOT_RUNNING`) by the movers.
+    pub handed_back: AtomicU64,
+    /// Of those, the ones that could not be returned (the sender stopped
+    /// too, its inbox broke, or stayed full past the hand-back limit).
+    pub undeliverable: AtomicU64,
+    /// Its own bounces and notices still queued when it stopped (nobody to
+    /// return them to).
+    pub discarded: AtomicU64,
+    /// Notices to it that were dropped (it was stopped, or too many waited).
+    pub notices_dropped: AtomicU64,
+    /// The last stop, as notice words (`Cause::notice_words`).
+    pub last_cause: AtomicU32,
+    pub last_detail: AtomicI64,
+    /// Set by a mover that found it hung; taken by its core.
+    pub(crate) stop_request: AtomicBool,
+    /// Stopped with a failure its policy does not cover: the run fails.
+    pub failed_for_good: AtomicBool,
+    /// When it was restarted (ms since boot), oldest first, for the policy.
+    pub(crate) restart_times: spin::Mutex<VecDeque<u64>>,
+}
+
+impl Life {
+    pub fn new() -> Life {
+        Life {
+            epoch: AtomicU64::new(0),
+            acks: [const { AtomicU64::new(0) }; abi::MAX_MOVERS],
+            resume: [const { AtomicU64::new(0) }; abi::MAX_MOVERS + 1],
+            faults: AtomicU64::new(0),
+            hangs: AtomicU64::new(0),
+            exits: AtomicU64::new(0),
+            restarts: AtomicU64::new(0),
+            handed_back: AtomicU64::new(0),
+            undeliverable: AtomicU64::new(0),
+            discarded: AtomicU64::new(0),
+            notices_dropped: AtomicU64::new(0),
+            last_cause: AtomicU32::new(0),
+            last_detail: AtomicI64::new(0),
+            stop_request: AtomicBool::new(false),
+            failed_for_good: AtomicBool::new(false),
+            restart_times: spin::Mutex::new(VecDeque::new()),
+        }
+    }
+}
+
+impl Default for Life {
+    fn default() -> Self {
+        Life::new()
     }
 }
 

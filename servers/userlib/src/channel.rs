@@ -9,8 +9,14 @@
 //! let reply = ch.recv();                   // waits as the core's power policy says
 //! ```
 //! No system call is involved: sending writes a slot and publishes an index;
-//! the mover does the rest. A message with `sender_badge == 0` is a bounce
-//! from the kernel (`label` says why, see `abi::bounce`).
+//! the mover does the rest. A message with `sender_badge == 0` is from the
+//! kernel: a bounce (`label` says why, see `abi::bounce`) or a notice about
+//! a peer (`label == abi::notice::LABEL`, see [`Channel::notice`]).
+//!
+//! A send that finds the outbox full does not just spin: it moves waiting
+//! inbox messages into a small held queue (returned first by the receive
+//! calls), so that two servers sending to each other cannot both wait for
+//! the other to drain (each keeps draining while it waits).
 
 use crate::abi;
 use crate::idle::Idler;
@@ -35,6 +41,9 @@ pub enum SendError {
     TooLong,
 }
 
+/// Inbox messages a blocked send may hold for the receive calls.
+pub const HELD_MESSAGES: usize = 64;
+
 /// This server's rings.
 pub struct Channel {
     info: &'static abi::ServerInfo,
@@ -45,6 +54,11 @@ pub struct Channel {
     next_sequence: u32,
     /// How this core waits while the inboxes are empty (and wakes the mover).
     idler: Idler,
+    /// Messages taken from the inboxes while a send waited for room, oldest
+    /// at `held_head`.
+    held: [Message; HELD_MESSAGES],
+    held_head: usize,
+    held_len: usize,
 }
 
 fn ring_len(slots: u32) -> Result<usize, OpenError> {
@@ -78,6 +92,9 @@ impl Channel {
             next_inbox: 0,
             next_sequence: 0,
             idler: Idler::from_info(info),
+            held: [Message::zeroed(); HELD_MESSAGES],
+            held_head: 0,
+            held_len: 0,
         })
     }
 
@@ -102,10 +119,15 @@ impl Channel {
         &self.idler
     }
 
-    /// The endpoint number that reaches the server with `badge`, if held.
+    /// The endpoint number that reaches the server with `badge` (any of
+    /// its incarnations: the info page lists first badges), if held.
     pub fn endpoint_for_badge(&self, badge: u64) -> Option<u32> {
         let count = (self.info.endpoint_count as usize).min(abi::MAX_ENDPOINTS);
-        self.info.endpoint_badges[..count].iter().position(|&b| b == badge && b != 0).map(|i| i as u32)
+        let server = abi::server_index_of_badge(badge)?;
+        self.info.endpoint_badges[..count]
+            .iter()
+            .position(|&b| b != 0 && abi::server_index_of_badge(b) == Some(server))
+            .map(|i| i as u32)
     }
 
     /// The endpoint number of the endpoint called `name`, if held.
@@ -136,13 +158,53 @@ impl Channel {
         Ok(())
     }
 
-    /// Queues a message, spinning (and draining nothing) while the outbox is full.
+    /// Queues a message. While the outbox is full it keeps draining the
+    /// inboxes into the held queue (see the module docs); it spins without
+    /// draining only once that queue is full too.
     #[inline]
     pub fn send_message(&mut self, message: &Message) {
         while self.outbox.push(message).is_err() {
+            self.hold_one();
             core::hint::spin_loop();
         }
         self.idler.after_publish(&mut self.outbox);
+    }
+
+    /// Moves one waiting inbox message into the held queue, if it has room.
+    #[cold]
+    fn hold_one(&mut self) {
+        if self.held_len == HELD_MESSAGES {
+            return;
+        }
+        if let Some(message) = self.poll_inboxes() {
+            self.held[(self.held_head + self.held_len) % HELD_MESSAGES] = message;
+            self.held_len += 1;
+        }
+    }
+
+    /// Messages in the held queue.
+    pub fn held(&self) -> usize {
+        self.held_len
+    }
+
+    fn take_held(&mut self) -> Option<Message> {
+        if self.held_len == 0 {
+            return None;
+        }
+        let message = self.held[self.held_head];
+        self.held_head = (self.held_head + 1) % HELD_MESSAGES;
+        self.held_len -= 1;
+        Some(message)
+    }
+
+    /// The notice in `message`, if it is one: the kernel telling this
+    /// server that a peer it holds an endpoint to stopped, restarted, or
+    /// stopped for good (`message.destination_endpoint` is that endpoint).
+    pub fn notice(message: &Message) -> Option<abi::notice::Notice> {
+        if message.sender_badge != abi::KERNEL_BADGE || message.label != abi::notice::LABEL {
+            return None;
+        }
+        abi::notice::Notice::decode(message.payload_bytes())
     }
 
     /// Builds and queues a message, or reports a full outbox (the sequence
@@ -170,10 +232,18 @@ impl Channel {
         sent
     }
 
-    /// The next message from any inbox, if one is waiting (inboxes are
-    /// polled round-robin so no mover starves).
+    /// The next message, if one is waiting: held messages first, then the
+    /// inboxes, polled round-robin so no mover starves.
     #[inline]
     pub fn try_recv(&mut self) -> Option<Message> {
+        if self.held_len != 0 {
+            return self.take_held();
+        }
+        self.poll_inboxes()
+    }
+
+    #[inline]
+    fn poll_inboxes(&mut self) -> Option<Message> {
         for _ in 0..self.inbox_count {
             let index = self.next_inbox;
             self.next_inbox = if index + 1 == self.inbox_count { 0 } else { index + 1 };
@@ -202,6 +272,12 @@ impl Channel {
     #[inline]
     pub fn recv_batch(&mut self, out: &mut [Message]) -> usize {
         let mut got = 0;
+        while got < out.len()
+            && let Some(message) = self.take_held()
+        {
+            out[got] = message;
+            got += 1;
+        }
         for _ in 0..self.inbox_count {
             let index = self.next_inbox;
             self.next_inbox = if index + 1 == self.inbox_count { 0 } else { index + 1 };
