@@ -1,6 +1,7 @@
 //! Per-core power policy as pure code, the one home of the power protocol's
-//! decisions: what a core does after an empty poll ([`Governor`]), and what
-//! a requested policy becomes on a given CPU ([`resolve`]). No hardware
+//! decisions: what a core does after an empty poll ([`Governor`]), what
+//! a requested policy becomes on a given CPU ([`resolve`]), and in which
+//! order a core touches its P-state MSRs ([`msr`]). No hardware
 //! access and no `unsafe`: the kernel (mover, boot) and `userlib` (servers)
 //! run this code, the host tests it.
 //!
@@ -11,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 mod governor;
+pub mod msr;
 pub mod resolve;
 
 pub use governor::{CLOCK_EVERY_PAUSES, Escalation, Governor, SleepKind, Step};

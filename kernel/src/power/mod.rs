@@ -36,7 +36,6 @@ use cores::MAX_CORES;
 use power_policy::resolve::{CapabilityMsr, CpuPower, IdlePstateRequest, Request, SleepRequest};
 use power_policy::{Escalation, SleepKind};
 use system_config::{IdlePstate, PolicyRole, SleepMode};
-use x86_64::registers::model_specific::Msr;
 
 /// How a core may lower its performance request while asleep (chosen by
 /// `power_policy::resolve`).
@@ -98,21 +97,6 @@ pub(super) fn race_delay() {
     }
 }
 
-pub(super) const IA32_PERF_CTL: u32 = 0x199;
-pub(super) const IA32_HWP_REQUEST: u32 = 0x774;
-const IA32_HWP_CAPABILITIES: u32 = 0x771;
-const MSR_PLATFORM_INFO: u32 = 0xCE;
-const AMD_PSTATE_CURRENT_LIMIT: u32 = 0xC001_0061;
-pub(super) const AMD_PSTATE_CTL: u32 = 0xC001_0062;
-
-pub(super) fn read_msr(msr: u32) -> u64 {
-    // SAFETY: only called for MSRs whose presence CPUID reported (the
-    // P-state control `power_policy::resolve` chose, and the capability
-    // MSRs it asks for only with that control); reading them has no side
-    // effects.
-    unsafe { Msr::new(msr).read() }
-}
-
 /// Resolves every core's policy from the TOML and the CPU, prints it. The
 /// rules are `power_policy::resolve` (pure, host-tested); this builds its
 /// inputs and reads the capability MSRs it asks for.
@@ -126,14 +110,8 @@ pub fn resolve(config: &system_config::SystemConfig, features: &Features, cores:
         amd_hw_pstate: features.amd_hw_pstate,
     };
     // `power_policy::resolve` asks for an MSR only where CPUID reported the
-    // control it belongs to (see `read_msr`).
-    let read_capability = |msr: CapabilityMsr| {
-        read_msr(match msr {
-            CapabilityMsr::HwpCapabilities => IA32_HWP_CAPABILITIES,
-            CapabilityMsr::PlatformInfo => MSR_PLATFORM_INFO,
-            CapabilityMsr::AmdPstateCurrentLimit => AMD_PSTATE_CURRENT_LIMIT,
-        })
-    };
+    // control it belongs to; `pstate` enables HWP before an HWP MSR.
+    let read_capability = |msr: CapabilityMsr| pstate::read_capability(msr);
     let mut out = Vec::new();
     for core in 0..cores {
         let role = config.role_of(core);

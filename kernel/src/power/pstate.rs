@@ -1,33 +1,65 @@
 //! Performance requests: lowering a core's P-state while it sleeps or
 //! after a long idle period, and restoring it. Only MSRs that `resolve`
-//! chose from CPUID are touched.
+//! chose from CPUID are touched, in the order `power_policy::msr` fixes
+//! (host-tested): on each core `IA32_PM_ENABLE` before any other HWP MSR.
 
-use super::{AMD_PSTATE_CTL, CorePower, IA32_HWP_REQUEST, IA32_PERF_CTL, PstateControl, policy, read_msr};
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use super::{CorePower, PstateControl, policy};
+use core::sync::atomic::Ordering;
 use cores::MAX_CORES;
-use x86_64::registers::model_specific::Msr;
+use power_policy::msr::{CorePstate, Msr};
+use power_policy::resolve::CapabilityMsr;
 
-/// The core's current performance request (to restore later).
-pub(super) fn current_request(p: &CorePower) -> u64 {
-    match p.pstate {
-        PstateControl::None => 0,
-        PstateControl::Hwp => read_msr(IA32_HWP_REQUEST),
-        PstateControl::PerfCtl => read_msr(IA32_PERF_CTL),
-        PstateControl::AmdPstate => read_msr(AMD_PSTATE_CTL),
+/// The calling core's MSRs.
+struct CpuMsrs;
+
+impl Msr for CpuMsrs {
+    fn read(&mut self, msr: u32) -> u64 {
+        // SAFETY: `CorePstate` reads only the request MSR of the control
+        // `resolve` chose from CPUID, or the capability MSR `resolve` asked
+        // for with that control; HWP MSRs only after IA32_PM_ENABLE. Reads
+        // have no side effects.
+        unsafe { x86_64::registers::model_specific::Msr::new(msr).read() }
+    }
+
+    fn write(&mut self, msr: u32, value: u64) {
+        // SAFETY: `CorePstate` writes IA32_PM_ENABLE (bit 0, only where
+        // CPUID reports HWP and `resolve` chose it) and the request MSR of
+        // the chosen control, with a value in that MSR's documented format.
+        unsafe { x86_64::registers::model_specific::Msr::new(msr).write(value) };
     }
 }
 
-/// Per core: the request saved by `idle_pstate(.., true)`, and whether it
-/// is lowered now. Only the core itself touches its entries.
-static IDLE_SAVED: [AtomicU64; MAX_CORES] = [const { AtomicU64::new(0) }; MAX_CORES];
-static IDLE_LOWERED: [AtomicBool; MAX_CORES] = [const { AtomicBool::new(false) }; MAX_CORES];
+/// Per core: whether it enabled HWP, and the request saved while its
+/// P-state is lowered for idling. Only the core itself uses its entry
+/// (the MSRs are its own), never from an interrupt handler, so the lock is
+/// never contended.
+static STATE: [spin::Mutex<CorePstate>; MAX_CORES] = [const { spin::Mutex::new(CorePstate::new()) }; MAX_CORES];
+
+fn this_core_state() -> spin::MutexGuard<'static, CorePstate> {
+    STATE[cores::this_core().index().min(MAX_CORES - 1)].lock()
+}
+
+/// Reads a capability MSR for `power_policy::resolve` on the calling core
+/// (enabling HWP first when the MSR is an HWP one).
+pub(super) fn read_capability(which: CapabilityMsr) -> u64 {
+    this_core_state().read_capability(&mut CpuMsrs, which)
+}
+
+/// The core's current performance request (to restore later).
+pub(super) fn current_request(p: &CorePower) -> u64 {
+    if p.pstate == PstateControl::None {
+        return 0; // the sleep path of most cores: no lock, no MSR
+    }
+    this_core_state().current_request(&mut CpuMsrs, p.pstate)
+}
 
 /// Lowers (`lower`) or restores the P-state of a core that has been
 /// pausing for `idle_pstate_after_us` (`Step::LowerPstate` of its
 /// governor; the `idle_pstate` system call for servers). Does nothing where
 /// the policy does not ask for it or the CPU has no P-state control, or if
 /// the core is already in that state. Returns whether it wrote the MSR.
-/// Out of line: called from the mover loop and the syscall path.
+/// Out of line: called from the mover loop and the syscall path, on the
+/// core `core_index` itself.
 #[cold]
 #[inline(never)]
 pub fn idle_pstate(core_index: usize, lower: bool) -> bool {
@@ -35,29 +67,19 @@ pub fn idle_pstate(core_index: usize, lower: bool) -> bool {
     if p.escalation.idle_pstate_after_ticks.is_none() || core_index >= MAX_CORES {
         return false;
     }
-    let lowered = &IDLE_LOWERED[core_index];
-    if lowered.load(Ordering::Relaxed) == lower {
-        return false;
+    let wrote = STATE[core_index].lock().idle(&mut CpuMsrs, p.pstate, p.idle_value, lower);
+    if wrote {
+        cores::this_core().pstate_changes.fetch_add(1, Ordering::Relaxed);
     }
-    if lower {
-        IDLE_SAVED[core_index].store(current_request(&p), Ordering::Relaxed);
-        set_pstate(&p, p.idle_value);
-    } else {
-        set_pstate(&p, IDLE_SAVED[core_index].load(Ordering::Relaxed));
-    }
-    lowered.store(lower, Ordering::Relaxed);
-    true
+    wrote
 }
 
+/// Writes `value` as the calling core's performance request.
 pub(super) fn set_pstate(p: &CorePower, value: u64) {
-    let msr = match p.pstate {
-        PstateControl::None => return,
-        PstateControl::Hwp => IA32_HWP_REQUEST,
-        PstateControl::PerfCtl => IA32_PERF_CTL,
-        PstateControl::AmdPstate => AMD_PSTATE_CTL,
-    };
-    // SAFETY: `resolve` picked this MSR only where CPUID reports it; the
-    // value is a performance request in the MSR's documented format.
-    unsafe { Msr::new(msr).write(value) };
-    cores::this_core().pstate_changes.fetch_add(1, Ordering::Relaxed);
+    if p.pstate == PstateControl::None {
+        return;
+    }
+    if this_core_state().set_request(&mut CpuMsrs, p.pstate, value) {
+        cores::this_core().pstate_changes.fetch_add(1, Ordering::Relaxed);
+    }
 }
