@@ -200,7 +200,9 @@ static DEFERRED_LOST_TOTAL: AtomicU64 = AtomicU64::new(0);
 /// code that must not stall (the mover). If another core holds the lock,
 /// the line is copied into a free slot and printed by the next `lock()`
 /// (any core's next line, at the latest the end-of-run report); with
-/// every slot taken it is counted as lost (the count is printed).
+/// every slot taken it is counted as lost (the count is printed). Call it
+/// as `crate::serial::try_log(log::Level::Warn, format_args!(...))` (a
+/// crate-root macro would not name its layer for the layers test).
 pub fn try_log(level: log::Level, args: core::fmt::Arguments) -> Logged {
     let core = crate::arch::x86_64::cpu::current_core_index();
     if let Some(mut serial) = SERIAL.try_lock() {
@@ -226,15 +228,6 @@ pub fn try_log(level: log::Level, args: core::fmt::Arguments) -> Logged {
     DEFERRED_LOST.fetch_add(1, Ordering::Relaxed);
     DEFERRED_LOST_TOTAL.fetch_add(1, Ordering::Relaxed);
     Logged::Lost
-}
-
-/// `try_log` at warning level: `crate::try_warn!("mover: ...", ...)` (the
-/// mover's own warnings).
-#[macro_export]
-macro_rules! try_warn {
-    ($($arg:tt)*) => {
-        $crate::serial::try_log(log::Level::Warn, format_args!($($arg)*))
-    };
 }
 
 /// Prints every deferred line that is ready, and how many were lost.
