@@ -246,3 +246,19 @@ fn types_are_copy() {
     copy::<RestartDecision>();
     copy::<StayReason>();
 }
+
+#[test]
+fn the_example_in_docs_parses_as_documented() {
+    let doc = include_str!("../../../docs/config.md");
+    let section = &doc[doc.find("### Restarting servers").expect("the section")..];
+    let start = section.find("```text\n").expect("an example") + "```text\n".len();
+    let example = &section[start..start + section[start..].find("```").unwrap()];
+    let text = format!("[system]\nmover_cores = [1]\n\n{example}");
+    let c = parse(&text).unwrap_or_else(|e| panic!("{}", e.render("docs/config.md", &text)));
+    let s = &c.servers[0];
+    assert_eq!(
+        s.restart,
+        RestartPolicy { when: RestartWhen::OnFailure, max_restarts: Some(5), window_ms: Some(2000), backoff_ms: 250 }
+    );
+    assert_eq!(s.stall_ms, Some(1000));
+}
