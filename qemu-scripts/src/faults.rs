@@ -223,6 +223,8 @@ pub struct Report {
     pub scribbles: u64,
     pub fatal_by_kind: BTreeMap<String, u64>,
     pub clean_exits_reported: u64,
+    /// Servers that wrote injector lines.
+    pub injectors: std::collections::BTreeSet<String>,
     // Kernel facts.
     pub supervised: BTreeMap<String, Supervised>,
     /// `supervisor: total: faults F, hangs H, restarts R`.
@@ -300,6 +302,7 @@ impl Report {
 
     fn server_line(&mut self, name: &str, text: &str) {
         if let Some(rest) = text.strip_prefix("injector: generation ") {
+            self.injectors.insert(name.to_string());
             if rest.contains(": done (") {
                 self.clean_exits_reported += 1;
             } else if let (Some(g), Some(s), Some(k), Some(at)) = (
@@ -334,6 +337,14 @@ impl Report {
         } else if text.contains("deadline reached before every peer was done") {
             self.deadline_reached.push(name.to_string());
         }
+    }
+
+    /// Incarnations of the injectors by the kernel's count (generation + 1
+    /// each), if its end-of-run lines name them.
+    pub fn kernel_incarnations(&self) -> Option<u64> {
+        let found: Vec<u64> =
+            self.injectors.iter().filter_map(|n| self.supervised.get(n)).map(|s| s.generation + 1).collect();
+        (!found.is_empty() && found.len() == self.injectors.len()).then(|| found.iter().sum())
     }
 
     /// Injected faults and garbage messages: every garbage message, fuzzed
@@ -446,6 +457,14 @@ pub fn table(report: &Report, target: u64, generations: u64) -> String {
         row(&mut t, &format!("    {kind}"), n.to_string(), "");
     }
     row(&mut t, "  clean exits (generation or deadline bound)", report.clean_exits_reported.to_string(), "");
+    if let Some(n) = report.kernel_incarnations() {
+        row(
+            &mut t,
+            "  injector lines seen / incarnations (kernel)",
+            format!("{}/{n}", report.incarnations_reported + report.clean_exits_reported),
+            "a line is missing where the incarnation hung first or `log` was rate-limited: the counts above are a floor",
+        );
+    }
     t.push_str("  what the kernel did (kernel lines only)\n");
     row(&mut t, "faults", faults.to_string(), "");
     row(&mut t, "hangs detected", hangs.to_string(), "");
