@@ -152,7 +152,13 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     let config = load_system(ramdisk, report.expected);
     crate::energy::probe(&features);
     if let Some(config) = &config {
-        crate::power::resolve(config, &features, report.expected, config.mover_cores.len());
+        crate::power::resolve(
+            config,
+            &features,
+            report.expected,
+            config.mover_cores.len(),
+            crate::power::pstate::read_capability,
+        );
         crate::server::load::load_all(config, |binary| {
             let path = alloc::format!("servers/{binary}");
             Archive::find(ramdisk, &path).ok().flatten()

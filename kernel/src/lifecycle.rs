@@ -27,6 +27,8 @@ pub fn supervise() -> ! {
         if run_is_over() {
             break;
         }
+        // Kernel lines a mover deferred (the console was busy) are printed here.
+        crate::serial::flush_deferred_if_free();
         x86_64::instructions::interrupts::enable_and_hlt();
     }
     finish()

@@ -457,9 +457,13 @@ impl Mover {
                     server.outbox_counters.record_corrupt();
                     if !source.corrupt_reported {
                         source.corrupt_reported = true;
-                        log::warn!(
-                            "mover: outbox of server `{}` is corrupt ({err}); skipped until it is sane",
-                            server.name
+                        // Never waits for the console (a flooding server holds it).
+                        crate::serial::try_log(
+                            log::Level::Warn,
+                            format_args!(
+                                "mover: outbox of server `{}` is corrupt ({err}); skipped until it is sane",
+                                server.name
+                            ),
                         );
                     }
                     continue;

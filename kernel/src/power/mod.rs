@@ -100,7 +100,16 @@ pub(super) fn race_delay() {
 /// Resolves every core's policy from the TOML and the CPU, prints it. The
 /// rules are `power_policy::resolve` (pure, host-tested); this builds its
 /// inputs and reads the capability MSRs it asks for.
-pub fn resolve(config: &system_config::SystemConfig, features: &Features, cores: usize, inboxes_per_server: usize) {
+/// `read_capability` reads a capability MSR (`pstate::read_capability`,
+/// passed in by the caller: this file may not reach into its own
+/// submodules).
+pub fn resolve(
+    config: &system_config::SystemConfig,
+    features: &Features,
+    cores: usize,
+    inboxes_per_server: usize,
+    read_capability: fn(CapabilityMsr) -> u64,
+) {
     let tsc_per_us = crate::arch::x86_64::tsc::ticks_per_us();
     let cpu = CpuPower {
         monitor_mwait: features.monitor_mwait,
@@ -111,7 +120,6 @@ pub fn resolve(config: &system_config::SystemConfig, features: &Features, cores:
     };
     // `power_policy::resolve` asks for an MSR only where CPUID reported the
     // control it belongs to; `pstate` enables HWP before an HWP MSR.
-    let read_capability = |msr: CapabilityMsr| pstate::read_capability(msr);
     let mut out = Vec::new();
     for core in 0..cores {
         let role = config.role_of(core);

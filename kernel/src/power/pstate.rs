@@ -41,7 +41,7 @@ fn this_core_state() -> spin::MutexGuard<'static, CorePstate> {
 
 /// Reads a capability MSR for `power_policy::resolve` on the calling core
 /// (enabling HWP first when the MSR is an HWP one).
-pub(super) fn read_capability(which: CapabilityMsr) -> u64 {
+pub fn read_capability(which: CapabilityMsr) -> u64 {
     this_core_state().read_capability(&mut CpuMsrs, which)
 }
 

@@ -24,6 +24,7 @@ pub fn park(server: &Server) -> ! {
     unsafe { core::arch::asm!("mov cr3, {}", in(reg) kernel_cr3, options(nostack)) };
     core.cr3_writes.fetch_add(1, Ordering::Relaxed);
     core.set_role(Role::Parked);
+    crate::power::core_parked(server.core);
     x86_64::instructions::interrupts::enable();
     cores::idle_loop(core, crate::smp::wait_for_work)
 }
