@@ -109,13 +109,19 @@ fn run() -> i32 {
     for done in 0..bad {
         // Scribbles only in the second half: a scribbled outbox index makes
         // the mover skip the outbox, and the garbage would go nowhere.
-        let scribble_percent = if done < bad / 2 { 0 } else { 3 };
+        let scribble_percent = if done < bad / 2 { 0 } else { 1 };
         match rng.below(100) {
             n if n < scribble_percent => misdeeds.scribble(info, &mut rng, &mut counts),
             n if n < 40 => misdeeds.garbage(&mut channel, &mut rng, &mut counts),
             _ => fuzz::one_call(info, &mut rng, &mut counts),
         }
         misdeeds.drain(&mut channel, &mut counts);
+        // A scribbled inbox is no longer read: it fills, and the kernel
+        // would find this incarnation hung before its line and its fatal
+        // act. The scribble is its last bad thing.
+        if misdeeds.inbox_scribbled() {
+            break;
+        }
     }
     userlib::log!(
         "injector: generation {generation}: garbage messages {}, fuzzed syscalls {}, scribbles {}, drained {}, then {}",
