@@ -402,6 +402,29 @@ const CASES: &[Case] = &[
             ]
         )
     },
+    // The fault campaign, CI-sized (`cargo xtask faults` is the long one, docs/faults.md): two
+    // injectors restarted on failure send garbage, fuzz system calls, scribble on their rings and
+    // die in every way (faults, hangs, failing exits) while ping/echo and a stream check every
+    // message. At least 10 000 injected; the kernel's own lines must show faults and restarts;
+    // nothing lost or duplicated, no panic, the checkers' counts agree with the ring counters.
+    Case {
+        system: Some("tests/faults-ci.toml"),
+        must_not_show: &["\nPANIC core", "\nEXCEPTION core"],
+        timeout_secs: 360,
+        check: Some(crate::faults::flt0001_check),
+        ..case!(
+            "FLT0001-fault-campaign-ci-sized",
+            "",
+            8,
+            Firmware::Bios,
+            true,
+            &[
+                "\n[core 2] server `ping`: every peer is done",
+                "\n[core 4] server `stream-source`: source: every peer is done",
+                "\n[core 0] INFO  supervisor: total: faults ",
+            ]
+        )
+    },
     Case {
         system: Some("tests/scribbler.toml"),
         timeout_secs: 600,
@@ -462,29 +485,6 @@ const CASES: &[Case] = &[
             3,
             Firmware::Bios,
             true,
-    // The fault campaign, CI-sized (`cargo xtask faults` is the long one, docs/faults.md): two
-    // injectors restarted on failure send garbage, fuzz system calls, scribble on their rings and
-    // die in every way (faults, hangs, failing exits) while ping/echo and a stream check every
-    // message. At least 10 000 injected; the kernel's own lines must show faults and restarts;
-    // nothing lost or duplicated, no panic, the checkers' counts agree with the ring counters.
-    Case {
-        system: Some("tests/faults-ci.toml"),
-        must_not_show: &["\nPANIC core", "\nEXCEPTION core"],
-        timeout_secs: 360,
-        check: Some(crate::faults::flt0001_check),
-        ..case!(
-            "FLT0001-fault-campaign-ci-sized",
-            "",
-            8,
-            Firmware::Bios,
-            true,
-            &[
-                "\n[core 2] server `ping`: every peer is done",
-                "\n[core 4] server `stream-source`: source: every peer is done",
-                "\n[core 0] INFO  supervisor: total: faults ",
-            ]
-        )
-    },
             &[
                 "server `ping`: 100000 round trips through the mover: median ",
                 " ns, 0 bad replies",
@@ -1026,6 +1026,9 @@ fn qemu_tests(tally: &mut Tally, cases: &[&Case], run_bench: bool) -> Result<(),
                 problems.push(format!("serial log shows `{line}`"));
             }
         }
+        if let Some(check) = case.check {
+            problems.extend(check(&outcome.serial));
+        }
         for (first, then) in case.ordered {
             let lines: Vec<&str> = outcome.serial.lines().collect();
             let last_first = lines.iter().rposition(|l| l.contains(first));
@@ -1121,9 +1124,6 @@ mod tests {
         ids.sort();
         let before = ids.len();
         ids.dedup();
-        if let Some(check) = case.check {
-            problems.extend(check(&outcome.serial));
-        }
         assert_eq!(ids.len(), before, "two tests share an ID");
     }
 
