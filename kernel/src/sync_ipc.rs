@@ -199,6 +199,9 @@ impl SyncState {
 fn switch_in(s: &mut SyncState, frame: &mut SyscallFrame, next: usize) {
     let t = &mut s.threads[next];
     *frame = t.saved;
+    if t.run == Run::NotStarted && server::all()[next].state() == State::Loaded {
+        server::all()[next].set_state(State::Running); // a shared core's later server starts now
+    }
     t.run = Run::OnCore;
     let core = cores::this_core();
     let previous = core.server.swap(next, Ordering::AcqRel);

@@ -326,6 +326,7 @@ const CASES: &[Case] = &[
                 "\n[core 3] INFO  supervisor: server `target` restarted as generation 3",
                 "server `client`: lifecheck client: target answered 600/600 (duplicates 0, bounced not-running ",
                 "generation 3; notices stopped 3, restarted 3, gave up 0; other answered 600/600 (duplicates 0, bounced 0)",
+                "server `client`: lifecheck client: malformed messages bounced MALFORMED 20/20; to a broken inbox bounced DESTINATION_BROKEN 20/20",
                 "server `client`: lifecheck client: every message answered exactly once",
                 "\n[core 0] INFO  system: server `client` exited with code 0",
                 "\n[core 0] INFO  supervisor: server `target` (core 3): running, generation 3, restarts 3, faults 1, hangs 1, exits 1",

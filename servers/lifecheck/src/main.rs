@@ -13,11 +13,20 @@
 //!   `expect_generation=G` after as many stop and restart notices; prints
 //!   one summary line and exits 0 only if all of that holds.
 //! - `role=quit`: exits at once with code 0 (a destination that stops).
+//! - `role=liar`: writes an impossible consumer index into its own inbox
+//!   (the mover must call the inbox broken and bounce what is sent to it
+//!   with `DESTINATION_BROKEN`), then blocks in the kernel for good.
+//!
+//! The client also sends `bad=N` malformed messages (a payload length past
+//! the slot) to `other`, which must all come back `MALFORMED`, and, if it
+//! holds an endpoint `liar`, `bad=N` messages there, which must all come
+//! back `DESTINATION_BROKEN`.
 //! - `role=flooder`: sends to every endpoint it holds as fast as the mover
 //!   takes it, forever (a service). Its messages are labelled `FLOOD` and
 //!   answered by nobody.
 //!
-//! This is a test fixture: the one `unsafe` block is the `fault` death.
+//! This is a test fixture: its `unsafe` blocks are the `fault` death and
+//! the liar's scribble.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 use userlib::abi::{self, bounce, notice};
@@ -37,6 +46,7 @@ fn run() -> i32 {
         Some("client") => client(&mut channel),
         Some("flooder") => flooder(&mut channel),
         Some("quit") => 0,
+        Some("liar") => liar(),
         other => {
             userlib::log!("lifecheck: unknown role {other:?}");
             2
@@ -217,6 +227,8 @@ fn client(channel: &mut Channel) -> i32 {
             p.duplicates += 1;
         }
     }
+    let (malformed, broken) = bad_messages(channel, other, channel.endpoint_named("liar"), &mut foreign);
+    let bad = userlib::arg_u64("bad", 0) as u32;
     let [t, o] = &peers;
     userlib::log!(
         "lifecheck client: {} answered {}/{count} (duplicates {}, bounced not-running {} and sent again), generation {}; notices stopped {stopped}, restarted {restarted}, gave up {gave_up}; {} answered {}/{count} (duplicates {}, bounced {}); foreign {foreign}",
@@ -230,7 +242,13 @@ fn client(channel: &mut Channel) -> i32 {
         o.duplicates,
         o.bounced
     );
-    let ok = t.answered == count
+    userlib::log!(
+        "lifecheck client: malformed messages bounced MALFORMED {malformed}/{bad}; to a broken inbox bounced DESTINATION_BROKEN {broken}/{}",
+        if channel.endpoint_named("liar").is_some() { bad } else { 0 }
+    );
+    let ok = malformed == bad
+        && (channel.endpoint_named("liar").is_none() || broken == bad)
+        && t.answered == count
         && o.answered == count
         && t.duplicates + o.duplicates + o.bounced == 0
         && t.last_generation == expect_generation
@@ -243,6 +261,52 @@ fn client(channel: &mut Channel) -> i32 {
         userlib::log!("lifecheck client: FAILED");
         1
     }
+}
+
+/// Sends `bad=N` malformed messages to `other` and `N` good ones to
+/// `liar` (if held); returns how many came back `MALFORMED` and
+/// `DESTINATION_BROKEN`. Anything else that arrives meanwhile is foreign.
+fn bad_messages(channel: &mut Channel, other: u32, liar: Option<u32>, foreign: &mut u32) -> (u32, u32) {
+    let bad = userlib::arg_u64("bad", 0) as u32;
+    for sequence in 0..bad {
+        if let Ok(mut message) = Message::new(other, ASK, &sequence.to_le_bytes()) {
+            message.sequence = sequence;
+            message.payload_len = 200; // past the slot: malformed
+            channel.send_message(&message);
+        }
+        if let Some(liar) = liar
+            && let Ok(mut message) = Message::new(liar, ASK, &sequence.to_le_bytes())
+        {
+            message.sequence = sequence;
+            channel.send_message(&message);
+        }
+    }
+    let wanted = bad * if liar.is_some() { 2 } else { 1 };
+    let (mut malformed, mut broken) = (0, 0);
+    let limit = userlib::tsc_hz() * 5;
+    let start = userlib::rdtsc();
+    while malformed + broken < wanted && userlib::rdtsc().wrapping_sub(start) < limit {
+        let Some(message) = channel.try_recv() else { continue };
+        match (message.sender_badge, message.label) {
+            (abi::KERNEL_BADGE, bounce::MALFORMED) if message.destination_endpoint == other => malformed += 1,
+            (abi::KERNEL_BADGE, bounce::DESTINATION_BROKEN) if Some(message.destination_endpoint) == liar => {
+                broken += 1
+            }
+            _ => *foreign += 1,
+        }
+    }
+    (malformed, broken)
+}
+
+fn liar() -> i32 {
+    let consumer_index = (abi::inbox_addr(0) + 128) as *mut u64; // ringbuf's CONSUMER_INDEX_OFFSET
+    // SAFETY: none; this breaks the ring protocol on purpose. The word is
+    // this server's own inbox consumer index, mapped read/write here; an
+    // index a whole ring ahead of anything written is impossible.
+    unsafe { core::ptr::write_volatile(consumer_index, u64::MAX / 2) };
+    // Blocks in the kernel for good: nobody calls it.
+    let _ = userlib::reply_recv(None);
+    0
 }
 
 /// The server index an endpoint of ours reaches (from the info page).
