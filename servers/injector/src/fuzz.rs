@@ -30,10 +30,15 @@ fn hostile_pointer(info: &abi::ServerInfo, rng: &mut Rng, may_be_valid: bool) ->
         3 => (u64::MAX - rng.below(64), 64 + rng.below(4096)),
         // Unmapped user memory between the program and the rings.
         4 => (0x1000_0000_0000 + rng.below(1 << 40), small),
-        // From the mapped top of the stack into the unmapped page above it.
-        5 => (stack_top - 1 - rng.below(64), 65 + rng.below(4096)),
+        // From the mapped top of the stack into the unmapped page above
+        // it. At most 8 bytes before the end: `server_name` writes the
+        // whole name or nothing, and a range that fits a short name would
+        // be valid and overwrite this server's own stack (it did: a return
+        // address became "in...", and exits turned into #GP faults). The
+        // top 8 bytes hold only `_start`'s return slot, never used.
+        5 => (stack_top - 1 - rng.below(8), 9 + rng.below(4096)),
         // From the statistics page (mapped) into the unmapped page after it.
-        6 => (abi::STATS_ADDR + 4096 - 1 - rng.below(64), 65 + rng.below(256)),
+        6 => (abi::STATS_ADDR + 4096 - 1 - rng.below(8), 9 + rng.below(256)),
         // Read-only code or the read-only info page, as an output buffer.
         7 => (if rng.chance(50) { fuzz_target as *const () as u64 } else { abi::INFO_ADDR }, small),
         // Anything at all.
