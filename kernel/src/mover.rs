@@ -30,7 +30,7 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use cores::{CORES, Role};
-use mover_logic::{BounceReason, InboxShare, Push, bounced, route_batch};
+use mover_logic::{BounceReason, InboxShare, Push, bounced, descriptor_back, route_batch_with_regions};
 use power_policy::{Escalation, Governor, Step};
 use ringbuf::{Consumer, Message, Producer, RingError};
 
@@ -107,8 +107,9 @@ pub struct Mover {
     life_seen: u64,
     /// Some server needs more than a pass of work (hand-back, notices, ack).
     pending: bool,
-    /// Kernel notices waiting for room: (receiver, message). Mover 0 only.
-    notices: VecDeque<(usize, Message)>,
+    /// Kernel notices waiting for room: (receiver, message, TSC queued).
+    /// Mover 0 only.
+    notices: VecDeque<(usize, Message, u64)>,
 }
 
 /// The sender number of the kernel in every inbox's share (after the servers).
@@ -424,8 +425,7 @@ impl Mover {
             // After the announcements' fences: a server that stops from now
             // on finds the wake word SLEEPING (`power::wake_all_movers`), and
             // one that stopped before moved LIFE_EPOCH, seen here.
-            !(*pending || *supervise && lifecycle::run_is_over())
-                && life::LIFE_EPOCH.load(Ordering::Acquire) == *life_seen
+            !(*pending || *supervise && lifecycle::run_is_over()) && life::LIFE_EPOCH.load() == *life_seen
         });
         for source in sources.iter_mut().take(announced) {
             source.outbox.finish_sleep();
@@ -436,7 +436,7 @@ impl Mover {
     /// of messages handled.
     fn pass(&mut self) -> usize {
         // One read-shared word per pass: did any server stop or restart?
-        let epoch = life::LIFE_EPOCH.load(Ordering::Acquire);
+        let epoch = life::LIFE_EPOCH.load();
         if epoch != self.life_seen || self.pending {
             self.reconcile(epoch);
         }
@@ -475,9 +475,12 @@ impl Mover {
             }
             let server = &servers[sender];
             let badge = targets[sender].badge;
-            let outcome = route_batch(&copies[..n], sender, badge, &server.capabilities, |to, message| {
-                push_to(targets, to, sender, message, &mut woken)
-            });
+            // Region tables: only a message with a descriptor looks at them.
+            let regions = |index: usize| servers.get(index).map_or(&[][..], |s| s.region_grants.as_slice());
+            let outcome =
+                route_batch_with_regions(&copies[..n], sender, badge, &server.capabilities, regions, |to, message| {
+                    push_to(targets, to, sender, message, &mut woken)
+                });
             batch.release_first(outcome.consumed);
             server.outbox_counters.record(&outcome);
             handled += outcome.consumed;
@@ -582,7 +585,10 @@ impl Mover {
                     // Its own bounces and notices: nobody to hand them to.
                     s.life.discarded.fetch_add(1, Ordering::Relaxed);
                 } else {
-                    let back = bounced(&message, BounceReason::DestinationNotRunning);
+                    // A descriptor goes back in the sender's view.
+                    let grants = |i: usize| servers.get(i).map_or(&[][..], |s| s.region_grants.as_slice());
+                    let back = descriptor_back(&message, grants(index), grants(owner));
+                    let back = bounced(&back, BounceReason::DestinationNotRunning);
                     match push_to(&mut self.targets, owner, owner, &back, woken) {
                         Push::Done => {
                             s.life.handed_back.fetch_add(1, Ordering::Relaxed);
@@ -644,29 +650,47 @@ impl Mover {
             }
             let Ok(mut message) = Message::new(endpoint, abi::notice::LABEL, &notice.encode()) else { continue };
             message.sender_badge = abi::KERNEL_BADGE;
-            if self.notices.len() >= MAX_PENDING_NOTICES {
-                self.notices.pop_front();
-                s.life.notices_dropped.fetch_add(1, Ordering::Relaxed);
+            if self.notices.len() >= MAX_PENDING_NOTICES
+                && let Some((dropped, _, _)) = self.notices.pop_front()
+            {
+                server::all()[dropped].life.notices_dropped.fetch_add(1, Ordering::Relaxed);
             }
-            self.notices.push_back((holder, message));
+            self.notices.push_back((holder, message, tsc::now()));
         }
     }
 
-    /// Sends the queued notices that fit. Returns whether none are left.
+    /// Sends the queued notices that fit, in order per receiver (one whose
+    /// inbox is full holds back only its own; for receivers past the 64th
+    /// the order is best effort). A notice that waited longer
+    /// than the hand-back limit is dropped and counted, so a receiver that
+    /// never drains cannot keep the mover from sleeping. Returns whether
+    /// none are left.
     fn flush_notices(&mut self, woken: &mut Woken) -> bool {
         let kernel = kernel_sender();
-        while let Some(&(to, message)) = self.notices.front() {
-            match push_to(&mut self.targets, to, kernel, &message, woken) {
-                Push::Full => return false,
+        let now = tsc::now();
+        let limit = HAND_BACK_LIMIT_MS * tsc::ticks_per_us() * 1000;
+        // Bit i: receiver i (below 64) already found full this round.
+        let mut full: u64 = 0;
+        let mut kept = VecDeque::new();
+        while let Some((to, message, queued)) = self.notices.pop_front() {
+            let held_back = to < 64 && full & (1 << to) != 0;
+            let outcome = if held_back { Push::Full } else { push_to(&mut self.targets, to, kernel, &message, woken) };
+            match outcome {
                 Push::Done => {}
-                // A receiver that stopped (or broke its inbox) misses it.
-                Push::NotRunning | Push::Broken => {
+                Push::Full if now.wrapping_sub(queued) <= limit => {
+                    if to < 64 {
+                        full |= 1 << to;
+                    }
+                    kept.push_back((to, message, queued));
+                }
+                // Stopped, broken, or full for too long: it misses it.
+                _ => {
                     server::all()[to].life.notices_dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            self.notices.pop_front();
         }
-        true
+        self.notices = kept;
+        self.notices.is_empty()
     }
 }
 

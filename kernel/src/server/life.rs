@@ -35,7 +35,23 @@ use system_config::{RestartDecision, RestartPolicy};
 
 /// Moves on every stop and restart of any server: the one word a mover
 /// reads per pass to learn that something changed.
-pub static LIFE_EPOCH: AtomicU64 = AtomicU64::new(0);
+/// On a line of its own: every mover reads it on every pass, so nothing
+/// written often may share its cache line.
+pub static LIFE_EPOCH: LifeEpoch = LifeEpoch(AtomicU64::new(0));
+
+/// [`LIFE_EPOCH`]'s word, alone on its cache lines (128 bytes: the
+/// adjacent-line prefetcher pairs lines).
+#[repr(align(128))]
+pub struct LifeEpoch(AtomicU64);
+
+impl LifeEpoch {
+    /// The epoch (Acquire: pairs with the AcqRel increment in `announce`,
+    /// so a mover that sees it move also sees the state change before it).
+    #[inline(always)]
+    pub fn load(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+}
 
 /// How long a restart waits for the movers' acknowledgements before it
 /// says so on the console (it keeps waiting: a mover always gets there).
@@ -90,7 +106,7 @@ pub fn worth_a_line(n: u64) -> bool {
 /// Moves the server's and the global epoch and wakes everyone who watches.
 fn announce(server: &Server) {
     server.life.epoch.fetch_add(1, Ordering::AcqRel);
-    LIFE_EPOCH.fetch_add(1, Ordering::AcqRel);
+    LIFE_EPOCH.0.fetch_add(1, Ordering::AcqRel);
     crate::power::sleep::wake_all_movers();
     crate::smp::wake(0); // the supervisor on core 0 may wait for the end of the run
 }
