@@ -15,7 +15,7 @@
 //!  limits                                 per-server rate limits (log, power_report, wake_mover)
 //!  floors  phase_counters                 the kernel's side of benchmarks
 //!  server                                 servers: table, loading, stopping
-//!  rings                                  kernel-allocated ring regions
+//!  rings  regions                         kernel-allocated ring regions; shared bulk-data regions
 //!  power  energy                          sleep, P-states, RAPL
 //!  panic                                  fatal errors on any core
 //!  smp                                    cores, IPIs, mailboxes
@@ -59,6 +59,8 @@ mod panic;
 mod phase_counters;
 #[cfg(target_os = "none")]
 mod power;
+#[cfg(target_os = "none")]
+mod regions;
 #[cfg(target_os = "none")]
 mod report;
 #[cfg(target_os = "none")]

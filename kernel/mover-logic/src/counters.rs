@@ -22,6 +22,10 @@ pub struct OutboxCounters {
     pub outbox_corrupt: AtomicU64,
     /// Bounces that could not be returned (sender's own inbox broken).
     pub undeliverable_bounces: AtomicU64,
+    /// Delivered messages that carried a buffer descriptor.
+    pub descriptors: AtomicU64,
+    /// Messages bounced with `BadDescriptor`.
+    pub bad_descriptors: AtomicU64,
 }
 
 /// `counter += by`, for the counter's single writer.
@@ -44,6 +48,12 @@ impl OutboxCounters {
         }
         if outcome.undeliverable_bounces > 0 {
             add(&self.undeliverable_bounces, outcome.undeliverable_bounces as u64);
+        }
+        if outcome.descriptors > 0 {
+            add(&self.descriptors, outcome.descriptors as u64);
+        }
+        if outcome.bad_descriptors > 0 {
+            add(&self.bad_descriptors, outcome.bad_descriptors as u64);
         }
     }
 
@@ -79,6 +89,7 @@ mod tests {
             bounced: 2,
             undeliverable_bounces: 1,
             blocked: true,
+            ..BatchOutcome::default()
         });
         counters.record(&BatchOutcome { consumed: 1, delivered: 1, ..BatchOutcome::default() });
         counters.record_corrupt();

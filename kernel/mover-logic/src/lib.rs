@@ -10,7 +10,11 @@
 //!   destination its sender's capability names, stamped with the sender's
 //!   badge) or bounced exactly once (to the sender, with a reason);
 //! - a message whose destination ring is broken (hostile receiver) bounces
-//!   instead of blocking the sender forever.
+//!   instead of blocking the sender forever;
+//! - a message with a buffer descriptor is delivered only with its
+//!   descriptor checked against both sides' region tables and rewritten
+//!   into the receiver's view (`region`), else it bounces with
+//!   `BadDescriptor`; a message without one pays one predictable branch.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -21,9 +25,14 @@ use ringbuf::Message;
 pub use abi::{BounceReason, KERNEL_BADGE};
 
 pub mod counters;
+pub mod region;
 pub mod share;
 pub use counters::OutboxCounters;
+pub use region::{DescriptorError, RegionGrant, check_descriptor, descriptor_back, rewrite_descriptor};
 pub use share::InboxShare;
+
+use abi::region::FLAG_DESCRIPTOR;
+use ringbuf::PAYLOAD_CAPACITY;
 
 /// What pushing into an inbox did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,8 +58,10 @@ pub enum Route {
 /// Decides a message's route from the sender's capability table
 /// (`capabilities[endpoint]` = destination server index, `None` if that
 /// server is not running).
+/// A message's flags may be 0 or `FLAG_DESCRIPTOR` (checked later, against
+/// the region tables, by [`route_batch_with_regions`]).
 pub fn route(message: &Message, capabilities: &[Option<usize>]) -> Route {
-    if message.validate().is_err() {
+    if message.payload_len as usize > PAYLOAD_CAPACITY || (message.flags != 0 && message.flags != FLAG_DESCRIPTOR) {
         return Route::Bounce(BounceReason::Malformed);
     }
     match capabilities.get(message.destination_endpoint as usize) {
@@ -69,13 +80,13 @@ pub fn stamped(message: &Message, sender_badge: u64) -> Message {
 
 /// The message as bounced: from the kernel, the reason in `label`, the
 /// rest (endpoint, sequence, payload) as the sender wrote it so it can
-/// tell which message came back. Flags and length are cleared if they were
-/// the problem.
+/// tell which message came back (a descriptor too, in the sender's view).
+/// Flags and length are cleared if they were the problem.
 pub fn bounced(message: &Message, reason: BounceReason) -> Message {
     let mut out = *message;
     out.sender_badge = KERNEL_BADGE;
     out.label = reason.label();
-    if out.validate().is_err() {
+    if out.validate().is_err() && !region::is_descriptor_shape(&out) {
         out.flags = 0;
         out.payload_len = 0;
     }
@@ -94,38 +105,69 @@ pub struct BatchOutcome {
     pub undeliverable_bounces: usize,
     /// The batch stopped at a full ring (the rest waits in the outbox).
     pub blocked: bool,
+    /// Of `delivered`, messages with a buffer descriptor.
+    pub descriptors: usize,
+    /// Of `bounced`, bad descriptors (`BadDescriptor`).
+    pub bad_descriptors: usize,
 }
 
 /// Routes `messages` (private copies, outbox order) from sender `sender`.
 /// `push(inbox_owner, message)` places a message in that server's inbox.
+/// No server holds a region here: a descriptor bounces.
 pub fn route_batch(
     messages: &[Message],
     sender: usize,
     sender_badge: u64,
     capabilities: &[Option<usize>],
+    push: impl FnMut(usize, &Message) -> Push,
+) -> BatchOutcome {
+    route_batch_with_regions(messages, sender, sender_badge, capabilities, |_| &[], push)
+}
+
+/// [`route_batch`] with region tables: `regions(server)` is that server's
+/// table (entry `i` is its region `i`), used to check and rewrite the
+/// descriptors messages carry.
+#[inline(always)]
+pub fn route_batch_with_regions<'r>(
+    messages: &[Message],
+    sender: usize,
+    sender_badge: u64,
+    capabilities: &[Option<usize>],
+    regions: impl Fn(usize) -> &'r [RegionGrant],
     mut push: impl FnMut(usize, &Message) -> Push,
 ) -> BatchOutcome {
     let mut outcome = BatchOutcome::default();
     for message in messages {
         let reason = match route(message, capabilities) {
-            Route::Deliver { destination } => match push(destination, &stamped(message, sender_badge)) {
-                Push::Done => {
-                    outcome.delivered += 1;
-                    outcome.consumed += 1;
-                    continue;
+            Route::Deliver { destination } => {
+                let mut out = stamped(message, sender_badge);
+                // The one branch a message without a descriptor pays.
+                if out.flags != 0 && with_descriptor(&mut out, regions(sender), regions(destination)).is_err() {
+                    outcome.bad_descriptors += 1;
+                    BounceReason::BadDescriptor
+                } else {
+                    match push(destination, &out) {
+                        Push::Done => {
+                            outcome.delivered += 1;
+                            outcome.descriptors += usize::from(out.flags != 0);
+                            outcome.consumed += 1;
+                            continue;
+                        }
+                        Push::Full => {
+                            outcome.blocked = true;
+                            break;
+                        }
+                        Push::Broken => BounceReason::DestinationBroken,
+                        Push::NotRunning => BounceReason::DestinationNotRunning,
+                    }
                 }
-                Push::Full => {
-                    outcome.blocked = true;
-                    break;
-                }
-                Push::Broken => BounceReason::DestinationBroken,
-                Push::NotRunning => BounceReason::DestinationNotRunning,
-            },
+            }
             Route::Bounce(reason) => reason,
         };
         match push(sender, &bounced(message, reason)) {
             Push::Done => outcome.bounced += 1,
             Push::Full => {
+                outcome.bad_descriptors -= usize::from(reason == BounceReason::BadDescriptor);
                 outcome.blocked = true;
                 break;
             }
@@ -134,6 +176,13 @@ pub fn route_batch(
         outcome.consumed += 1;
     }
     outcome
+}
+
+/// The descriptor path, out of the loop that moves plain messages.
+#[cold]
+#[inline(never)]
+fn with_descriptor(out: &mut Message, sender: &[RegionGrant], receiver: &[RegionGrant]) -> Result<(), DescriptorError> {
+    rewrite_descriptor(out, sender, receiver)
 }
 
 #[cfg(test)]

@@ -190,6 +190,7 @@ fn load(
         outbox,
         inboxes: rings,
         capabilities: Vec::new(),
+        region_grants: Vec::new(),
         outbox_counters: OutboxCounters::default(),
         cr3: AtomicU64::new(space.cr3()),
         space: spin::Mutex::new(Some(space)),
@@ -297,9 +298,12 @@ pub fn load_all(config: &system_config::SystemConfig, find_binary: impl Fn(&str)
         .map(|server| config.servers[server.config_index].endpoints.iter().map(|e| loaded_index(e.server)).collect())
         .collect();
     let direct_rings = map_direct_rings(config, &mut servers);
-    for ((server, capabilities), direct_rings) in servers.iter_mut().zip(resolved).zip(direct_rings) {
+    let regions = map_regions(config, &mut servers);
+    for (((server, capabilities), direct_rings), regions) in
+        servers.iter_mut().zip(resolved).zip(direct_rings).zip(regions)
+    {
         server.capabilities = capabilities;
-        if let Err(e) = write_info_page(config, server, &direct_rings) {
+        if let Err(e) = write_info_page(config, server, &direct_rings, &regions) {
             log::error!("server `{}`: info page: {e}", server.name);
         }
     }
@@ -385,6 +389,64 @@ fn map_direct_rings(config: &system_config::SystemConfig, servers: &mut [Server]
     entries
 }
 
+/// Allocates the `[[region]]` regions (`crate::regions`) and maps each
+/// into every server that holds it, never executable, with the access the
+/// file grants: into a server's `i`-th region (file order among the ones
+/// it holds) at `abi::region::addr(i)`, recorded in `shared_maps` so that a
+/// restart maps the same frames again. Sets each server's `region_grants`
+/// (what the mover checks descriptors against) and returns its info-page
+/// entries, in the order of `servers`. A holder that did not load simply
+/// does not get it; a mapping that fails leaves that server without the
+/// region (and every later one, so indices stay in step with the file).
+fn map_regions(config: &system_config::SystemConfig, servers: &mut [Server]) -> Vec<Vec<abi::region::RegionInfo>> {
+    let mut entries: Vec<Vec<abi::region::RegionInfo>> = servers.iter().map(|_| Vec::new()).collect();
+    if config.regions.is_empty() {
+        return entries;
+    }
+    let memory = crate::regions::allocate_all(config);
+    for (position, server) in servers.iter_mut().enumerate() {
+        let held: Vec<_> = config.regions_of(server.config_index).take(abi::region::MAX_REGIONS).collect();
+        for (slot, (region, access)) in held.into_iter().enumerate() {
+            let Some(shared) = memory.get(region.index) else { break };
+            let addr = abi::region::addr(slot);
+            let write = access == system_config::Access::ReadWrite;
+            let mapped = {
+                let mut space = server.space.lock();
+                let Some(space) = space.as_mut() else { break };
+                shared.frames().enumerate().try_for_each(|(page, frame)| {
+                    map_shared(space, &mut server.shared_maps, addr + page as u64 * 4096, frame, write)
+                })
+            };
+            if let Err(e) = mapped {
+                log::error!("region `{}`: not mapped into `{}`: {e}", region.name, server.name);
+                break;
+            }
+            let mut entry = abi::region::RegionInfo {
+                size: shared.size(),
+                access: access.abi(),
+                owner: u16::from(region.owner == server.config_index),
+                ..abi::region::RegionInfo::EMPTY
+            };
+            copy_name(&mut entry.name, &region.name);
+            entries[position].push(entry);
+            server.region_grants.push(mover_logic::RegionGrant {
+                region: region.index as u32,
+                size: shared.size(),
+                access: access.abi(),
+            });
+            server.regions.push((addr, addr + shared.size()));
+            log::info!(
+                "region `{}`: mapped into `{}` at {addr:#x}, {}{}",
+                region.name,
+                server.name,
+                access.name(),
+                if region.owner == server.config_index { " (owner)" } else { "" }
+            );
+        }
+    }
+    entries
+}
+
 fn copy_name(dst: &mut [u8; abi::NAME_BYTES], name: &str) {
     let n = name.len().min(abi::NAME_BYTES);
     dst[..n].copy_from_slice(&name.as_bytes()[..n]);
@@ -396,6 +458,7 @@ fn write_info_page(
     config: &system_config::SystemConfig,
     server: &mut Server,
     direct_rings: &[abi::DirectRingInfo],
+    regions: &[abi::region::RegionInfo],
 ) -> Result<(), LoadError> {
     let s = &config.servers[server.config_index];
     let mut info = abi::ServerInfo {
@@ -420,8 +483,14 @@ fn write_info_page(
         direct_ring_count: direct_rings.len().min(abi::MAX_DIRECT_RINGS) as u32,
         _reserved_direct: 0,
         direct_rings: [abi::DirectRingInfo::EMPTY; abi::MAX_DIRECT_RINGS],
+        region_count: regions.len().min(abi::region::MAX_REGIONS) as u32,
+        _reserved_regions: 0,
+        regions: [abi::region::RegionInfo::EMPTY; abi::region::MAX_REGIONS],
     };
     for (slot, entry) in info.direct_rings.iter_mut().zip(direct_rings) {
+        *slot = *entry;
+    }
+    for (slot, entry) in info.regions.iter_mut().zip(regions) {
         *slot = *entry;
     }
     let power = crate::power::policy(server.core);

@@ -61,6 +61,9 @@ pub struct Server {
     pub inboxes: Vec<SharedRing>,
     /// Endpoint i -> index in `all()` of the destination (None: not running).
     pub capabilities: Vec<Option<usize>>,
+    /// The shared regions it holds, its view: entry `i` is mapped at
+    /// `abi::region::addr(i)` (the mover checks descriptors against it).
+    pub region_grants: Vec<mover_logic::RegionGrant>,
     /// What the mover did with its outbox (written by that mover only).
     pub outbox_counters: OutboxCounters,
     /// The current incarnation's address space (replaced by a restart,

@@ -62,6 +62,19 @@ pub(crate) fn to_toml(config: &SystemConfig) -> String {
         let _ = writeln!(out, "consumer = \"{}\"", server_name(ring.consumer));
         let _ = writeln!(out, "slots = {}", ring.slots);
     }
+    for region in &config.regions {
+        let server_name = |index: usize| config.servers.get(index).map_or("", |s| s.name.as_str());
+        let _ = writeln!(out, "\n[[region]]");
+        let _ = writeln!(out, "name = \"{}\"", region.name);
+        let _ = writeln!(out, "size_kib = {}", region.size_kib);
+        let _ = writeln!(out, "owner = \"{}\"", server_name(region.owner));
+        let shares: Vec<String> = region
+            .shared_with
+            .iter()
+            .map(|s| format!("{{ server = \"{}\", access = \"{}\" }}", server_name(s.server), s.access.name()))
+            .collect();
+        let _ = writeln!(out, "shared_with = [{}]", shares.join(", "));
+    }
     let power = &config.power;
     for (role, table) in
         [("server", &power.default_server), ("mover", &power.default_mover), ("idle", &power.default_idle)]

@@ -34,6 +34,7 @@ mod error;
 mod locate;
 mod power_config;
 mod raw;
+mod region;
 mod restart;
 
 use alloc::string::String;
@@ -44,6 +45,7 @@ pub use error::{ConfigError, Span, line_column};
 pub use power_config::{
     CoreOverride, IdlePstate, MwaitHint, Origin, PolicyRole, PowerConfig, PowerOverride, PowerPolicy, SleepMode,
 };
+pub use region::{Access, REGION_SIZE_KIB_RANGE, REGION_TOTAL_MAX_KIB, Region, Share};
 pub use restart::{RESTART_BACKOFF_MAX_MS, RestartDecision, RestartPolicy, RestartWhen, StayReason};
 
 /// Core numbers in the file must be below this: the file format's limit,
@@ -98,6 +100,9 @@ pub struct SystemConfig {
     /// `[[direct_ring]]` tables in file order: rings shared by two
     /// servers with no mover in between; `direct_rings[i].index == i`.
     pub direct_rings: Vec<DirectRing>,
+    /// `[[region]]` tables in file order: shared bulk-data memory;
+    /// `regions[i].index == i`.
+    pub regions: Vec<Region>,
 }
 
 /// One `[[server]]` table.

@@ -23,6 +23,8 @@ pub(crate) struct RawFile {
     pub power: RawPower,
     #[serde(default)]
     pub direct_ring: Vec<Spanned<RawDirectRing>>,
+    #[serde(default)]
+    pub region: Vec<Spanned<RawRegion>>,
 }
 
 #[derive(Deserialize)]
@@ -60,6 +62,23 @@ pub(crate) struct RawDirectRing {
     pub producer: Spanned<String>,
     pub consumer: Spanned<String>,
     pub slots: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRegion {
+    pub name: Spanned<String>,
+    pub size_kib: Spanned<i64>,
+    pub owner: Spanned<String>,
+    #[serde(default)]
+    pub shared_with: Vec<Spanned<RawShare>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawShare {
+    pub server: Spanned<String>,
+    pub access: Spanned<String>,
 }
 
 #[derive(Deserialize, Default)]

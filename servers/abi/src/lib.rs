@@ -197,6 +197,14 @@ pub struct ServerInfo {
     pub direct_ring_count: u32,
     pub _reserved_direct: u32,
     pub direct_rings: [DirectRingInfo; MAX_DIRECT_RINGS],
+    /// Shared regions this server holds (`[[region]]` in the system TOML,
+    /// see [`region`]): entry `i` of `regions` is mapped at
+    /// [`region::addr`]`(i)`, for `i < region_count`. A descriptor names a
+    /// region by this index (the server's own view; the mover rewrites it
+    /// into the receiver's).
+    pub region_count: u32,
+    pub _reserved_regions: u32,
+    pub regions: [region::RegionInfo; region::MAX_REGIONS],
 }
 
 /// Most direct rings one server may be an end of (producer or consumer).
@@ -262,6 +270,110 @@ pub struct ServerStats {
 pub const ARGS_BYTES: usize = 256;
 
 const _: () = assert!(core::mem::size_of::<ServerInfo>() <= 4096);
+
+/// Shared regions and the buffer descriptors messages carry over them.
+///
+/// A region is physically contiguous memory the kernel allocated once
+/// (`[[region]]` in the system TOML) and mapped, never executable, into
+/// its owner (read/write) and into each server it is shared with, with the
+/// access the file grants (`"ro"` or `"rw"`). A message carries a
+/// descriptor when its `flags` is [`FLAG_DESCRIPTOR`]: the first
+/// [`DESCRIPTOR_LEN`] bytes of its payload are a [`Descriptor`], the rest
+/// (up to 24 bytes) is inline payload beside it. The mover checks the
+/// descriptor on its private copy and rewrites `region` into the
+/// receiver's view, or bounces the message with
+/// [`BounceReason::BadDescriptor`](crate::BounceReason::BadDescriptor).
+pub mod region {
+    use crate::NAME_BYTES;
+
+    /// Most regions one server may hold.
+    pub const MAX_REGIONS: usize = 8;
+    /// Address space reserved for one region (the largest region is smaller).
+    pub const SPAN: u64 = 0x10_0000_0000; // 64 GiB
+    /// Start of the region range: above the direct rings, below the stacks.
+    const BASE: u64 = 0x6800_0000_0000;
+
+    /// Where this server's region `i` (its position in
+    /// `ServerInfo::regions`, `i < MAX_REGIONS`) is mapped.
+    pub const fn addr(i: usize) -> u64 {
+        BASE + i as u64 * SPAN
+    }
+
+    /// Access: read only.
+    pub const ACCESS_RO: u16 = 1;
+    /// Access: read and write.
+    pub const ACCESS_RW: u16 = 2;
+
+    /// Whether holding `held` access allows what `asked` asks for.
+    pub const fn allows(held: u16, asked: u16) -> bool {
+        matches!((held, asked), (ACCESS_RW, ACCESS_RO | ACCESS_RW) | (ACCESS_RO, ACCESS_RO))
+    }
+
+    /// `Message::flags` of a message whose payload starts with a [`Descriptor`].
+    pub const FLAG_DESCRIPTOR: u16 = 1;
+    /// Bytes of an encoded descriptor at the start of the payload.
+    pub const DESCRIPTOR_LEN: usize = 16;
+
+    /// One region in the info page.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct RegionInfo {
+        /// The region's `name` from the system TOML (NUL-padded).
+        pub name: [u8; NAME_BYTES],
+        /// Bytes (a multiple of 4096).
+        pub size: u64,
+        /// [`ACCESS_RO`] or [`ACCESS_RW`] (the owner always has `rw`).
+        pub access: u16,
+        /// 1 if this server is the region's owner.
+        pub owner: u16,
+        pub _reserved: u32,
+    }
+
+    impl RegionInfo {
+        /// An unused entry.
+        pub const EMPTY: RegionInfo = RegionInfo { name: [0; NAME_BYTES], size: 0, access: 0, owner: 0, _reserved: 0 };
+    }
+
+    /// A buffer in a region: `length` bytes at `offset`, asked with
+    /// `access`. `region` is an index into the holder's
+    /// `ServerInfo::regions` (the sender's on the way out, the receiver's
+    /// once the mover delivered it).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Descriptor {
+        pub region: u16,
+        /// [`ACCESS_RO`] or [`ACCESS_RW`]: what the receiver may do with it.
+        pub access: u16,
+        pub length: u32,
+        pub offset: u64,
+    }
+
+    impl Descriptor {
+        /// Little-endian: region, access, length, offset.
+        pub fn encode(&self) -> [u8; DESCRIPTOR_LEN] {
+            let mut out = [0u8; DESCRIPTOR_LEN];
+            out[0..2].copy_from_slice(&self.region.to_le_bytes());
+            out[2..4].copy_from_slice(&self.access.to_le_bytes());
+            out[4..8].copy_from_slice(&self.length.to_le_bytes());
+            out[8..16].copy_from_slice(&self.offset.to_le_bytes());
+            out
+        }
+
+        /// The descriptor at the start of `payload` (`None` if it is shorter
+        /// than [`DESCRIPTOR_LEN`]). Nothing is checked here: the values are
+        /// whatever the bytes say.
+        pub fn decode(payload: &[u8]) -> Option<Descriptor> {
+            let bytes: &[u8; DESCRIPTOR_LEN] = payload.get(..DESCRIPTOR_LEN)?.try_into().ok()?;
+            Some(Descriptor {
+                region: u16::from_le_bytes([bytes[0], bytes[1]]),
+                access: u16::from_le_bytes([bytes[2], bytes[3]]),
+                length: u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]),
+                offset: u64::from_le_bytes([
+                    bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15],
+                ]),
+            })
+        }
+    }
+}
 
 /// The badge the mover stamps on messages the kernel itself sends
 /// (bounces). No server has it: server badges start at 1.
@@ -400,15 +512,23 @@ pub enum BounceReason {
     /// stopped, or between incarnations): queued messages to it come back
     /// with this reason too.
     DestinationNotRunning = 4,
+    /// The message's buffer descriptor ([`region::Descriptor`]) is bad:
+    /// the sender does not hold the region (or not with the access asked),
+    /// the range is not inside it (or wraps), the access is unknown, the
+    /// receiver does not hold the region with that access, or the flags or
+    /// length do not make a descriptor message. The message comes back as
+    /// sent, descriptor included.
+    BadDescriptor = 5,
 }
 
 impl BounceReason {
     /// Every reason, in label order.
-    pub const ALL: [BounceReason; 4] = [
+    pub const ALL: [BounceReason; 5] = [
         BounceReason::NoCapability,
         BounceReason::Malformed,
         BounceReason::DestinationBroken,
         BounceReason::DestinationNotRunning,
+        BounceReason::BadDescriptor,
     ];
 
     /// The label a bounce with this reason carries.
@@ -428,6 +548,7 @@ impl BounceReason {
             BounceReason::Malformed => "malformed message",
             BounceReason::DestinationBroken => "destination inbox broken",
             BounceReason::DestinationNotRunning => "destination not running",
+            BounceReason::BadDescriptor => "bad buffer descriptor",
         }
     }
 }
@@ -440,6 +561,7 @@ pub mod bounce {
     pub const MALFORMED: u32 = BounceReason::Malformed.label();
     pub const DESTINATION_BROKEN: u32 = BounceReason::DestinationBroken.label();
     pub const DESTINATION_NOT_RUNNING: u32 = BounceReason::DestinationNotRunning.label();
+    pub const BAD_DESCRIPTOR: u32 = BounceReason::BadDescriptor.label();
 }
 
 const STACKS_BASE: u64 = 0x7000_0000_0000;
@@ -492,6 +614,26 @@ mod tests {
             assert!(top < USER_END && top > SEGMENTS_END);
             assert!(stack_top_for_server(index + 1) - top >= STACK_SPACING);
         }
+    }
+
+    #[test]
+    fn regions_sit_between_the_direct_rings_and_the_stacks() {
+        assert!(region::addr(0) >= direct_ring_addr(MAX_DIRECT_RINGS));
+        assert!(region::addr(region::MAX_REGIONS) <= STACKS_BASE);
+        for i in 0..region::MAX_REGIONS {
+            assert_eq!(region::addr(i) % (2 * 1024 * 1024), 0, "2 MiB aligned");
+        }
+    }
+
+    #[test]
+    fn descriptors_round_trip_and_short_payloads_are_refused() {
+        let d = region::Descriptor { region: 3, access: region::ACCESS_RW, length: 65536, offset: u64::MAX - 7 };
+        assert_eq!(region::Descriptor::decode(&d.encode()), Some(d));
+        assert_eq!(region::Descriptor::decode(&d.encode()[..15]), None);
+        assert!(region::allows(region::ACCESS_RW, region::ACCESS_RO));
+        assert!(!region::allows(region::ACCESS_RO, region::ACCESS_RW));
+        assert!(!region::allows(region::ACCESS_RO, 0) && !region::allows(0, region::ACCESS_RO));
+        assert_eq!(BounceReason::from_label(bounce::BAD_DESCRIPTOR), Some(BounceReason::BadDescriptor));
     }
 
     #[test]
