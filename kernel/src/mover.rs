@@ -147,18 +147,24 @@ pub fn build(config: &system_config::SystemConfig) -> Vec<Mover> {
                             .map(move |(e, _)| (j, e as u32))
                     })
                     .collect();
-                // Who can ever push into this mover's inbox of `index`: the
-                // holders this mover serves, the server itself (its bounces)
-                // if this mover serves it, and the kernel (notices, mover 0).
-                let mut eligible = alloc::vec![false; servers.len() + 1];
+                // Who can ever push into this mover's inbox of `index`: its
+                // peers, the holders this mover serves; and two minor
+                // senders, the server itself (its bounces) if this mover
+                // serves it, and the kernel (notices, mover 0).
+                let mut peer = alloc::vec![false; servers.len() + 1];
+                let mut minor = alloc::vec![false; servers.len() + 1];
                 for &(j, _) in &holders {
-                    eligible[j] |= servers[j].mover == number;
+                    peer[j] |= servers[j].mover == number && j != index;
                 }
-                eligible[index] |= s.mover == number;
-                eligible[servers.len()] = number == 0;
+                minor[index] = s.mover == number && !peer[index];
+                minor[servers.len()] = number == 0;
                 let inbox = s.inboxes[number].region().into_producer_at(0);
                 Target {
-                    share: InboxShare::new(inbox.capacity(), eligible, 0),
+                    share: InboxShare::new(
+                        inbox.capacity(),
+                        mover_logic::guarantees(inbox.capacity(), &peer, &minor),
+                        0,
+                    ),
                     inbox,
                     phase: Phase::Live,
                     badge: s.badge(),

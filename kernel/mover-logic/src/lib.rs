@@ -29,7 +29,7 @@ pub mod region;
 pub mod share;
 pub use counters::OutboxCounters;
 pub use region::{DescriptorError, RegionGrant, check_descriptor, descriptor_back, rewrite_descriptor};
-pub use share::InboxShare;
+pub use share::{InboxShare, guarantees};
 
 use abi::region::FLAG_DESCRIPTOR;
 use ringbuf::PAYLOAD_CAPACITY;

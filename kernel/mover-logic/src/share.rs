@@ -1,23 +1,27 @@
 //! Fair shares of one inbox: which sender holds which slot, so that no
 //! sender can fill a receiver's inbox and stall the receiver's other peers.
 //!
-//! Every inbox has a fixed set of possible senders: the servers holding a
-//! capability to its owner, the owner itself (its bounces come back into
-//! its own inbox) and the kernel (notices). Each is guaranteed `share =
-//! capacity / senders` slots (at least 1). A sender under its share may
-//! always push (the ring permitting); a sender at or over its share may
-//! push only into slots nobody else's guarantee needs:
+//! Every inbox has a fixed set of possible senders: its *peers* (servers
+//! holding a capability to its owner) and two *minor* senders that rarely
+//! send (the owner itself, whose bounces come back into its own inbox, and
+//! the kernel, for notices). Each sender `s` is guaranteed `guarantee[s]`
+//! slots (`guarantees`: each peer `capacity / (2 * peers)`, at least 1;
+//! each minor sender 1). A sender under its guarantee may always push (the
+//! ring permitting); a sender at or over it may push only into slots no
+//! one else's guarantee needs:
 //!
 //! ```text
 //!  capacity = free + held_total
-//!  reserve  = sum over senders s of max(0, share - held[s])
-//!  push by s allowed  <=>  held[s] < share  or  free > reserve
-//!  invariant: free >= reserve (when share * senders <= capacity)
+//!  reserve  = sum over senders s of max(0, guarantee[s] - held[s])
+//!  push by s allowed  <=>  held[s] < guarantee[s]  or  free > reserve
+//!  invariant: free >= reserve (when the guarantees sum to <= capacity)
 //! ```
-//! so a flooder costs only itself backpressure, and a receiver that drains
-//! its inbox serves every peer. The slot owners are the mover's private
-//! record, never read from the ring: a receiver that scribbles on its
-//! inbox cannot make the mover blame (or bounce to) the wrong sender.
+//! So a flooder costs only itself backpressure, a receiver that drains its
+//! inbox serves every peer, and a lone active sender still gets most of
+//! the ring (at least half of it, less the other senders' guarantees' other
+//! half). The slot owners are the mover's private record, never read from
+//! the ring: a receiver that scribbles on its inbox cannot make the mover
+//! blame (or bounce to) the wrong sender.
 //!
 //! The mover learns that slots were released only when it looks at the
 //! consumer index (`released`), which it does when a push would be
@@ -35,10 +39,9 @@ pub struct InboxShare {
     owner: Vec<u16>,
     /// Slots each sender holds. Index = sender number.
     held: Vec<u16>,
-    /// Which sender numbers may send here at all (counted in the reserve).
-    eligible: Vec<bool>,
-    share: u16,
-    /// Slots kept free for eligible senders still under their share.
+    /// Slots each sender is guaranteed (0: it may not send here at all).
+    guarantee: Vec<u16>,
+    /// Slots kept free for senders still under their guarantee.
     reserve: u32,
     /// Slots held in all.
     total: u32,
@@ -50,18 +53,36 @@ pub struct InboxShare {
     written_to: u64,
 }
 
+/// The guarantees of an inbox of `capacity` slots: each sender `s` with
+/// `peer[s]` gets `capacity / (2 * peers)` (at least 1), each with
+/// `minor[s]` (the owner, the kernel) gets 1, the others 0 (they may not
+/// send here).
+pub fn guarantees(capacity: usize, peer: &[bool], minor: &[bool]) -> Vec<u16> {
+    let peers = peer.iter().filter(|&&p| p).count().max(1);
+    let each = (capacity / (2 * peers)).clamp(1, u16::MAX as usize) as u16;
+    (0..peer.len().max(minor.len()))
+        .map(|s| {
+            if peer.get(s) == Some(&true) {
+                each
+            } else if minor.get(s) == Some(&true) {
+                1
+            } else {
+                0
+            }
+        })
+        .collect()
+}
+
 impl InboxShare {
-    /// Shares of an inbox of `capacity` slots (a power of two) among the
-    /// senders `s` with `eligible[s]`, the producer starting at `index`.
-    pub fn new(capacity: usize, eligible: Vec<bool>, index: u64) -> InboxShare {
-        let senders = eligible.iter().filter(|&&e| e).count().max(1);
+    /// Shares of an inbox of `capacity` slots (a power of two), sender `s`
+    /// guaranteed `guarantee[s]` slots (0: may not send), the producer
+    /// starting at `index`.
+    pub fn new(capacity: usize, guarantee: Vec<u16>, index: u64) -> InboxShare {
         let capacity = capacity.clamp(1, u16::MAX as usize);
-        let share = (capacity / senders).clamp(1, u16::MAX as usize) as u16;
         let mut out = InboxShare {
             owner: vec![0; capacity],
-            held: vec![0; eligible.len()],
-            eligible,
-            share,
+            held: vec![0; guarantee.len()],
+            guarantee,
             reserve: 0,
             total: 0,
             capacity: capacity as u32,
@@ -73,9 +94,9 @@ impl InboxShare {
         out
     }
 
-    /// Every sender's guaranteed number of slots.
-    pub fn share(&self) -> u16 {
-        self.share
+    /// Sender `sender`'s guaranteed number of slots.
+    pub fn guarantee(&self, sender: usize) -> u16 {
+        self.guarantee.get(sender).copied().unwrap_or(0)
     }
 
     /// Slots `sender` holds (written, not known released).
@@ -86,18 +107,19 @@ impl InboxShare {
     /// Whether `sender` may push one message now (by what is known).
     #[inline(always)]
     pub fn may_push(&self, sender: usize) -> bool {
-        let Some(&held) = self.held.get(sender) else { return false };
-        if !self.eligible[sender] {
-            return false;
+        match (self.held.get(sender), self.guarantee.get(sender)) {
+            (Some(&held), Some(&guarantee)) => {
+                held < guarantee || (guarantee != 0 && self.capacity - self.total > self.reserve)
+            }
+            _ => false,
         }
-        held < self.share || self.capacity - self.total > self.reserve
     }
 
     /// Records that `sender` wrote the slot at the producer's next index.
     #[inline(always)]
     pub fn pushed(&mut self, sender: usize) {
-        let Some(held) = self.held.get_mut(sender) else { return };
-        if *held < self.share {
+        let (Some(held), Some(&guarantee)) = (self.held.get_mut(sender), self.guarantee.get(sender)) else { return };
+        if *held < guarantee {
             self.reserve = self.reserve.saturating_sub(1);
         }
         *held = held.saturating_add(1);
@@ -118,9 +140,9 @@ impl InboxShare {
         for offset in 0..step {
             let slot = (self.released_to.wrapping_add(offset) & self.mask) as usize;
             let sender = self.owner[slot] as usize;
-            if let Some(held) = self.held.get_mut(sender) {
+            if let (Some(held), Some(&guarantee)) = (self.held.get_mut(sender), self.guarantee.get(sender)) {
                 *held = held.saturating_sub(1);
-                if *held < self.share && self.eligible[sender] {
+                if *held < guarantee {
                     self.reserve += 1;
                 }
             }
@@ -144,8 +166,8 @@ impl InboxShare {
     /// Forgets every held slot: the ring was re-initialised at `index`.
     pub fn reset_to(&mut self, index: u64) {
         self.held.iter_mut().for_each(|h| *h = 0);
-        let senders = self.eligible.iter().filter(|&&e| e).count() as u32;
-        self.reserve = (u32::from(self.share) * senders).min(self.capacity);
+        let guaranteed: u32 = self.guarantee.iter().map(|&g| u32::from(g)).sum();
+        self.reserve = guaranteed.min(self.capacity);
         self.total = 0;
         self.released_to = index;
         self.written_to = index;
@@ -159,28 +181,49 @@ mod tests {
     use std::collections::VecDeque;
 
     #[test]
-    fn a_flooder_keeps_only_its_own_share_and_the_slack() {
-        // 16 slots among senders 0 (flooder), 1 (honest), 2 (owner and kernel):
-        // 5 guaranteed each, 1 slot of slack nobody is guaranteed.
-        let mut share = InboxShare::new(16, vec![true; 3], 0);
-        assert_eq!(share.share(), 5);
+    fn guarantees_split_half_the_inbox_among_peers_and_one_slot_each_for_the_rest() {
+        // Senders 0 and 1 are peers, 2 (the owner) and 3 (the kernel) minor, 4 nothing.
+        let g = guarantees(64, &[true, true, false, false, false], &[false, false, true, true, false]);
+        assert_eq!(g, [16, 16, 1, 1, 0]);
+        assert_eq!(guarantees(2, &[true; 5], &[false; 5]), [1; 5], "at least one each");
+    }
+
+    #[test]
+    fn a_flooder_keeps_only_what_nobody_else_is_guaranteed() {
+        // 16 slots: peers 0 (flooder) and 1 (honest) get 4 each; 2 and 3 minor get 1 each.
+        let mut share = InboxShare::new(16, guarantees(16, &[true, true], &[false, false, true, true]), 0);
         let mut flood = 0;
         while share.may_push(0) {
             share.pushed(0);
             flood += 1;
         }
-        assert_eq!(flood, 6);
-        for _ in 0..5 {
-            assert!(share.may_push(1), "the honest sender always gets its share");
+        assert_eq!(flood, 16 - 4 - 1 - 1);
+        for _ in 0..4 {
+            assert!(share.may_push(1), "the honest sender always gets its guarantee");
             share.pushed(1);
         }
         assert!(!share.may_push(1));
-        assert!(share.may_push(2));
+        assert!(share.may_push(2) && share.may_push(3));
+    }
+
+    #[test]
+    fn a_lone_sender_gets_all_but_the_minor_slots() {
+        let share_of = |capacity| {
+            let mut share = InboxShare::new(capacity, guarantees(capacity, &[true], &[false, true, true]), 0);
+            let mut n = 0;
+            while share.may_push(0) {
+                share.pushed(0);
+                n += 1;
+            }
+            n
+        };
+        assert_eq!(share_of(64), 62);
+        assert_eq!(share_of(8), 6);
     }
 
     #[test]
     fn released_slots_go_back_to_their_writers() {
-        let mut share = InboxShare::new(8, vec![true, true], 100);
+        let mut share = InboxShare::new(8, vec![4, 4], 100);
         for s in [0, 0, 1, 0] {
             share.pushed(s);
         }
@@ -193,7 +236,7 @@ mod tests {
 
     #[test]
     fn a_lying_consumer_index_releases_nothing() {
-        let mut share = InboxShare::new(8, vec![true, true], 0);
+        let mut share = InboxShare::new(8, vec![4, 4], 0);
         share.pushed(0);
         share.pushed(0);
         assert_eq!(share.released(5), 0, "beyond what was written");
@@ -205,59 +248,50 @@ mod tests {
 
     #[test]
     fn ineligible_or_unknown_senders_may_not_push() {
-        let share = InboxShare::new(8, vec![true, false], 0);
+        let share = InboxShare::new(8, vec![4, 0], 0);
         assert!(!share.may_push(1));
         assert!(!share.may_push(7));
-        assert_eq!(share.share(), 8, "one eligible sender gets the whole inbox");
-    }
-
-    #[test]
-    fn more_senders_than_slots_still_lets_each_push_one() {
-        let mut share = InboxShare::new(2, vec![true; 5], 0);
-        assert_eq!(share.share(), 1);
-        share.pushed(0);
-        assert!(share.may_push(1));
-        share.pushed(1);
-        // The ring is full now; the ring itself refuses the next push.
+        assert!(share.may_push(0));
     }
 
     proptest! {
         /// A model: random pushes (when allowed and the ring has room) and
         /// random consumer progress. The owner record always matches what
         /// was written, the counts match the model, and a sender under its
-        /// share is never refused while the ring has a free slot.
+        /// guarantee is never refused.
         #[test]
-        fn model_agrees_and_shares_are_guaranteed(
+        fn model_agrees_and_guarantees_hold(
             capacity_log in 1u32..6,
-            senders in 1usize..6,
+            peers in 1usize..5,
+            minors in 0usize..3,
             ops in proptest::collection::vec((0usize..8, 0u8..4), 1..400),
             start in any::<u64>(),
         ) {
             let capacity = 1usize << capacity_log;
-            let mut share = InboxShare::new(capacity, vec![true; senders], start);
+            let senders = peers + minors;
+            let peer: Vec<bool> = (0..senders).map(|s| s < peers).collect();
+            let minor: Vec<bool> = (0..senders).map(|s| s >= peers).collect();
+            let g = guarantees(capacity, &peer, &minor);
+            let guaranteed = g.iter().map(|&x| x as usize).sum::<usize>() <= capacity;
+            let mut share = InboxShare::new(capacity, g.clone(), start);
             let mut ring: VecDeque<usize> = VecDeque::new();
             let mut consumer = start;
-            let mut producer = start;
             for (who, action) in ops {
                 let sender = who % senders;
                 if action == 0 {
-                    // The consumer takes some, the mover looks at its index.
                     let take = (who % 3).min(ring.len());
                     for _ in 0..take { ring.pop_front(); }
                     consumer = consumer.wrapping_add(take as u64);
                     share.released(consumer);
                 } else {
-                    let ring_has_room = ring.len() < capacity;
                     let allowed = share.may_push(sender);
-                    let under_share = (share.held(sender) as usize) < share.share() as usize;
-                    let guaranteed = share.share() as usize * senders <= capacity;
-                    if guaranteed && under_share {
-                        prop_assert!(allowed, "sender under its share refused");
+                    if guaranteed && share.held(sender) < g[sender] {
+                        prop_assert!(allowed, "sender under its guarantee refused");
+                        prop_assert!(ring.len() < capacity, "a guaranteed slot is free in the ring");
                     }
-                    if allowed && ring_has_room {
+                    if allowed && ring.len() < capacity {
                         share.pushed(sender);
                         ring.push_back(sender);
-                        producer = producer.wrapping_add(1);
                     }
                 }
                 for (i, &owner) in ring.iter().enumerate() {
@@ -266,7 +300,6 @@ mod tests {
                 for s in 0..senders {
                     prop_assert_eq!(share.held(s) as usize, ring.iter().filter(|&&o| o == s).count());
                 }
-                prop_assert_eq!(producer.wrapping_sub(consumer) as usize, ring.len());
             }
         }
     }
