@@ -197,6 +197,16 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     let movers = crate::mover::build(config.as_ref().expect("servers come from a system"));
     let bsp_mover = crate::mover::start(movers);
     crate::sync_ipc::start_all();
+    if let Some(config) = &config {
+        crate::power_control::init(config);
+    }
+    if let Some(ms) = cmdline.get("watch_ms") {
+        match ms.parse::<u64>() {
+            Ok(ms) if (1..=60_000).contains(&ms) => crate::watch::set_period_ms(ms),
+            _ => fatal(format_args!("boot: watch_ms: `{ms}` is not a number of milliseconds from 1 to 60000")),
+        }
+    }
+    crate::power_control::start_console(bsp_mover.is_none());
     match bsp_mover {
         Some(mover) => mover.run(),
         None => crate::lifecycle::supervise(),

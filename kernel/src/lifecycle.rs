@@ -29,7 +29,9 @@ pub fn supervise() -> ! {
         }
         // Kernel lines a mover deferred (the console was busy) are printed here.
         crate::serial::flush_deferred_if_free();
-        x86_64::instructions::interrupts::enable_and_hlt();
+        // Console input, the watch view, then `sti; hlt` (or a short wait
+        // while the view is on): `power_control::supervisor_wait`.
+        crate::power_control::supervisor_wait();
     }
     finish()
 }

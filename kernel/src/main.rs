@@ -11,6 +11,8 @@
 //!  ktest  syscall  trap_dispatch          what tests, calls and traps do
 //!  mover  sync_ipc                        the mover loop; call/reply_recv and shared cores
 //!  lifecycle                              when a run ends
+//!  power_control                          live power-policy changes (console, power_control call); core 0's wait
+//!  watch                                  the live per-core view (`watch_ms`, `cargo xtask run --watch`)
 //!  report                                 what the run did (read-only)
 //!  limits                                 per-server rate limits (log, power_report, wake_mover)
 //!  floors  phase_counters                 the kernel's side of benchmarks
@@ -60,6 +62,8 @@ mod phase_counters;
 #[cfg(target_os = "none")]
 mod power;
 #[cfg(target_os = "none")]
+mod power_control;
+#[cfg(target_os = "none")]
 mod regions;
 #[cfg(target_os = "none")]
 mod report;
@@ -77,6 +81,8 @@ mod sync_ipc;
 mod syscall;
 #[cfg(target_os = "none")]
 mod trap_dispatch;
+#[cfg(target_os = "none")]
+mod watch;
 
 #[cfg(not(target_os = "none"))]
 fn main() {

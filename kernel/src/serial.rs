@@ -300,3 +300,134 @@ pub fn init_logging() {
     let _ = log::set_logger(&LOGGER);
     log::set_max_level(log::LevelFilter::Info);
 }
+
+// ---- console input ----
+//
+// Lines typed on COM1 (or piped into QEMU's `-serial stdio`) are read by
+// the supervisor on core 0, which halts between events: the UART's
+// receive interrupt (IER bit 0, ISA IRQ 4) is routed through the I/O APIC
+// to core 0 with a vector whose handler only acknowledges it (the
+// doorbell's), so a byte wakes core 0 from `hlt`, and the supervisor then
+// drains the UART here and hands each complete line to its caller. No
+// timer is involved. The interrupt is edge-triggered: the UART raises it
+// when its receive FIFO goes from empty to holding data, so every call
+// drains the FIFO until the line-status register says empty (a byte that
+// arrives after that raises a new edge, which wakes the next `hlt`).
+//
+// Invariants: a line is at most `INPUT_LINE_MAX` bytes (a longer one is
+// dropped whole and counted); bytes are read by one core only (the
+// supervisor) under `INPUT`; the handler runs with no console lock held.
+
+/// Longest console input line kept (longer lines are dropped).
+pub const INPUT_LINE_MAX: usize = 256;
+
+struct InputLine {
+    bytes: [u8; INPUT_LINE_MAX],
+    len: usize,
+    /// The line being read overflowed: drop it at its end.
+    overflowed: bool,
+}
+
+static INPUT: Mutex<InputLine> = Mutex::new(InputLine { bytes: [0; INPUT_LINE_MAX], len: 0, overflowed: false });
+static INPUT_ON: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// The I/O APIC most PCs and QEMU put at this address (the MADT's entry
+/// is not parsed yet; the version register read below checks it is there).
+const IOAPIC_PHYS: u64 = 0xFEC0_0000;
+/// ISA IRQ 4 (COM1) is I/O APIC input 4 unless the MADT overrides it
+/// (QEMU and common firmware override only IRQ 0).
+const COM1_GSI: u32 = 4;
+
+/// Turns console input on: the UART's receive interrupt, routed to the
+/// core with local APIC id `apic_id` as `vector` (edge, active high).
+/// Returns why not if there is no I/O APIC where one is expected.
+pub fn enable_input(vector: u8, apic_id: u32) -> Result<(), &'static str> {
+    let base = crate::mem::phys_to_virt(IOAPIC_PHYS) as *mut u32;
+    // SAFETY: the bootloader maps all physical memory including the I/O
+    // APIC page (next to the local APIC's, which the kernel already uses
+    // through the same map); IOREGSEL at +0, IOWIN at +0x10, 32-bit
+    // accesses as the I/O APIC requires. Only core 0 calls this, once.
+    let read = |index: u32| unsafe {
+        core::ptr::write_volatile(base, index);
+        core::ptr::read_volatile(base.add(4))
+    };
+    // SAFETY: as above.
+    let write = |index: u32, value: u32| unsafe {
+        core::ptr::write_volatile(base, index);
+        core::ptr::write_volatile(base.add(4), value);
+    };
+    let version = read(1);
+    let entries = ((version >> 16) & 0xFF) + 1;
+    if version == 0 || version == u32::MAX || entries <= COM1_GSI {
+        return Err("no I/O APIC at 0xFEC00000");
+    }
+    // Redirection entry: destination (physical) in bits 63:56 of the high
+    // word; low word: vector, fixed delivery, edge, active high, unmasked.
+    write(0x10 + 2 * COM1_GSI + 1, apic_id << 24);
+    write(0x10 + 2 * COM1_GSI, u32::from(vector));
+    let _guard = SERIAL.lock();
+    // SAFETY: COM1's interrupt-enable register: bit 0 = received data
+    // available; the FIFO was enabled by `init` (trigger level 1 byte).
+    // OUT2 (MCR bit 3) gates the UART's interrupt line on PC hardware.
+    unsafe {
+        Port::<u8>::new(COM1 + 4).write(0x0B);
+        Port::<u8>::new(COM1 + 1).write(0x01);
+    }
+    INPUT_ON.store(true, Ordering::Release);
+    Ok(())
+}
+
+/// Whether console input was turned on.
+pub fn input_enabled() -> bool {
+    INPUT_ON.load(Ordering::Acquire)
+}
+
+/// Reads every byte the UART holds and calls `on_line` with each complete
+/// line (CR or LF ends one; empty lines are skipped). For the supervisor
+/// on core 0; does nothing unless input is on.
+pub fn read_input_lines(mut on_line: impl FnMut(&str)) {
+    if !input_enabled() {
+        return;
+    }
+    loop {
+        let mut line = [0u8; INPUT_LINE_MAX];
+        let mut complete = None;
+        {
+            let mut input = INPUT.lock();
+            // SAFETY: reading COM1's line status and receive registers only
+            // takes bytes the UART received.
+            while unsafe { Port::<u8>::new(COM1 + 5).read() } & 1 != 0 {
+                // SAFETY: as above.
+                let byte = unsafe { Port::<u8>::new(COM1).read() };
+                if byte == b'\n' || byte == b'\r' {
+                    let n = input.len;
+                    let dropped = core::mem::take(&mut input.overflowed);
+                    input.len = 0;
+                    if dropped {
+                        complete = Some(0);
+                        break;
+                    } else if n > 0 {
+                        line[..n].copy_from_slice(&input.bytes[..n]);
+                        complete = Some(n);
+                        break;
+                    }
+                } else if input.len < INPUT_LINE_MAX {
+                    let at = input.len;
+                    input.bytes[at] = byte;
+                    input.len += 1;
+                } else {
+                    input.overflowed = true;
+                }
+            }
+        }
+        let Some(n) = complete else { return };
+        if n == 0 {
+            log::warn!("console: a line longer than {INPUT_LINE_MAX} bytes was dropped");
+            continue;
+        }
+        match core::str::from_utf8(&line[..n]) {
+            Ok(text) => on_line(text),
+            Err(_) => on_line("<not UTF-8>"),
+        }
+    }
+}

@@ -125,6 +125,25 @@ fn sys_bench_mark(server: &Server, name: UserRange, begin: bool) -> u64 {
     }
 }
 
+/// `power_control`: only for a server granted it in the TOML; the command
+/// goes through the console's path (`crate::power_control::apply`).
+fn sys_power_control(server: &Server, text: UserRange) -> u64 {
+    if !crate::power_control::granted(server.config_index) {
+        log::warn!("power: refused a change from server `{}`: it holds no power_control grant", server.name);
+        return error_return(abi::err::NOT_GRANTED);
+    }
+    let mut buf = [0u8; abi::POWER_CONTROL_MAX];
+    let bytes = match UserSlice::new(text, abi::POWER_CONTROL_MAX).and_then(|s| s.read(server.cr3(), &mut buf)) {
+        Ok(bytes) => bytes,
+        Err(e) => return mem_error(e),
+    };
+    let Ok(command) = core::str::from_utf8(bytes) else { return error_return(abi::err::BAD_COMMAND) };
+    match crate::power_control::apply(command, crate::power_control::Source::Server(&server.name)) {
+        Some(generation) => generation,
+        None => error_return(abi::err::BAD_COMMAND),
+    }
+}
+
 fn sys_wait(server: &Server) -> u64 {
     let mut words = [core::ptr::null::<AtomicU64>(); abi::MAX_MOVERS];
     let n = server.inboxes.len().min(abi::MAX_MOVERS);
@@ -185,5 +204,6 @@ extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) {
             n as u64
         }
         Syscall::BenchMark { .. } | Syscall::BenchExtraRings { .. } => error_return(abi::err::UNKNOWN_SYSCALL),
+        Syscall::PowerControl { text } => sys_power_control(server, text),
     };
 }

@@ -1,7 +1,7 @@
 //! `cargo xtask test`: host tests, then every in-QEMU scenario, each with
 //! its expected verdict and the serial lines that must appear.
 
-use crate::qemu::{Firmware, GUEST_FAIL, GUEST_PASS, QemuOptions};
+use crate::qemu::{Firmware, GUEST_FAIL, GUEST_PASS, QemuOptions, SerialInput};
 use crate::{Args, Boot, Error, System, root, run_checked, setup};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
@@ -35,6 +35,9 @@ struct Case {
     /// A check of the whole serial log beyond substrings (the fault
     /// campaign's figures): the problems it found.
     check: Option<fn(&str) -> Vec<String>>,
+    /// Console input: `(after, line)` types `line` once a serial line
+    /// containing `after` appeared, in order (`SerialInput::Script`).
+    serial_input: &'static [(&'static str, &'static str)],
 }
 
 const NO_SYSTEM: (Option<&str>, bool, &[(&str, &str)], bool) = (None, true, &[], false);
@@ -56,9 +59,41 @@ macro_rules! case {
             timeout_secs: 180,
             accel: "tcg",
             check: None,
+            serial_input: &[],
         }
     };
 }
+
+/// What the runner types on the console in `PWR0007`, each after a line.
+const PWR_LIVE_INPUT: &[(&str, &str)] = &[
+    ("console: input on", "power core=3 sleep=hlt pause_us_before_sleep=0 spin_polls_before_pause=10"),
+    ("power: core 3: policy generation 1 from the console accepted", "power core=3 sleep=hlp"),
+    ("is not a sleep mode", "power core=1 sleep=hlt"),
+    ("core 1 runs a mover", "power core=3 pause_us_before_sleep=200 spin_polls_before_pause=1000"),
+    ("power: core 3: policy generation 2 from the console accepted", "frobnicate now"),
+];
+
+const PWR_LIVE_LINES: &[&str] = &[
+    "power: core 3: policy generation 1 from the console accepted: spin 10 polls, pause 0 us, sleep hlt",
+    "power: refused a change from the console: column 20: key `power.core.3.sleep`: `hlp` is not a sleep mode; expected \"none\", \"hlt\" or \"mwait\"",
+    "power: refused a change from the console: key `power.core.1`: core 1 runs a mover",
+    "power: core 3: policy generation 2 from the console accepted: spin 1000 polls, pause 200 us, sleep hlt",
+    "server `echo`: power: policy generation 2 applied at a governor checkpoint",
+    "console: unknown command `frobnicate`",
+    "power: core 2: policy generation 1 from server `tuner` accepted: spin 50 polls, pause 10 us",
+    "power: refused a change from server `tuner`: key `power.core.2.sleep`: core 2 booted with sleep = \"none\"",
+    "power: refused a change from server `tuner`: column 19: key `power.core.2.mwait_hint`: `c9` is not a C-state",
+    "server `tuner`: 3 calls, 0 unexpected answers",
+    "power: refused a change from server `tuner-nogrant`: it holds no power_control grant",
+    "server `tuner-nogrant`: 3 calls, 0 unexpected answers",
+    "server `ping`: 20000 round trips through the mover: median ",
+    " ns, 0 bad replies",
+    "server `ping`: 0 replies took longer than the stuck bound",
+    "system: server `ping` exited with code 0",
+    "system: server `echo` exited with code 0",
+    "system: server `tuner` exited with code 0",
+    "system: server `tuner-nogrant` exited with code 0",
+];
 
 const BOOT_TESTS: &str = "test=SMP0001,SMP0002,SMP0003";
 const BOOT_LINES: &[&str] = &[
@@ -474,6 +509,45 @@ const CASES: &[Case] = &[
             ]
         )
     },
+    // Bulk data over shared regions (docs/regions.md): 64 MiB streamed in
+    // 64 KiB buffers as descriptors through the mover, every byte checked by
+    // the sink from its private copy; seven hostile descriptors each bounced
+    // BAD_DESCRIPTOR; 20 buffers rewritten after sending, every copy checked
+    // before use; the source's last buffer read after it stopped for good.
+    // The 1 GiB run: `cargo xtask run --config qemu-scripts/systems/tests/regions-stream-1g.toml --smp 4`.
+    Case {
+        system: Some("tests/regions-stream.toml"),
+        must_not_show: &["FAULT", "CHANGED", "panic", "returns refused, 1", "cannot be read"],
+        timeout_secs: 300,
+        ..case!(
+            "IPC0003-regions-descriptors-stream-and-hostile",
+            "",
+            4,
+            Firmware::Bios,
+            true,
+            &[
+                "region `stream`: 1024 KiB at 0x",
+                "region `stream`: mapped into `source` at 0x680000000000, rw (owner)",
+                "region `stream`: mapped into `sink` at 0x680000000000, ro",
+                "region `sink-owned`: mapped into `hostile` at 0x6a0000000000, ro",
+                "hostile: descriptor with out of range: bounced `bad buffer descriptor` = true",
+                "hostile: descriptor with a wrapping offset: bounced `bad buffer descriptor` = true",
+                "hostile: 7 bad descriptors sent, 7 bounced with `bad buffer descriptor`, 0 other messages",
+                "hostile: 20 buffers rewritten after sending until returned",
+                "source: sent 1024 buffers of 65536 bytes (64 MiB) in ",
+                " 0 returns refused, 0 bounced",
+                "sink: after the source stopped for good, its last buffer reads back intact (65536 bytes)",
+                "sink: checked 1024 buffers, 64 MiB, every byte, in ",
+                ": 0 bad, 0 out of order, source says it sent 1024; 0 foreign messages",
+                "sink: rewritten after sending: 20 buffers, ",
+                "rings: server `hostile` outbox: sent 28, delivered 21, bounced 7,",
+                "rings: server `source` outbox: sent 1025, delivered 1025, bounced 0,",
+                "system: server `sink` exited with code 0",
+                "system: server `hostile` exited with code 0",
+                "system: server `source` exited with code 0",
+            ]
+        )
+    },
     // 10 000 messages at one per 20 us with echo's core on sleep = "none", huge spin budget (-smp 3: two busy vCPUs);
     // none lost, none stuck (> 1 s), sleeps as the policy says. (A spinning core never sleeps, so there is no
     // wake-up to lose: 100 000 messages cost 7 minutes of CI and showed nothing 10 000 do not.)
@@ -660,6 +734,22 @@ const CASES: &[Case] = &[
                 "\n[core 0] INFO  power: core 4 (parked): of ",
             ]
         )
+    },
+    // PWR0007: live power-policy changes under load, from the console and
+    // from a server granted `power_control`; bad input refused, naming the
+    // key, and nothing else disturbed (every reply checked, all exit 0).
+    Case {
+        system: Some("tests/power-live.toml"),
+        timeout_secs: 120,
+        accel: "tcg,thread=single",
+        serial_input: PWR_LIVE_INPUT,
+        // The changes land while ping's messages flow: its summary comes after them.
+        ordered: &[
+            ("server `echo`: power: policy generation 2 applied", "server `ping`: 20000 round trips through the mover"),
+            ("policy generation 1 from server `tuner` accepted", "server `ping`: 20000 round trips through the mover"),
+        ],
+        must_not_show: &["NOT the expected answer", "PANIC", "EXCEPTION"],
+        ..case!("PWR0007-live-policy-change-under-load-console-and-server", "", 6, Firmware::Bios, true, PWR_LIVE_LINES)
     },
     Case {
         system: Some("tests/bad-key.toml"),
@@ -987,6 +1077,9 @@ fn qemu_tests(tally: &mut Tally, cases: &[&Case], run_bench: bool) -> Result<(),
             timeout: Some(Duration::from_secs(case.timeout_secs)),
             accel: case.accel.to_string(),
             echo: false,
+            input: SerialInput::Script(
+                case.serial_input.iter().map(|(after, line)| (after.to_string(), line.to_string())).collect(),
+            ),
             ..QemuOptions::default()
         };
         println!("xtask: running {} (-smp {}, {}, -accel {})", case.name, case.smp, case.firmware.name(), case.accel);

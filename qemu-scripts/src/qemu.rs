@@ -45,6 +45,24 @@ pub struct QemuOptions {
     pub extra: Vec<String>,
     /// Print the serial console as it arrives.
     pub echo: bool,
+    /// What QEMU's `-serial stdio` reads (the guest's console input).
+    pub input: SerialInput,
+    /// Called with each serial line as it arrives (the live views), in
+    /// place of printing it when `echo` is on.
+    pub on_line: Option<fn(&str)>,
+}
+
+/// The guest's console input.
+#[derive(Debug, Clone, Default)]
+pub enum SerialInput {
+    /// Nothing (stdin is /dev/null).
+    #[default]
+    None,
+    /// The person's terminal (`cargo xtask run`): what they type reaches COM1.
+    Terminal,
+    /// Scripted: each `(after, line)` sends `line` (plus a newline) once a
+    /// serial line containing `after` has appeared, in order (the tests).
+    Script(Vec<(String, String)>),
 }
 
 impl Default for QemuOptions {
@@ -59,6 +77,8 @@ impl Default for QemuOptions {
             gdb: false,
             extra: Vec::new(),
             echo: true,
+            input: SerialInput::None,
+            on_line: None,
         }
     }
 }
@@ -168,8 +188,13 @@ fn catch_ctrl_c() {
 /// Runs QEMU, streams and records the serial console, enforces the timeout.
 pub fn run(mut cmd: Command, opts: &QemuOptions, log_path: &Path) -> Result<Outcome, Error> {
     let started = Instant::now();
+    let stdin = match opts.input {
+        SerialInput::None => Stdio::null(),
+        SerialInput::Terminal => Stdio::inherit(),
+        SerialInput::Script(_) => Stdio::piped(),
+    };
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -180,13 +205,28 @@ pub fn run(mut cmd: Command, opts: &QemuOptions, log_path: &Path) -> Result<Outc
     let stderr = child.stderr.take().expect("piped stderr");
     let sink = Arc::clone(&serial);
     let echo = opts.echo;
+    let on_line = opts.on_line;
+    let mut script: std::collections::VecDeque<(String, String)> = match &opts.input {
+        SerialInput::Script(lines) => lines.iter().cloned().collect(),
+        _ => Default::default(),
+    };
+    let mut guest_input = child.stdin.take();
     let reader = std::thread::spawn(move || {
         let mut reader = BufReader::new(stdout);
         let mut line = Vec::new();
         while reader.read_until(b'\n', &mut line).map(|n| n > 0).unwrap_or(false) {
             let text = String::from_utf8_lossy(&line).replace('\r', "");
             let _ = log.write_all(text.as_bytes());
-            if echo {
+            while script.front().is_some_and(|(after, _)| text.contains(after.as_str())) {
+                let (_, input) = script.pop_front().expect("checked");
+                if let Some(stdin) = guest_input.as_mut() {
+                    let _ = stdin.write_all(format!("{input}\n").as_bytes());
+                    let _ = stdin.flush();
+                }
+            }
+            if let Some(on_line) = on_line {
+                on_line(&text);
+            } else if echo {
                 print!("{text}");
                 let _ = std::io::stdout().flush();
             }

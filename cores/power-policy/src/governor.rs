@@ -107,6 +107,18 @@ impl Governor {
         self.policy
     }
 
+    /// Replaces the policy in the middle of an idle period (a live change,
+    /// applied at a checkpoint: see `live`). The spin and pause budgets
+    /// already spent count against the new ones; a core that was sleeping
+    /// keeps sleeping only if the new policy may sleep; a lowered P-state
+    /// stays lowered until [`Governor::work_found`] says to restore it.
+    pub fn set_policy(&mut self, policy: Escalation) {
+        self.policy = policy;
+        if policy.sleep == SleepKind::Never {
+            self.sleeping = false;
+        }
+    }
+
     /// A poll found work: the next idle period starts from spinning again.
     /// Returns true if this idle period lowered the P-state
     /// ([`Step::LowerPstate`]): the caller restores it.
@@ -318,6 +330,39 @@ mod tests {
         assert_eq!(g.idle(|| u64::MAX - 2), Step::Pause);
         pauses_without_clock(&mut g);
         assert_eq!(g.idle(|| 8), Step::Sleep); // 11 ticks later, across the wrap
+    }
+
+    #[test]
+    fn a_live_change_to_never_sleeping_stops_the_sleeps_at_once() {
+        let mut g = Governor::new(Escalation { pause_ticks: 0, ..HLT });
+        for _ in 0..3 {
+            g.idle(no_clock);
+        }
+        assert_eq!(g.idle(no_clock), Step::Sleep);
+        g.set_policy(Escalation { sleep: SleepKind::Never, ..HLT });
+        for t in 0..10_000 {
+            assert_ne!(g.idle(|| t), Step::Sleep, "the new policy never sleeps");
+        }
+    }
+
+    #[test]
+    fn a_live_change_counts_the_budget_already_spent() {
+        let long =
+            Escalation { spin_polls: 3, pause_ticks: 1_000_000, sleep: SleepKind::Hlt, idle_pstate_after_ticks: None };
+        let mut g = Governor::new(long);
+        start_pausing(&mut g);
+        assert_eq!(g.idle(|| 0), Step::Pause);
+        pauses_without_clock(&mut g);
+        assert_eq!(g.idle(|| 50), Step::Pause);
+        g.set_policy(Escalation { pause_ticks: 20, ..long });
+        pauses_without_clock(&mut g);
+        assert_eq!(g.idle(|| 60), Step::Sleep, "50 ticks paused already exceed the new 20");
+        assert!(!g.work_found());
+        // The next idle period runs the new policy from its start.
+        start_pausing(&mut g);
+        assert_eq!(g.idle(|| 100), Step::Pause);
+        pauses_without_clock(&mut g);
+        assert_eq!(g.idle(|| 121), Step::Sleep);
     }
 
     const PAUSE_THEN_LOW: Escalation =

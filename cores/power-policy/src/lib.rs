@@ -1,7 +1,8 @@
 //! Per-core power policy as pure code, the one home of the power protocol's
 //! decisions: what a core does after an empty poll ([`Governor`]), what
 //! a requested policy becomes on a given CPU ([`resolve`]), and in which
-//! order a core touches its P-state MSRs ([`msr`]). No hardware
+//! order a core touches its P-state MSRs ([`msr`]), and how a policy
+//! changed while the system runs reaches a server's governor ([`live`]). No hardware
 //! access and no `unsafe`: the kernel (mover, boot) and `userlib` (servers)
 //! run this code, the host tests it.
 //!
@@ -12,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 mod governor;
+pub mod live;
 pub mod msr;
 pub mod resolve;
 

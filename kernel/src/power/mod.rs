@@ -35,7 +35,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use cores::MAX_CORES;
 use power_policy::resolve::{CapabilityMsr, CpuPower, IdlePstateRequest, Request, SleepRequest};
 use power_policy::{Escalation, SleepKind};
-use system_config::{IdlePstate, PolicyRole, SleepMode};
+use system_config::{IdlePstate, PolicyRole, PowerOverride, PowerPolicy, SleepMode};
 
 /// How a core may lower its performance request while asleep (chosen by
 /// `power_policy::resolve`).
@@ -51,6 +51,21 @@ pub struct CorePower {
 }
 
 static POLICIES: spin::Once<Vec<CorePower>> = spin::Once::new();
+
+/// What `resolve` needs to resolve a policy again later (a live change).
+struct ResolveInputs {
+    cpu: CpuPower,
+    tsc_per_us: u64,
+    inboxes_per_server: usize,
+    read_capability: fn(CapabilityMsr) -> u64,
+}
+static INPUTS: spin::Once<ResolveInputs> = spin::Once::new();
+/// Each core's policy as the TOML asks (and live changes since), with its role.
+static REQUESTED: spin::Mutex<Vec<(PowerPolicy, PolicyRole)>> = spin::Mutex::new(Vec::new());
+/// Cores whose policy was replaced while the system runs: `policy` reads
+/// `LIVE` only for them (one read-shared flag for every other core).
+static LIVE_SET: [AtomicBool; MAX_CORES] = [const { AtomicBool::new(false) }; MAX_CORES];
+static LIVE: [spin::RwLock<Option<CorePower>>; MAX_CORES] = [const { spin::RwLock::new(None) }; MAX_CORES];
 
 /// Cores whose MWAIT turned out not to sleep (it returned at once, over and
 /// over, with nothing written to the monitored line and no interrupt): they
@@ -121,26 +136,13 @@ pub fn resolve(
     // `power_policy::resolve` asks for an MSR only where CPUID reported the
     // control it belongs to; `pstate` enables HWP before an HWP MSR.
     let mut out = Vec::new();
+    let mut requested = Vec::new();
     for core in 0..cores {
         let role = config.role_of(core);
         let role = if core == 0 && role != PolicyRole::Mover { PolicyRole::Idle } else { role };
         let p = config.power_for_core(core, role);
-        let request = Request {
-            spin_polls_before_pause: p.spin_polls_before_pause,
-            pause_us_before_sleep: p.pause_us_before_sleep,
-            sleep: match p.sleep {
-                SleepMode::None => SleepRequest::None,
-                SleepMode::Hlt => SleepRequest::Hlt,
-                SleepMode::Mwait => SleepRequest::Mwait { hint: p.mwait_hint.mwait_eax() },
-            },
-            idle_pstate: match p.idle_pstate {
-                IdlePstate::Lowest => IdlePstateRequest::Lowest,
-                IdlePstate::Unchanged => IdlePstateRequest::Unchanged,
-                IdlePstate::Ratio(r) => IdlePstateRequest::Ratio(r),
-            },
-            hwp_epp_idle: p.hwp_epp_idle,
-            idle_pstate_after_us: p.idle_pstate_after_us,
-        };
+        requested.push((p, role));
+        let request = request_of(&p);
         // A mover's MWAIT watches one word (its own wake word), whatever the
         // number of inboxes servers have: only server cores can lose MWAIT
         // to several inboxes.
@@ -157,10 +159,71 @@ pub fn resolve(
     }
     TOTAL_TSC_START.store(tsc::now(), Ordering::Relaxed);
     POLICIES.call_once(|| out);
+    *REQUESTED.lock() = requested;
+    INPUTS.call_once(|| ResolveInputs { cpu, tsc_per_us, inboxes_per_server, read_capability });
+}
+
+fn request_of(p: &PowerPolicy) -> Request {
+    Request {
+        spin_polls_before_pause: p.spin_polls_before_pause,
+        pause_us_before_sleep: p.pause_us_before_sleep,
+        sleep: match p.sleep {
+            SleepMode::None => SleepRequest::None,
+            SleepMode::Hlt => SleepRequest::Hlt,
+            SleepMode::Mwait => SleepRequest::Mwait { hint: p.mwait_hint.mwait_eax() },
+        },
+        idle_pstate: match p.idle_pstate {
+            IdlePstate::Lowest => IdlePstateRequest::Lowest,
+            IdlePstate::Unchanged => IdlePstateRequest::Unchanged,
+            IdlePstate::Ratio(r) => IdlePstateRequest::Ratio(r),
+        },
+        hwp_epp_idle: p.hwp_epp_idle,
+        idle_pstate_after_us: p.idle_pstate_after_us,
+    }
+}
+
+/// The role and the policy (TOML keys, live changes included) of `core`.
+pub fn requested(core: usize) -> Option<(PowerPolicy, PolicyRole)> {
+    REQUESTED.lock().get(core).copied()
+}
+
+/// Replaces `core`'s policy with its current one changed by `change`,
+/// resolved against the CPU as at boot (`power_policy::resolve`; capability
+/// MSRs are read on the calling core). `allow` sees the merged policy and
+/// the resolved one first and may refuse (nothing changes then). Returns
+/// the resolved policy (for the core's governor) and its boot-style note.
+/// Callers serialise changes (the live-change module holds a lock).
+pub fn replace(
+    core: usize,
+    change: &PowerOverride,
+    allow: impl FnOnce(&PowerPolicy, PolicyRole, &power_policy::Resolved) -> Result<(), alloc::string::String>,
+) -> Result<(Escalation, alloc::string::String), alloc::string::String> {
+    let Some(inputs) = INPUTS.get() else { return Err("no power policy was resolved at boot".into()) };
+    let Some((current, role)) = requested(core) else { return Err(alloc::format!("core {core} does not exist")) };
+    let merged = current.merged(change);
+    let watched = if role == PolicyRole::Server { inputs.inboxes_per_server } else { 1 };
+    let resolved =
+        power_policy::resolve(&request_of(&merged), &inputs.cpu, inputs.tsc_per_us, watched, inputs.read_capability);
+    allow(&merged, role, &resolved)?;
+    let power = CorePower { escalation: resolved.escalation, pstate: resolved.pstate, idle_value: resolved.idle_value };
+    *LIVE[core].write() = Some(power);
+    LIVE_SET[core].store(true, Ordering::Release);
+    if let Some(entry) = REQUESTED.lock().get_mut(core) {
+        entry.0 = merged;
+    }
+    Ok((resolved.escalation, alloc::format!("{}", resolved.boot_note())))
 }
 
 /// The resolved policy of `core` (a never-sleeping default before `resolve`).
 pub fn policy(core: usize) -> CorePower {
+    if LIVE_SET.get(core).is_some_and(|set| set.load(Ordering::Acquire))
+        && let Some(mut p) = *LIVE[core].read()
+    {
+        if matches!(p.escalation.sleep, SleepKind::Mwait { .. }) && MWAIT_BROKEN[core].load(Ordering::Acquire) {
+            p.escalation.sleep = SleepKind::Hlt;
+        }
+        return p;
+    }
     let mut p = POLICIES.get().and_then(|p| p.get(core).copied()).unwrap_or(CorePower {
         escalation: Escalation {
             spin_polls: u64::MAX,
@@ -177,6 +240,12 @@ pub fn policy(core: usize) -> CorePower {
         p.escalation.sleep = SleepKind::Hlt;
     }
     p
+}
+
+/// Whether `core`'s policy as resolved at boot may sleep (what the movers
+/// decided from when they were built; a live change does not alter it).
+pub fn boot_can_sleep(core: usize) -> bool {
+    POLICIES.get().and_then(|p| p.get(core)).is_some_and(|p| p.escalation.sleep != SleepKind::Never)
 }
 
 /// Whether servers on `core` can sleep (the mover then checks their wake words).

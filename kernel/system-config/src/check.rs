@@ -38,6 +38,11 @@ pub(crate) struct Checker<'t> {
     text: &'t str,
 }
 
+/// A checker for `text` (the live power command reuses the file's checks).
+pub(crate) fn checker(text: &str) -> Checker<'_> {
+    Checker { text }
+}
+
 impl Checker<'_> {
     pub(crate) fn span<T>(&self, value: &Spanned<T>) -> Span {
         Span::new(self.text, value.span())
@@ -336,6 +341,7 @@ impl Checker<'_> {
         let service = raw.service.as_ref().is_some_and(|v| *v.get_ref());
         let restart = self.restart_policy(raw, &prefix)?;
         let stall_ms = self.stall_ms(raw, &prefix)?;
+        let power_control = raw.power_control.as_ref().is_some_and(|v| *v.get_ref());
 
         Ok(Server {
             index,
@@ -352,6 +358,7 @@ impl Checker<'_> {
             mover_core_explicit,
             restart,
             stall_ms,
+            power_control,
             origin: ServerOrigin {
                 table: self.origin(table),
                 name: self.origin(&raw.name),
@@ -394,7 +401,7 @@ impl Checker<'_> {
         Ok(PowerConfig { default_server, default_mover, default_idle, cores })
     }
 
-    fn power_override(&self, raw: &RawPowerOverride, prefix: &str) -> Result<PowerOverride, ConfigError> {
+    pub(crate) fn power_override(&self, raw: &RawPowerOverride, prefix: &str) -> Result<PowerOverride, ConfigError> {
         let spin_polls_before_pause = match &raw.spin_polls_before_pause {
             Some(v) => Some(self.u32_in(v, &format!("{prefix}.spin_polls_before_pause"), 0, SPIN_POLLS_MAX as u32)?),
             None => None,

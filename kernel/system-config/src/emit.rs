@@ -53,6 +53,9 @@ pub(crate) fn to_toml(config: &SystemConfig) -> String {
         if let Some(stall) = server.stall_ms {
             let _ = writeln!(out, "stall_ms = {stall}");
         }
+        if server.power_control {
+            let _ = writeln!(out, "power_control = true");
+        }
     }
     for ring in &config.direct_rings {
         let server_name = |index: usize| config.servers.get(index).map_or("", |s| s.name.as_str());

@@ -32,6 +32,7 @@ mod direct_ring;
 mod emit;
 mod error;
 mod locate;
+mod power_command;
 mod power_config;
 mod raw;
 mod region;
@@ -46,6 +47,9 @@ pub use power_config::{
     CoreOverride, IdlePstate, MwaitHint, Origin, PolicyRole, PowerConfig, PowerOverride, PowerPolicy, SleepMode,
 };
 pub use region::{Access, REGION_SIZE_KIB_RANGE, REGION_TOTAL_MAX_KIB, Region, Share};
+pub use power_command::{
+    POWER_COMMAND_KEYS, POWER_COMMAND_MAX, PowerCommand, describe_power_command_error, parse_power_command,
+};
 pub use restart::{RESTART_BACKOFF_MAX_MS, RestartDecision, RestartPolicy, RestartWhen, StayReason};
 
 /// Core numbers in the file must be below this: the file format's limit,
@@ -146,6 +150,9 @@ pub struct Server {
     /// milliseconds) is treated as stopped, cause "hung". `None`: no hang
     /// detection.
     pub stall_ms: Option<u32>,
+    /// `power_control`: the server may replace a core's power policy while
+    /// the system runs (the `power_control` system call; default false).
+    pub power_control: bool,
     /// Where its keys were written.
     pub origin: ServerOrigin,
 }

@@ -53,6 +53,7 @@ pub(crate) struct RawServer {
     pub restart_window_ms: Option<Spanned<i64>>,
     pub restart_backoff_ms: Option<Spanned<i64>>,
     pub stall_ms: Option<Spanned<i64>>,
+    pub power_control: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]

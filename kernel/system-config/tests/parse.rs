@@ -169,7 +169,7 @@ fn unknown_key_in_server() {
         first_line(&text, &roomy()),
         "system.toml:25:1: key `server[2].cores`: unknown key `cores`; expected one of `name`, \
          `binary`, `core`, `stack_kib`, `inbox_slots`, `outbox_slots`, `endpoints`, `mover_core`, `args`, `service`, \
-         `restart`, `restart_max`, `restart_window_ms`, `restart_backoff_ms`, `stall_ms`"
+         `restart`, `restart_max`, `restart_window_ms`, `restart_backoff_ms`, `stall_ms`, `power_control`"
     );
 }
 

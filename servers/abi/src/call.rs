@@ -8,7 +8,7 @@
 //! as a [`UserRange`], an allegation the kernel must check against the
 //! server's page tables before it touches a byte.
 
-use crate::{LOG_MAX, USER_END, USER_MIN, err, nr};
+use crate::{LOG_MAX, POWER_CONTROL_MAX, USER_END, USER_MIN, err, nr};
 
 /// Longest benchmark phase name `bench_mark` accepts.
 pub const PHASE_NAME_MAX: usize = 32;
@@ -141,6 +141,11 @@ pub enum Syscall {
         reply: Option<SyncMessage>,
         receive: bool,
     },
+    /// Replace a core's power policy (a command of at most
+    /// [`POWER_CONTROL_MAX`] bytes; only with the `power_control` grant).
+    PowerControl {
+        text: UserRange,
+    },
 }
 
 impl Syscall {
@@ -181,6 +186,8 @@ impl Syscall {
             nr::REPLY_RECV if a0 == 2 => return Err(err::OUT_OF_RANGE), // neither answer nor wait
             nr::REPLY_RECV if a0 & 1 == 1 => Syscall::ReplyRecv { reply: Some(sync_message()?), receive: a0 & 2 == 0 },
             nr::REPLY_RECV => Syscall::ReplyRecv { reply: None, receive: true },
+            nr::POWER_CONTROL if a1 > POWER_CONTROL_MAX as u64 => return Err(err::TOO_LONG),
+            nr::POWER_CONTROL => Syscall::PowerControl { text: UserRange { addr: a0, len: a1 } },
             _ => return Err(err::UNKNOWN_SYSCALL),
         })
     }
@@ -207,10 +214,10 @@ mod tests {
 
     #[test]
     fn every_number_decodes_and_nothing_else_does() {
-        for number in 0..=nr::REPLY_RECV {
+        for number in 0..=nr::POWER_CONTROL {
             assert!(decode(number, 0, 0, 0).is_ok(), "call {number}");
         }
-        for number in [nr::REPLY_RECV + 1, 99, u64::MAX] {
+        for number in [nr::POWER_CONTROL + 1, 99, u64::MAX] {
             assert_eq!(decode(number, 0, 0, 0), Err(err::UNKNOWN_SYSCALL));
         }
     }
@@ -266,6 +273,16 @@ mod tests {
         assert_eq!(Syscall::decode(nr::REPLY_RECV, [1, too_long, 0, 0, 0, 0]), Err(err::TOO_LONG));
         // Without the reply flag the registers are not a message: no check.
         assert!(Syscall::decode(nr::REPLY_RECV, [0, too_long, 0, 0, 0, 0]).is_ok());
+    }
+
+    #[test]
+    fn power_control_takes_a_bounded_command() {
+        let max = crate::POWER_CONTROL_MAX as u64;
+        assert_eq!(
+            decode(nr::POWER_CONTROL, USER_MIN, max, 0),
+            Ok(Syscall::PowerControl { text: UserRange { addr: USER_MIN, len: max } })
+        );
+        assert_eq!(decode(nr::POWER_CONTROL, USER_MIN, max + 1, 0), Err(err::TOO_LONG));
     }
 
     #[test]

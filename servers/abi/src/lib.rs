@@ -68,6 +68,15 @@ pub mod nr {
     /// Errors: `NOT_SERVING` (a reply with no call being served; nothing
     /// is sent and the call does not wait), `TOO_LONG`.
     pub const REPLY_RECV: u64 = 12;
+    /// `power_control(ptr, len)`: replace a core's power policy while the
+    /// system runs, with a command such as `core=2 sleep=hlt
+    /// pause_us_before_sleep=20` (at most `POWER_CONTROL_MAX` bytes; the
+    /// same keys and checks as `[power.core.N]`). Only for a server the
+    /// system TOML grants `power_control = true`. Returns the generation
+    /// of the core's new policy (from 1); `NOT_GRANTED` without the grant,
+    /// `BAD_COMMAND` if the kernel refused it (it prints why, naming the
+    /// key). The core applies it at its next governor checkpoint.
+    pub const POWER_CONTROL: u64 = 13;
 }
 
 /// Error codes (returned negated).
@@ -98,6 +107,10 @@ pub mod err {
     /// printed (the kernel counts it and prints one summary line a second;
     /// limits in docs/servers.md, "Limits").
     pub const RATE_LIMITED: i64 = 11;
+    /// `power_control` from a server the system TOML does not grant it.
+    pub const NOT_GRANTED: i64 = 12;
+    /// `power_control`: the command was refused (the console says why).
+    pub const BAD_COMMAND: i64 = 13;
 
     /// Name of an error code, for logs.
     pub fn name(code: i64) -> &'static str {
@@ -113,6 +126,8 @@ pub mod err {
             WOULD_DEADLOCK => "a call to itself would never be answered",
             NO_REPLY => "the called server moved on without replying",
             RATE_LIMITED => "over the server's rate limit",
+            NOT_GRANTED => "the server holds no grant for this call",
+            BAD_COMMAND => "the command was refused",
             _ => "unknown error",
         }
     }
@@ -120,6 +135,16 @@ pub mod err {
 
 /// Longest line `log` accepts.
 pub const LOG_MAX: usize = 256;
+
+/// Longest command `power_control` accepts.
+pub const POWER_CONTROL_MAX: usize = 256;
+
+/// Where in the info page (from [`INFO_ADDR`]) the kernel publishes a
+/// core's power policy changed while the system runs: the words of
+/// `power_policy::live::LivePolicy` (a sequence lock; all zero until the
+/// first change). The server's governor reads them at its checkpoints.
+pub const LIVE_POLICY_OFFSET: u64 = 4096 - 64;
+const _: () = assert!(core::mem::size_of::<ServerInfo>() as u64 <= LIVE_POLICY_OFFSET);
 
 /// Lowest user address (the first 2 MiB stay unmapped: null pointers fault).
 pub const USER_MIN: u64 = 0x20_0000;

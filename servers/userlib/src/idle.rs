@@ -24,6 +24,7 @@
 //! lost); every announcement is withdrawn after the wait.
 
 use core::sync::atomic::{AtomicU64, Ordering};
+use power_policy::live::LivePolicy;
 use power_policy::{Escalation, Governor, SleepKind, Step};
 use ringbuf::{Consumer, Producer};
 
@@ -55,6 +56,11 @@ pub struct Idler {
     /// The governor was consulted since the last message.
     waited: bool,
     counts: SleepCounts,
+    /// The policy the kernel publishes when the core's policy is changed
+    /// while the system runs (`abi::LIVE_POLICY_OFFSET` in the info page),
+    /// and the last sequence applied.
+    live: Option<&'static LivePolicy>,
+    live_seen: u64,
 }
 
 impl Idler {
@@ -74,6 +80,11 @@ impl Idler {
         // once (by `Channel::open`). An old kernel without the page would
         // fault this server only.
         let stats = Some(unsafe { &*(abi::STATS_ADDR as *const AtomicU64) });
+        // SAFETY: the info page is mapped read-only for the server's whole
+        // life; `LIVE_POLICY_OFFSET` is past `ServerInfo` (const-asserted in
+        // `abi`), 8-aligned, and holds `LivePolicy`'s atomics, which only the
+        // kernel writes (any bit pattern is a valid `AtomicU64`).
+        let live = Some(unsafe { &*((abi::INFO_ADDR + abi::LIVE_POLICY_OFFSET) as *const LivePolicy) });
         Idler {
             governor: Governor::new(policy),
             mover_sleeps: info.mover_sleeps != 0,
@@ -82,6 +93,8 @@ impl Idler {
             pause_reported: 0,
             waited: false,
             counts: SleepCounts::default(),
+            live,
+            live_seen: 0,
         }
     }
 
@@ -120,15 +133,39 @@ impl Idler {
     #[inline]
     pub(crate) fn poll_was_empty(&mut self, inboxes: &mut [Option<Consumer<'static>>], count: usize) {
         self.waited = true;
-        match self.governor.idle(crate::rdtsc) {
+        let mut checkpoint = false;
+        let step = self.governor.idle(|| {
+            checkpoint = true;
+            crate::rdtsc()
+        });
+        match step {
             Step::Spin => {}
             Step::Pause => core::hint::spin_loop(),
             Step::Sleep => {
                 self.report_pause_time();
                 self.sleep(inboxes, count);
+                checkpoint = true;
             }
             Step::LowerPstate => crate::idle_pstate(true),
         }
+        if checkpoint {
+            self.apply_live_policy();
+        }
+    }
+
+    /// At a governor checkpoint (a clock read, or back from a sleep): if
+    /// the kernel published a new policy for this core, run it from now on
+    /// and say so on the console. One load when nothing changed.
+    #[cold]
+    fn apply_live_policy(&mut self) {
+        let Some(live) = self.live else { return };
+        if live.sequence() == self.live_seen {
+            return;
+        }
+        let Some((generation, policy)) = live.read() else { return };
+        self.live_seen = generation * 2;
+        self.governor.set_policy(policy);
+        crate::log!("power: policy generation {generation} applied at a governor checkpoint");
     }
 
     /// Publishes the pause time on the statistics page (read by the kernel

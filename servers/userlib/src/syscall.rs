@@ -76,6 +76,13 @@ pub fn tsc_hz() -> u64 {
     syscall3(abi::nr::TSC_HZ, 0, 0, 0) as u64
 }
 
+/// Replaces a core's power policy while the system runs (`command` such
+/// as `core=2 sleep=hlt pause_us_before_sleep=20`); needs `power_control =
+/// true` in the system TOML. Returns the generation of the new policy.
+pub fn power_control(command: &str) -> Result<u64, SysError> {
+    result(syscall3(abi::nr::POWER_CONTROL, command.as_ptr() as u64, command.len() as u64, 0))
+}
+
 /// Asks the kernel to print the runtime power view now.
 pub fn power_report() {
     syscall3(abi::nr::POWER_REPORT, 0, 0, 0);
