@@ -38,6 +38,7 @@ const KNOWN_ARGS: &[&str] = &[
     "bench.date",
     "bench.system",
     "power.race_delay_us",
+    "watch_ms",
 ];
 
 fn kernel_main(boot_info: &'static mut BootInfo) -> ! {

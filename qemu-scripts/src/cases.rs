@@ -64,6 +64,27 @@ macro_rules! case {
     };
 }
 
+/// `PWR0008`: the serial log through the host's watch view gives tables
+/// with the mover and echo rows, and shares that add up to a whole.
+fn watch_tables(serial: &str) -> Vec<String> {
+    let mut view = crate::watch::View::default();
+    let tables: Vec<String> = serial.lines().filter_map(|l| view.feed(l, 200)).collect();
+    let mut problems = Vec::new();
+    if tables.len() < 2 {
+        problems.push(format!("the watch view made {} tables; expected at least 2", tables.len()));
+    }
+    if !tables.iter().any(|t| t.contains("\n   1  mover ") && t.contains("\n   3  server ")) {
+        problems.push("no watch table with the mover (core 1) and echo (core 3)".to_string());
+    }
+    for line in serial.lines().filter_map(crate::watch::parse_line) {
+        let sum = line.1.poll + line.1.pause + line.1.asleep;
+        if !(990..=1000).contains(&sum) {
+            problems.push(format!("core {} at {} ms: shares add up to {sum} per mille", line.1.core, line.0));
+        }
+    }
+    problems
+}
+
 /// What the runner types on the console in `PWR0007`, each after a line.
 const PWR_LIVE_INPUT: &[(&str, &str)] = &[
     ("console: input on", "power core=3 sleep=hlt pause_us_before_sleep=0 spin_polls_before_pause=10"),
@@ -750,6 +771,28 @@ const CASES: &[Case] = &[
         ],
         must_not_show: &["NOT the expected answer", "PANIC", "EXCEPTION"],
         ..case!("PWR0007-live-policy-change-under-load-console-and-server", "", 6, Firmware::Bios, true, PWR_LIVE_LINES)
+    },
+    // PWR0008: the watch view: with watch_ms, core 0 prints WATCH lines per
+    // core while messages flow, and the host's plain-text view makes tables of them.
+    Case {
+        system: Some("tests/power-live.toml"),
+        timeout_secs: 120,
+        accel: "tcg,thread=single",
+        check: Some(watch_tables),
+        ..case!(
+            "PWR0008-watch-view-lines-and-plain-tables",
+            "watch_ms=200",
+            6,
+            Firmware::Bios,
+            true,
+            &[
+                "watch: a WATCH line per core every 200 ms",
+                "WATCH t_ms=",
+                " core=1 role=mover poll=",
+                " core=3 role=server poll=",
+                "system: server `ping` exited with code 0",
+            ]
+        )
     },
     Case {
         system: Some("tests/bad-key.toml"),

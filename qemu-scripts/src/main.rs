@@ -23,6 +23,7 @@ mod elf_mutations;
 mod faults;
 mod qemu;
 mod setup;
+mod watch;
 mod workspace;
 
 use qemu::{Firmware, QemuOptions};
@@ -61,6 +62,10 @@ run options:
   --gdb                start paused with QEMU's gdbstub on :1234
   --config FILE        system TOML to boot (default qemu-scripts/systems/default.toml)
   --boot-args TEXT     kernel command line (e.g. \"test=SMP0001\")
+  --watch              live per-core view (role, polling/pausing/asleep, msgs/s, P-state
+                       writes, wake-ups) redrawn every 500 ms; plain text if not a terminal
+  --watch-ms MS        the view's period (implies --watch; 50..=60000)
+  (run: typing `power core=N key=value ...` on the console changes a core's policy live)
   -- ARGS...           passed to QEMU unchanged
 test options:
   --filter TEXT        run only tests whose ID (PWR0006), name, or kernel
@@ -379,7 +384,7 @@ pub const DEFAULT_SYSTEM: &str = "qemu-scripts/systems/default.toml";
 /// One parsed command line: what `cargo xtask` was asked to do.
 pub enum Invocation {
     Help,
-    Run { opts: QemuOptions, boot_args: String, config: Option<String> },
+    Run { opts: QemuOptions, boot_args: String, config: Option<String>, watch_ms: Option<u64> },
     Test(cases::TestOptions),
     Bench { which: Benchmark, opts: QemuOptions, runs: u32 },
     Faults(faults::FaultsOptions),
@@ -430,8 +435,19 @@ pub fn parse(mut words: Vec<String>) -> Result<Invocation, Error> {
             let opts = qemu_options(&mut args)?;
             let boot_args = args.take_value("--boot-args")?.unwrap_or_default();
             let config = args.take_value("--config")?;
+            let watch = args.take_flag("--watch");
+            let watch_ms = match args.take_value("--watch-ms")? {
+                Some(text) => Some(
+                    text.parse::<u64>()
+                        .ok()
+                        .filter(|ms| (50..=60_000).contains(ms))
+                        .ok_or_else(|| Error::new(format!("--watch-ms: `{text}` is not 50..=60000")))?,
+                ),
+                None if watch => Some(500),
+                None => None,
+            };
             no_more(args)?;
-            Ok(Invocation::Run { opts, boot_args, config })
+            Ok(Invocation::Run { opts, boot_args, config, watch_ms })
         }
         "test" => {
             only_words(&args, "test")?;
@@ -572,7 +588,19 @@ fn execute(invocation: Invocation) -> Result<ExitCode, Error> {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
         }
-        Invocation::Run { opts, boot_args, config } => cmd_run(&opts, &boot_args, config.as_deref()),
+        Invocation::Run { mut opts, boot_args, config, watch_ms } => {
+            let mut boot_args = boot_args;
+            if let Some(ms) = watch_ms {
+                boot_args = format!("{boot_args} watch_ms={ms}").trim().to_string();
+                watch::set_period_ms(ms);
+                opts.on_line = Some(watch::on_line);
+            }
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                // What the person types reaches the guest's console (`power core=N ...`).
+                opts.input = qemu::SerialInput::Terminal;
+            }
+            cmd_run(&opts, &boot_args, config.as_deref())
+        }
         Invocation::Test(opts) => cases::cmd_test(&opts),
         Invocation::Bench { which, opts, runs } => cmd_bench(which, &opts, runs),
         Invocation::Faults(options) => faults::cmd_faults(&options),
