@@ -79,6 +79,15 @@ impl UserSlice {
         if data.len() > self.len {
             return Err(UserMemError::TooLong);
         }
+        // Every page is checked before the first byte is written: a refused
+        // call changes nothing (a buffer that runs into an unmapped page
+        // gets NOT_MAPPED and no partial copy).
+        let mut page = self.addr & !0xFFF;
+        while page < self.addr + data.len() as u64 {
+            let at = page.max(self.addr);
+            translate_user(cr3, at, true).ok_or(UserMemError::NotMapped(at))?;
+            page += 4096;
+        }
         let mut done = 0;
         while done < data.len() {
             let at = self.addr + done as u64;
