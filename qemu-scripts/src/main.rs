@@ -23,6 +23,7 @@ mod elf_mutations;
 mod faults;
 mod qemu;
 mod setup;
+mod tune;
 mod watch;
 mod workspace;
 
@@ -47,7 +48,7 @@ pub fn run_checked(cmd: &mut Command, what: &str) -> Result<(), Error> {
     if status.success() { Ok(()) } else { Err(Error::new(format!("{what} failed ({status})"))) }
 }
 
-const USAGE: &str = "usage: cargo xtask <run|test|bench|faults|check-config|check-docs|check-deps|setup> [options]
+const USAGE: &str = "usage: cargo xtask <run|test|bench|tune|faults|check-config|check-docs|check-deps|setup> [options]
 
 run options:
   --smp N              processors (default 4; the default system needs 4)
@@ -81,6 +82,11 @@ check-docs:
 check-deps:
   cargo xtask check-deps   our crates' path dependencies match docs/README.md
 bench:
+  cargo xtask tune power [--max-p99-us X] [--sleep hlt,mwait] [--pause-us 0,5,20,50,200,1000]
+                       [--spin-polls 0] [--accel A]
+                       sweep echo's power policy (one boot each; default 7 boots, ~4 min
+                       under TCG): table, target/tune/power.png with the Pareto front, and
+                       with --max-p99-us the TOML to paste
   cargo xtask bench [ipc|power|ringbuf] [--runs N] [--smp N] [--accel A] [--cpu M]
                        (no word: ipc, then power)
                        ipc: boots qemu-scripts/systems/bench.toml with -smp 3
@@ -388,6 +394,7 @@ pub enum Invocation {
     Test(cases::TestOptions),
     Bench { which: Benchmark, opts: QemuOptions, runs: u32 },
     Faults(faults::FaultsOptions),
+    Tune { opts: QemuOptions, options: tune::TuneOptions },
     CheckConfig { files: Vec<String>, smp: Option<u32> },
     CheckDocs,
     CheckDeps,
@@ -491,6 +498,20 @@ pub fn parse(mut words: Vec<String>) -> Result<Invocation, Error> {
             }
             Ok(Invocation::Bench { which, opts, runs })
         }
+        "tune" => {
+            let accel_given = args.words.iter().any(|w| w == "--accel");
+            let mut opts = qemu_options(&mut args)?;
+            opts.smp = 3;
+            if !accel_given {
+                opts.accel = "tcg,thread=single".to_string();
+            }
+            let options = tune::TuneOptions::parse(&mut args)?;
+            let rest = args.finish()?;
+            if rest != ["power"] {
+                return Err(Error::new(format!("usage: cargo xtask tune power [options]; got {rest:?}")));
+            }
+            Ok(Invocation::Tune { opts, options })
+        }
         "faults" => {
             let options = faults::FaultsOptions::parse(&mut args)?;
             no_more(args)?;
@@ -578,6 +599,7 @@ pub fn dry_run(invocation: &Invocation, reader_files: &[String]) -> Result<(), E
         }),
         Invocation::CheckConfig { files, smp } => files.iter().try_for_each(|f| check(f, *smp)),
         Invocation::Faults(options) => faults::dry_run(options),
+        Invocation::Tune { .. } => check("qemu-scripts/systems/power-bench/hlt.toml", Some(3)),
         Invocation::Help | Invocation::CheckDocs | Invocation::CheckDeps | Invocation::Setup => Ok(()),
     }
 }
@@ -604,6 +626,7 @@ fn execute(invocation: Invocation) -> Result<ExitCode, Error> {
         Invocation::Test(opts) => cases::cmd_test(&opts),
         Invocation::Bench { which, opts, runs } => cmd_bench(which, &opts, runs),
         Invocation::Faults(options) => faults::cmd_faults(&options),
+        Invocation::Tune { opts, options } => tune::cmd_tune(&opts, &options),
         Invocation::CheckConfig { files, smp } => cmd_check_config(&files, smp),
         Invocation::CheckDocs => docs_check::check_docs().map(|()| ExitCode::SUCCESS),
         Invocation::CheckDeps => deps_check::check_deps().map(|()| ExitCode::SUCCESS),

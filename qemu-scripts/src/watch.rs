@@ -135,7 +135,7 @@ pub fn on_line(line: &str) {
     let mut out = std::io::stdout().lock();
     if terminal {
         if let Some(table) = frame {
-            let _ = write!(out, "\x1b[2J\x1b[H{table}\n");
+            let _ = writeln!(out, "\x1b[2J\x1b[H{table}");
             for recent in view.recent() {
                 let _ = writeln!(out, "  | {recent}");
             }

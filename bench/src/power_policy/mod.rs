@@ -58,7 +58,8 @@
 //! across_boots  per policy × interval, the median of the boots' medians and their spread
 //! ```
 //!
-//! The power benchmark draws no plot.
+//! The benchmark draws no plot; the sweep (`cargo xtask tune power`,
+//! [`tune`]) draws p50/p99 against the share asleep with its Pareto front.
 
 pub mod across_boots;
 pub mod analysis;
@@ -67,6 +68,7 @@ pub mod parse;
 pub mod report;
 pub mod rows;
 pub mod targets;
+pub mod tune;
 pub mod warnings;
 
 pub use analysis::{PowerTable, power_table};
