@@ -15,6 +15,7 @@
 mod governor;
 pub mod live;
 pub mod msr;
+pub mod rapl;
 pub mod resolve;
 
 pub use governor::{CLOCK_EVERY_PAUSES, Escalation, Governor, SleepKind, Step};

@@ -215,3 +215,91 @@ fn the_hwp_range_is_0x771_to_0x777() {
     assert!(!is_hwp_msr(0x778));
     assert!(!is_hwp_msr(IA32_PERF_CTL));
 }
+
+// ---- the sleep path, as the kernel runs it around MWAIT/HLT ----
+
+/// `sleep_this_core`: read the current request, write the idle value,
+/// (sleep), write the saved request back — for each control, on a core
+/// that resolved first, so every sequence a first real boot runs is here.
+fn sleep_path(cpu: &CpuPower, values: &[(u32, u64)]) -> (FakeMsrs, power_policy::Resolved) {
+    let mut msrs = FakeMsrs::with(values);
+    let mut core = CorePstate::new();
+    let resolved = resolve(cpu, &mut msrs, &mut core);
+    let saved = core.current_request(&mut msrs, resolved.pstate);
+    core.set_request(&mut msrs, resolved.pstate, resolved.idle_value);
+    core.set_request(&mut msrs, resolved.pstate, saved);
+    (msrs, resolved)
+}
+
+#[test]
+fn hwp_sleep_path_enables_once_then_reads_and_writes_the_request() {
+    let (msrs, r) = sleep_path(&HWP_CPU, &[(IA32_HWP_CAPABILITIES, 0x0a0b_0c0d), (IA32_HWP_REQUEST, 0x8000_2020)]);
+    msrs.assert_enable_first();
+    assert_eq!(r.pstate, PstateControl::Hwp);
+    assert_eq!(
+        msrs.log,
+        [
+            Access::Write(IA32_PM_ENABLE, 1),
+            Access::Read(IA32_HWP_CAPABILITIES),
+            Access::Read(IA32_HWP_REQUEST),
+            Access::Write(IA32_HWP_REQUEST, r.idle_value),
+            Access::Write(IA32_HWP_REQUEST, 0x8000_2020),
+        ]
+    );
+    // min = max = lowest performance (bits 31:24 of the capabilities), EPP 0xff.
+    assert_eq!(r.idle_value, 0x0a | (0x0a << 8) | (0xff << 24));
+}
+
+#[test]
+fn perf_ctl_sleep_path_reads_platform_info_then_only_perf_ctl() {
+    let (msrs, r) = sleep_path(&EIST_CPU, &[(MSR_PLATFORM_INFO, 0x0000_0800_0000_0000), (IA32_PERF_CTL, 0x2400)]);
+    msrs.assert_enable_first();
+    assert_eq!(r.pstate, PstateControl::PerfCtl);
+    assert_eq!(
+        msrs.log,
+        [
+            Access::Read(MSR_PLATFORM_INFO),
+            Access::Read(IA32_PERF_CTL),
+            Access::Write(IA32_PERF_CTL, 0x0800),
+            Access::Write(IA32_PERF_CTL, 0x2400),
+        ]
+    );
+}
+
+#[test]
+fn amd_sleep_path_reads_the_limit_then_only_pstate_ctl() {
+    let (msrs, r) = sleep_path(&AMD_CPU, &[(AMD_PSTATE_CURRENT_LIMIT, 0x40), (AMD_PSTATE_CTL, 0)]);
+    msrs.assert_enable_first();
+    assert_eq!(r.pstate, PstateControl::AmdPstate);
+    assert_eq!(
+        msrs.log,
+        [
+            Access::Read(AMD_PSTATE_CURRENT_LIMIT),
+            Access::Read(AMD_PSTATE_CTL),
+            Access::Write(AMD_PSTATE_CTL, 4),
+            Access::Write(AMD_PSTATE_CTL, 0),
+        ]
+    );
+}
+
+// ---- RAPL: the energy counter ----
+
+use power_policy::rapl::Rapl;
+
+#[test]
+fn rapl_reads_only_its_two_msrs_and_handles_one_wrap() {
+    for rapl in [Rapl::Intel, Rapl::Amd] {
+        // ESU 16: one count is 2^-16 J (15.3 uJ).
+        let mut msrs = FakeMsrs::with(&[(rapl.unit_msr(), 16 << 8), (rapl.package_msr(), 0xFFFF_FF00)]);
+        let start = rapl.start(&mut msrs);
+        msrs.values.insert(rapl.package_msr(), 0x0001_0000_0000_FF00); // high bits ignored, wrapped once
+        let uj = rapl.microjoules_since(&mut msrs, start);
+        assert_eq!(uj, (u128::from(0x1_0000u64) * 1_000_000) >> 16, "{rapl:?}: 65536 counts = 1 J");
+        assert!(
+            msrs.log.iter().all(|a| matches!(a, Access::Read(m) if *m == rapl.unit_msr() || *m == rapl.package_msr()))
+        );
+        assert_eq!(msrs.log.len(), 3, "start, unit, now: {:?}", msrs.log);
+    }
+    assert_eq!((Rapl::Intel.unit_msr(), Rapl::Intel.package_msr()), (0x606, 0x611));
+    assert_eq!((Rapl::Amd.unit_msr(), Rapl::Amd.package_msr()), (0xC001_0299, 0xC001_029B));
+}
