@@ -1293,7 +1293,7 @@ mod tests {
         assert_eq!(pick("PWR0006").1, ["PWR0006-race-publish-as-the-consumer-falls-asleep"]);
         assert_eq!(pick("PWR0006-race-publish-as-the-consumer-falls-asleep").1.len(), 1);
         assert_eq!(pick("race-publish").1.len(), 1);
-        assert_eq!(pick("PWR").1.len(), 6);
+        assert_eq!(pick("PWR").1.len(), 8);
         assert_eq!(pick("SMP0003").1.len(), 5, "the five boot cases run kernel scenario SMP0003");
         assert_eq!(pick("HOST0008").0, 1);
         assert!(pick("BENCH0001").2);

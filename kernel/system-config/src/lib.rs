@@ -43,13 +43,13 @@ use alloc::vec::Vec;
 
 pub use direct_ring::DirectRing;
 pub use error::{ConfigError, Span, line_column};
+pub use power_command::{
+    POWER_COMMAND_KEYS, POWER_COMMAND_MAX, PowerCommand, describe_power_command_error, parse_power_command,
+};
 pub use power_config::{
     CoreOverride, IdlePstate, MwaitHint, Origin, PolicyRole, PowerConfig, PowerOverride, PowerPolicy, SleepMode,
 };
 pub use region::{Access, REGION_SIZE_KIB_RANGE, REGION_TOTAL_MAX_KIB, Region, Share};
-pub use power_command::{
-    POWER_COMMAND_KEYS, POWER_COMMAND_MAX, PowerCommand, describe_power_command_error, parse_power_command,
-};
 pub use restart::{RESTART_BACKOFF_MAX_MS, RestartDecision, RestartPolicy, RestartWhen, StayReason};
 
 /// Core numbers in the file must be below this: the file format's limit,
