@@ -21,7 +21,10 @@
 //! publish to a mover that never sleeps costs one flag test (no fence);
 //! sleep is asked for only after every inbox announced it and was still
 //! empty (the ring's fenced protocol, so a delivery in between is never
-//! lost); every announcement is withdrawn after the wait.
+//! lost); every announcement is withdrawn after the wait. A policy the
+//! kernel publishes while the system runs (`power_policy::live`) is applied
+//! only at a governor checkpoint (a clock read or a return from sleep):
+//! one load there when nothing changed, nothing on the message path.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use power_policy::live::LivePolicy;
