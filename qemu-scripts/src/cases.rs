@@ -550,7 +550,7 @@ const CASES: &[Case] = &[
                 "region `stream`: 1024 KiB at 0x",
                 "region `stream`: mapped into `source` at 0x680000000000, rw (owner)",
                 "region `stream`: mapped into `sink` at 0x680000000000, ro",
-                "region `sink-owned`: mapped into `hostile` at 0x6a0000000000, ro",
+                "region `sink-owned`: mapped into `hostile` at 0x682000000000, ro",
                 "hostile: descriptor with out of range: bounced `bad buffer descriptor` = true",
                 "hostile: descriptor with a wrapping offset: bounced `bad buffer descriptor` = true",
                 "hostile: 7 bad descriptors sent, 7 bounced with `bad buffer descriptor`, 0 other messages",

@@ -196,3 +196,25 @@ fn the_boot_memory_check_points_at_the_region_that_does_not_fit() {
     );
     assert_eq!(c.check_region_memory(0).unwrap_err().line(), Some(18));
 }
+
+#[test]
+fn the_example_in_docs_regions_md_parses_to_what_the_text_says() {
+    let doc = include_str!("../../../docs/regions.md");
+    let start = doc.find("```toml\n").expect("a toml block") + "```toml\n".len();
+    let text = &doc[start..start + doc[start..].find("```").unwrap()];
+    let c = parse(text).unwrap_or_else(|e| panic!("{}", e.render("docs/regions.md", text)));
+    let stream = &c.regions[0];
+    assert_eq!((stream.name.as_str(), stream.size_kib, stream.owner), ("stream", 1024, 0));
+    assert_eq!(c.regions_of(1).map(|(r, a)| (r.name.as_str(), a)).collect::<Vec<_>>(), [("stream", Access::ReadOnly)]);
+}
+
+#[test]
+fn the_shipped_region_systems_parse() {
+    for text in [
+        include_str!("../../../qemu-scripts/systems/tests/regions-stream.toml"),
+        include_str!("../../../qemu-scripts/systems/tests/regions-stream-1g.toml"),
+    ] {
+        let c = parse(text).unwrap_or_else(|e| panic!("{}", e.render("regions-stream.toml", text)));
+        assert_eq!(c.regions.len(), 4);
+    }
+}

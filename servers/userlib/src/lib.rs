@@ -6,6 +6,10 @@
 //! - `channel`: the rings ([`Channel`]: send, receive, batches, endpoints);
 //! - `direct_ring`: user<->user rings shared with one peer, no mover
 //!   ([`DirectRing`]);
+//! - [`region`]: shared regions and the descriptors messages carry over
+//!   them, with the copy-before-validate helper ([`region::copy_out`]);
+//!   [`pool`]: a buffer pool over a region (alloc, send, the receiver
+//!   returns it);
 //! - `idle`: how the core waits on empty inboxes and its half of the
 //!   sleep/wake protocol ([`Idler`], owned by the channel; the policy
 //!   logic is the `power-policy` crate's `Governor`);
@@ -31,11 +35,15 @@ mod direct_ring;
 mod idle;
 mod info;
 pub mod measure;
+pub mod pool;
+pub mod region;
 mod syscall;
 pub use channel::{Channel, Message, OpenError, SendError};
 pub use direct_ring::{Consumer, DirectRing, DirectRingError, Producer, RingError};
 pub use idle::{Idler, SleepCounts};
 pub use info::{arg, arg_u64, args, info};
+pub use pool::{Buffer, BufferPool, PoolError};
+pub use region::{Region, RegionError};
 pub use syscall::*;
 
 /// A line being formatted for `log`: at most `abi::LOG_MAX` bytes, longer
