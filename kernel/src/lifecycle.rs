@@ -55,7 +55,8 @@ pub fn finish() -> ! {
             servers.len() - servers.iter().filter(|s| s.service).count()
         );
     }
-    if let Some(failed) = server::life::failed_for_good() {
+    let failed = server::life::failed_for_good();
+    if let Some(failed) = failed {
         let cause = match failed.state() {
             server::State::Exited => alloc::format!("exited with code {}", failed.exit_code()),
             _ => alloc::string::String::from("was stopped by a fault or a hang"),
@@ -64,13 +65,11 @@ pub fn finish() -> ! {
             "system: run failed: server `{}` {cause} and its restart policy did not bring it back",
             failed.name
         );
-        if crate::phase_counters::enabled() {
-            crate::kprintln!("BENCH-END status=failed");
-        }
-        machine::exit(machine::EXIT_FAILURE)
     }
+    let (status, code) =
+        if failed.is_some() { ("failed", machine::EXIT_FAILURE) } else { ("ok", machine::EXIT_SUCCESS) };
     if crate::phase_counters::enabled() {
-        crate::kprintln!("BENCH-END status=ok");
+        crate::kprintln!("BENCH-END status={status}");
     }
-    machine::exit(machine::EXIT_SUCCESS)
+    machine::exit(code)
 }

@@ -131,6 +131,12 @@ impl Parts {
     }
 }
 
+/// The user stack of server `s`: (bottom, top).
+fn stack_range(s: &system_config::Server) -> (u64, u64) {
+    let top = abi::stack_top_for_server(s.index);
+    (top - u64::from(s.stack_kib) * 1024, top)
+}
+
 /// Segments, rings, statistics page and stack of one server, into `space`.
 fn fill(
     config: &system_config::SystemConfig,
@@ -149,8 +155,7 @@ fn fill(
     let stats_frame = frames::alloc_zeroed().ok_or(LoadError::Memory(MapError::OutOfFrames))?;
     parts.stats = Some(stats_frame);
     map_shared(space, &mut parts.maps, abi::STATS_ADDR, stats_frame, true)?;
-    let stack_top = abi::stack_top_for_server(s.index);
-    let stack_bottom = stack_top - u64::from(s.stack_kib) * 1024;
+    let (stack_bottom, stack_top) = stack_range(s);
     map_stack(space, stack_bottom, stack_top)?;
     parts.regions.push((stack_bottom, stack_top));
     Ok(())
@@ -175,8 +180,7 @@ fn load(
     let Parts { mut rings, stats, maps, regions } = parts;
     let stats_phys = stats.map_or(0, |f| f.start_address().as_u64());
     let outbox = rings.remove(0);
-    let stack_top = abi::stack_top_for_server(s.index);
-    let stack_bottom = stack_top - u64::from(s.stack_kib) * 1024;
+    let (stack_bottom, stack_top) = stack_range(s);
     let stall_ticks = s.stall_ms.map_or(0, |ms| u64::from(ms) * crate::arch::x86_64::tsc::ticks_per_us() * 1000);
     Ok(Server {
         name: String::from(name),
