@@ -21,6 +21,9 @@ mod deps_check;
 mod docs_check;
 mod elf_mutations;
 mod faults;
+// Until the run hook lands, only the tests use it.
+#[allow(dead_code)]
+mod net;
 mod qemu;
 mod setup;
 mod tune;
