@@ -112,6 +112,32 @@ pub struct Mover {
     notices: VecDeque<(usize, Message, u64)>,
 }
 
+/// A mover's power policy as applied: its governor, the spin budget the
+/// loop counts itself (the governor starts at the pause stage), the
+/// P-state control that may have lowered the core, and the live generation
+/// (`power::live_generation`) they came from.
+struct Throttle {
+    governor: Governor,
+    spin_budget: u64,
+    pstate: crate::power::PstateControl,
+    generation: u64,
+}
+
+impl Throttle {
+    fn of(core: usize) -> Self {
+        // Generation first (Acquire): the policy read after it is at least as new.
+        let generation = crate::power::live_generation(core);
+        let policy = crate::power::policy(core);
+        let escalation = policy.escalation;
+        Throttle {
+            governor: Governor::new(Escalation { spin_polls: 0, ..escalation }),
+            spin_budget: escalation.spin_polls,
+            pstate: policy.pstate,
+            generation,
+        }
+    }
+}
+
 /// The sender number of the kernel in every inbox's share (after the servers).
 fn kernel_sender() -> usize {
     server::all().len()
@@ -349,29 +375,34 @@ impl Mover {
         // sees the idle period once the spin budget is spent: the loop that
         // finds work stays as short as it was before the power policy
         // (measured in docs/benchmarks.md).
-        let policy = crate::power::policy(self.core).escalation;
-        let spin_budget = policy.spin_polls;
-        let mut governor = Governor::new(Escalation { spin_polls: 0, ..policy });
+        let mut throttle = Throttle::of(self.core);
         let mut empty_passes: u64 = 0;
         let mut passes: u64 = 0;
         loop {
             let moved = self.pass();
             if moved > 0 {
                 mover_logic::counters::add(&core.messages, moved as u64);
-                if empty_passes > spin_budget {
-                    self.end_wait(&mut governor);
+                if empty_passes > throttle.spin_budget {
+                    self.end_wait(&mut throttle.governor);
                 }
                 empty_passes = 0;
             } else {
                 core::hint::spin_loop();
                 empty_passes = empty_passes.saturating_add(1);
-                if empty_passes > spin_budget {
-                    self.wait_step(&mut governor);
+                if empty_passes > throttle.spin_budget {
+                    self.wait_step(&mut throttle);
                 }
             }
             passes = passes.wrapping_add(1);
-            if self.supervise && passes.is_multiple_of(4096) && lifecycle::run_is_over() {
-                lifecycle::finish();
+            // The governor checkpoint of a busy mover (an idle one also
+            // checks after each sleep, in `wait_step`).
+            if passes.is_multiple_of(4096) {
+                if self.supervise && lifecycle::run_is_over() {
+                    lifecycle::finish();
+                }
+                if crate::power::live_generation(self.core) != throttle.generation {
+                    self.apply_live_policy(&mut throttle);
+                }
             }
         }
     }
@@ -381,15 +412,19 @@ impl Mover {
     /// budget of 0 (the power benchmark's systems) it runs on every pass,
     /// and under TCG a call's return is an indirect jump (a block lookup).
     #[inline(always)]
-    fn wait_step(&mut self, governor: &mut Governor) {
+    fn wait_step(&mut self, throttle: &mut Throttle) {
         let core = &CORES[self.core];
-        match governor.idle(tsc::now) {
+        match throttle.governor.idle(tsc::now) {
             Step::Sleep => {
                 // Counters first: the report may be printed while we sleep.
-                core.pause_ticks.store(governor.pause_ticks(), Ordering::Relaxed);
+                core.pause_ticks.store(throttle.governor.pause_ticks(), Ordering::Relaxed);
                 self.sleep();
                 if self.supervise && lifecycle::run_is_over() {
                     lifecycle::finish();
+                }
+                // A live change wakes the movers (`power_control::apply`).
+                if crate::power::live_generation(self.core) != throttle.generation {
+                    self.apply_live_policy(throttle);
                 }
             }
             Step::LowerPstate => {
@@ -397,6 +432,24 @@ impl Mover {
             }
             Step::Spin | Step::Pause => {}
         }
+    }
+
+    /// The governor checkpoint found a live change of this core's policy
+    /// (`power_control`): put back a P-state the old policy lowered, start
+    /// a governor on the new policy, and say so. Cold: it runs once per
+    /// change.
+    #[cold]
+    #[inline(never)]
+    fn apply_live_policy(&mut self, throttle: &mut Throttle) {
+        crate::power::pstate::restore_idle_pstate(self.core, throttle.pstate);
+        *throttle = Throttle::of(self.core);
+        crate::serial::try_log(
+            log::Level::Info,
+            format_args!(
+                "power: core {} (mover {}): policy generation {} applied at a governor checkpoint",
+                self.core, self.number, throttle.generation
+            ),
+        );
     }
 
     /// Work after a wait that reached the governor: reset it, restore a

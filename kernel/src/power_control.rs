@@ -12,14 +12,18 @@
 //!        the kernel's own uses (`wait`, doorbells) see it at once
 //!    └─► every server on the core: LivePolicy words in its info page
 //!        └─► its governor applies them at its next checkpoint, and says so
+//!    └─► a mover core: `power::live_generation` moves; every mover is woken
+//!        └─► the mover applies it at its next checkpoint (every 4096
+//!            passes, and after each sleep), and says so
 //! ```
 //!
 //! Invariants: one change at a time (`CHANGES`); a refused change changes
-//! nothing; a change is refused for a mover core (the mover reads its
-//! policy once, when it starts), a core with no server, and a server core
-//! whose boot policy never sleeps going to a sleeping one (the movers
-//! decided at boot not to check its wake words, so a sleep there could
-//! lose a wake-up). Console input is read only by core 0's supervisor
+//! nothing; a change is refused for a core that runs neither a server nor
+//! a mover, and for a core whose boot policy never sleeps going to a
+//! sleeping one (for a server core the movers decided at boot not to check
+//! its wake words; for a mover core its servers were told at load that the
+//! mover never sleeps, so they never wake it: either sleep could lose a
+//! wake-up). Console input is read only by core 0's supervisor
 //! (`crate::serial`); with a mover on core 0 it is off, and boot says so.
 
 use crate::server;
@@ -104,23 +108,25 @@ pub fn apply(line: &str, source: Source<'_>) -> Option<u64> {
     let boot_never_sleeps = !crate::power::boot_can_sleep(core);
     let servers: Vec<&server::Server> = server::all().iter().filter(|s| s.core == core).collect();
     let allow = |merged: &system_config::PowerPolicy, role: PolicyRole, resolved: &power_policy::Resolved| {
-        match role {
-            PolicyRole::Mover => {
+        let who_wakes = match role {
+            PolicyRole::Mover => "its servers never wake the mover",
+            PolicyRole::Idle => {
                 return Err(alloc::format!(
-                    "key `{key}`: core {core} runs a mover, which reads its policy once when it starts; expected a server core"
+                    "key `{key}`: core {core} runs no server and no mover; expected a server or mover core"
                 ));
             }
-            PolicyRole::Idle => {
-                return Err(alloc::format!("key `{key}`: core {core} runs no server; expected a server core"));
+            PolicyRole::Server => {
+                if servers.is_empty() {
+                    return Err(alloc::format!(
+                        "key `{key}`: no server was loaded on core {core}; expected a server or mover core"
+                    ));
+                }
+                "the movers never check its wake words"
             }
-            PolicyRole::Server => {}
-        }
-        if servers.is_empty() {
-            return Err(alloc::format!("key `{key}`: no server was loaded on core {core}; expected a server core"));
-        }
+        };
         if boot_never_sleeps && resolved.escalation.sleep != SleepKind::Never {
             return Err(alloc::format!(
-                "key `{key}.sleep`: core {core} booted with sleep = \"none\", so the movers never check its wake words and a sleep there could miss a message; expected \"none\" (to sleep, set it in the TOML and reboot), not \"{}\"",
+                "key `{key}.sleep`: core {core} booted with sleep = \"none\", so {who_wakes} and a sleep there could miss a message; expected \"none\" (to sleep, set it in the TOML and reboot), not \"{}\"",
                 merged.sleep.name()
             ));
         }
@@ -133,6 +139,13 @@ pub fn apply(line: &str, source: Source<'_>) -> Option<u64> {
     let mut generation = 0;
     for s in &servers {
         generation = generation.max(publish(s, &escalation));
+    }
+    if servers.is_empty() {
+        // A mover core: the generation `replace` moved. A sleeping mover
+        // applies the change when it wakes; wake them all (cheap, and a
+        // mover that is awake costs one load).
+        generation = crate::power::live_generation(core);
+        crate::power::sleep::wake_all_movers();
     }
     log::info!(
         "power: core {core}: policy generation {generation} from {source} accepted: {note}; applies at the core's next governor checkpoint"

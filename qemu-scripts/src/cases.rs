@@ -89,15 +89,21 @@ fn watch_tables(serial: &str) -> Vec<String> {
 const PWR_LIVE_INPUT: &[(&str, &str)] = &[
     ("console: input on", "power core=3 sleep=hlt pause_us_before_sleep=0 spin_polls_before_pause=10"),
     ("power: core 3: policy generation 1 from the console accepted", "power core=3 sleep=hlp"),
-    ("is not a sleep mode", "power core=1 sleep=hlt"),
-    ("core 1 runs a mover", "power core=3 pause_us_before_sleep=200 spin_polls_before_pause=1000"),
-    ("power: core 3: policy generation 2 from the console accepted", "frobnicate now"),
+    ("is not a sleep mode", "power core=1 sleep=hlt spin_polls_before_pause=100 pause_us_before_sleep=0"),
+    (
+        "power: core 1: policy generation 1 from the console accepted",
+        "power core=3 pause_us_before_sleep=200 spin_polls_before_pause=1000",
+    ),
+    ("power: core 3: policy generation 2 from the console accepted", "power core=0 sleep=hlt"),
+    ("core 0 runs no server and no mover", "frobnicate now"),
 ];
 
 const PWR_LIVE_LINES: &[&str] = &[
     "power: core 3: policy generation 1 from the console accepted: spin 10 polls, pause 0 us, sleep hlt",
     "power: refused a change from the console: column 20: key `power.core.3.sleep`: `hlp` is not a sleep mode; expected \"none\", \"hlt\" or \"mwait\"",
-    "power: refused a change from the console: key `power.core.1`: core 1 runs a mover",
+    "power: core 1: policy generation 1 from the console accepted: spin 100 polls, pause 0 us, sleep hlt",
+    "power: core 1 (mover 0): policy generation 1 applied at a governor checkpoint",
+    "power: refused a change from the console: key `power.core.0`: core 0 runs no server and no mover",
     "power: core 3: policy generation 2 from the console accepted: spin 1000 polls, pause 200 us, sleep hlt",
     "server `echo`: power: policy generation 2 applied at a governor checkpoint",
     "console: unknown command `frobnicate`",
@@ -767,6 +773,10 @@ const CASES: &[Case] = &[
         // The changes land while ping's messages flow: its summary comes after them.
         ordered: &[
             ("server `echo`: power: policy generation 2 applied", "server `ping`: 20000 round trips through the mover"),
+            (
+                "(mover 0): policy generation 1 applied at a governor checkpoint",
+                "server `ping`: 20000 round trips through the mover",
+            ),
             ("policy generation 1 from server `tuner` accepted", "server `ping`: 20000 round trips through the mover"),
         ],
         must_not_show: &["NOT the expected answer", "PANIC", "EXCEPTION"],

@@ -66,6 +66,10 @@ static REQUESTED: spin::Mutex<Vec<(PowerPolicy, PolicyRole)>> = spin::Mutex::new
 /// `LIVE` only for them (one read-shared flag for every other core).
 static LIVE_SET: [AtomicBool; MAX_CORES] = [const { AtomicBool::new(false) }; MAX_CORES];
 static LIVE: [spin::RwLock<Option<CorePower>>; MAX_CORES] = [const { spin::RwLock::new(None) }; MAX_CORES];
+/// How many live changes each core's policy has had (0: the boot policy).
+/// A mover compares it with the generation it applied at its governor
+/// checkpoints (`crate::mover`); servers get theirs in their info page.
+static LIVE_GENERATION: [AtomicU64; MAX_CORES] = [const { AtomicU64::new(0) }; MAX_CORES];
 
 /// Cores whose MWAIT turned out not to sleep (it returned at once, over and
 /// over, with nothing written to the monitored line and no interrupt): they
@@ -208,10 +212,19 @@ pub fn replace(
     let power = CorePower { escalation: resolved.escalation, pstate: resolved.pstate, idle_value: resolved.idle_value };
     *LIVE[core].write() = Some(power);
     LIVE_SET[core].store(true, Ordering::Release);
+    // After the policy it announces (Release; `live_generation` acquires).
+    LIVE_GENERATION[core].fetch_add(1, Ordering::Release);
     if let Some(entry) = REQUESTED.lock().get_mut(core) {
         entry.0 = merged;
     }
     Ok((resolved.escalation, alloc::format!("{}", resolved.boot_note())))
+}
+
+/// How many live changes `core`'s policy has had: a reader that sees a
+/// new generation sees its policy in `policy` (Acquire pairs with the
+/// Release increment in `replace`).
+pub fn live_generation(core: usize) -> u64 {
+    LIVE_GENERATION.get(core).map_or(0, |g| g.load(Ordering::Acquire))
 }
 
 /// The resolved policy of `core` (a never-sleeping default before `resolve`).
@@ -253,11 +266,19 @@ pub fn can_sleep(core: usize) -> bool {
     policy(core).escalation.sleep != SleepKind::Never
 }
 
-/// Whether a sleeping server on `core` needs a doorbell IPI (HLT), or
-/// wakes from the mover's store to its monitored wake word (MWAIT). Read
-/// by the mover at every wake-up (a core can fall back from MWAIT to HLT).
+/// Cores that are in, or on their way into, `sti; hlt`: set (SeqCst)
+/// before the sleeper's last check of its wake words, cleared after it
+/// wakes (`sleep::sleep_this_core`).
+pub(super) static HALTING: [AtomicBool; MAX_CORES] = [const { AtomicBool::new(false) }; MAX_CORES];
+
+/// Whether waking `core` needs a doorbell IPI: it sleeps (or is about to)
+/// in HLT. A core in MWAIT wakes from the waker's store to its monitored
+/// wake word. Read by every waker after it claimed a wake word (SeqCst
+/// swap), so with the sleeper's SeqCst flag-then-check one of the two sees
+/// the other. Decided from what the core does, not from its policy: a live
+/// change from `hlt` to `mwait` while the core halts must still ring.
 pub fn needs_doorbell(core: usize) -> bool {
-    policy(core).escalation.sleep == SleepKind::Hlt
+    HALTING.get(core).is_some_and(|h| h.load(Ordering::SeqCst))
 }
 
 /// When each core parked (TSC; 0: not parked, or not recorded).

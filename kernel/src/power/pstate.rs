@@ -74,6 +74,23 @@ pub fn idle_pstate(core_index: usize, lower: bool) -> bool {
     wrote
 }
 
+/// Puts back the request a lowered idle P-state replaced on `core_index`
+/// (the calling core), under `control`, the P-state control of the policy
+/// that lowered it: a live change must not leave a core slow because its
+/// new policy no longer lowers. Does nothing if nothing is lowered.
+#[cold]
+#[inline(never)]
+pub fn restore_idle_pstate(core_index: usize, control: PstateControl) -> bool {
+    if core_index >= MAX_CORES {
+        return false;
+    }
+    let wrote = STATE[core_index].lock().idle(&mut CpuMsrs, control, 0, false);
+    if wrote {
+        cores::this_core().pstate_changes.fetch_add(1, Ordering::Relaxed);
+    }
+    wrote
+}
+
 /// Writes `value` as the calling core's performance request.
 pub(super) fn set_pstate(p: &CorePower, value: u64) {
     if p.pstate == PstateControl::None {

@@ -20,7 +20,7 @@
 //! so a delivery between the announcement and the sleep is never lost.
 
 use super::pstate::{current_request, set_pstate};
-use super::{MWAIT_BROKEN, needs_doorbell, policy, race_delay, race_delay_ticks};
+use super::{HALTING, MWAIT_BROKEN, needs_doorbell, policy, race_delay, race_delay_ticks};
 use crate::arch::x86_64::tsc;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use cores::{CORES, MAX_CORES};
@@ -61,8 +61,16 @@ fn sleep_this_core(core_index: usize, monitor: *const AtomicU64, still_sleeping:
         unsafe { core::arch::asm!("monitor", in("rax") monitor, in("ecx") 0, in("edx") 0, options(nostack)) };
     }
     let core = &CORES[core_index];
+    let halts = !matches!(p.escalation.sleep, SleepKind::Mwait { .. });
+    if halts {
+        // Before the last check (SeqCst, as the wakers' swap then load):
+        // a waker that claims a wake word after the check sees the flag and
+        // rings the doorbell (`needs_doorbell`).
+        HALTING[core_index].store(true, Ordering::SeqCst);
+    }
     race_delay();
     if !still_sleeping() {
+        HALTING[core_index].store(false, Ordering::Relaxed);
         core.sleeps_called_off.fetch_add(1, Ordering::Relaxed);
         return false;
     }
@@ -87,6 +95,10 @@ fn sleep_this_core(core_index: usize, monitor: *const AtomicU64, still_sleeping:
         // SAFETY: `sti; hlt` is atomic with respect to interrupts, so a
         // doorbell sent after the wake-word check wakes the core.
         _ => unsafe { core::arch::asm!("sti", "hlt", "cli", options(nostack)) },
+    }
+    if halts {
+        // A doorbell after this is spurious and harmless.
+        HALTING[core_index].store(false, Ordering::Relaxed);
     }
     let slept = tsc::now().wrapping_sub(start);
     set_pstate(&p, saved);
