@@ -70,6 +70,7 @@
 pub mod data_files;
 pub mod figures;
 pub mod ipc;
+pub mod netload;
 pub mod power_policy;
 pub mod serial_log;
 pub mod text_table;
