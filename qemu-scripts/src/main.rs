@@ -21,8 +21,6 @@ mod deps_check;
 mod docs_check;
 mod elf_mutations;
 mod faults;
-// Until the run hook lands, only the tests use it.
-#[allow(dead_code)]
 mod net;
 mod qemu;
 mod setup;
@@ -646,7 +644,15 @@ fn cmd_run(opts: &QemuOptions, boot_args: &str, config: Option<&str>) -> Result<
     let root = root();
     // The host check first: a wrong file or too few cores fails in a second.
     let system = System::read(&root.join(config.unwrap_or(DEFAULT_SYSTEM)))?;
-    system.check(Some(opts.smp), &server_binary_names(&root)?)?;
+    let checked = system.check(Some(opts.smp), &server_binary_names(&root)?)?;
+    // A system granted a virtio-net device gets QEMU user networking with
+    // forwarded ports (qemu-scripts/src/net.rs).
+    let mut opts = opts.clone();
+    if let Some(net) = net::for_system(&checked)? {
+        opts.extra.extend(net.args);
+        println!("{}", net.forward.line());
+    }
+    let opts = &opts;
     setup::host_packages()?;
     setup::rust_toolchains(false)?;
     let binaries = build_servers(&root)?;

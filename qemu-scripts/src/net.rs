@@ -76,6 +76,23 @@ pub fn setup() -> Result<NetSetup, Error> {
     Ok(NetSetup { args: forward.qemu_args(), forward })
 }
 
+/// Whether `config` grants a virtio-net device (by ids) to a server.
+/// A device granted by `slot` is not recognised here: name it by its ids
+/// to get the forwarding.
+pub fn grants_virtio_net(config: &system_config::SystemConfig) -> bool {
+    config.devices.iter().any(|d| match d.matching {
+        system_config::DeviceMatch::Ids { vendor, device } => is_virtio_net(vendor, device),
+        system_config::DeviceMatch::Slot(_) => false,
+    })
+}
+
+/// The network a run of `config` needs: `None` when it grants no
+/// virtio-net device, else free ports and QEMU's arguments. Run, test
+/// and bench call this, add `args` to QEMU's and read the ports.
+pub fn for_system(config: &system_config::SystemConfig) -> Result<Option<NetSetup>, Error> {
+    if grants_virtio_net(config) { setup().map(Some) } else { Ok(None) }
+}
+
 /// Whether a PCI id is a virtio-net device.
 pub fn is_virtio_net(vendor: u16, device: u16) -> bool {
     vendor == VIRTIO_VENDOR && VIRTIO_NET_DEVICES.contains(&device)
@@ -100,6 +117,19 @@ mod tests {
         assert_ne!(s.forward.tcp, 0);
         assert_ne!(s.forward.udp, 0);
         assert_eq!(s.args, s.forward.qemu_args());
+    }
+
+    #[test]
+    fn only_systems_granting_virtio_net_get_a_network() {
+        let base = "[system]\nmover_cores = [1]\n\n[[server]]\nname = \"d\"\ncore = 2\n";
+        let with = |table: &str| {
+            system_config::parse(&format!("{base}\n[[device]]\nname = \"n\"\nserver = \"d\"\n{table}\n")).unwrap()
+        };
+        assert!(for_system(&system_config::parse(base).unwrap()).unwrap().is_none());
+        assert!(for_system(&with("vendor = 0x1af4\ndevice = 0x1000")).unwrap().is_some());
+        assert!(for_system(&with("vendor = 0x1af4\ndevice = 0x1041")).unwrap().is_some());
+        assert!(for_system(&with("vendor = 0x1af4\ndevice = 0x1001")).unwrap().is_none());
+        assert!(for_system(&with("slot = \"00:03.0\"")).unwrap().is_none());
     }
 
     #[test]

@@ -490,6 +490,9 @@ fn write_info_page(
         region_count: regions.len().min(abi::region::MAX_REGIONS) as u32,
         _reserved_regions: 0,
         regions: [abi::region::RegionInfo::EMPTY; abi::region::MAX_REGIONS],
+        device_count: 0,
+        _reserved_devices: 0,
+        devices: [abi::device::DeviceInfo::EMPTY; abi::device::MAX_DEVICES],
     };
     for (slot, entry) in info.direct_rings.iter_mut().zip(direct_rings) {
         *slot = *entry;

@@ -144,7 +144,17 @@ impl Checker<'_> {
         let power = self.power(&raw.power)?;
         let direct_rings = self.direct_rings(&raw.direct_ring, &names, ring_slots_default)?;
         let regions = self.regions(&raw.region, &names)?;
-        Ok(SystemConfig { mover_cores, mover_core_origins, ring_slots_default, servers, power, direct_rings, regions })
+        let devices = self.devices(&raw.device, &names)?;
+        Ok(SystemConfig {
+            mover_cores,
+            mover_core_origins,
+            ring_slots_default,
+            servers,
+            power,
+            direct_rings,
+            regions,
+            devices,
+        })
     }
 
     /// Checks every name's form and uniqueness; maps name → index.

@@ -78,6 +78,21 @@ pub(crate) fn to_toml(config: &SystemConfig) -> String {
             .collect();
         let _ = writeln!(out, "shared_with = [{}]", shares.join(", "));
     }
+    for device in &config.devices {
+        let server_name = config.servers.get(device.server).map_or("", |s| s.name.as_str());
+        let _ = writeln!(out, "\n[[device]]");
+        let _ = writeln!(out, "name = \"{}\"", device.name);
+        let _ = writeln!(out, "server = \"{server_name}\"");
+        match device.matching {
+            crate::DeviceMatch::Ids { vendor, device } => {
+                let _ = writeln!(out, "vendor = {vendor:#06x}\ndevice = {device:#06x}");
+            }
+            crate::DeviceMatch::Slot(address) => {
+                let _ = writeln!(out, "slot = \"{address}\"");
+            }
+        }
+        let _ = writeln!(out, "dma_kib = {}", device.dma_kib);
+    }
     let power = &config.power;
     for (role, table) in
         [("server", &power.default_server), ("mover", &power.default_mover), ("idle", &power.default_idle)]

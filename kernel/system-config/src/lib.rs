@@ -28,6 +28,7 @@
 extern crate alloc;
 
 mod check;
+mod device;
 mod direct_ring;
 mod emit;
 mod error;
@@ -41,6 +42,7 @@ mod restart;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+pub use device::{DMA_KIB_RANGE, DMA_TOTAL_MAX_KIB, Device, DeviceMatch, PciAddress, PciFunction};
 pub use direct_ring::DirectRing;
 pub use error::{ConfigError, Span, line_column};
 pub use power_command::{
@@ -107,6 +109,9 @@ pub struct SystemConfig {
     /// `[[region]]` tables in file order: shared bulk-data memory;
     /// `regions[i].index == i`.
     pub regions: Vec<Region>,
+    /// `[[device]]` tables in file order: PCI functions granted to driver
+    /// servers; `devices[i].index == i`.
+    pub devices: Vec<Device>,
 }
 
 /// One `[[server]]` table.

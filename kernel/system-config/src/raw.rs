@@ -25,6 +25,8 @@ pub(crate) struct RawFile {
     pub direct_ring: Vec<Spanned<RawDirectRing>>,
     #[serde(default)]
     pub region: Vec<Spanned<RawRegion>>,
+    #[serde(default)]
+    pub device: Vec<Spanned<crate::device::RawDevice>>,
 }
 
 #[derive(Deserialize)]

@@ -178,7 +178,7 @@ fn unknown_top_level_table() {
     let text = edit("[system]", "[sytem]");
     assert_eq!(
         first_line(&text, &roomy()),
-        "system.toml:3:2: key `sytem`: unknown key `sytem`; expected one of `system`, `server`, `power`, `direct_ring`, `region`"
+        "system.toml:3:2: key `sytem`: unknown key `sytem`; expected one of `system`, `server`, `power`, `direct_ring`, `region`, `device`"
     );
 }
 

@@ -77,6 +77,17 @@ pub mod nr {
     /// `BAD_COMMAND` if the kernel refused it (it prints why, naming the
     /// key). The core applies it at its next governor checkpoint.
     pub const POWER_CONTROL: u64 = 13;
+    /// `pci_config(device, offset, write, value)`: read (`write` = 0) or
+    /// write (`write` = 1) the 32-bit word at `offset` (a multiple of 4,
+    /// below 256, or 4096 where the machine has ECAM) of the configuration
+    /// space of the server's `device`-th granted PCI function
+    /// ([`crate::device`]). Returns the word read (or 0 for a write).
+    /// BAR registers are the kernel's: a write there changes nothing but
+    /// a shadow, so BAR sizing (write all ones, read, restore) works and
+    /// the BARs stay where the kernel mapped them. Errors: `NOT_GRANTED`
+    /// (no such device), `OUT_OF_RANGE` (offset), `BAD_COMMAND` (a write
+    /// the kernel refuses, see `docs/drivers.md`).
+    pub const PCI_CONFIG: u64 = 14;
 }
 
 /// Error codes (returned negated).
@@ -230,6 +241,13 @@ pub struct ServerInfo {
     pub region_count: u32,
     pub _reserved_regions: u32,
     pub regions: [region::RegionInfo; region::MAX_REGIONS],
+    /// PCI functions granted to this server (`[[device]]` in the system
+    /// TOML, see [`device`]): entry `i` of `devices`, for
+    /// `i < device_count`, has its BARs at [`device::bar_addr`]`(i, _)`
+    /// and its DMA memory at [`device::dma_addr`]`(i)`.
+    pub device_count: u32,
+    pub _reserved_devices: u32,
+    pub devices: [device::DeviceInfo; device::MAX_DEVICES],
 }
 
 /// Most direct rings one server may be an end of (producer or consumer).
@@ -295,6 +313,109 @@ pub struct ServerStats {
 pub const ARGS_BYTES: usize = 256;
 
 const _: () = assert!(core::mem::size_of::<ServerInfo>() <= 4096);
+
+/// PCI devices granted to a server (`[[device]]` in the system TOML; see
+/// `docs/drivers.md`): its memory BARs mapped uncached, its DMA memory,
+/// and what it is told about them in its info page.
+///
+/// There is no IOMMU: a server granted a device with DMA can make the
+/// device read or write any physical memory. It is trusted with that.
+pub mod device {
+    use crate::NAME_BYTES;
+
+    /// Most devices one server may be granted.
+    pub const MAX_DEVICES: usize = 4;
+    /// BARs of a PCI function (type 0 header).
+    pub const MAX_BARS: usize = 6;
+    /// Address space reserved for one BAR; a larger memory BAR is not
+    /// mapped (its entry says so).
+    pub const BAR_SPAN: u64 = 0x2_0000_0000; // 8 GiB
+    /// Address space reserved for one device (its BARs, then its DMA memory).
+    pub const DEVICE_SPAN: u64 = 0x10_0000_0000; // 64 GiB
+    /// Start of the device range: above the regions, below the stacks.
+    const BASE: u64 = 0x6c00_0000_0000;
+
+    /// Where BAR `bar` of this server's device `device` is mapped (the
+    /// page holding the BAR's start; add `BarInfo::page_offset`).
+    pub const fn bar_addr(device: usize, bar: usize) -> u64 {
+        BASE + device as u64 * DEVICE_SPAN + bar as u64 * BAR_SPAN
+    }
+
+    /// Where the DMA memory of this server's device `device` is mapped.
+    pub const fn dma_addr(device: usize) -> u64 {
+        BASE + device as u64 * DEVICE_SPAN + MAX_BARS as u64 * BAR_SPAN
+    }
+
+    /// `BarInfo::kind`: no BAR here (or the upper half of a 64-bit BAR).
+    pub const BAR_NONE: u32 = 0;
+    /// A memory BAR, mapped uncached (PCD|PWT), never executable.
+    pub const BAR_MEMORY: u32 = 1;
+    /// An I/O-port BAR: listed, not accessible from ring 3.
+    pub const BAR_IO: u32 = 2;
+    /// A memory BAR the kernel did not map (too large, or its pages are
+    /// shared with another function's registers).
+    pub const BAR_MEMORY_UNMAPPED: u32 = 3;
+
+    /// One BAR in the info page.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct BarInfo {
+        /// Physical address (or I/O port) the BAR decodes.
+        pub phys: u64,
+        /// Bytes it decodes.
+        pub size: u64,
+        /// `BAR_*`.
+        pub kind: u32,
+        /// 1 for a prefetchable or 64-bit memory BAR's flags: bit 0
+        /// prefetchable, bit 1 64-bit.
+        pub flags: u16,
+        /// Where the BAR starts in its first mapped page
+        /// (`bar_addr(d, b) + page_offset` is its first byte).
+        pub page_offset: u16,
+    }
+
+    impl BarInfo {
+        /// An unused entry.
+        pub const EMPTY: BarInfo = BarInfo { phys: 0, size: 0, kind: BAR_NONE, flags: 0, page_offset: 0 };
+    }
+
+    /// One granted PCI function in the info page.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct DeviceInfo {
+        /// The `[[device]]` table's `name` (NUL-padded).
+        pub name: [u8; NAME_BYTES],
+        pub vendor: u16,
+        pub device: u16,
+        pub bus: u8,
+        pub slot: u8,
+        pub function: u8,
+        /// 1 if configuration space goes up to 4096 bytes (ECAM), 0 if 256.
+        pub extended_config: u8,
+        pub bars: [BarInfo; MAX_BARS],
+        /// Physical address of the DMA memory (physically contiguous,
+        /// zeroed at boot), mapped read/write at [`dma_addr`]; 0 if none.
+        pub dma_phys: u64,
+        /// Its size in bytes (`dma_kib` * 1024).
+        pub dma_size: u64,
+    }
+
+    impl DeviceInfo {
+        /// An unused entry.
+        pub const EMPTY: DeviceInfo = DeviceInfo {
+            name: [0; NAME_BYTES],
+            vendor: 0,
+            device: 0,
+            bus: 0,
+            slot: 0,
+            function: 0,
+            extended_config: 0,
+            bars: [BarInfo::EMPTY; MAX_BARS],
+            dma_phys: 0,
+            dma_size: 0,
+        };
+    }
+}
 
 /// Shared regions and the buffer descriptors messages carry over them.
 ///
@@ -639,6 +760,18 @@ mod tests {
             assert!(top < USER_END && top > SEGMENTS_END);
             assert!(stack_top_for_server(index + 1) - top >= STACK_SPACING);
         }
+    }
+
+    #[test]
+    fn devices_sit_between_the_regions_and_the_stacks() {
+        assert!(device::bar_addr(0, 0) >= region::addr(region::MAX_REGIONS));
+        assert!(
+            device::dma_addr(device::MAX_DEVICES - 1) + device::DEVICE_SPAN
+                - device::MAX_BARS as u64 * device::BAR_SPAN
+                <= STACKS_BASE
+        );
+        assert!(device::dma_addr(0) < device::bar_addr(1, 0));
+        assert!(device::bar_addr(0, device::MAX_BARS - 1) + device::BAR_SPAN <= device::dma_addr(0));
     }
 
     #[test]
