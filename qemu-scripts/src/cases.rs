@@ -1009,6 +1009,8 @@ struct Selection {
     host: Vec<&'static HostStep>,
     cases: Vec<&'static Case>,
     bench: bool,
+    /// Cases checked from the host while the guest runs (`net_bench.rs`).
+    net: Vec<&'static crate::net_bench::NetCase>,
 }
 
 impl Selection {
@@ -1025,11 +1027,16 @@ impl Selection {
             CASES.iter().filter(|c| matches(filter, c.name, c.boot_args)).collect()
         };
         let bench = !opts.host_only && matches(filter, BENCH_NAME, "");
-        Selection { host, cases, bench }
+        let net = if opts.host_only {
+            Vec::new()
+        } else {
+            crate::net_bench::NET_CASES.iter().filter(|c| matches(filter, c.name, "")).collect()
+        };
+        Selection { host, cases, bench, net }
     }
 
     fn is_empty(&self) -> bool {
-        self.host.is_empty() && self.cases.is_empty() && !self.bench
+        self.host.is_empty() && self.cases.is_empty() && !self.bench && self.net.is_empty()
     }
 }
 
@@ -1052,7 +1059,7 @@ fn list(selection: &Selection) {
             println!("  {:<56} {}", step.name, step.what);
         }
     }
-    if !selection.cases.is_empty() || selection.bench {
+    if !selection.cases.is_empty() || selection.bench || !selection.net.is_empty() {
         println!("in-QEMU cases (`--qemu-only`):");
     }
     for case in &selection.cases {
@@ -1065,6 +1072,9 @@ fn list(selection: &Selection) {
             case.firmware.name(),
             if case.expect_pass { "success" } else { "failure" }
         );
+    }
+    for case in &selection.net {
+        println!("  {:<56} {}", case.name, case.what);
     }
     if selection.bench {
         println!("  {BENCH_NAME:<56} cargo xtask bench (figures not checked)");
@@ -1114,8 +1124,13 @@ fn host_tests(tally: &mut Tally, steps: &[&HostStep]) {
     }
 }
 
-fn qemu_tests(tally: &mut Tally, cases: &[&Case], run_bench: bool) -> Result<(), Error> {
-    if cases.is_empty() && !run_bench {
+fn qemu_tests(
+    tally: &mut Tally,
+    cases: &[&Case],
+    net: &[&crate::net_bench::NetCase],
+    run_bench: bool,
+) -> Result<(), Error> {
+    if cases.is_empty() && net.is_empty() && !run_bench {
         return Ok(());
     }
     setup::host_packages()?;
@@ -1200,6 +1215,16 @@ fn qemu_tests(tally: &mut Tally, cases: &[&Case], run_bench: bool) -> Result<(),
         }
         tally.record(case.name, ok, &format!("({:.1} s)", outcome.elapsed.as_secs_f64()));
     }
+    for case in net {
+        println!("xtask: running {} (boots {}, checked from the host)", case.name, crate::net_bench::NET_SYSTEM);
+        let started = Instant::now();
+        let built = crate::net_bench::Built { binaries: &servers, kernel: &kernel, builder: &builder };
+        let problems = crate::net_bench::run_case(case, &built).unwrap_or_else(|Error(msg)| vec![msg]);
+        for problem in &problems {
+            println!("  problem: {problem}");
+        }
+        tally.record(case.name, problems.is_empty(), &format!("({:.1} s)", started.elapsed().as_secs_f64()));
+    }
     if run_bench {
         let name = BENCH_NAME;
         println!("xtask: running {name} (figures not checked)");
@@ -1227,7 +1252,7 @@ pub fn cmd_test(opts: &TestOptions) -> Result<ExitCode, Error> {
     let started = Instant::now();
     let mut tally = Tally { passed: Vec::new(), failed: Vec::new() };
     host_tests(&mut tally, &selection.host);
-    qemu_tests(&mut tally, &selection.cases, selection.bench)?;
+    qemu_tests(&mut tally, &selection.cases, &selection.net, selection.bench)?;
     println!("xtask: test run took {:.0} s", started.elapsed().as_secs_f64());
     if !tally.failed.is_empty() {
         println!("xtask: failed: {}", tally.failed.join(", "));
@@ -1246,7 +1271,13 @@ mod tests {
     }
 
     fn names() -> Vec<&'static str> {
-        HOST_STEPS.iter().map(|s| s.name).chain(CASES.iter().map(|c| c.name)).chain([BENCH_NAME]).collect()
+        HOST_STEPS
+            .iter()
+            .map(|s| s.name)
+            .chain(CASES.iter().map(|c| c.name))
+            .chain(crate::net_bench::NET_CASES.iter().map(|c| c.name))
+            .chain([BENCH_NAME])
+            .collect()
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! ```text
 //! cargo xtask run   [options] [-- QEMU ARGS]   build, boot, stream the console
 //! cargo xtask test  [--filter ID|NAME] [--host-only | --qemu-only] [--list]
-//! cargo xtask bench [ipc|power|ringbuf] [--runs N]
+//! cargo xtask bench [ipc|power|ringbuf|net] [--runs N]
 //! cargo xtask faults [--injections N] [--minutes M] [--smp S]   the fault campaign
 //! cargo xtask check-config FILE... [--smp N]  the kernel's config checks, on the host
 //! cargo xtask check-docs                      every `cargo xtask` line in the docs still parses
@@ -22,6 +22,7 @@ mod docs_check;
 mod elf_mutations;
 mod faults;
 mod net;
+mod net_bench;
 mod qemu;
 mod setup;
 mod tune;
@@ -88,7 +89,7 @@ bench:
                        sweep echo's power policy (one boot each; default 7 boots, ~4 min
                        under TCG): table, target/tune/power.png with the Pareto front, and
                        with --max-p99-us the TOML to paste
-  cargo xtask bench [ipc|power|ringbuf] [--runs N] [--smp N] [--accel A] [--cpu M]
+  cargo xtask bench [ipc|power|ringbuf|net] [--runs N] [--smp N] [--accel A] [--cpu M]
                        (no word: ipc, then power)
                        ipc: boots qemu-scripts/systems/bench.toml with -smp 3
                        and bench-writers.toml with -smp 5 (rings written by
@@ -100,6 +101,10 @@ bench:
                        reports the median of the medians and min..max per figure
                        power: boots qemu-scripts/systems/power-bench/<policy>.toml per
                        policy (spin only outside TCG), writes target/bench/power.{csv,json}
+                       net: boots qemu-scripts/systems/net.toml once per power policy with
+                       ports forwarded to 127.0.0.1, loads the KV service from the host at
+                       1, 8 and 64 connections (closed and open loop, every reply checked)
+                       and UDP echo; writes target/bench/net.{csv,json,png}
 faults:
   cargo xtask faults [--injections N] [--minutes M] [--smp S] [--bad-mean K] [--config FILE]
                        the fault campaign (docs/faults.md): boots qemu-scripts/systems/faults.toml
@@ -408,6 +413,8 @@ pub enum Benchmark {
     Ringbuf,
     Ipc,
     Power,
+    /// The network service (issue 16): one boot per power policy, loaded from the host.
+    Net,
     /// IPC, then power.
     All,
 }
@@ -487,15 +494,16 @@ pub fn parse(mut words: Vec<String>) -> Result<Invocation, Error> {
                 ["ringbuf"] => Benchmark::Ringbuf,
                 ["ipc"] => Benchmark::Ipc,
                 ["power"] => Benchmark::Power,
+                ["net"] => Benchmark::Net,
                 [other] => {
                     return Err(Error::new(format!(
-                        "unknown benchmark `{other}`; available: ipc, power (both by default), ringbuf"
+                        "unknown benchmark `{other}`; available: ipc, power (both by default), ringbuf, net"
                     )));
                 }
                 more => return Err(Error::new(format!("one benchmark at a time, not {more:?}"))),
             };
-            if which == Benchmark::Ringbuf && runs != 1 {
-                return Err(Error::new("--runs is for the in-guest benchmarks (ipc, power), not ringbuf"));
+            if matches!(which, Benchmark::Ringbuf | Benchmark::Net) && runs != 1 {
+                return Err(Error::new("--runs is for the in-guest benchmarks (ipc, power), not ringbuf or net"));
             }
             Ok(Invocation::Bench { which, opts, runs })
         }
@@ -553,7 +561,7 @@ fn bench_systems(which: Benchmark) -> Vec<String> {
     let ipc = || [BENCH_SYSTEM, BENCH_WRITERS_SYSTEM, BENCH_TWOHOP_SYSTEM].map(str::to_string);
     let power = || POWER_POLICIES.iter().map(|p| format!("qemu-scripts/systems/power-bench/{p}.toml"));
     match which {
-        Benchmark::Ringbuf => Vec::new(),
+        Benchmark::Ringbuf | Benchmark::Net => Vec::new(),
         Benchmark::Ipc => ipc().to_vec(),
         Benchmark::Power => power().collect(),
         Benchmark::All => ipc().into_iter().chain(power()).collect(),
@@ -590,6 +598,7 @@ pub fn dry_run(invocation: &Invocation, reader_files: &[String]) -> Result<(), E
     match invocation {
         Invocation::Run { opts, config, .. } => check(config.as_deref().unwrap_or(DEFAULT_SYSTEM), Some(opts.smp)),
         Invocation::Test(opts) => cases::dry_run(opts),
+        Invocation::Bench { which: Benchmark::Net, opts, .. } => net_bench::dry_run(opts),
         Invocation::Bench { which, opts, .. } => bench_systems(*which).iter().try_for_each(|f| {
             let smp = if reader_files.iter().any(|r| r == f) {
                 opts.smp
@@ -769,6 +778,9 @@ fn cmd_bench(which: Benchmark, opts: &QemuOptions, runs: u32) -> Result<ExitCode
     if which == Benchmark::Ringbuf {
         run_checked(Command::new("cargo").current_dir(root()).args(["bench", "-p", "ringbuf"]), "ringbuf benchmark")?;
         return Ok(ExitCode::SUCCESS);
+    }
+    if which == Benchmark::Net {
+        return net_bench::cmd_bench_net(opts);
     }
     let plan = bench_plan(which, opts);
     if matches!(which, Benchmark::Power | Benchmark::All) && opts.accel.starts_with("tcg") {

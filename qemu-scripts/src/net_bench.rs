@@ -1,0 +1,448 @@
+//! `cargo xtask bench net` and the `NET` cases of `cargo xtask test`: boot
+//! the network system (`qemu-scripts/systems/net.toml`) with QEMU user
+//! networking, wait for the service's ready line, then load or check it
+//! from the host over the forwarded ports on 127.0.0.1.
+//!
+//! ```text
+//! net.toml ──policy_system(policy)──▶ ramdisk + image ──▶ QEMU (-netdev user,hostfwd=127.0.0.1:P-:7000 …)
+//!                                                           │ serial: "net: ready tcp=7000 udp=7001 …"
+//!   bench: bench::netload::sweep per policy ◀───────────────┤
+//!   test:  bench::netload::contract checks  ◀───────────────┘ then QEMU is stopped, its log checked for faults
+//! ```
+//!
+//! Invariants: the host talks to the guest only through 127.0.0.1 ports
+//! picked by `net::setup`; every boot is bounded (ready within
+//! [`READY_TIMEOUT`], the load bounded by its own limits, QEMU killed
+//! after); one boot per power policy, the policy written into every
+//! server core and the mover (`[power.default.server]`,
+//! `[power.default.mover]`, replacing any `[power…]` table of net.toml),
+//! the same offered open-loop rates in every boot (those of the first);
+//! a boot whose serial log shows a fault or a panic fails, whatever its
+//! figures.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ExitCode, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::qemu::QemuOptions;
+use crate::{CoresNeeded, Error, System};
+
+/// The guest system with the driver, the stack and the service.
+pub const NET_SYSTEM: &str = "qemu-scripts/systems/net.toml";
+/// What the service prints once it listens.
+pub const READY_LINE: &str = "net: ready tcp=7000 udp=7001";
+/// How long a boot may take to print [`READY_LINE`].
+pub const READY_TIMEOUT: Duration = Duration::from_secs(150);
+/// Serial lines that mean something broke: no `NET` case or benchmark
+/// boot may show them.
+pub const FAULT_MARKS: &[&str] = &["FAULT server", "PANIC core", "stopped by a fault", "hang detected", "panicked at"];
+
+/// The policies of the network benchmark, one boot each (`spin` only
+/// outside TCG, as for `bench power`).
+pub fn policies(accel: &str) -> Vec<&'static str> {
+    crate::POWER_POLICIES.iter().copied().filter(|p| !(accel.starts_with("tcg") && *p == "spin")).collect()
+}
+
+/// `net.toml` with its power tables replaced by `policy` for every server
+/// core and the mover: no plain re-polling, then (except `pause`) 50 µs of
+/// pausing and the policy's sleep, as `systems/power-bench/` does.
+pub fn policy_system(text: &str, policy: &str) -> String {
+    let mut out = String::new();
+    let mut in_power = false;
+    for line in text.lines() {
+        let header = line.trim_start();
+        if header.starts_with('[') {
+            in_power = header.trim_start_matches('[').starts_with("power");
+        }
+        if !in_power {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    let (sleep, pause) = match policy {
+        "spin" => ("none", None),
+        "pause" => ("none", None),
+        other => (other, Some(50)),
+    };
+    let spin = if policy == "spin" { 100_000_000 } else { 0 };
+    let _ = writeln!(out, "\n# Written by `cargo xtask bench net` for policy `{policy}`.");
+    for role in ["server", "mover"] {
+        let _ = writeln!(out, "[power.default.{role}]\nsleep = \"{sleep}\"\nspin_polls_before_pause = {spin}");
+        if let Some(us) = pause {
+            let _ = writeln!(out, "pause_us_before_sleep = {us}");
+        }
+    }
+    out
+}
+
+use std::fmt::Write as _;
+
+/// A guest running the network system, its console captured.
+pub struct Guest {
+    child: Child,
+    serial: Arc<Mutex<String>>,
+    reader: Option<JoinHandle<()>>,
+    pub forward: crate::net::NetForward,
+    started: Instant,
+}
+
+/// What was built once for every boot.
+pub struct Built<'a> {
+    pub binaries: &'a [(String, Vec<u8>)],
+    pub kernel: &'a Path,
+    pub builder: &'a Path,
+}
+
+impl Guest {
+    /// Packs `system_text` with the servers, boots it with forwarded ports
+    /// and returns once the service printed [`READY_LINE`].
+    pub fn boot(
+        built: &Built,
+        opts: &QemuOptions,
+        name: &str,
+        system_text: &str,
+        boot_args: &str,
+    ) -> Result<Guest, Error> {
+        let root = crate::root();
+        let system = System { file: format!("{NET_SYSTEM} ({name})"), text: system_text.to_string() };
+        let names: Vec<String> = built.binaries.iter().map(|(n, _)| n.clone()).collect();
+        let config = system.check(None, &names)?;
+        let mut opts = opts.clone();
+        opts.smp = opts.smp.max(CoresNeeded::of(&config).count as u32);
+        system.check(Some(opts.smp), &names)?;
+        let dir = crate::qemu::run_dir(&root, name)?;
+        let paths: Vec<String> = built.binaries.iter().map(|(n, _)| format!("servers/{n}")).collect();
+        let mut files: Vec<(&str, &[u8])> =
+            vec![("cmdline", boot_args.as_bytes()), ("system.toml", system.text.as_bytes())];
+        for (path, (_, bytes)) in paths.iter().zip(built.binaries) {
+            files.push((path, bytes));
+        }
+        let archive = boot_args::write::ustar(&files).map_err(|e| Error::new(format!("ramdisk: {e}")))?;
+        let ramdisk = dir.join("ramdisk.tar");
+        crate::qemu::write_if_changed(&ramdisk, &archive)?;
+        std::fs::write(dir.join("system.toml"), &system.text).map_err(|e| Error::new(format!("{name}: {e}")))?;
+        let image = dir.join(format!("{}.img", opts.firmware.name()));
+        crate::qemu::image(built.builder, built.kernel, &ramdisk, opts.firmware, &image)?;
+        let net = crate::net::setup()?;
+        opts.extra.extend(net.args.clone());
+        let mut cmd = crate::qemu::command(&opts, &image, &dir)?;
+        println!("xtask: {}", crate::qemu::show(&cmd));
+        println!("xtask: {}", net.forward.line());
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::new(format!("cannot start qemu-system-x86_64: {e}")))?;
+        let serial = Arc::new(Mutex::new(String::new()));
+        let log_path = dir.join("serial.log");
+        let mut log =
+            std::fs::File::create(&log_path).map_err(|e| Error::new(format!("{}: {e}", log_path.display())))?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let sink = serial.clone();
+        let reader = std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = Vec::new();
+            while reader.read_until(b'\n', &mut line).map(|n| n > 0).unwrap_or(false) {
+                let text = String::from_utf8_lossy(&line).replace('\r', "");
+                let _ = log.write_all(text.as_bytes());
+                if let Ok(mut serial) = sink.lock() {
+                    serial.push_str(&text);
+                }
+                line.clear();
+            }
+        });
+        let err_sink = serial.clone();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut text);
+            if !text.trim().is_empty()
+                && let Ok(mut serial) = err_sink.lock()
+            {
+                serial.push_str(&format!("[qemu stderr] {text}"));
+            }
+        });
+        let mut guest = Guest { child, serial, reader: Some(reader), forward: net.forward, started: Instant::now() };
+        println!("xtask: serial log in {}", log_path.display());
+        guest.wait_ready()?;
+        Ok(guest)
+    }
+
+    /// The console so far.
+    pub fn serial(&self) -> String {
+        self.serial.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn wait_ready(&mut self) -> Result<(), Error> {
+        let deadline = self.started + READY_TIMEOUT;
+        loop {
+            let serial = self.serial();
+            if serial.contains(READY_LINE) {
+                println!("xtask: the service is ready after {:.1} s", self.started.elapsed().as_secs_f64());
+                return Ok(());
+            }
+            let exited = matches!(self.child.try_wait(), Ok(Some(_)));
+            if exited || Instant::now() > deadline || fault_lines(&serial).next().is_some() {
+                let why = if exited { "QEMU exited" } else { "no ready line in time or a fault" };
+                let serial = self.stop();
+                print_tail(&serial, 30);
+                return Err(Error::new(format!(
+                    "the network service did not print `{READY_LINE}` ({why}, {:.0} s)",
+                    READY_TIMEOUT.as_secs_f64()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Stops QEMU and returns the whole console.
+    pub fn stop(&mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        self.serial()
+    }
+
+    pub fn tcp(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.forward.tcp))
+    }
+
+    pub fn udp(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.forward.udp))
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Lines of `serial` that show a fault or a panic.
+pub fn fault_lines(serial: &str) -> impl Iterator<Item = &str> {
+    serial.lines().filter(|l| FAULT_MARKS.iter().any(|m| l.contains(m)))
+}
+
+fn print_tail(serial: &str, lines: usize) {
+    let all: Vec<&str> = serial.lines().collect();
+    for line in &all[all.len().saturating_sub(lines)..] {
+        println!("  | {line}");
+    }
+}
+
+fn read_net_system() -> Result<String, Error> {
+    let path = crate::root().join(NET_SYSTEM);
+    std::fs::read_to_string(&path).map_err(|e| {
+        Error::new(format!("{}: {e} (the network system of issue 16's guest side; not there yet?)", path.display()))
+    })
+}
+
+/// The checks `cargo xtask check-docs` runs on a `bench net` line: every
+/// policy's system parses and validates.
+pub fn dry_run(opts: &QemuOptions) -> Result<(), Error> {
+    let text = read_net_system()?;
+    let names = crate::server_binary_names(&crate::root())?;
+    for policy in policies(&opts.accel) {
+        let system = System { file: format!("{NET_SYSTEM} (policy {policy})"), text: policy_system(&text, policy) };
+        system.check(None, &names)?;
+    }
+    Ok(())
+}
+
+/// `cargo xtask bench net`.
+pub fn cmd_bench_net(opts: &QemuOptions) -> Result<ExitCode, Error> {
+    let text = read_net_system()?;
+    let build = crate::bench_build()?;
+    let built = Built { binaries: &build.binaries, kernel: &build.kernel, builder: &build.builder };
+    let accel_name = if opts.accel == "tcg,thread=single" { "tcg-single" } else { opts.accel.as_str() };
+    let mut options = bench::netload::SweepOptions::default();
+    let mut rows = Vec::new();
+    let mut problems = Vec::new();
+    let policies = policies(&opts.accel);
+    println!(
+        "xtask: network benchmark: {} boots ({}), each: closed then open loop at {:?} connections, then UDP echo",
+        policies.len(),
+        policies.join(", "),
+        options.concurrencies
+    );
+    for policy in &policies {
+        let name = format!("bench-net-{policy}");
+        let mut guest = Guest::boot(&built, opts, &name, &policy_system(&text, policy), "")?;
+        let result = bench::netload::sweep(guest.tcp(), guest.udp(), "guest", policy, &options, &mut |line| {
+            println!("xtask: {line}")
+        });
+        let serial = guest.stop();
+        let faults: Vec<String> = fault_lines(&serial).map(str::to_string).collect();
+        if !faults.is_empty() {
+            problems.push(format!("policy {policy}: the serial log shows {}", faults.join(" | ")));
+        }
+        match result {
+            Ok((policy_rows, offered)) => {
+                // Every later policy is offered the first one's load.
+                if options.offered.is_none() {
+                    options.offered = Some(offered);
+                }
+                rows.extend(policy_rows);
+            }
+            Err(e) => problems.push(format!("policy {policy}: the load failed: {e}")),
+        }
+    }
+    print!("{}", bench::netload::report_text(&rows, "guest", accel_name));
+    let json = bench::netload::NetJson {
+        date: crate::utc_now(),
+        target: "guest".into(),
+        accel: accel_name.into(),
+        host_cpus: std::thread::available_parallelism().ok().map(|n| n.get()),
+        caveats: bench::netload::report::caveats("guest", accel_name),
+        rows,
+    };
+    let out = crate::bench_output_dir()?;
+    for path in bench::netload::write_outputs(&json, &out, "net").map_err(|e| Error::new(format!("writing: {e}")))? {
+        println!("xtask: wrote {}", path.display());
+    }
+    problems.extend(bench::netload::failures(&json.rows).into_iter().map(|f| format!("reply check failed: {f}")));
+    if problems.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for problem in &problems {
+        eprintln!("xtask: {problem}");
+    }
+    Err(Error::new(format!("{} problem(s) in the network benchmark (see above)", problems.len())))
+}
+
+/// One check from the host against the running guest: a summary, or what broke.
+type HostCheck = fn(&Guest) -> Result<String, String>;
+
+/// A `NET` case of `cargo xtask test`: one boot of net.toml (its own
+/// power tables), host-side checks against the contract while it runs.
+pub struct NetCase {
+    pub name: &'static str,
+    pub what: &'static str,
+    checks: &'static [(&'static str, HostCheck)],
+}
+
+fn check_correct(guest: &Guest) -> Result<String, String> {
+    bench::netload::contract::correct_replies(guest.tcp(), 4, 400)
+}
+
+fn check_udp_echo(guest: &Guest) -> Result<String, String> {
+    let outcome = bench::netload::udp_load::run_udp(&bench::netload::udp_load::UdpRun {
+        addr: guest.udp(),
+        sockets: 2,
+        datagrams: 100,
+        size: 64,
+        offered_per_s: 50.0,
+        time_limit: Duration::from_secs(10),
+        drain: Duration::from_secs(5),
+    })
+    .map_err(|e| e.to_string())?;
+    let summary = format!(
+        "{} datagrams at 50/s: {} echoed unchanged, {} wrong, {} lost",
+        outcome.sent, outcome.echoed, outcome.wrong, outcome.lost
+    );
+    // At 50 datagrams/s nothing should be lost on loopback; allow a few.
+    if outcome.wrong == 0 && outcome.echoed * 10 >= outcome.sent * 9 { Ok(summary) } else { Err(summary) }
+}
+
+fn check_malformed(guest: &Guest) -> Result<String, String> {
+    bench::netload::contract::malformed_requests(guest.tcp())
+}
+
+fn check_disconnects(guest: &Guest) -> Result<String, String> {
+    bench::netload::contract::disconnect_mid_request(guest.tcp(), 12)
+}
+
+fn check_crowd(guest: &Guest) -> Result<String, String> {
+    bench::netload::contract::more_connections_than_sockets(guest.tcp(), 48)
+}
+
+fn check_flood(guest: &Guest) -> Result<String, String> {
+    bench::netload::contract::udp_flood(guest.udp(), guest.tcp(), 5000)
+}
+
+/// The `NET` cases, run by `cargo xtask test` after the other QEMU cases.
+pub const NET_CASES: &[NetCase] = &[
+    NetCase {
+        name: "NET0001-kv-service-answers-every-request",
+        what: "boots net.toml; 400 SET/GET on 4 connections over the forwarded port, every reply checked; 100 UDP echoes",
+        checks: &[("correct replies", check_correct), ("UDP echo", check_udp_echo)],
+    },
+    NetCase {
+        name: "NET0002-kv-service-refuses-bad-input-cleanly",
+        what: "boots net.toml; malformed lines, clients leaving mid-request, 48 connections at once, a 5000-datagram UDP flood; no server faults",
+        checks: &[
+            ("malformed requests", check_malformed),
+            ("clients leaving mid-request", check_disconnects),
+            ("more connections than sockets", check_crowd),
+            ("UDP flood", check_flood),
+            ("correct replies after it all", check_correct),
+        ],
+    },
+];
+
+/// Runs one `NET` case; returns the problems (none: passed).
+pub fn run_case(case: &NetCase, built: &Built) -> Result<Vec<String>, Error> {
+    let text = read_net_system()?;
+    let opts = QemuOptions { echo: false, ..QemuOptions::default() };
+    let mut guest = Guest::boot(built, &opts, case.name, &text, "")?;
+    let mut problems = Vec::new();
+    for (what, check) in case.checks {
+        match check(&guest) {
+            Ok(summary) => println!("  {what}: ok: {summary}"),
+            Err(problem) => problems.push(format!("{what}: {problem}")),
+        }
+    }
+    let serial = guest.stop();
+    problems.extend(fault_lines(&serial).map(|l| format!("the serial log shows a fault: {l}")));
+    if !problems.is_empty() {
+        print_tail(&serial, 30);
+    }
+    Ok(problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "[system]\nmover_cores = [1]\n\n[[server]]\nname = \"echo\"\ncore = 2\n\n[power.core.2]\nsleep = \"mwait\"\n\n[power.default.mover]\nsleep = \"hlt\"\n\n[[server]]\nname = \"ping\"\ncore = 3\nendpoints = [\"echo\"]\n";
+
+    #[test]
+    fn a_policy_replaces_every_power_table() {
+        for policy in ["pause", "mwait", "hlt", "spin"] {
+            let text = policy_system(SAMPLE, policy);
+            let config = system_config::parse(&text).unwrap_or_else(|e| panic!("{policy}: {}", e.render("x", &text)));
+            assert_eq!(config.servers.len(), 2, "the servers after a power table are kept");
+            assert!(!text.contains("[power.core.2]"));
+            assert_eq!(text.matches("[power.default.server]").count(), 1);
+            let sleep = if policy == "pause" || policy == "spin" { "none" } else { policy };
+            assert!(text.contains(&format!("sleep = \"{sleep}\"")), "{text}");
+        }
+    }
+
+    #[test]
+    fn policies_skip_spin_under_tcg() {
+        assert_eq!(policies("tcg,thread=single"), ["pause", "mwait", "hlt"]);
+        assert_eq!(policies("kvm"), ["spin", "pause", "mwait", "hlt"]);
+    }
+
+    #[test]
+    fn faults_are_found() {
+        let log =
+            "ok\nFAULT server `kv` (core 4): vector 14 (#PF page fault)\nnet: ready tcp=7000 udp=7001 ip=10.0.2.15\n";
+        assert_eq!(fault_lines(log).count(), 1);
+        assert_eq!(fault_lines("net: ready tcp=7000 udp=7001\n").count(), 0);
+    }
+
+    #[test]
+    fn case_names_are_ids() {
+        for case in NET_CASES {
+            assert!(case.name.starts_with("NET") && case.name[3..7].chars().all(|c| c.is_ascii_digit()));
+        }
+    }
+}
