@@ -98,13 +98,15 @@ pub struct Built<'a> {
 
 impl Guest {
     /// Packs `system_text` with the servers, boots it with forwarded ports
-    /// and returns once the service printed [`READY_LINE`].
+    /// and returns once a serial line contains `ready` ([`READY_LINE`] for
+    /// the network system).
     pub fn boot(
         built: &Built,
         opts: &QemuOptions,
         name: &str,
         system_text: &str,
         boot_args: &str,
+        ready: &str,
     ) -> Result<Guest, Error> {
         let root = crate::root();
         let system = System { file: format!("{NET_SYSTEM} ({name})"), text: system_text.to_string() };
@@ -168,7 +170,7 @@ impl Guest {
         });
         let mut guest = Guest { child, serial, reader: Some(reader), forward: net.forward, started: Instant::now() };
         println!("xtask: serial log in {}", log_path.display());
-        guest.wait_ready()?;
+        guest.wait_ready(ready)?;
         Ok(guest)
     }
 
@@ -177,11 +179,11 @@ impl Guest {
         self.serial.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
-    fn wait_ready(&mut self) -> Result<(), Error> {
+    fn wait_ready(&mut self, ready: &str) -> Result<(), Error> {
         let deadline = self.started + READY_TIMEOUT;
         loop {
             let serial = self.serial();
-            if serial.contains(READY_LINE) {
+            if serial.contains(ready) {
                 println!("xtask: the service is ready after {:.1} s", self.started.elapsed().as_secs_f64());
                 return Ok(());
             }
@@ -191,8 +193,8 @@ impl Guest {
                 let serial = self.stop();
                 print_tail(&serial, 30);
                 return Err(Error::new(format!(
-                    "the network service did not print `{READY_LINE}` ({why}, {:.0} s)",
-                    READY_TIMEOUT.as_secs_f64()
+                    "the guest did not print `{ready}` ({why}, after {:.0} s)",
+                    self.started.elapsed().as_secs_f64()
                 )));
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -273,7 +275,7 @@ pub fn cmd_bench_net(opts: &QemuOptions) -> Result<ExitCode, Error> {
     );
     for policy in &policies {
         let name = format!("bench-net-{policy}");
-        let mut guest = Guest::boot(&built, opts, &name, &policy_system(&text, policy), "")?;
+        let mut guest = Guest::boot(&built, opts, &name, &policy_system(&text, policy), "", READY_LINE)?;
         let result = bench::netload::sweep(guest.tcp(), guest.udp(), "guest", policy, &options, &mut |line| {
             println!("xtask: {line}")
         });
@@ -390,7 +392,7 @@ pub const NET_CASES: &[NetCase] = &[
 pub fn run_case(case: &NetCase, built: &Built) -> Result<Vec<String>, Error> {
     let text = read_net_system()?;
     let opts = QemuOptions { echo: false, ..QemuOptions::default() };
-    let mut guest = Guest::boot(built, &opts, case.name, &text, "")?;
+    let mut guest = Guest::boot(built, &opts, case.name, &text, "", READY_LINE)?;
     let mut problems = Vec::new();
     for (what, check) in case.checks {
         match check(&guest) {
@@ -437,6 +439,23 @@ mod tests {
             "ok\nFAULT server `kv` (core 4): vector 14 (#PF page fault)\nnet: ready tcp=7000 udp=7001 ip=10.0.2.15\n";
         assert_eq!(fault_lines(log).count(), 1);
         assert_eq!(fault_lines("net: ready tcp=7000 udp=7001\n").count(), 0);
+    }
+
+    /// Boots the default system (no network service) with the forwarded
+    /// ports and stops it: QEMU takes the arguments, the console is
+    /// captured, the guest is stopped. Builds everything: run by hand with
+    /// `cargo test -p xtask -- --ignored a_guest_boots`.
+    #[test]
+    #[ignore]
+    fn a_guest_boots_with_forwarded_ports_and_is_stopped() {
+        let build = crate::bench_build().unwrap();
+        let built = Built { binaries: &build.binaries, kernel: &build.kernel, builder: &build.builder };
+        let text = std::fs::read_to_string(crate::root().join(crate::DEFAULT_SYSTEM)).unwrap();
+        let opts = QemuOptions { echo: false, ..QemuOptions::default() };
+        let mut guest = Guest::boot(&built, &opts, "net-smoke", &text, "", "servers stopped").unwrap();
+        assert_ne!(guest.forward.tcp, 0);
+        let serial = guest.stop();
+        assert_eq!(fault_lines(&serial).count(), 0, "{serial}");
     }
 
     #[test]
