@@ -71,9 +71,28 @@ pub fn ask(tcp: SocketAddr, request: &str) -> Result<String, String> {
     lines.into_iter().next().ok_or_else(|| format!("no answer to {request:?} within {ANSWER_TIMEOUT:?}"))
 }
 
+/// [`ask`], retried for up to [`ANSWER_TIMEOUT`] while the service
+/// refuses the connection or closes it unanswered: a stack with few
+/// sockets may need a moment to take its sockets back after earlier
+/// clients left. A wrong answer is returned at once.
+pub fn ask_retrying(tcp: SocketAddr, request: &str) -> Result<String, String> {
+    let until = Instant::now() + ANSWER_TIMEOUT;
+    loop {
+        match ask(tcp, request) {
+            Ok(answer) => return Ok(answer),
+            Err(e) if Instant::now() > until => return Err(format!("{e} (retried for {ANSWER_TIMEOUT:?})")),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
 /// `requests` SET/GET over `connections` connections, closed loop, every
 /// reply checked (the load generator's model).
 pub fn correct_replies(tcp: SocketAddr, connections: usize, requests: usize) -> Result<String, String> {
+    let probe = ask_retrying(tcp, "GET contract-probe\n")?;
+    if probe != "NOT_FOUND\n" {
+        return Err(format!("GET contract-probe answered {probe:?}, expected NOT_FOUND"));
+    }
     let outcome = run_tcp(&TcpRun {
         addr: tcp,
         workload: Workload { connections, keys: 32, value_len: 48, seed: 0x7e57 },
@@ -170,11 +189,11 @@ pub fn disconnect_mid_request(tcp: SocketAddr, clients: usize) -> Result<String,
         }
         drop(stream);
     }
-    let answer = ask(tcp, &format!("GET {key}\n"))?;
+    let answer = ask_retrying(tcp, &format!("GET {key}\n"))?;
     if answer != "NOT_FOUND\n" {
         return Err(format!("a half-sent SET was applied: GET {key} answered {answer:?}"));
     }
-    let answer = ask(tcp, &format!("SET {key} whole\n"))?;
+    let answer = ask_retrying(tcp, &format!("SET {key} whole\n"))?;
     if answer != "OK\n" {
         return Err(format!("after {clients} clients left mid-request, SET answered {answer:?}"));
     }
@@ -232,14 +251,10 @@ pub fn more_connections_than_sockets(tcp: SocketAddr, connections: usize) -> Res
     }
     // Sockets come back: a new connection is served (retried while the
     // service closes the crowd's sockets).
-    let retry_until = Instant::now() + ANSWER_TIMEOUT;
-    loop {
-        match ask(tcp, &format!("GET {key}\n")) {
-            Ok(answer) if answer == "NOT_FOUND\n" => return Ok(format!("{summary}; served again after")),
-            Ok(answer) => return Err(format!("{summary}; then a wrong answer {answer:?}")),
-            Err(e) if Instant::now() > retry_until => return Err(format!("{summary}; then not served: {e}")),
-            Err(_) => std::thread::sleep(Duration::from_millis(200)),
-        }
+    match ask_retrying(tcp, &format!("GET {key}\n")) {
+        Ok(answer) if answer == "NOT_FOUND\n" => Ok(format!("{summary}; served again after")),
+        Ok(answer) => Err(format!("{summary}; then a wrong answer {answer:?}")),
+        Err(e) => Err(format!("{summary}; then not served: {e}")),
     }
 }
 
@@ -316,7 +331,7 @@ pub fn udp_flood(udp: SocketAddr, tcp: SocketAddr, datagrams: usize) -> Result<S
     if !echoed_after {
         return Err(format!("{summary}; no echo after the flood (20 tries over 10 s)"));
     }
-    let answer = ask(tcp, "GET contract-after-flood\n")?;
+    let answer = ask_retrying(tcp, "GET contract-after-flood\n")?;
     if answer != "NOT_FOUND\n" {
         return Err(format!("{summary}; then TCP answered {answer:?}"));
     }
