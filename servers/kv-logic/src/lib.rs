@@ -27,6 +27,10 @@
 //! - no input makes this crate panic; bad input is an `ERR` response and
 //!   changes nothing in the store.
 //!
+//! Sizes, for a server's stack (`stack_kib`, 64 KiB by default): a
+//! `Store<N>` is about `N` x 326 bytes (`Store<64>`: under 21 KiB), a
+//! [`Session`] about 330 bytes, a response buffer [`MAX_RESPONSE`] = 263.
+//!
 //! Use from a server (one [`Session`] per connection, one [`Store`] shared):
 //!
 //! ```

@@ -78,6 +78,13 @@ mod tests {
     }
 
     #[test]
+    fn sizes_are_as_the_crate_docs_say() {
+        assert!(core::mem::size_of::<Store<64>>() <= 21 * 1024);
+        assert!(core::mem::size_of::<Session>() <= 340);
+        assert_eq!(MAX_RESPONSE, 263);
+    }
+
+    #[test]
     fn a_buffer_too_small_takes_nothing() {
         let mut store: Store<1> = Store::new();
         let mut session = Session::new();
