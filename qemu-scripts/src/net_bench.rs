@@ -257,6 +257,46 @@ pub fn dry_run(opts: &QemuOptions) -> Result<(), Error> {
     Ok(())
 }
 
+/// One policy's boot, once its service is ready.
+struct PolicyRun<'a> {
+    policy: &'a str,
+    tcp: std::net::SocketAddr,
+    udp: std::net::SocketAddr,
+}
+
+impl PolicyRun<'_> {
+    /// Loads the service, then calls `stop` (which ends the boot and
+    /// returns its console); adds the rows and returns the problems. The
+    /// first policy's open-loop rates become `options.offered`, so every
+    /// later policy is offered the same load.
+    fn measure(
+        &self,
+        options: &mut bench::netload::SweepOptions,
+        rows: &mut Vec<bench::netload::NetRow>,
+        stop: impl FnOnce() -> String,
+    ) -> Vec<String> {
+        let policy = self.policy;
+        let result =
+            bench::netload::sweep(self.tcp, self.udp, "guest", policy, options, &mut |line| println!("xtask: {line}"));
+        let serial = stop();
+        let mut problems = Vec::new();
+        let faults: Vec<String> = fault_lines(&serial).map(str::to_string).collect();
+        if !faults.is_empty() {
+            problems.push(format!("policy {policy}: the serial log shows {}", faults.join(" | ")));
+        }
+        match result {
+            Ok((policy_rows, offered)) => {
+                if options.offered.is_none() {
+                    options.offered = Some(offered);
+                }
+                rows.extend(policy_rows);
+            }
+            Err(e) => problems.push(format!("policy {policy}: the load failed: {e}")),
+        }
+        problems
+    }
+}
+
 /// `cargo xtask bench net`.
 pub fn cmd_bench_net(opts: &QemuOptions) -> Result<ExitCode, Error> {
     let text = read_net_system()?;
@@ -276,24 +316,9 @@ pub fn cmd_bench_net(opts: &QemuOptions) -> Result<ExitCode, Error> {
     for policy in &policies {
         let name = format!("bench-net-{policy}");
         let mut guest = Guest::boot(&built, opts, &name, &policy_system(&text, policy), "", READY_LINE)?;
-        let result = bench::netload::sweep(guest.tcp(), guest.udp(), "guest", policy, &options, &mut |line| {
-            println!("xtask: {line}")
-        });
-        let serial = guest.stop();
-        let faults: Vec<String> = fault_lines(&serial).map(str::to_string).collect();
-        if !faults.is_empty() {
-            problems.push(format!("policy {policy}: the serial log shows {}", faults.join(" | ")));
-        }
-        match result {
-            Ok((policy_rows, offered)) => {
-                // Every later policy is offered the first one's load.
-                if options.offered.is_none() {
-                    options.offered = Some(offered);
-                }
-                rows.extend(policy_rows);
-            }
-            Err(e) => problems.push(format!("policy {policy}: the load failed: {e}")),
-        }
+        let (tcp, udp) = (guest.tcp(), guest.udp());
+        let measured = PolicyRun { policy, tcp, udp };
+        problems.extend(measured.measure(&mut options, &mut rows, || guest.stop()));
     }
     print!("{}", bench::netload::report_text(&rows, "guest", accel_name));
     let json = bench::netload::NetJson {
@@ -456,6 +481,35 @@ mod tests {
         assert_ne!(guest.forward.tcp, 0);
         let serial = guest.stop();
         assert_eq!(fault_lines(&serial).count(), 0, "{serial}");
+    }
+
+    /// The per-policy step against the host fixture instead of a guest:
+    /// rows per policy, the first policy's rates offered to the next, a
+    /// fault line in the console is a problem.
+    #[test]
+    fn policies_are_offered_the_first_ones_load() {
+        let service = bench::netload::HostService::start(usize::MAX).unwrap();
+        let mut options = bench::netload::SweepOptions {
+            concurrencies: vec![1, 8],
+            closed_requests: 100,
+            open_requests: 100,
+            udp_datagrams: 50,
+            ..bench::netload::SweepOptions::default()
+        };
+        let mut rows = Vec::new();
+        let first = PolicyRun { policy: "pause", tcp: service.tcp, udp: service.udp };
+        assert!(first.measure(&mut options, &mut rows, || "net: ready\n".into()).is_empty());
+        let offered = options.offered.clone().expect("the first policy sets the rates");
+        assert_eq!(offered.len(), 2);
+        let second = PolicyRun { policy: "hlt", tcp: service.tcp, udp: service.udp };
+        let problems = second.measure(&mut options, &mut rows, || "FAULT server `kv` (core 4): vector 14\n".into());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(rows.len(), 10);
+        let open: Vec<_> = rows.iter().filter(|r| r.kind == "tcp-open").collect();
+        assert_eq!(open[0].offered_per_s, open[2].offered_per_s);
+        assert_eq!(open[1].offered_per_s, open[3].offered_per_s);
+        assert_eq!((open[0].policy.as_str(), open[2].policy.as_str()), ("pause", "hlt"));
+        assert!(rows.iter().all(|r| r.checked()), "{rows:?}");
     }
 
     #[test]
