@@ -19,6 +19,8 @@ fn small() -> SweepOptions {
         open_requests: 200,
         open_time: Duration::from_secs(5),
         udp_datagrams: 200,
+        low_rate: Some(100.0),
+        low_requests: 20,
         ..SweepOptions::default()
     }
 }
@@ -27,7 +29,9 @@ fn small() -> SweepOptions {
 fn a_sweep_against_the_fixture_checks_every_reply() {
     let service = HostService::start(usize::MAX).unwrap();
     let (rows, offered) = sweep(service.tcp, service.udp, "host", "-", &small(), &mut |_| {}).unwrap();
-    assert_eq!(rows.len(), 5, "closed and open per concurrency, then UDP");
+    assert_eq!(rows.len(), 6, "closed and open per concurrency, the low-rate row, then UDP");
+    assert_eq!(rows[4].kind, "tcp-low");
+    assert_eq!(rows[4].sent, 20);
     assert_eq!(offered.len(), 2);
     for row in &rows {
         assert_eq!(row.target, "host");

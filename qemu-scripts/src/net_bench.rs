@@ -494,6 +494,8 @@ mod tests {
             closed_requests: 100,
             open_requests: 100,
             udp_datagrams: 50,
+            low_requests: 10,
+            low_rate: Some(100.0),
             ..bench::netload::SweepOptions::default()
         };
         let mut rows = Vec::new();
@@ -504,7 +506,7 @@ mod tests {
         let second = PolicyRun { policy: "hlt", tcp: service.tcp, udp: service.udp };
         let problems = second.measure(&mut options, &mut rows, || "FAULT server `kv` (core 4): vector 14\n".into());
         assert_eq!(problems.len(), 1, "{problems:?}");
-        assert_eq!(rows.len(), 10);
+        assert_eq!(rows.len(), 12);
         let open: Vec<_> = rows.iter().filter(|r| r.kind == "tcp-open").collect();
         assert_eq!(open[0].offered_per_s, open[2].offered_per_s);
         assert_eq!(open[1].offered_per_s, open[3].offered_per_s);

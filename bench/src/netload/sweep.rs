@@ -1,6 +1,7 @@
 //! One measurement of a service: per concurrency a closed loop (what it
 //! can carry) then an open loop at a fixed offered rate (latency with
-//! queueing), then UDP echo; the rows of the report.
+//! queueing), then one connection at a low fixed rate (what sleeping
+//! costs), then UDP echo; the rows of the report.
 //!
 //! Invariants: the open loop's offered rate at a concurrency is either
 //! given (so every power policy is offered the same load) or a fraction of
@@ -36,6 +37,11 @@ pub struct SweepOptions {
     /// UDP offered rate; `None`: the TCP open-loop rate at the highest
     /// concurrency of this sweep.
     pub udp_offered: Option<f64>,
+    /// A low-load row (`tcp-low`): one connection offered this many
+    /// requests per second, where sleeping policies sleep between requests
+    /// and pay their wake-up on each; `None`: no such row.
+    pub low_rate: Option<f64>,
+    pub low_requests: usize,
     pub keys: usize,
     pub value_len: usize,
     pub drain: Duration,
@@ -54,6 +60,8 @@ impl Default for SweepOptions {
             udp_sockets: 8,
             udp_datagrams: 2000,
             udp_offered: None,
+            low_rate: Some(20.0),
+            low_requests: 100,
             keys: 64,
             value_len: 32,
             drain: Duration::from_secs(5),
@@ -68,7 +76,7 @@ pub struct NetRow {
     pub target: String,
     /// The guest's power policy, `-` for the host.
     pub policy: String,
-    /// `tcp-closed`, `tcp-open` or `udp-open`.
+    /// `tcp-closed`, `tcp-open`, `tcp-low` or `udp-open`.
     pub kind: String,
     pub connections: usize,
     pub offered_per_s: Option<f64>,
@@ -184,6 +192,20 @@ pub fn sweep(
             drain: options.drain,
         })?;
         let row = NetRow::from_tcp(target, policy, "tcp-open", &open);
+        progress(&line(&row));
+        rows.push(row);
+    }
+    if let Some(rate) = options.low_rate {
+        let workload = Workload { connections: 1, keys: options.keys, value_len: options.value_len, seed: 0x6c6f };
+        let low = run_tcp(&TcpRun {
+            addr: tcp,
+            workload,
+            requests: options.low_requests,
+            offered_per_s: Some(rate),
+            time_limit: Duration::from_secs_f64(options.low_requests as f64 / rate + 1.0),
+            drain: options.drain,
+        })?;
+        let row = NetRow::from_tcp(target, policy, "tcp-low", &low);
         progress(&line(&row));
         rows.push(row);
     }
