@@ -31,7 +31,9 @@
 //! `Store<N>` is about `N` x 326 bytes (`Store<64>`: under 21 KiB), a
 //! [`Session`] about 330 bytes, a response buffer [`MAX_RESPONSE`] = 263.
 //!
-//! Use from a server (one [`Session`] per connection, one [`Store`] shared):
+//! A server with a fixed number of connection slots can hold all of it in
+//! one [`Service`] (`feed(slot, …)`, `closed(slot)`); underneath, one
+//! [`Session`] per connection and one [`Store`] shared:
 //!
 //! ```
 //! use kv_logic::{Session, Store, MAX_RESPONSE};
@@ -55,10 +57,12 @@
 
 pub mod line;
 pub mod request;
+pub mod service;
 pub mod session;
 pub mod store;
 
 pub use line::{LINE_CAPACITY, Line, LineParser};
 pub use request::{MAX_KEY, MAX_VALUE, Refusal, Request};
+pub use service::{NoSuchSlot, Service};
 pub use session::{Progress, Session};
 pub use store::{MAX_RESPONSE, Store};
