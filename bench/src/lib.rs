@@ -42,6 +42,8 @@
 //!   record_figures.rs paths.rs targets.rs analysis.rs report.rs across_boots.rs plot.rs export.rs
 //! src/power_policy/          the power-policy benchmark (no plot)
 //!   parse.rs rows.rs warnings.rs targets.rs analysis.rs report.rs across_boots.rs export.rs
+//! src/sizes/                 the message-size sweep (its plot uses the IPC plot's font)
+//!   analysis.rs report.rs plot.rs export.rs
 //! src/bin/bench-report.rs    re-reports a saved serial log
 //! ```
 //!
@@ -73,6 +75,7 @@ pub mod ipc;
 pub mod netload;
 pub mod power_policy;
 pub mod serial_log;
+pub mod sizes;
 pub mod text_table;
 
 pub use data_files::read_csv;
@@ -86,3 +89,4 @@ pub use ipc::report::{counter_failures, report_text, summary_text};
 pub use ipc::targets::TargetCheck;
 pub use power_policy::{PowerRow, PowerTable, power_report_text, power_runs, power_table, write_power_outputs};
 pub use serial_log::{ParseError, ParseErrorKind, Run, parse};
+pub use sizes::{is_sizes_run, sizes_report_text, write_sizes_outputs};

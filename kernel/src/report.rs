@@ -1,5 +1,6 @@
 //! What the kernel tells a person about a run: per server, how it ended
-//! and what the mover did with its outbox; per core, its counters; the
+//! and what the mover did with its outbox (with regions: descriptors
+//! delivered and bounced `BAD_DESCRIPTOR`); per core, its counters; the
 //! power runtime view (shares of time polling, pausing, asleep) and energy.
 //! Printed at the end of a run, and the power view also on request (the
 //! `power_report` system call).
@@ -29,6 +30,15 @@ pub fn servers() {
             "rings: server `{}` outbox: sent {sent}, delivered {delivered}, bounced {bounced}, backpressure retries {blocked}, corrupt-index reads {corrupt}, undeliverable bounces {undeliverable}",
             s.name,
         );
+        let bad = s.outbox_counters.bad_descriptors.load(Ordering::Relaxed);
+        if !s.region_grants.is_empty() || bad > 0 {
+            log::info!(
+                "regions: server `{}` outbox: descriptors delivered {}, bounced BAD_DESCRIPTOR (label {}) {bad}",
+                s.name,
+                s.outbox_counters.descriptors.load(Ordering::Relaxed),
+                abi::bounce::BAD_DESCRIPTOR
+            );
+        }
     }
     crate::limits::report();
     let (deferred, lost) = crate::serial::deferred_counts();

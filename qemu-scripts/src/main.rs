@@ -3,7 +3,7 @@
 //! ```text
 //! cargo xtask run   [options] [-- QEMU ARGS]   build, boot, stream the console
 //! cargo xtask test  [--filter ID|NAME] [--host-only | --qemu-only] [--list]
-//! cargo xtask bench [ipc|power|ringbuf|net] [--runs N]
+//! cargo xtask bench [ipc|sizes|power|ringbuf|net] [--runs N]
 //! cargo xtask faults [--injections N] [--minutes M] [--smp S]   the fault campaign
 //! cargo xtask check-config FILE... [--smp N]  the kernel's config checks, on the host
 //! cargo xtask check-docs                      every `cargo xtask` line in the docs still parses
@@ -89,8 +89,8 @@ bench:
                        sweep echo's power policy (one boot each; default 7 boots, ~4 min
                        under TCG): table, target/tune/power.png with the Pareto front, and
                        with --max-p99-us the TOML to paste
-  cargo xtask bench [ipc|power|ringbuf|net] [--runs N] [--smp N] [--accel A] [--cpu M]
-                       (no word: ipc, then power)
+  cargo xtask bench [ipc|sizes|power|ringbuf|net] [--runs N] [--smp N] [--accel A] [--cpu M]
+                       (no word: ipc, sizes, then power)
                        ipc: boots qemu-scripts/systems/bench.toml with -smp 3
                        and bench-writers.toml with -smp 5 (rings written by
                        ring-writer servers) and bench-twohop.toml with -smp 4
@@ -99,6 +99,9 @@ bench:
                        fails when a row's counters contradict its path
                        --runs N: N interleaved runs of every boot (default 1);
                        reports the median of the medians and min..max per figure
+                       sizes: boots qemu-scripts/systems/bench-sizes.toml with -smp 3: messages
+                       of 64 B..64 KiB inline or as descriptors, through the mover or a direct
+                       ring, every byte checked; writes target/bench/sizes.{csv,json,png}
                        power: boots qemu-scripts/systems/power-bench/<policy>.toml per
                        policy (spin only outside TCG), writes target/bench/power.{csv,json}
                        net: boots qemu-scripts/systems/net.toml once per power policy with
@@ -413,9 +416,11 @@ pub enum Benchmark {
     Ringbuf,
     Ipc,
     Power,
+    /// The message-size sweep (`systems/bench-sizes.toml`).
+    Sizes,
     /// The network service (issue 16): one boot per power policy, loaded from the host.
     Net,
-    /// IPC, then power.
+    /// IPC, then sizes, then power.
     All,
 }
 
@@ -494,10 +499,11 @@ pub fn parse(mut words: Vec<String>) -> Result<Invocation, Error> {
                 ["ringbuf"] => Benchmark::Ringbuf,
                 ["ipc"] => Benchmark::Ipc,
                 ["power"] => Benchmark::Power,
+                ["sizes"] => Benchmark::Sizes,
                 ["net"] => Benchmark::Net,
                 [other] => {
                     return Err(Error::new(format!(
-                        "unknown benchmark `{other}`; available: ipc, power (both by default), ringbuf, net"
+                        "unknown benchmark `{other}`; available: ipc, sizes, power (all three by default), ringbuf, net"
                     )));
                 }
                 more => return Err(Error::new(format!("one benchmark at a time, not {more:?}"))),
@@ -564,7 +570,8 @@ fn bench_systems(which: Benchmark) -> Vec<String> {
         Benchmark::Ringbuf | Benchmark::Net => Vec::new(),
         Benchmark::Ipc => ipc().to_vec(),
         Benchmark::Power => power().collect(),
-        Benchmark::All => ipc().into_iter().chain(power()).collect(),
+        Benchmark::Sizes => vec![BENCH_SIZES_SYSTEM.to_string()],
+        Benchmark::All => ipc().into_iter().chain([BENCH_SIZES_SYSTEM.to_string()]).chain(power()).collect(),
     }
 }
 
@@ -732,6 +739,10 @@ const BENCH_WRITERS_SYSTEM: &str = "qemu-scripts/systems/bench-writers.toml";
 /// client through the mover and with nested same-core calls (-smp 4).
 const BENCH_TWOHOP_SYSTEM: &str = "qemu-scripts/systems/bench-twohop.toml";
 
+/// The message-size sweep (-smp 3): inline slots and descriptors, through
+/// the mover and over direct rings, 64 B to 64 KiB.
+const BENCH_SIZES_SYSTEM: &str = "qemu-scripts/systems/bench-sizes.toml";
+
 /// One boot of a benchmark plan: where its serial log goes, its system and
 /// the `system=` tag its `BENCH-BEGIN` carries.
 struct PlannedBoot {
@@ -758,6 +769,14 @@ fn bench_plan(which: Benchmark, opts: &QemuOptions) -> Vec<PlannedBoot> {
             system: BENCH_TWOHOP_SYSTEM.into(),
             tag: "ipc-twohop".into(),
             ipc: true,
+        });
+    }
+    if matches!(which, Benchmark::Sizes | Benchmark::All) {
+        plan.push(PlannedBoot {
+            name: "bench-sizes".into(),
+            system: BENCH_SIZES_SYSTEM.into(),
+            tag: "sizes".into(),
+            ipc: false,
         });
     }
     if matches!(which, Benchmark::Power | Benchmark::All) {
@@ -794,11 +813,13 @@ fn cmd_bench(which: Benchmark, opts: &QemuOptions, runs: u32) -> Result<ExitCode
         println!("xtask: {runs} runs of {} boots each, interleaved (run 1 of every boot, then run 2, ...)", plan.len());
     }
     let build = bench_build()?;
-    let (mut ipc_runs, mut power_runs) = (Vec::new(), Vec::new());
+    let (mut ipc_runs, mut power_runs, mut sizes_runs) = (Vec::new(), Vec::new(), Vec::new());
     for run in 1..=runs {
         for boot in &plan {
             let name = if runs > 1 { format!("{}-run{run}", boot.name) } else { boot.name.clone() };
             let boot_runs = bench_boot(&build, opts, &name, &boot.system, &boot.tag)?;
+            let (sizes, boot_runs): (Vec<_>, Vec<_>) = boot_runs.into_iter().partition(bench::is_sizes_run);
+            sizes_runs.extend(sizes);
             if boot.ipc { ipc_runs.extend(boot_runs) } else { power_runs.extend(boot_runs) }
         }
     }
@@ -834,6 +855,14 @@ fn cmd_bench(which: Benchmark, opts: &QemuOptions, runs: u32) -> Result<ExitCode
             println!("xtask: wrote {}", path.display());
         }
         verdict = counter_verdict(&ipc_runs);
+    }
+    if !sizes_runs.is_empty() {
+        println!("{}", bench::sizes_report_text(&sizes_runs));
+        let written =
+            bench::write_sizes_outputs(&sizes_runs, &out).map_err(|e| Error::new(format!("writing results: {e}")))?;
+        for path in written {
+            println!("xtask: wrote {}", path.display());
+        }
     }
     if !power_runs.is_empty() {
         println!("{}", bench::power_report_text(&power_runs));
@@ -968,6 +997,7 @@ mod bench_tests {
         assert_eq!(bench_invocation("bench ipc").unwrap(), (Benchmark::Ipc, 3, 1));
         assert_eq!(bench_invocation("bench --runs 5").unwrap(), (Benchmark::All, 3, 5));
         assert_eq!(bench_invocation("bench power --runs 2 --smp 4").unwrap(), (Benchmark::Power, 4, 2));
+        assert_eq!(bench_invocation("bench sizes").unwrap(), (Benchmark::Sizes, 3, 1));
         assert!(bench_invocation("bench ipc --runs 0").is_err());
         assert!(bench_invocation("bench ipc --runs many").is_err());
         assert!(bench_invocation("bench ringbuf --runs 3").is_err());
@@ -977,7 +1007,9 @@ mod bench_tests {
     fn a_run_boots_every_system_once_ipc_first() {
         let opts = QemuOptions { accel: "tcg,thread=single".into(), ..QemuOptions::default() };
         let tags: Vec<String> = bench_plan(Benchmark::All, &opts).into_iter().map(|b| b.tag).collect();
-        assert_eq!(tags, ["ipc", "ipc-writers", "ipc-twohop", "power-pause", "power-mwait", "power-hlt"]);
+        assert_eq!(tags, ["ipc", "ipc-writers", "ipc-twohop", "sizes", "power-pause", "power-mwait", "power-hlt"]);
+        let tags: Vec<String> = bench_plan(Benchmark::Sizes, &opts).into_iter().map(|b| b.tag).collect();
+        assert_eq!(tags, ["sizes"]);
         let tags: Vec<String> = bench_plan(Benchmark::Ipc, &opts).into_iter().map(|b| b.tag).collect();
         assert_eq!(tags, ["ipc", "ipc-writers", "ipc-twohop"]);
     }

@@ -11,7 +11,8 @@
 //! Blocks marked `system=power-<policy>` are left out of the IPC report and
 //! its files (`ipc.*` then number only the other blocks) and reported in the
 //! power-policy table instead (`power.csv`, `power.json`, numbered by
-//! position in the log).
+//! position in the log); blocks marked `system=sizes` in the message-size
+//! sweep's (`sizes.csv`, `sizes-cost.csv`, `sizes.json`, `sizes.png`).
 
 #![forbid(unsafe_code)]
 
@@ -49,10 +50,13 @@ fn main() -> ExitCode {
     }
     // Power boots (`system=power-<policy>`) go to the power table; the IPC
     // report, its summary and its files cover the other blocks.
-    let ipc_runs: Vec<bench::Run> =
-        runs.iter().filter(|run| bench::power_policy::power_policy(run).is_none()).cloned().collect();
+    let ipc_runs: Vec<bench::Run> = runs
+        .iter()
+        .filter(|run| bench::power_policy::power_policy(run).is_none() && !bench::is_sizes_run(run))
+        .cloned()
+        .collect();
     for (index, run) in runs.iter().enumerate() {
-        if bench::power_policy::power_policy(run).is_some() {
+        if bench::power_policy::power_policy(run).is_some() || bench::is_sizes_run(run) {
             continue;
         }
         if runs.len() > 1 {
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
         println!();
     }
     print!("{}", bench::summary_text(&ipc_runs));
+    print!("{}", bench::sizes_report_text(&runs));
     let power_report = bench::power_report_text(&runs);
     if !power_report.is_empty() {
         print!("{power_report}");
@@ -70,6 +75,7 @@ fn main() -> ExitCode {
     let written = if ipc_runs.is_empty() { Ok(Vec::new()) } else { bench::write_outputs(&ipc_runs, &output_dir) }
         .and_then(|mut paths| {
             paths.extend(bench::write_power_outputs(&runs, &output_dir)?);
+            paths.extend(bench::write_sizes_outputs(&runs, &output_dir)?);
             Ok(paths)
         });
     let failures = bench::counter_failures(&ipc_runs);

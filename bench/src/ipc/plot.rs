@@ -35,7 +35,7 @@ use crate::figures::FLOOR_LATENCY;
 use crate::serial_log::Run;
 use crate::text_table::si_scaled;
 
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 const DEJAVU_SANS: &[u8] = include_bytes!("../../fonts/DejaVuSans.ttf");
 const WIDTH: u32 = 1400;
 const HEIGHT: u32 = 600;
@@ -53,7 +53,7 @@ const SERIES_COLOURS: [RGBColor; 6] = [
     RGBColor(23, 190, 207),
 ];
 
-fn ensure_font() -> io::Result<()> {
+pub(crate) fn ensure_font() -> io::Result<()> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     let registered = *REGISTERED.get_or_init(|| register_font(FONT, FontStyle::Normal, DEJAVU_SANS).is_ok());
     if registered { Ok(()) } else { Err(io::Error::other("the shipped DejaVu Sans font did not load")) }
@@ -130,7 +130,7 @@ fn one_two_five_steps(low: f64, high: f64) -> Vec<f64> {
 }
 
 /// Axis label for a rate: `8 M`, `7.5 M`, `250 k`.
-fn axis_rate(per_second: f64) -> String {
+pub(crate) fn axis_rate(per_second: f64) -> String {
     let (scaled, prefix) = si_scaled(per_second);
     let text = format!("{scaled:.2}");
     let text = text.trim_end_matches('0').trim_end_matches('.');
