@@ -54,7 +54,16 @@ struct Source {
     server: usize,
     outbox: Consumer<'static>,
     corrupt_reported: bool,
+    /// The destination (server index) that last refused this outbox's
+    /// head message, and the outbox index of that message: while the head
+    /// is still there, the mover may sleep until that inbox has room
+    /// (`Mover::sleep`). `NOT_BLOCKED`: none recorded.
+    blocked_on: usize,
+    blocked_at: u64,
 }
+
+/// `Source::blocked_on` when no refusal is recorded.
+const NOT_BLOCKED: usize = usize::MAX;
 
 /// Where this mover is with one server (as a destination, and its rings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,6 +165,8 @@ pub fn build(config: &system_config::SystemConfig) -> Vec<Mover> {
                 server: index,
                 outbox: s.outbox.region().into_consumer_at(0),
                 corrupt_reported: false,
+                blocked_on: NOT_BLOCKED,
+                blocked_at: 0,
             })
             .collect();
         let targets = servers
@@ -284,6 +295,27 @@ impl Target {
             self.blocked_since = now; // ask again after another stall period
         }
     }
+}
+
+/// `source` has messages the last pass could not place: may the mover
+/// sleep anyway? Yes when its head is still the message an inbox refused
+/// for want of room, that inbox's owner runs and has no hang detection
+/// (`stall_ms` needs the mover awake to see time pass: there is no timer),
+/// and after announcing the wait (`Producer::wait_for_room`, fenced) the
+/// inbox still has no room for it: the receiver then wakes the mover once
+/// it has taken what is there (`userlib`, `Consumer::producer_waits_for_room`).
+#[cold]
+fn wait_for_room(targets: &mut [Target], source: &Source) -> bool {
+    if source.blocked_on == NOT_BLOCKED || source.outbox.next_read_index() != source.blocked_at {
+        return false;
+    }
+    let Some(t) = targets.get_mut(source.blocked_on) else { return false };
+    if t.phase != Phase::Live || t.stall_ticks != 0 {
+        return false;
+    }
+    t.inbox.wait_for_room();
+    // The share's owner for a message and for a bounce is the sender.
+    !t.refresh_share(source.server)
 }
 
 /// Inboxes of sleep-capable servers that got messages (bit i = server i;
@@ -469,12 +501,22 @@ impl Mover {
     #[cold]
     #[inline(never)]
     fn sleep(&mut self) {
-        let Mover { sources, number, core, supervise, pending, life_seen, .. } = self;
+        let Mover { sources, targets, number, core, supervise, pending, life_seen, .. } = self;
         let mut announced = 0;
-        crate::power::sleep::mover_sleep(*number, *core, || {
+        let mut waits_for_room = false;
+        let slept = crate::power::sleep::mover_sleep(*number, *core, || {
             for source in sources.iter_mut() {
                 match source.outbox.prepare_to_sleep_untrusted() {
                     Ok(true) | Err(_) => announced += 1,
+                    Ok(false) if wait_for_room(targets, source) => {
+                        // Its head waits for room that the receiver's next
+                        // take announces; the outbox itself keeps the
+                        // announcement too (a publish behind the head wakes
+                        // us, and the next pass tries the head again).
+                        source.outbox.announce_sleep_untrusted();
+                        announced += 1;
+                        waits_for_room = true;
+                    }
                     Ok(false) => {
                         cores::this_core().sleeps_withdrawn.fetch_add(1, Ordering::Relaxed);
                         return false;
@@ -488,6 +530,16 @@ impl Mover {
         });
         for source in sources.iter_mut().take(announced) {
             source.outbox.finish_sleep();
+        }
+        if waits_for_room {
+            if slept {
+                crate::power::sleep::count_room_sleep(*number);
+            }
+            for source in sources.iter() {
+                if let Some(t) = targets.get_mut(source.blocked_on) {
+                    t.inbox.stop_waiting_for_room();
+                }
+            }
         }
     }
 
@@ -536,11 +588,22 @@ impl Mover {
             let badge = targets[sender].badge;
             // Region tables: only a message with a descriptor looks at them.
             let regions = |index: usize| servers.get(index).map_or(&[][..], |s| s.region_grants.as_slice());
+            let mut refused = NOT_BLOCKED;
             let outcome =
                 route_batch_with_regions(&copies[..n], sender, badge, &server.capabilities, regions, |to, message| {
-                    push_to(targets, to, sender, message, &mut woken)
+                    let push = push_to(targets, to, sender, message, &mut woken);
+                    if push == Push::Full {
+                        refused = to;
+                    }
+                    push
                 });
             batch.release_first(outcome.consumed);
+            if outcome.consumed < n {
+                // Backpressure: remember who holds the head back (read only
+                // by `sleep`; the head's index says whether it is still the same).
+                source.blocked_on = refused;
+                source.blocked_at = source.outbox.next_read_index();
+            }
             server.outbox_counters.record(&outcome);
             handled += outcome.consumed;
         }

@@ -153,8 +153,11 @@ pub fn power_view() {
     }
     for number in 0..abi::MAX_MOVERS {
         let wakeups = power::sleep::mover_wakeups(number);
-        if wakeups > 0 {
-            log::info!("power: mover {number}: woken by servers {wakeups} times");
+        let room = power::sleep::mover_room_sleeps(number);
+        if wakeups > 0 || room > 0 {
+            log::info!(
+                "power: mover {number}: woken by servers {wakeups} times; {room} sleeps waited for room in an inbox"
+            );
         }
     }
     crate::energy::report();

@@ -75,12 +75,12 @@ fn sys_power_report(index: usize, server: &Server) -> u64 {
 /// on this core (interrupts off: the caller's own time) until a token is
 /// there or the mover woke by other means, and is counted as delayed. The
 /// mover's wake word is only loaded unless it says SLEEPING (`wake_mover`).
-fn sys_wake_mover(index: usize, server: &Server) -> u64 {
+fn sys_wake_mover(index: usize, mover: usize) -> u64 {
     use crate::power::sleep::{mover_asleep, wake_mover};
     let Err(mut ticks) = crate::limits::take(index, Call::WakeMover) else {
-        return u64::from(wake_mover(server.mover));
+        return u64::from(wake_mover(mover));
     };
-    let asleep = mover_asleep(server.mover);
+    let asleep = mover_asleep(mover);
     crate::limits::count_excess(index, Call::WakeMover, asleep);
     if !asleep {
         return 0;
@@ -88,13 +88,13 @@ fn sys_wake_mover(index: usize, server: &Server) -> u64 {
     loop {
         let until = tsc::now().saturating_add(ticks);
         while tsc::now() < until {
-            if !mover_asleep(server.mover) {
+            if !mover_asleep(mover) {
                 return 0;
             }
             core::hint::spin_loop();
         }
         match crate::limits::take(index, Call::WakeMover) {
-            Ok(()) => return u64::from(wake_mover(server.mover)),
+            Ok(()) => return u64::from(wake_mover(mover)),
             Err(more) => ticks = more,
         }
     }
@@ -194,7 +194,10 @@ extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) {
         Syscall::ServerName { buf } => sys_server_name(server, buf),
         Syscall::TscHz => tsc::ticks_per_us() * 1_000_000,
         Syscall::Wait => sys_wait(server),
-        Syscall::WakeMover => sys_wake_mover(index, server),
+        Syscall::WakeMover { inbox: None } => sys_wake_mover(index, server.mover),
+        // Inbox i is written by mover i (`Server::inboxes`, mover order).
+        Syscall::WakeMover { inbox: Some(number) } if number < server.inboxes.len() => sys_wake_mover(index, number),
+        Syscall::WakeMover { .. } => error_return(abi::err::OUT_OF_RANGE),
         Syscall::IdlePstate { lower } => u64::from(crate::power::pstate::idle_pstate(server.core, lower)),
         Syscall::PowerReport => sys_power_report(index, server),
         Syscall::BenchMark { name, begin } if bench => sys_bench_mark(server, name, begin),

@@ -85,6 +85,20 @@ fn watch_tables(serial: &str) -> Vec<String> {
     problems
 }
 
+/// `LIFE0003`: the mover slept at least once while a message waited for room.
+fn room_sleeps(serial: &str) -> Vec<String> {
+    let count = serial.lines().find_map(|line| {
+        let (_, rest) = line.split_once("power: mover 0: woken by servers ")?;
+        let (_, rest) = rest.split_once("; ")?;
+        rest.split(' ').next()?.parse::<u64>().ok()
+    });
+    match count {
+        Some(n) if n > 0 => Vec::new(),
+        Some(_) => vec!["mover 0 never slept while a message waited for room".to_string()],
+        None => vec!["no `power: mover 0: woken by servers ...; N sleeps waited for room` line".to_string()],
+    }
+}
+
 /// What the runner types on the console in `PWR0007`, each after a line.
 const PWR_LIVE_INPUT: &[(&str, &str)] = &[
     ("console: input on", "power core=3 sleep=hlt pause_us_before_sleep=0 spin_polls_before_pause=10"),
@@ -415,6 +429,28 @@ const CASES: &[Case] = &[
                 "\n[core 0] INFO  rings: server `ping` outbox: sent ",
                 ", delivered 0, bounced ",
                 "\n[core 0] ERROR system: run failed: server `ping` exited with code ",
+            ]
+        )
+    },
+    // LIFE0003: a receiver that stops taking messages does not keep its
+    // mover awake: the mover sleeps while its outbox head waits for room,
+    // and the receiver's taking wakes it (the room protocol); exactly once.
+    Case {
+        system: Some("tests/room-wait.toml"),
+        timeout_secs: 120,
+        must_not_show: &["WRONG", "PANIC", "EXCEPTION"],
+        check: Some(room_sleeps),
+        ..case!(
+            "LIFE0003-mover-sleeps-while-a-message-waits-for-room",
+            "",
+            4,
+            Firmware::Bios,
+            true,
+            &[
+                "server `sink`: sink received 4000 messages: 4000 in order and intact, 0 out of order, 0 corrupt, 0 foreign: exactly once, in order",
+                "rings: server `source` outbox: sent 4000, delivered 4000, bounced 0",
+                " sleeps waited for room in an inbox",
+                "system: all 2 servers stopped",
             ]
         )
     },

@@ -13,7 +13,7 @@
 //!   reference to slot memory ever leaves this module.
 
 use crate::error::RingError;
-use crate::layout::{Slot, WAKE_STATE_AWAKE, WAKE_STATE_SLEEPING};
+use crate::layout::{ROOM_NOT_WANTED, Slot, WAKE_STATE_AWAKE, WAKE_STATE_SLEEPING};
 use crate::message::{MESSAGE_WORDS, Message};
 use crate::sync::{AtomicU64, Ordering, fence};
 
@@ -22,11 +22,15 @@ pub struct Consumer<'a> {
     producer_index: &'a AtomicU64,
     consumer_index: &'a AtomicU64,
     wake_state: &'a AtomicU64,
+    room_wanted: &'a AtomicU64,
     slots: &'a [Slot],
     /// Index of the next slot to read. Private and authoritative.
     next_read_index: u64,
     /// Last validated producer index; everything below it is readable.
     cached_producer_index: u64,
+    /// `next_read_index` when the room-wanted word was last looked at: a
+    /// release since then makes [`Consumer::room_check_due`] true.
+    room_checked_at: u64,
 }
 
 impl<'a> Consumer<'a> {
@@ -34,12 +38,13 @@ impl<'a> Consumer<'a> {
         producer_index: &'a AtomicU64,
         consumer_index: &'a AtomicU64,
         wake_state: &'a AtomicU64,
+        room_wanted: &'a AtomicU64,
         slots: &'a [Slot],
     ) -> Self {
         // Relaxed: pairs with nothing. The region was initialised before this
         // handle was made (same thread, or handed over with synchronisation).
         let next_read_index = consumer_index.load(Ordering::Relaxed);
-        Self::starting_at(producer_index, consumer_index, wake_state, slots, next_read_index)
+        Self::starting_at(producer_index, consumer_index, wake_state, room_wanted, slots, next_read_index)
     }
 
     /// A handle whose private index is `next_read_index`, read from nowhere.
@@ -47,6 +52,7 @@ impl<'a> Consumer<'a> {
         producer_index: &'a AtomicU64,
         consumer_index: &'a AtomicU64,
         wake_state: &'a AtomicU64,
+        room_wanted: &'a AtomicU64,
         slots: &'a [Slot],
         next_read_index: u64,
     ) -> Self {
@@ -54,10 +60,12 @@ impl<'a> Consumer<'a> {
             producer_index,
             consumer_index,
             wake_state,
+            room_wanted,
             slots,
             next_read_index,
             // "Empty" until the first refresh reads and checks the real value.
             cached_producer_index: next_read_index,
+            room_checked_at: next_read_index,
         }
     }
 
@@ -248,6 +256,60 @@ impl<'a> Consumer<'a> {
             }
             Err(err) => Err(err),
         }
+    }
+
+    /// Room protocol, consumer half: whether slots were released since
+    /// [`Consumer::producer_waits_for_room`] last looked. One comparison of
+    /// private words; call it when a poll finds the ring empty, and the
+    /// check when it says so.
+    #[inline]
+    pub fn room_check_due(&self) -> bool {
+        self.next_read_index != self.room_checked_at
+    }
+
+    /// Room protocol, consumer half: after releasing slots, did the
+    /// producer find the ring full and announce that it may sleep? `true`
+    /// exactly when the caller must wake the producer (this call claimed
+    /// the wake-up). Call it once the ring is empty (after
+    /// [`Consumer::room_check_due`]): a producer that waits is then woken
+    /// at the latest when everything it had published was taken.
+    ///
+    /// ```text
+    /// consumer                           producer (wait_for_room)
+    /// store consumer index (Release)     store room wanted = WANTED
+    /// fence(SeqCst)  <-- pairs with -->  fence(SeqCst)
+    /// load room wanted                   load consumer index: still full?
+    /// ```
+    /// At least one side sees the other's store: the producer sees the
+    /// room (and does not sleep), or this call sees WANTED (and wakes it).
+    #[cold]
+    #[inline(never)]
+    pub fn producer_waits_for_room(&mut self) -> bool {
+        self.room_checked_at = self.next_read_index;
+        // SeqCst fence: pairs with the SeqCst fence in
+        // `Producer::wait_for_room`; orders our earlier consumer-index
+        // store (`release_to`) before the load below.
+        fence(Ordering::SeqCst);
+        // Relaxed: ordered by the fence above.
+        if self.room_wanted.load(Ordering::Relaxed) == ROOM_NOT_WANTED {
+            return false;
+        }
+        // Relaxed swap: claims the wake-up, one per announcement; races only
+        // with the producer's own stores in `wait_for_room` /
+        // `stop_waiting_for_room`. Garbage reads as wanted: one spurious wake-up.
+        self.room_wanted.swap(ROOM_NOT_WANTED, Ordering::Relaxed) != ROOM_NOT_WANTED
+    }
+
+    /// Announces sleep whatever the ring holds: for a consumer that cannot
+    /// take the messages there now (the mover, whose head message waits
+    /// for room elsewhere) but wants a publish behind them to wake it.
+    /// Withdraw with [`Consumer::finish_sleep`].
+    #[inline]
+    pub fn announce_sleep_untrusted(&mut self) {
+        // Relaxed, then the SeqCst fence that pairs with the producer's in
+        // `Producer::consumer_needs_wakeup`, as in `prepare_to_sleep`.
+        self.wake_state.store(WAKE_STATE_SLEEPING, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
     }
 
     /// Withdraws a sleep announcement (after waking, or to keep polling).

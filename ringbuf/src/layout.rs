@@ -11,7 +11,10 @@
 //!    136             120  padding
 //!    256               8  consumer wake state (u64)      consumer (0 awake, 1 sleeping);
 //!                                                        producer resets to 0 to claim a wakeup
-//!    264             120  padding
+//!    264              56  padding
+//!    320               8  producer room wanted (u64)     producer (1: waits for room, may sleep);
+//!                                                        consumer resets to 0 to claim a wakeup
+//!    328              56  padding
 //!    384   64 * capacity  slots; slot i holds the message whose
 //!                         index n satisfies n % capacity == i
 //! ```
@@ -42,6 +45,9 @@ pub const PRODUCER_INDEX_OFFSET: usize = 0;
 pub const CONSUMER_INDEX_OFFSET: usize = 128;
 /// Byte offset of the consumer wake-state word.
 pub const WAKE_STATE_OFFSET: usize = 256;
+/// Byte offset of the producer's room-wanted word (the second line of the
+/// wake block: written only around sleeps, so polling never moves it).
+pub const ROOM_WANTED_OFFSET: usize = 320;
 /// Byte offset of slot 0; slot `i` starts at `SLOTS_OFFSET + 64 * i`.
 pub const SLOTS_OFFSET: usize = 384;
 /// Bytes of one slot.
@@ -55,12 +61,29 @@ pub const WAKE_STATE_AWAKE: u64 = 0;
 /// spurious doorbell, never a lost message.)
 pub const WAKE_STATE_SLEEPING: u64 = 1;
 
+/// Room-wanted value: the producer is not waiting for room (or a consumer
+/// claimed its wake-up).
+pub const ROOM_NOT_WANTED: u64 = 0;
+/// Room-wanted value: the producer found the ring full, announced it and
+/// may sleep; the consumer that frees a slot and then sees it must wake the
+/// producer. (Any other value reads as wanted: one spurious wake-up.)
+pub const ROOM_WANTED: u64 = 1;
+
 /// The header at the start of a ring region (see the module docs).
 #[repr(C)]
 pub(crate) struct RingHeader {
     pub(crate) producer_index: CachePadded<AtomicU64>,
     pub(crate) consumer_index: CachePadded<AtomicU64>,
-    pub(crate) wake_state: CachePadded<AtomicU64>,
+    pub(crate) wake: WakeBlock,
+}
+
+/// The two sleep words, each on a 64-byte line of its own, in one 128-byte
+/// block: the consumer's wake state and the producer's room wanted.
+#[repr(C, align(128))]
+pub(crate) struct WakeBlock {
+    pub(crate) wake_state: AtomicU64,
+    unused: [AtomicU64; 7],
+    pub(crate) room_wanted: AtomicU64,
 }
 
 impl RingHeader {
@@ -68,7 +91,11 @@ impl RingHeader {
         RingHeader {
             producer_index: CachePadded::new(AtomicU64::new(start_index)),
             consumer_index: CachePadded::new(AtomicU64::new(start_index)),
-            wake_state: CachePadded::new(AtomicU64::new(WAKE_STATE_AWAKE)),
+            wake: WakeBlock {
+                wake_state: AtomicU64::new(WAKE_STATE_AWAKE),
+                unused: core::array::from_fn(|_| AtomicU64::new(0)),
+                room_wanted: AtomicU64::new(ROOM_NOT_WANTED),
+            },
         }
     }
 }
@@ -117,7 +144,8 @@ const _: () = {
     assert!(size_of::<AtomicU64>() == 8);
     assert!(offset_of!(RingHeader, producer_index) == PRODUCER_INDEX_OFFSET);
     assert!(offset_of!(RingHeader, consumer_index) == CONSUMER_INDEX_OFFSET);
-    assert!(offset_of!(RingHeader, wake_state) == WAKE_STATE_OFFSET);
+    assert!(offset_of!(RingHeader, wake) + offset_of!(WakeBlock, wake_state) == WAKE_STATE_OFFSET);
+    assert!(offset_of!(RingHeader, wake) + offset_of!(WakeBlock, room_wanted) == ROOM_WANTED_OFFSET);
     assert!(size_of::<RingHeader>() == SLOTS_OFFSET);
     assert!(align_of::<RingHeader>() == REGION_ALIGN);
     assert!(size_of::<Slot>() == SLOT_SIZE);

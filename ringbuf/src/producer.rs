@@ -13,7 +13,7 @@
 //!   before use (no double fetch).
 
 use crate::error::{RingError, RingFull};
-use crate::layout::{Slot, WAKE_STATE_AWAKE};
+use crate::layout::{ROOM_NOT_WANTED, ROOM_WANTED, Slot, WAKE_STATE_AWAKE};
 use crate::message::Message;
 use crate::sync::{AtomicU64, Ordering, fence};
 
@@ -22,6 +22,7 @@ pub struct Producer<'a> {
     producer_index: &'a AtomicU64,
     consumer_index: &'a AtomicU64,
     wake_state: &'a AtomicU64,
+    room_wanted: &'a AtomicU64,
     slots: &'a [Slot],
     /// Index of the next slot to write. Private and authoritative.
     next_write_index: u64,
@@ -34,12 +35,13 @@ impl<'a> Producer<'a> {
         producer_index: &'a AtomicU64,
         consumer_index: &'a AtomicU64,
         wake_state: &'a AtomicU64,
+        room_wanted: &'a AtomicU64,
         slots: &'a [Slot],
     ) -> Self {
         // Relaxed: pairs with nothing. The region was initialised before this
         // handle was made (same thread, or handed over with synchronisation).
         let next_write_index = producer_index.load(Ordering::Relaxed);
-        Self::starting_at(producer_index, consumer_index, wake_state, slots, next_write_index)
+        Self::starting_at(producer_index, consumer_index, wake_state, room_wanted, slots, next_write_index)
     }
 
     /// A handle whose private index is `next_write_index`, read from nowhere.
@@ -47,6 +49,7 @@ impl<'a> Producer<'a> {
         producer_index: &'a AtomicU64,
         consumer_index: &'a AtomicU64,
         wake_state: &'a AtomicU64,
+        room_wanted: &'a AtomicU64,
         slots: &'a [Slot],
         next_write_index: u64,
     ) -> Self {
@@ -54,6 +57,7 @@ impl<'a> Producer<'a> {
             producer_index,
             consumer_index,
             wake_state,
+            room_wanted,
             slots,
             next_write_index,
             // "Full" until the first refresh reads and checks the real value.
@@ -213,6 +217,30 @@ impl<'a> Producer<'a> {
             }
         }
         batch.commit()
+    }
+
+    /// Room protocol, producer half: the ring is full and the caller wants
+    /// to sleep until the consumer takes something. Announces it, with the
+    /// fence that orders the announcement before the caller's next look at
+    /// the consumer index (`refresh`/`consumer_index_untrusted`): if that
+    /// look still finds no room, the caller may sleep, and the consumer's
+    /// [`Consumer::producer_waits_for_room`](crate::Consumer::producer_waits_for_room)
+    /// will see the announcement once it has freed a slot and emptied the
+    /// ring. Withdraw with [`Producer::stop_waiting_for_room`] after waking.
+    #[inline]
+    pub fn wait_for_room(&mut self) {
+        // Relaxed: ordered before the caller's next consumer-index load by
+        // the fence (pairs with the fence in `Consumer::producer_waits_for_room`).
+        self.room_wanted.store(ROOM_WANTED, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+    }
+
+    /// Withdraws [`Producer::wait_for_room`] (awake again; a wake-up the
+    /// consumer already claimed is spurious and harmless).
+    #[inline]
+    pub fn stop_waiting_for_room(&mut self) {
+        // Relaxed: only stops wake-ups.
+        self.room_wanted.store(ROOM_NOT_WANTED, Ordering::Relaxed);
     }
 
     /// Wake-flag protocol, producer half: call after publishing. Returns

@@ -27,6 +27,7 @@ pub struct RingRegion<'a> {
     pub(crate) producer_index: &'a AtomicU64,
     pub(crate) consumer_index: &'a AtomicU64,
     pub(crate) wake_state: &'a AtomicU64,
+    pub(crate) room_wanted: &'a AtomicU64,
     pub(crate) slots: &'a [Slot],
 }
 
@@ -117,11 +118,13 @@ impl<'a> RingRegion<'a> {
         // address is the address of its `AtomicU64`. The atomics are
         // initialised (contract) and live for `'a` (contract); a shared
         // reference to an atomic tolerates concurrent writes by anyone.
-        let (producer_index, consumer_index, wake_state) = unsafe {
+        // `WakeBlock` is repr(C): its two words are fields, addressed the same way.
+        let (producer_index, consumer_index, wake_state, room_wanted) = unsafe {
             (
                 &*(&raw const (*header).producer_index).cast::<AtomicU64>(),
                 &*(&raw const (*header).consumer_index).cast::<AtomicU64>(),
-                &*(&raw const (*header).wake_state).cast::<AtomicU64>(),
+                &(*header).wake.wake_state,
+                &(*header).wake.room_wanted,
             )
         };
         // SAFETY: the slots start right after the header (at SLOTS_OFFSET),
@@ -129,7 +132,7 @@ impl<'a> RingRegion<'a> {
         // and `capacity` of them fit in the checked region. `Slot` is only
         // atomics, all initialised (contract), valid for `'a` (contract).
         let slots = unsafe { core::slice::from_raw_parts(header.add(1).cast::<Slot>(), capacity) };
-        Ok(RingRegion { producer_index, consumer_index, wake_state, slots })
+        Ok(RingRegion { producer_index, consumer_index, wake_state, room_wanted, slots })
     }
 
     /// Number of slots.
@@ -139,23 +142,23 @@ impl<'a> RingRegion<'a> {
 
     /// Both handles, for a ring whose two ends live in this address space.
     pub fn split(self) -> (Producer<'a>, Consumer<'a>) {
-        let RingRegion { producer_index, consumer_index, wake_state, slots } = self;
+        let RingRegion { producer_index, consumer_index, wake_state, room_wanted, slots } = self;
         (
-            Producer::new(producer_index, consumer_index, wake_state, slots),
-            Consumer::new(producer_index, consumer_index, wake_state, slots),
+            Producer::new(producer_index, consumer_index, wake_state, room_wanted, slots),
+            Consumer::new(producer_index, consumer_index, wake_state, room_wanted, slots),
         )
     }
 
     /// The producer handle only (the consumer is in another address space).
     /// It starts at the producer index currently in the region.
     pub fn into_producer(self) -> Producer<'a> {
-        Producer::new(self.producer_index, self.consumer_index, self.wake_state, self.slots)
+        Producer::new(self.producer_index, self.consumer_index, self.wake_state, self.room_wanted, self.slots)
     }
 
     /// The consumer handle only (the producer is in another address space).
     /// It starts at the consumer index currently in the region.
     pub fn into_consumer(self) -> Consumer<'a> {
-        Consumer::new(self.producer_index, self.consumer_index, self.wake_state, self.slots)
+        Consumer::new(self.producer_index, self.consumer_index, self.wake_state, self.room_wanted, self.slots)
     }
 
     /// The producer handle, starting at `index`: the `start_index` this side
@@ -163,12 +166,26 @@ impl<'a> RingRegion<'a> {
     /// a peer that already runs (or ran, and scribbled) cannot choose the
     /// handle's private index. The kernel attaches its ends this way.
     pub fn into_producer_at(self, index: u64) -> Producer<'a> {
-        Producer::starting_at(self.producer_index, self.consumer_index, self.wake_state, self.slots, index)
+        Producer::starting_at(
+            self.producer_index,
+            self.consumer_index,
+            self.wake_state,
+            self.room_wanted,
+            self.slots,
+            index,
+        )
     }
 
     /// The consumer handle, starting at `index` (see [`RingRegion::into_producer_at`]).
     pub fn into_consumer_at(self, index: u64) -> Consumer<'a> {
-        Consumer::starting_at(self.producer_index, self.consumer_index, self.wake_state, self.slots, index)
+        Consumer::starting_at(
+            self.producer_index,
+            self.consumer_index,
+            self.wake_state,
+            self.room_wanted,
+            self.slots,
+            index,
+        )
     }
 }
 
@@ -214,7 +231,8 @@ impl<const CAPACITY: usize> OwnedRing<CAPACITY> {
         RingRegion {
             producer_index: padded_value(&self.header.producer_index),
             consumer_index: padded_value(&self.header.consumer_index),
-            wake_state: padded_value(&self.header.wake_state),
+            wake_state: &self.header.wake.wake_state,
+            room_wanted: &self.header.wake.room_wanted,
             slots: &self.slots,
         }
     }

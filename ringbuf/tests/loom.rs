@@ -157,6 +157,75 @@ fn wake_flag_never_loses_a_wakeup() {
     });
 }
 
+/// Room protocol (the mover waiting for room in an inbox): the producer
+/// finds the ring full, announces it and looks once more; the consumer
+/// takes the message and, finding the ring empty, checks the announcement.
+/// In no interleaving may the producer sleep on a full ring whose consumer
+/// freed a slot without waking it.
+#[test]
+fn room_wanted_never_loses_a_wakeup() {
+    model(|| {
+        let (mut producer, mut consumer) = ring::<1>(0);
+        let woken = std::sync::Arc::new(AtomicBool::new(false));
+        let consumer_woken = woken.clone();
+        let consumer_thread = thread::spawn(move || {
+            loop {
+                if let Some(copy) = consumer.pop() {
+                    assert_eq!(copy, message(0));
+                    break;
+                }
+                thread::yield_now();
+            }
+            if consumer.pop().is_none() && consumer.room_check_due() && consumer.producer_waits_for_room() {
+                consumer_woken.store(true, Ordering::Relaxed);
+            }
+        });
+        producer.push(&message(0)).unwrap();
+        let asleep = match producer.push(&message(1)) {
+            Ok(()) => false,
+            Err(_) => {
+                producer.wait_for_room();
+                match producer.push(&message(1)) {
+                    Ok(()) => {
+                        producer.stop_waiting_for_room();
+                        false
+                    }
+                    Err(_) => true,
+                }
+            }
+        };
+        consumer_thread.join().unwrap();
+        if asleep && !woken.load(Ordering::Relaxed) {
+            panic!("lost wakeup: producer asleep on a full ring, consumer took the message, nobody woke it");
+        }
+    });
+}
+
+/// Without the consumer's fence the room protocol loses wake-ups (the
+/// store-buffering litmus): shows the model check can fail.
+#[test]
+fn room_wanted_without_consumer_fence_loses_wakeups() {
+    let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = lost.clone();
+    model(move || {
+        let consumer_index = std::sync::Arc::new(AtomicU64::new(0));
+        let room = std::sync::Arc::new(AtomicU64::new(0));
+        let (c, r) = (consumer_index.clone(), room.clone());
+        let consumer_thread = thread::spawn(move || {
+            c.store(1, Ordering::Release); // release the slot
+            r.load(Ordering::Relaxed) != 0 // no fence before the check
+        });
+        room.store(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        let full = consumer_index.load(Ordering::Acquire) == 0;
+        let woke = consumer_thread.join().unwrap();
+        if full && !woke {
+            seen.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    assert!(lost.load(std::sync::atomic::Ordering::Relaxed), "loom found no lost wake-up without the fence");
+}
+
 /// At most one doorbell per sleep, and one whenever it is needed, with two
 /// publishes racing the consumer's sleep.
 #[test]

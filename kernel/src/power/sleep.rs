@@ -239,6 +239,22 @@ pub fn wake_all_movers() {
     }
 }
 
+/// Sleeps of each mover with an outbox whose head waited for room in an
+/// inbox (the receiver's taking it woke the mover, `Mover::sleep`).
+static MOVER_ROOM_SLEEPS: [AtomicU64; abi::MAX_MOVERS] = [const { AtomicU64::new(0) }; abi::MAX_MOVERS];
+
+/// Mover `number` slept while a message waited for room (counted once per sleep).
+pub fn count_room_sleep(number: usize) {
+    if let Some(count) = MOVER_ROOM_SLEEPS.get(number) {
+        count.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Sleeps of mover `number` that waited for room in an inbox.
+pub fn mover_room_sleeps(number: usize) -> u64 {
+    MOVER_ROOM_SLEEPS.get(number).map_or(0, |c| c.load(Ordering::Relaxed))
+}
+
 /// Wake-ups servers delivered to mover `number` (`wake_mover` calls that
 /// found it asleep).
 pub fn mover_wakeups(number: usize) -> u64 {

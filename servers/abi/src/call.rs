@@ -124,7 +124,13 @@ pub enum Syscall {
         rings: u64,
     },
     Wait,
-    WakeMover,
+    /// Wake a mover that announced sleep: the one reading this server's
+    /// outbox (`inbox: None`, argument 0), or the one writing inbox
+    /// `inbox` (argument `1 + inbox`), which may sleep while it waits for
+    /// room there (`ringbuf::Consumer::producer_waits_for_room`).
+    WakeMover {
+        inbox: Option<usize>,
+    },
     PowerReport,
     /// Lower (`true`) or restore the core's P-state request.
     IdlePstate {
@@ -175,7 +181,11 @@ impl Syscall {
             nr::BENCH_MARK => Syscall::BenchMark { name: UserRange { addr: a0, len: a1 }, begin: a2 != 0 },
             nr::BENCH_EXTRA_RINGS => Syscall::BenchExtraRings { rings: a0 },
             nr::WAIT => Syscall::Wait,
-            nr::WAKE_MOVER => Syscall::WakeMover,
+            nr::WAKE_MOVER => match a0 {
+                0 => Syscall::WakeMover { inbox: None },
+                n if n <= crate::MAX_MOVERS as u64 => Syscall::WakeMover { inbox: Some(n as usize - 1) },
+                _ => return Err(err::OUT_OF_RANGE),
+            },
             nr::POWER_REPORT => Syscall::PowerReport,
             nr::IDLE_PSTATE => match a0 {
                 0 | 1 => Syscall::IdlePstate { lower: a0 == 1 },

@@ -20,6 +20,10 @@
 //! endpoint it holds but the source's (the injectors: a peer whose inbox
 //! must fill when it hangs), never waiting for room. The sink ends with
 //! `messages checked N, lost L, duplicated D, foreign F`.
+//!
+//! A sink with `pause_every=N pause_ms=M` stops taking messages for M ms
+//! after every N it took: a slow receiver whose inbox fills, so that the
+//! mover waits for room (`LIFE0003`, docs/life.md).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_code)]
 
@@ -157,6 +161,11 @@ fn sink(channel: &mut Channel, count: u64) -> i32 {
     let from = userlib::arg("from").and_then(|name| channel.endpoint_named(name));
     let from_badge = from.map(|e| channel.info().endpoint_badges[e as usize]);
     let prod_ticks = userlib::arg_u64("prod_us", 0) * (userlib::tsc_hz() / 1_000_000);
+    // A slow receiver: after every `pause_every` messages it stops taking
+    // any for `pause_ms` (its inbox fills and the mover waits for room).
+    let pause_every = userlib::arg_u64("pause_every", 0);
+    let pause_ticks = userlib::arg_u64("pause_ms", 0) * (userlib::tsc_hz() / 1_000);
+    let mut next_pause = pause_every;
     let endpoint_count = channel.info().endpoint_count.min(abi::MAX_ENDPOINTS as u32);
     let mut last_prod = userlib::rdtsc();
     let mut expected: u32 = 0;
@@ -220,6 +229,13 @@ fn sink(channel: &mut Channel, count: u64) -> i32 {
         }
         if n == 0 {
             core::hint::spin_loop();
+        }
+        if pause_every > 0 && good >= next_pause {
+            next_pause += pause_every;
+            let until = userlib::rdtsc().wrapping_add(pause_ticks);
+            while userlib::rdtsc() < until {
+                core::hint::spin_loop();
+            }
         }
     }
     let ok = good == total && lost == 0 && duplicated == 0;

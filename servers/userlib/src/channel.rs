@@ -247,8 +247,13 @@ impl Channel {
         for _ in 0..self.inbox_count {
             let index = self.next_inbox;
             self.next_inbox = if index + 1 == self.inbox_count { 0 } else { index + 1 };
-            if let Some(message) = self.inboxes[index].as_mut().and_then(Consumer::pop) {
-                return Some(message);
+            if let Some(inbox) = self.inboxes[index].as_mut() {
+                if let Some(message) = inbox.pop() {
+                    return Some(message);
+                }
+                if inbox.room_check_due() {
+                    room_check(inbox, index);
+                }
             }
         }
         None
@@ -282,12 +287,29 @@ impl Channel {
             let index = self.next_inbox;
             self.next_inbox = if index + 1 == self.inbox_count { 0 } else { index + 1 };
             if let Some(inbox) = self.inboxes[index].as_mut() {
-                got += inbox.pop_into(&mut out[got..]);
+                let wanted = out.len() - got;
+                let taken = inbox.pop_into(&mut out[got..]);
+                got += taken;
+                if taken < wanted && inbox.room_check_due() {
+                    room_check(inbox, index);
+                }
             }
             if got == out.len() {
                 break;
             }
         }
         got
+    }
+}
+
+/// An inbox was found empty after messages were taken from it: if its
+/// mover found it full and sleeps until it has room, wake that mover (one
+/// fence and one load; a system call only when it waits). See
+/// `ringbuf::Consumer::producer_waits_for_room` and docs/life.md.
+#[cold]
+#[inline(never)]
+fn room_check(inbox: &mut Consumer<'static>, index: usize) {
+    if inbox.producer_waits_for_room() {
+        crate::syscall::wake_mover_of_inbox(index);
     }
 }

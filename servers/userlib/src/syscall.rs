@@ -103,6 +103,14 @@ pub fn wake_mover() -> bool {
     syscall3(abi::nr::WAKE_MOVER, 0, 0, 0) == 1
 }
 
+/// Wakes the mover that writes inbox `inbox` (mover `inbox`, in
+/// `mover_cores` order) if it sleeps waiting for room there; returns
+/// whether it was asleep.
+#[cold]
+pub fn wake_mover_of_inbox(inbox: usize) -> bool {
+    syscall3(abi::nr::WAKE_MOVER, inbox as u64 + 1, 0, 0) == 1
+}
+
 /// Asks the kernel to lower (`true`) or restore (`false`) this core's
 /// P-state after a long idle period (`Step::LowerPstate`). Out of line and
 /// cold, so that the system call does not shape the code of a poll loop.
