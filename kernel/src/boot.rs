@@ -160,6 +160,10 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
             config.mover_cores.len(),
             crate::power::pstate::read_capability,
         );
+        if !config.devices.is_empty() {
+            // Only systems that grant devices look at the bus.
+            crate::devices::scan::init(rsdp);
+        }
         crate::server::load::load_all(config, |binary| {
             let path = alloc::format!("servers/{binary}");
             Archive::find(ramdisk, &path).ok().flatten()

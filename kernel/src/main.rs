@@ -17,7 +17,7 @@
 //!  limits                                 per-server rate limits (log, power_report, wake_mover)
 //!  floors  phase_counters                 the kernel's side of benchmarks
 //!  server                                 servers: table, loading, stopping
-//!  rings  regions                         kernel-allocated ring regions; shared bulk-data regions
+//!  rings  regions  devices                kernel-allocated ring regions; shared bulk-data regions; PCI devices granted to servers
 //!  power  energy                          sleep, P-states, RAPL
 //!  panic                                  fatal errors on any core
 //!  smp                                    cores, IPIs, mailboxes
@@ -39,6 +39,8 @@ extern crate alloc;
 mod arch;
 #[cfg(target_os = "none")]
 mod boot;
+#[cfg(target_os = "none")]
+mod devices;
 #[cfg(target_os = "none")]
 mod energy;
 #[cfg(target_os = "none")]

@@ -208,5 +208,11 @@ extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) {
         }
         Syscall::BenchMark { .. } | Syscall::BenchExtraRings { .. } => error_return(abi::err::UNKNOWN_SYSCALL),
         Syscall::PowerControl { text } => sys_power_control(server, text),
+        Syscall::PciConfig { device, offset, write, value } => {
+            match crate::devices::grant::pci_config(server.config_index, device, offset, write, value) {
+                Ok(word) => u64::from(word),
+                Err(code) => error_return(code),
+            }
+        }
     };
 }

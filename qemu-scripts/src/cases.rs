@@ -614,6 +614,44 @@ const CASES: &[Case] = &[
             ]
         )
     },
+    // A PCI device granted to one server (docs/drivers.md): QEMU's
+    // virtio-net-pci (added because the file grants 1af4:1000). `driver`
+    // sees its BARs, reaches its configuration space through pci_config
+    // (ids, BAR sizing through the kernel's shadow, I/O decoding kept off),
+    // reads a mapped BAR and its DMA memory; `nogrant` sees nothing and is
+    // refused. ~10 s.
+    Case {
+        system: Some("tests/dev-probe.toml"),
+        must_not_show: &["FAULT", "panic", "went wrong", "refused"],
+        timeout_secs: 120,
+        ..case!(
+            "DEV0001-device-granted-to-one-server-only",
+            "",
+            4,
+            Firmware::Bios,
+            true,
+            &[
+                "pci: no ACPI MCFG table; configuration through ports 0xCF8/0xCFC",
+                "device `net0`: 00:03.0 1af4:1000 granted to `driver`, 64 KiB of DMA memory at 0x",
+                "device `net0`: mapped into `driver` as its device 0",
+                "probe: device `net0` (device 0): 1af4:1000 at 00:03.0, config space 256 bytes",
+                "probe:   BAR0: I/O ports, not accessible",
+                "probe:   BAR1: memory, mapped uncached",
+                "probe:   BAR4: memory, mapped uncached",
+                "probe: config space id 0x10001af4 matches the info page",
+                " sized through the shadow: ",
+                "I/O decoding stays off",
+                "; a word past its end: Err(OutOfRange)",
+                "probe: DMA memory: 64 KiB at phys 0x",
+                "first and last words written and read back: true; translation checked",
+                "probe: 1 device(s), 0 failure(s)",
+                "probe: no grant: 0 devices in the info page, pci_config(0, 0) = the server holds no grant for this call",
+                "probe: no grant: nothing reachable, as expected",
+                "system: server `driver` exited with code 0",
+                "system: server `nogrant` exited with code 0",
+            ]
+        )
+    },
     // 10 000 messages at one per 20 us with echo's core on sleep = "none", huge spin budget (-smp 3: two busy vCPUs);
     // none lost, none stuck (> 1 s), sleeps as the policy says. (A spinning core never sleeps, so there is no
     // wake-up to lose: 100 000 messages cost 7 minutes of CI and showed nothing 10 000 do not.)
@@ -1200,6 +1238,13 @@ fn qemu_tests(
             for (name, bytes, _) in crate::elf_mutations::bad_elves(hello) {
                 binaries.push((name, bytes));
             }
+        }
+        // A system granted a virtio-net device gets QEMU user networking (net.rs).
+        let mut opts = opts;
+        if let Some(config) = system.as_ref().and_then(|s| system_config::parse(&s.text).ok())
+            && let Some(net) = crate::net::for_system(&config)?
+        {
+            opts.extra.extend(net.args);
         }
         let mut problems = Vec::new();
         if let (Some(system), true) = (&system, case.host_check) {

@@ -127,7 +127,25 @@ impl AddressSpace {
         self.map(addr, frame, access, true)
     }
 
+    /// Maps the device registers at physical `frame` (a memory BAR) at
+    /// user page `addr`: read/write, uncached (PCD|PWT), never executable,
+    /// borrowed (`destroy` leaves it alone).
+    pub fn map_user_mmio(&mut self, addr: u64, frame: PhysFrame) -> Result<(), MapError> {
+        self.map_with(addr, frame, UserAccess { write: true, execute: false }, false, true)
+    }
+
     fn map(&mut self, addr: u64, frame: PhysFrame, access: UserAccess, owned: bool) -> Result<(), MapError> {
+        self.map_with(addr, frame, access, owned, false)
+    }
+
+    fn map_with(
+        &mut self,
+        addr: u64,
+        frame: PhysFrame,
+        access: UserAccess,
+        owned: bool,
+        uncached: bool,
+    ) -> Result<(), MapError> {
         if access.write && access.execute {
             return Err(MapError::Refused("writable and executable (W^X)"));
         }
@@ -143,6 +161,9 @@ impl AddressSpace {
         }
         if owned {
             flags |= OWNED;
+        }
+        if uncached {
+            flags |= Flags::NO_CACHE | Flags::WRITE_THROUGH;
         }
         let parents = Flags::PRESENT | Flags::WRITABLE | Flags::USER_ACCESSIBLE;
         let page = Page::<Size4KiB>::containing_address(VirtAddr::new(addr));

@@ -199,6 +199,7 @@ fn load(
         cr3: AtomicU64::new(space.cr3()),
         space: spin::Mutex::new(Some(space)),
         shared_maps: maps,
+        device_maps: Vec::new(),
         elf,
         info_phys: 0,
         restart: s.restart,
@@ -229,6 +230,9 @@ pub fn rebuild(server: &Server) -> Result<(), LoadError> {
         map_stack(&mut space, server.stack_bottom, server.stack_top)?;
         for &(addr, frame, write) in &server.shared_maps {
             space.map_user_frame(addr, frame, UserAccess { write, execute: false }).map_err(LoadError::Memory)?;
+        }
+        for &(addr, frame) in &server.device_maps {
+            space.map_user_mmio(addr, frame).map_err(LoadError::Memory)?;
         }
         Ok(())
     })();
@@ -303,11 +307,12 @@ pub fn load_all(config: &system_config::SystemConfig, find_binary: impl Fn(&str)
         .collect();
     let direct_rings = map_direct_rings(config, &mut servers);
     let regions = map_regions(config, &mut servers);
-    for (((server, capabilities), direct_rings), regions) in
-        servers.iter_mut().zip(resolved).zip(direct_rings).zip(regions)
+    let devices = map_devices(config, &mut servers);
+    for ((((server, capabilities), direct_rings), regions), devices) in
+        servers.iter_mut().zip(resolved).zip(direct_rings).zip(regions).zip(devices)
     {
         server.capabilities = capabilities;
-        if let Err(e) = write_info_page(config, server, &direct_rings, &regions) {
+        if let Err(e) = write_info_page(config, server, &direct_rings, &regions, &devices) {
             log::error!("server `{}`: info page: {e}", server.name);
         }
     }
@@ -451,6 +456,104 @@ fn map_regions(config: &system_config::SystemConfig, servers: &mut [Server]) -> 
     entries
 }
 
+/// Grants the `[[device]]` tables (`crate::devices::grant`: the function
+/// on the bus, DMA memory) and maps each into its one server: every memory
+/// BAR whose pages hold no other function's registers, uncached and never
+/// executable, at `abi::device::bar_addr(i, bar)`, recorded in
+/// `device_maps`; the DMA memory read/write at `abi::device::dma_addr(i)`,
+/// recorded in `shared_maps` (a restart maps both again). Returns each
+/// loaded server's info-page entries, in the order of `servers`. A server
+/// that did not load gets nothing; a mapping that fails leaves it without
+/// that device (and every later one, so indices stay in step).
+fn map_devices(config: &system_config::SystemConfig, servers: &mut [Server]) -> Vec<Vec<abi::device::DeviceInfo>> {
+    use abi::device::{self, BarInfo, DeviceInfo};
+    let mut entries: Vec<Vec<DeviceInfo>> = servers.iter().map(|_| Vec::new()).collect();
+    if config.devices.is_empty() {
+        return entries;
+    }
+    crate::devices::grant::grant_all(config);
+    for (position, server) in servers.iter_mut().enumerate() {
+        for (slot, grant) in crate::devices::grant::of_server(server.config_index).take(device::MAX_DEVICES).enumerate()
+        {
+            let f = &grant.function;
+            let name = config.devices.get(grant.index).map_or("?", |d| d.name.as_str());
+            let mut entry = DeviceInfo {
+                vendor: f.vendor,
+                device: f.device,
+                bus: f.address.bus,
+                slot: f.address.device,
+                function: f.address.function,
+                extended_config: u8::from(grant.config_limit > 256),
+                dma_phys: grant.dma_phys,
+                dma_size: grant.dma_bytes,
+                ..DeviceInfo::EMPTY
+            };
+            copy_name(&mut entry.name, name);
+            let mapped: Result<(), LoadError> = (|| {
+                let mut space = server.space.lock();
+                let space = space.as_mut().ok_or(LoadError::Memory(MapError::Refused("no address space")))?;
+                for (bar, decoded) in f.bars.iter().enumerate() {
+                    entry.bars[bar] = match *decoded {
+                        pci_logic::Bar::None => BarInfo::EMPTY,
+                        pci_logic::Bar::Io { base, size } => BarInfo {
+                            phys: u64::from(base),
+                            size: u64::from(size),
+                            kind: device::BAR_IO,
+                            ..BarInfo::EMPTY
+                        },
+                        pci_logic::Bar::Memory { base, size, prefetchable, wide } => {
+                            let (first, pages) = pci_logic::page_span(base, size);
+                            let fits = pages * 4096 <= device::BAR_SPAN;
+                            let private = crate::devices::grant::bar_pages_private(f, bar);
+                            let mut info = BarInfo {
+                                phys: base,
+                                size,
+                                kind: device::BAR_MEMORY_UNMAPPED,
+                                flags: u16::from(prefetchable) | (u16::from(wide) << 1),
+                                page_offset: (base - first) as u16,
+                            };
+                            if fits && private {
+                                let addr = device::bar_addr(slot, bar);
+                                for page in 0..pages {
+                                    let frame =
+                                        PhysFrame::containing_address(x86_64::PhysAddr::new(first + page * 4096));
+                                    space.map_user_mmio(addr + page * 4096, frame).map_err(LoadError::Memory)?;
+                                    server.device_maps.push((addr + page * 4096, frame));
+                                }
+                                server.regions.push((addr, addr + pages * 4096));
+                                info.kind = device::BAR_MEMORY;
+                            } else {
+                                log::warn!(
+                                    "device `{name}`: BAR{bar} ({base:#x}, {size:#x} bytes) not mapped into `{}`: {}",
+                                    server.name,
+                                    if fits { "its pages hold another function's registers" } else { "too large" }
+                                );
+                            }
+                            info
+                        }
+                    };
+                }
+                let dma = device::dma_addr(slot);
+                for page in 0..grant.dma_bytes / 4096 {
+                    let frame = PhysFrame::containing_address(x86_64::PhysAddr::new(grant.dma_phys + page * 4096));
+                    map_shared(space, &mut server.shared_maps, dma + page * 4096, frame, true)?;
+                }
+                if grant.dma_bytes > 0 {
+                    server.regions.push((dma, dma + grant.dma_bytes));
+                }
+                Ok(())
+            })();
+            if let Err(e) = mapped {
+                log::error!("device `{name}`: not mapped into `{}`: {e}", server.name);
+                break;
+            }
+            log::info!("device `{name}`: mapped into `{}` as its device {slot}", server.name);
+            entries[position].push(entry);
+        }
+    }
+    entries
+}
+
 fn copy_name(dst: &mut [u8; abi::NAME_BYTES], name: &str) {
     let n = name.len().min(abi::NAME_BYTES);
     dst[..n].copy_from_slice(&name.as_bytes()[..n]);
@@ -463,6 +566,7 @@ fn write_info_page(
     server: &mut Server,
     direct_rings: &[abi::DirectRingInfo],
     regions: &[abi::region::RegionInfo],
+    devices: &[abi::device::DeviceInfo],
 ) -> Result<(), LoadError> {
     let s = &config.servers[server.config_index];
     let mut info = abi::ServerInfo {
@@ -490,7 +594,7 @@ fn write_info_page(
         region_count: regions.len().min(abi::region::MAX_REGIONS) as u32,
         _reserved_regions: 0,
         regions: [abi::region::RegionInfo::EMPTY; abi::region::MAX_REGIONS],
-        device_count: 0,
+        device_count: devices.len().min(abi::device::MAX_DEVICES) as u32,
         _reserved_devices: 0,
         devices: [abi::device::DeviceInfo::EMPTY; abi::device::MAX_DEVICES],
     };
@@ -498,6 +602,9 @@ fn write_info_page(
         *slot = *entry;
     }
     for (slot, entry) in info.regions.iter_mut().zip(regions) {
+        *slot = *entry;
+    }
+    for (slot, entry) in info.devices.iter_mut().zip(devices) {
         *slot = *entry;
     }
     let power = crate::power::policy(server.core);

@@ -75,6 +75,9 @@ pub struct Server {
     /// mapped into it: (user address, frame, writable). A restart maps the
     /// same frames into the new address space.
     pub(crate) shared_maps: Vec<(u64, PhysFrame, bool)>,
+    /// Device registers (memory BARs of its `[[device]]` grants) mapped
+    /// into it uncached: (user address, frame). A restart maps them again.
+    pub(crate) device_maps: Vec<(u64, PhysFrame)>,
     /// Its ELF, kept for restarts.
     pub(crate) elf: &'static [u8],
     /// The frame of its read-only info page (rewritten on restart: badge).

@@ -152,6 +152,14 @@ pub enum Syscall {
     PowerControl {
         text: UserRange,
     },
+    /// Read or write a word of a granted PCI function's configuration
+    /// space ([`crate::nr::PCI_CONFIG`]).
+    PciConfig {
+        device: u64,
+        offset: u64,
+        write: bool,
+        value: u32,
+    },
 }
 
 impl Syscall {
@@ -198,6 +206,10 @@ impl Syscall {
             nr::REPLY_RECV => Syscall::ReplyRecv { reply: None, receive: true },
             nr::POWER_CONTROL if a1 > POWER_CONTROL_MAX as u64 => return Err(err::TOO_LONG),
             nr::POWER_CONTROL => Syscall::PowerControl { text: UserRange { addr: a0, len: a1 } },
+            nr::PCI_CONFIG => match (a2, u32::try_from(a3)) {
+                (0 | 1, Ok(value)) => Syscall::PciConfig { device: a0, offset: a1, write: a2 == 1, value },
+                _ => return Err(err::OUT_OF_RANGE),
+            },
             _ => return Err(err::UNKNOWN_SYSCALL),
         })
     }
@@ -224,10 +236,10 @@ mod tests {
 
     #[test]
     fn every_number_decodes_and_nothing_else_does() {
-        for number in 0..=nr::POWER_CONTROL {
+        for number in 0..=nr::PCI_CONFIG {
             assert!(decode(number, 0, 0, 0).is_ok(), "call {number}");
         }
-        for number in [nr::POWER_CONTROL + 1, 99, u64::MAX] {
+        for number in [nr::PCI_CONFIG + 1, 99, u64::MAX] {
             assert_eq!(decode(number, 0, 0, 0), Err(err::UNKNOWN_SYSCALL));
         }
     }
@@ -293,6 +305,20 @@ mod tests {
             Ok(Syscall::PowerControl { text: UserRange { addr: USER_MIN, len: max } })
         );
         assert_eq!(decode(nr::POWER_CONTROL, USER_MIN, max + 1, 0), Err(err::TOO_LONG));
+    }
+
+    #[test]
+    fn pci_config_takes_a_read_or_a_32_bit_write() {
+        assert_eq!(
+            Syscall::decode(nr::PCI_CONFIG, [1, 0x10, 1, 0xffff_ffff, 0, 0]),
+            Ok(Syscall::PciConfig { device: 1, offset: 0x10, write: true, value: 0xffff_ffff })
+        );
+        assert_eq!(
+            Syscall::decode(nr::PCI_CONFIG, [0, 4, 0, 0, 0, 0]),
+            Ok(Syscall::PciConfig { device: 0, offset: 4, write: false, value: 0 })
+        );
+        assert_eq!(Syscall::decode(nr::PCI_CONFIG, [0, 4, 2, 0, 0, 0]), Err(err::OUT_OF_RANGE));
+        assert_eq!(Syscall::decode(nr::PCI_CONFIG, [0, 4, 1, 1 << 32, 0, 0]), Err(err::OUT_OF_RANGE));
     }
 
     #[test]

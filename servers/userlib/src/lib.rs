@@ -31,6 +31,7 @@
 pub use abi;
 
 mod channel;
+pub mod device;
 mod direct_ring;
 mod idle;
 mod info;
@@ -39,6 +40,7 @@ pub mod pool;
 pub mod region;
 mod syscall;
 pub use channel::{Channel, Message, OpenError, SendError};
+pub use device::{Device, DeviceError};
 pub use direct_ring::{Consumer, DirectRing, DirectRingError, Producer, RingError};
 pub use idle::{Idler, SleepCounts};
 pub use info::{arg, arg_u64, args, info};

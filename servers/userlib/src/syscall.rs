@@ -46,6 +46,36 @@ pub fn syscall3(number: u64, a0: u64, a1: u64, a2: u64) -> i64 {
     ret
 }
 
+/// `pci_config(device, offset, write, value)`: a word of a granted PCI
+/// function's configuration space (four arguments: the fourth in `r10`);
+/// `userlib::Device` wraps it.
+pub fn pci_config(device: u64, offset: u64, write: bool, value: u32) -> Result<u64, SysError> {
+    let ret: i64;
+    // SAFETY: `syscall` enters the kernel, which preserves every register
+    // but rax (result), rcx and r11 (used by the instruction); this call
+    // passes no pointers, the kernel checks every argument.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") abi::nr::PCI_CONFIG as i64 => ret,
+            in("rdi") device,
+            in("rsi") offset,
+            in("rdx") u64::from(write),
+            in("r10") u64::from(value),
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack)
+        );
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (device, offset, write, value);
+        ret = -abi::err::UNKNOWN_SYSCALL;
+    }
+    if ret < 0 { Err(SysError(-ret)) } else { Ok(ret as u64) }
+}
+
 /// Prints one line as this server (cut at `abi::LOG_MAX` bytes by the kernel's check).
 pub fn log_bytes(bytes: &[u8]) -> Result<(), SysError> {
     result(syscall3(abi::nr::LOG, bytes.as_ptr() as u64, bytes.len() as u64, 0)).map(|_| ())

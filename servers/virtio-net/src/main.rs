@@ -1,0 +1,182 @@
+//! The virtio-net driver server (issue 16; `docs/drivers.md`). Today it
+//! has one mode, `mode=probe`, the device-grant check of test `DEV0001`:
+//! it lists the PCI functions the kernel granted it (info page), reads
+//! each one's configuration space through `pci_config` and checks the
+//! ids, sizes a BAR through the kernel's shadow (the BAR must not move),
+//! checks that the kernel keeps I/O decoding off, reads a register of a
+//! mapped memory BAR and writes and reads back its DMA memory's first
+//! and last words. With `expect=none` it checks the opposite: no devices
+//! in its info page and `pci_config` refused with `NOT_GRANTED`.
+//!
+//! The polling driver itself (virtio-drivers over the granted BARs and
+//! DMA memory, packets in a region shared with the stack) is not written
+//! yet.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+#![forbid(unsafe_code)]
+
+use userlib::Device;
+use userlib::abi::device::{BAR_IO, BAR_MEMORY, BAR_MEMORY_UNMAPPED, BAR_NONE};
+
+userlib::server_main!(run);
+
+fn run() -> i32 {
+    match (userlib::arg("mode"), userlib::arg("expect")) {
+        (Some("probe"), Some("none")) => probe_without_grant(),
+        (Some("probe"), _) => probe(),
+        (mode, _) => {
+            userlib::log!("virtio-net: mode {mode:?} is not known (this build has mode=probe only)");
+            2
+        }
+    }
+}
+
+fn probe_without_grant() -> i32 {
+    let count = Device::all().count();
+    let refused = userlib::device::pci_config_read(0, 0);
+    let ok = count == 0 && refused.is_err_and(|e| e.0 == userlib::abi::err::NOT_GRANTED);
+    userlib::log!(
+        "probe: no grant: {count} devices in the info page, pci_config(0, 0) = {}",
+        match refused {
+            Ok(_) => "a word (the kernel answered!)",
+            Err(e) => e.name(),
+        }
+    );
+    if ok {
+        userlib::log!("probe: no grant: nothing reachable, as expected");
+        0
+    } else {
+        1
+    }
+}
+
+fn probe() -> i32 {
+    let mut failures = 0;
+    let mut count = 0;
+    for device in Device::all() {
+        count += 1;
+        let info = device.info();
+        userlib::log!(
+            "probe: device `{}` (device {}): {:04x}:{:04x} at {:02x}:{:02x}.{}, config space {} bytes",
+            device.name(),
+            device.index(),
+            info.vendor,
+            info.device,
+            info.bus,
+            info.slot,
+            info.function,
+            if info.extended_config == 1 { 4096 } else { 256 }
+        );
+        for (i, bar) in info.bars.iter().enumerate() {
+            let kind = match bar.kind {
+                BAR_NONE => continue,
+                BAR_MEMORY => "memory, mapped uncached",
+                BAR_IO => "I/O ports, not accessible",
+                BAR_MEMORY_UNMAPPED => "memory, not mapped",
+                _ => "unknown",
+            };
+            userlib::log!("probe:   BAR{i}: {kind}, phys {:#x}, {} bytes", bar.phys, bar.size);
+        }
+        // Identity through the system call.
+        match device.config_read(0) {
+            Ok(id) if id == u32::from(info.vendor) | (u32::from(info.device) << 16) => {
+                userlib::log!("probe: config space id {id:#010x} matches the info page")
+            }
+            other => {
+                userlib::log!("probe: config space id read gave {other:?}, expected the info page's ids");
+                failures += 1;
+            }
+        }
+        failures += size_a_bar(&device);
+        failures += io_stays_off(&device);
+        failures += read_a_register(&device);
+        failures += touch_dma(&device);
+    }
+    if count == 0 {
+        userlib::log!("probe: no devices granted");
+        return 1;
+    }
+    userlib::log!("probe: {count} device(s), {failures} failure(s)");
+    if failures == 0 { 0 } else { 1 }
+}
+
+/// Sizes the first memory BAR the way drivers do (write all ones, read,
+/// restore) and checks the kernel's shadow gave the size and the BAR did
+/// not move.
+fn size_a_bar(device: &Device) -> u32 {
+    let Some((i, bar)) = device.info().bars.iter().enumerate().find(|(_, b)| b.kind == BAR_MEMORY) else {
+        return 0;
+    };
+    let offset = 0x10 + 4 * i as u16;
+    let before = device.config_read(offset);
+    let wrote = device.config_write(offset, 0xffff_ffff);
+    let sized = device.config_read(offset);
+    let restored = device.config_write(offset, before.unwrap_or(0));
+    let after = device.config_read(offset);
+    let (Ok(before), Ok(()), Ok(sized), Ok(()), Ok(after)) = (before, wrote, sized, restored, after) else {
+        userlib::log!("probe: BAR{i} sizing: a pci_config call was refused");
+        return 1;
+    };
+    let size = (!(sized & !0xf)).wrapping_add(1);
+    let low_phys = (bar.phys & 0xffff_fff0) as u32;
+    if before & !0xf == low_phys && after == before && u64::from(size) == bar.size.min(1 << 31) {
+        userlib::log!("probe: BAR{i} sized through the shadow: {size} bytes, BAR unchanged at {:#x}", before & !0xf);
+        0
+    } else {
+        userlib::log!("probe: BAR{i} sizing went wrong: before {before:#x}, sized {sized:#x}, after {after:#x}");
+        1
+    }
+}
+
+/// Asks for I/O decoding and memory decoding: the kernel must keep I/O off.
+fn io_stays_off(device: &Device) -> u32 {
+    let Ok(command) = device.config_read(4) else { return 1 };
+    let asked = (command & 0xffff) | 0x7;
+    let wrote = device.config_write(4, asked);
+    let Ok(now) = device.config_read(4) else { return 1 };
+    if wrote.is_ok() && now & 1 == 0 && now & 2 == 2 {
+        userlib::log!("probe: command {asked:#x} asked, {:#x} set: I/O decoding stays off", now & 0xffff);
+        0
+    } else {
+        userlib::log!("probe: command write gave {wrote:?}, register now {now:#x}");
+        1
+    }
+}
+
+/// Reads a word of the first mapped memory BAR, and asks for a word past
+/// its end (refused by the library before any access).
+fn read_a_register(device: &Device) -> u32 {
+    let Some((i, bar)) = device.info().bars.iter().enumerate().find(|(_, b)| b.kind == BAR_MEMORY) else {
+        return 0;
+    };
+    let Ok(word) = device.read32(i, 0) else {
+        userlib::log!("probe: BAR{i} could not be read");
+        return 1;
+    };
+    let past = device.read32(i, bar.size);
+    userlib::log!("probe: BAR{i} word 0 reads {word:#x}; a word past its end: {past:?}");
+    u32::from(past.is_ok())
+}
+
+/// Writes and reads back the DMA memory's first and last words, and checks
+/// its physical address translation.
+fn touch_dma(device: &Device) -> u32 {
+    let (addr, phys, size) = device.dma();
+    if size == 0 {
+        userlib::log!("probe: no DMA memory");
+        return 0;
+    }
+    let last = size - 8;
+    let wrote = device.dma_write_u64(0, 0x5a5a_0000_0000_0001).and(device.dma_write_u64(last, 0xa5a5_ffff_0000_0002));
+    let ok = wrote.is_ok()
+        && device.dma_read_u64(0) == Ok(0x5a5a_0000_0000_0001)
+        && device.dma_read_u64(last) == Ok(0xa5a5_ffff_0000_0002)
+        && device.dma_read_u64(size).is_err();
+    let translated = device.dma_phys_of(addr + size - 8, 8) == Some(phys + size - 8);
+    let outside = device.dma_phys_of(addr + size - 4, 8).is_none();
+    userlib::log!(
+        "probe: DMA memory: {} KiB at phys {phys:#x}, mapped at {addr:#x}; first and last words written and read back: {ok}; translation {}",
+        size / 1024,
+        if translated && outside { "checked" } else { "wrong" }
+    );
+    u32::from(!(ok && translated && outside))
+}
