@@ -128,13 +128,13 @@ fn client(channel: &mut Channel) -> Result<(), &'static str> {
     }
     // The mover's cost per message with and without a descriptor:
     // `cost_rounds` rounds, each both kinds in turn, so noise from the
-    // host falls on both alike (the host compares medians of the rounds).
+    // host falls on both alike (the host takes the median of the rounds' ratios).
     let cost = client::Plan {
-        round_trips: userlib::arg_u64("cost_rtt", 5_000) as usize,
-        min_messages: userlib::arg_u64("cost", 100_000),
+        round_trips: userlib::arg_u64("cost_rtt", 2_000) as usize,
+        min_messages: userlib::arg_u64("cost", 20_000),
         ..plan
     };
-    for _ in 0..userlib::arg_u64("cost_rounds", 5) {
+    for _ in 0..userlib::arg_u64("cost_rounds", 20) {
         for path in [Path::CostPlain, Path::CostDescriptor] {
             me.round_trips(&mut mover, path, 16, cost).map_err(broken)?;
             me.stream(&mut mover, path, 16, cost).map_err(broken)?;
