@@ -652,6 +652,27 @@ const CASES: &[Case] = &[
             ]
         )
     },
+    // The virtio-net driver server on its grant: virtio-drivers over the
+    // uncached BARs, DMA memory and pci_config; polled queues, no
+    // interrupts. An ARP request for QEMU's gateway and its reply. ~15 s.
+    Case {
+        system: Some("tests/dev-arp.toml"),
+        must_not_show: &["FAULT", "panic"],
+        timeout_secs: 120,
+        ..case!(
+            "DEV0002-virtio-net-driver-arp-with-the-gateway",
+            "",
+            3,
+            Firmware::Bios,
+            true,
+            &[
+                "device `net0`: mapped into `driver` as its device 0",
+                "arp: virtio-net up, MAC 52:54:00:12:34:56, polling",
+                "arp: 10.0.2.2 is at 52:55:0a:00:02:02 (",
+                "system: server `driver` exited with code 0",
+            ]
+        )
+    },
     // 10 000 messages at one per 20 us with echo's core on sleep = "none", huge spin budget (-smp 3: two busy vCPUs);
     // none lost, none stuck (> 1 s), sleeps as the policy says. (A spinning core never sleeps, so there is no
     // wake-up to lose: 100 000 messages cost 7 minutes of CI and showed nothing 10 000 do not.)

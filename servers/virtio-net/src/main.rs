@@ -23,8 +23,9 @@ fn run() -> i32 {
     match (userlib::arg("mode"), userlib::arg("expect")) {
         (Some("probe"), Some("none")) => probe_without_grant(),
         (Some("probe"), _) => probe(),
+        (Some("arp"), _) => arp_test(),
         (mode, _) => {
-            userlib::log!("virtio-net: mode {mode:?} is not known (this build has mode=probe only)");
+            userlib::log!("virtio-net: mode {mode:?} is not known (this build has mode=probe and mode=arp)");
             2
         }
     }
@@ -179,4 +180,95 @@ fn touch_dma(device: &Device) -> u32 {
         if translated && outside { "checked" } else { "wrong" }
     );
     u32::from(!(ok && translated && outside))
+}
+
+/// Our address on QEMU's user network, and its gateway.
+const OUR_IP: [u8; 4] = [10, 0, 2, 15];
+const GATEWAY_IP: [u8; 4] = [10, 0, 2, 2];
+
+/// An ARP request from `mac`/`OUR_IP` for `GATEWAY_IP`, padded to 60 bytes.
+fn arp_request(mac: [u8; 6]) -> [u8; 60] {
+    let mut f = [0u8; 60];
+    f[0..6].copy_from_slice(&[0xff; 6]);
+    f[6..12].copy_from_slice(&mac);
+    f[12..14].copy_from_slice(&[0x08, 0x06]);
+    // Ethernet, IPv4, 6-byte and 4-byte addresses, request.
+    f[14..22].copy_from_slice(&[0, 1, 0x08, 0x00, 6, 4, 0, 1]);
+    f[22..28].copy_from_slice(&mac);
+    f[28..32].copy_from_slice(&OUR_IP);
+    f[38..42].copy_from_slice(&GATEWAY_IP);
+    f
+}
+
+/// The sender's MAC if `frame` is an ARP reply from `GATEWAY_IP`.
+fn arp_reply_from_gateway(frame: &[u8]) -> Option<[u8; 6]> {
+    let is_reply = frame.get(12..14)? == [0x08, 0x06] && frame.get(20..22)? == [0, 2];
+    (is_reply && frame.get(28..32)? == GATEWAY_IP).then(|| frame[22..28].try_into().ok()).flatten()
+}
+
+/// The driver's self-test (test `DEV0002`): opens the granted virtio-net
+/// device through `virtio-drivers`, sends an ARP request for QEMU's
+/// gateway and polls the receive queue until the reply comes (no
+/// interrupts), resending once a second, for at most 20 s.
+fn arp_test() -> i32 {
+    let Some(device) = Device::with_ids(0x1af4, 0x1000).or_else(|| Device::with_ids(0x1af4, 0x1041)) else {
+        userlib::log!("arp: no virtio-net device granted");
+        return 1;
+    };
+    let mut net = match userlib::device::virtio::NetDevice::open(device) {
+        Ok(net) => net,
+        Err(e) => {
+            userlib::log!("arp: the device could not be opened: {e:?}");
+            return 1;
+        }
+    };
+    let mac = net.mac();
+    userlib::log!(
+        "arp: virtio-net up, MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, polling",
+        mac[0],
+        mac[1],
+        mac[2],
+        mac[3],
+        mac[4],
+        mac[5]
+    );
+    let second = userlib::tsc_hz();
+    let start = userlib::rdtsc();
+    let mut sent = 0u32;
+    let mut next_send = start;
+    let mut frames = 0u32;
+    loop {
+        let now = userlib::rdtsc();
+        if now.wrapping_sub(start) > 20 * second {
+            userlib::log!("arp: no reply from 10.0.2.2 after {sent} requests and {frames} other frames");
+            return 1;
+        }
+        if now >= next_send {
+            match net.transmit(&arp_request(mac)) {
+                Ok(()) => sent += 1,
+                Err(e) => userlib::log!("arp: transmit refused: {e:?}"),
+            }
+            next_send = now + second;
+        }
+        let mut found = None;
+        while net.poll_receive(|frame| {
+            frames += 1;
+            if found.is_none() {
+                found = arp_reply_from_gateway(frame);
+            }
+        }) {}
+        if let Some(m) = found {
+            userlib::log!(
+                "arp: 10.0.2.2 is at {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} ({sent} request(s) sent, {frames} frame(s) received)",
+                m[0],
+                m[1],
+                m[2],
+                m[3],
+                m[4],
+                m[5]
+            );
+            return 0;
+        }
+        core::hint::spin_loop();
+    }
 }
