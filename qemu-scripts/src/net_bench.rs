@@ -37,8 +37,10 @@ pub const READY_LINE: &str = "net: ready tcp=7000 udp=7001";
 /// How long a boot may take to print [`READY_LINE`].
 pub const READY_TIMEOUT: Duration = Duration::from_secs(150);
 /// Serial lines that mean something broke: no `NET` case or benchmark
-/// boot may show them.
-pub const FAULT_MARKS: &[&str] = &["FAULT server", "PANIC core", "stopped by a fault", "hang detected", "panicked at"];
+/// boot may show them (the kernel's fault report, a kernel panic, a
+/// server's panic through userlib's handler, a hang, a server stopped).
+pub const FAULT_MARKS: &[&str] =
+    &["FAULT server", "PANIC core", "panic: ", "panicked at", "hung (inbox full", "stopped by a fault"];
 
 /// The policies of the network benchmark, one boot each (`spin` only
 /// outside TCG, as for `bench power`).
@@ -464,6 +466,9 @@ mod tests {
             "ok\nFAULT server `kv` (core 4): vector 14 (#PF page fault)\nnet: ready tcp=7000 udp=7001 ip=10.0.2.15\n";
         assert_eq!(fault_lines(log).count(), 1);
         assert_eq!(fault_lines("net: ready tcp=7000 udp=7001\n").count(), 0);
+        let hang = "[core 3] INFO  supervisor: server `kv` (core 3) hung (inbox full longer than its stall_ms)\n";
+        assert_eq!(fault_lines(hang).count(), 1);
+        assert_eq!(fault_lines("[core 4] server `kv`: panic: index out of bounds\n").count(), 1);
     }
 
     /// Boots the default system (no network service) with the forwarded
