@@ -991,6 +991,8 @@ const HOST_STEPS: &[HostStep] = &[
             "abi",
             "-p",
             "userlib",
+            "-p",
+            "kv-logic",
             "--",
             "-D",
             "warnings",
