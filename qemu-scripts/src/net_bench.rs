@@ -454,6 +454,22 @@ mod tests {
         }
     }
 
+    /// Every policy's version of the shipped net.toml parses and keeps
+    /// its servers, devices and regions (checked once the guest side's
+    /// file is in the tree).
+    #[test]
+    fn the_shipped_net_system_takes_every_policy() {
+        let Ok(text) = std::fs::read_to_string(crate::root().join(NET_SYSTEM)) else { return };
+        let base = system_config::parse(&text).unwrap_or_else(|e| panic!("{}", e.render(NET_SYSTEM, &text)));
+        for policy in ["spin", "pause", "mwait", "hlt"] {
+            let written = policy_system(&text, policy);
+            let config =
+                system_config::parse(&written).unwrap_or_else(|e| panic!("{policy}: {}", e.render("x", &written)));
+            assert_eq!(config.servers.len(), base.servers.len());
+            assert_eq!(CoresNeeded::of(&config).count, CoresNeeded::of(&base).count);
+        }
+    }
+
     #[test]
     fn policies_skip_spin_under_tcg() {
         assert_eq!(policies("tcg,thread=single"), ["pause", "mwait", "hlt"]);
