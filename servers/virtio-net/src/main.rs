@@ -24,8 +24,9 @@ fn run() -> i32 {
         (Some("probe"), Some("none")) => probe_without_grant(),
         (Some("probe"), _) => probe(),
         (Some("arp"), _) => arp_test(),
+        (Some("driver"), _) => driver(),
         (mode, _) => {
-            userlib::log!("virtio-net: mode {mode:?} is not known (this build has mode=probe and mode=arp)");
+            userlib::log!("virtio-net: mode {mode:?} is not known (modes: driver, probe, arp)");
             2
         }
     }
@@ -269,6 +270,107 @@ fn arp_test() -> i32 {
             );
             return 0;
         }
+        core::hint::spin_loop();
+    }
+}
+
+mod label {
+    pub const MAC: u32 = 0x4e00;
+    pub const FRAME: u32 = 0x4e01;
+    pub const FRAME_RETURN: u32 = 0x4e02;
+}
+
+/// The driver proper: polls the device; each received frame is copied into
+/// a buffer of the region `rx-frames` (ours; the stack holds it read-only)
+/// and sent to `netstack` as a descriptor, which the stack returns once it
+/// has copied the frame out. Frames from the stack arrive as descriptors
+/// into its region `tx-frames`: copied out (the stack could rewrite them)
+/// into a transmit buffer, and the descriptor returned. Polling only.
+fn driver() -> i32 {
+    use userlib::abi::region::ACCESS_RO;
+    use userlib::region::{copy_out, descriptor_message, descriptor_of};
+    let Some(mut channel) = userlib::Channel::open_or_log() else { return 1 };
+    let Some(stack) = channel.endpoint_named("netstack") else {
+        userlib::log!("virtio-net: needs the endpoint `netstack`");
+        return 1;
+    };
+    let Some(mut pool) = userlib::Region::named("rx-frames").ok().and_then(|r| userlib::BufferPool::new(r, 2048))
+    else {
+        userlib::log!("virtio-net: needs the region `rx-frames` (owner)");
+        return 1;
+    };
+    let Some(device) = Device::with_ids(0x1af4, 0x1000).or_else(|| Device::with_ids(0x1af4, 0x1041)) else {
+        userlib::log!("virtio-net: no virtio-net device granted");
+        return 1;
+    };
+    let mut net = match userlib::device::virtio::NetDevice::open(device) {
+        Ok(net) => net,
+        Err(e) => {
+            userlib::log!("virtio-net: the device could not be opened: {e:?}");
+            return 1;
+        }
+    };
+    let mac = net.mac();
+    userlib::log!(
+        "virtio-net: up, MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, {} receive buffers, polling",
+        mac[0],
+        mac[1],
+        mac[2],
+        mac[3],
+        mac[4],
+        mac[5],
+        userlib::device::virtio::QUEUE
+    );
+    let _ = channel.send(stack, label::MAC, &mac);
+    let mut frame = [0u8; 2048];
+    let (mut received, mut dropped, mut sent) = (0u64, 0u64, 0u64);
+    loop {
+        // Device -> stack.
+        while net.poll_receive(|f| {
+            received += 1;
+            let Some(buffer) = pool.alloc() else {
+                dropped += 1;
+                return;
+            };
+            if pool.region().write(buffer.offset, f).is_ok() {
+                let d = pool.descriptor(&buffer, f.len() as u32, ACCESS_RO);
+                if let Ok(m) = descriptor_message(stack, label::FRAME, &d, &[]) {
+                    channel.send_message(&m);
+                    return;
+                }
+            }
+            let _ = pool.release(&pool.descriptor(&buffer, 1, ACCESS_RO));
+            dropped += 1;
+        }) {}
+        // Stack -> device, and our buffers coming back.
+        while let Some(m) = channel.try_recv() {
+            let Some(d) = descriptor_of(&m) else {
+                if m.sender_badge == 0
+                    && let Some(notice) = userlib::Channel::notice(&m)
+                {
+                    userlib::log!("virtio-net: notice {notice:?}");
+                }
+                continue;
+            };
+            if m.sender_badge == 0 || m.label == label::FRAME_RETURN {
+                // Ours again (returned, or bounced).
+                let _ = pool.release(&d);
+                continue;
+            }
+            if m.label != label::FRAME {
+                continue;
+            }
+            if let Ok(n) = copy_out(&d, &mut frame) {
+                match net.transmit(&frame[..n]) {
+                    Ok(()) => sent += 1,
+                    Err(_) => dropped += 1,
+                }
+            }
+            if let Ok(back) = descriptor_message(stack, label::FRAME_RETURN, &d, &[]) {
+                channel.send_message(&back);
+            }
+        }
+        let _ = (received, sent, dropped);
         core::hint::spin_loop();
     }
 }

@@ -1,0 +1,319 @@
+//! The network stack server (issue 16): smoltcp over frames from the
+//! `virtio-net` driver, 10.0.2.15/24 with gateway 10.0.2.2 (QEMU user
+//! networking); TCP port 7000 and UDP port 7001 for the `kv` server.
+//!
+//! ```text
+//!  driver ──FRAME(desc into its rx region)──▶ netstack   copies out, FRAME_RETURN
+//!  driver ◀─FRAME(desc into our tx region)─── netstack   driver copies out, FRAME_RETURN
+//!  kv ◀── TCP_OPEN/TCP_DATA/TCP_CLOSED [slot, bytes] ── netstack
+//!  kv ─── TCP_SEND [slot, bytes] ─────────────────────▶ netstack
+//!  kv ◀── UDP_DATA [ip, port, bytes] / UDP_SEND ───────▶ netstack
+//! ```
+//!
+//! Invariants: every frame the driver hands over is copied out of its
+//! region before smoltcp sees it (the driver could rewrite it), and its
+//! buffer returned at once; a tx buffer is ours again only when the driver
+//! returns it (`BufferPool::release` refuses anything else); what does not
+//! fit (no free buffer, a full queue) is dropped and counted, never
+//! blocks the loop. Polling only: the loop never sleeps while it has
+//! sockets to serve.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+#![forbid(unsafe_code)]
+
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
+use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
+use smoltcp::socket::{tcp, udp};
+use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address};
+use userlib::abi::region::ACCESS_RO;
+use userlib::region::{copy_out, descriptor_message, descriptor_of};
+use userlib::{BufferPool, Channel, Region};
+
+userlib::server_main!(run);
+
+/// Labels between driver, stack and kv (the same numbers in each).
+pub mod label {
+    pub const MAC: u32 = 0x4e00;
+    pub const FRAME: u32 = 0x4e01;
+    pub const FRAME_RETURN: u32 = 0x4e02;
+    pub const READY: u32 = 0x4e03;
+    pub const TCP_OPEN: u32 = 0x4e10;
+    pub const TCP_DATA: u32 = 0x4e11;
+    pub const TCP_CLOSED: u32 = 0x4e12;
+    pub const TCP_SEND: u32 = 0x4e13;
+    pub const UDP_DATA: u32 = 0x4e20;
+    pub const UDP_SEND: u32 = 0x4e21;
+}
+
+const FRAME_MAX: usize = 1514;
+const RX_QUEUE: usize = 16;
+const TX_QUEUE: usize = 8;
+const TCP_SOCKETS: usize = 8;
+const TCP_PORT: u16 = 7000;
+const UDP_PORT: u16 = 7001;
+/// Bytes of TCP data per message to kv (1 byte slot + 39).
+const CHUNK: usize = 39;
+/// Bytes of UDP data per message (4 address + 2 port + 34).
+const UDP_CHUNK: usize = 34;
+
+/// Frames received from the driver (copied out), waiting for smoltcp.
+struct RxQueue {
+    frames: [[u8; FRAME_MAX]; RX_QUEUE],
+    len: [usize; RX_QUEUE],
+    head: usize,
+    count: usize,
+    dropped: u64,
+}
+
+impl RxQueue {
+    /// Room for one more frame: its buffer, to copy into.
+    fn slot(&mut self) -> Option<&mut [u8; FRAME_MAX]> {
+        (self.count < RX_QUEUE).then(|| &mut self.frames[(self.head + self.count) % RX_QUEUE])
+    }
+
+    fn push(&mut self, len: usize) {
+        self.len[(self.head + self.count) % RX_QUEUE] = len;
+        self.count += 1;
+    }
+}
+
+/// Frames smoltcp produced, waiting to go to the driver.
+struct TxQueue {
+    frames: [[u8; FRAME_MAX]; TX_QUEUE],
+    len: [usize; TX_QUEUE],
+    count: usize,
+}
+
+/// smoltcp's view of the driver: the two queues.
+struct Link {
+    rx: RxQueue,
+    tx: TxQueue,
+}
+
+struct Rx<'a>(&'a [u8]);
+struct Tx<'a>(&'a mut TxQueue);
+
+impl RxToken for Rx<'_> {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(self.0)
+    }
+}
+
+impl TxToken for Tx<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let queue = self.0;
+        let n = queue.count;
+        let len = len.min(FRAME_MAX);
+        let result = f(&mut queue.frames[n][..len]);
+        queue.len[n] = len;
+        queue.count += 1;
+        result
+    }
+}
+
+impl Device for Link {
+    type RxToken<'a> = Rx<'a>;
+    type TxToken<'a> = Tx<'a>;
+
+    fn receive(&mut self, _now: Instant) -> Option<(Rx<'_>, Tx<'_>)> {
+        if self.rx.count == 0 || self.tx.count == TX_QUEUE {
+            return None;
+        }
+        let i = self.rx.head;
+        self.rx.head = (i + 1) % RX_QUEUE;
+        self.rx.count -= 1;
+        let len = self.rx.len[i].min(FRAME_MAX);
+        Some((Rx(&self.rx.frames[i][..len]), Tx(&mut self.tx)))
+    }
+
+    fn transmit(&mut self, _now: Instant) -> Option<Tx<'_>> {
+        (self.tx.count < TX_QUEUE).then_some(Tx(&mut self.tx))
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = FRAME_MAX;
+        caps.max_burst_size = Some(1);
+        caps
+    }
+}
+
+fn now(ticks_per_us: u64) -> Instant {
+    Instant::from_micros((userlib::rdtsc() / ticks_per_us.max(1)) as i64)
+}
+
+fn run() -> i32 {
+    let Some(mut channel) = Channel::open_or_log() else { return 1 };
+    let (Some(driver), Some(kv)) = (channel.endpoint_named("driver"), channel.endpoint_named("kv")) else {
+        userlib::log!("netstack: needs endpoints `driver` and `kv`");
+        return 1;
+    };
+    let Some(mut tx_pool) = Region::named("tx-frames").ok().and_then(|r| BufferPool::new(r, 2048)) else {
+        userlib::log!("netstack: needs the region `tx-frames` (owner)");
+        return 1;
+    };
+    let ticks_per_us = userlib::tsc_hz() / 1_000_000;
+    // The driver tells us the MAC first.
+    let mac = loop {
+        let m = channel.recv();
+        if m.sender_badge != 0 && m.label == label::MAC && m.payload_bytes().len() == 6 {
+            let mut mac = [0u8; 6];
+            mac.copy_from_slice(m.payload_bytes());
+            break mac;
+        }
+    };
+    let mut link = Link {
+        rx: RxQueue { frames: [[0; FRAME_MAX]; RX_QUEUE], len: [0; RX_QUEUE], head: 0, count: 0, dropped: 0 },
+        tx: TxQueue { frames: [[0; FRAME_MAX]; TX_QUEUE], len: [0; TX_QUEUE], count: 0 },
+    };
+    let config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
+    let mut iface = Interface::new(config, &mut link, now(ticks_per_us));
+    iface.update_ip_addrs(|addrs| {
+        let _ = addrs.push(IpCidr::new(IpAddress::v4(10, 0, 2, 15), 24));
+    });
+    let _ = iface.routes_mut().add_default_ipv4_route(Ipv4Address::new(10, 0, 2, 2));
+
+    let mut tcp_rx = [[0u8; 2048]; TCP_SOCKETS];
+    let mut tcp_tx = [[0u8; 4096]; TCP_SOCKETS];
+    let mut udp_rx_meta = [udp::PacketMetadata::EMPTY; 16];
+    let mut udp_tx_meta = [udp::PacketMetadata::EMPTY; 16];
+    let mut udp_rx = [0u8; 4096];
+    let mut udp_tx = [0u8; 4096];
+    let mut storage: [SocketStorage; TCP_SOCKETS + 1] = Default::default();
+    let mut sockets = SocketSet::new(&mut storage[..]);
+    let mut tcp_handles: [Option<SocketHandle>; TCP_SOCKETS] = [None; TCP_SOCKETS];
+    for ((handle, rx), tx) in tcp_handles.iter_mut().zip(tcp_rx.iter_mut()).zip(tcp_tx.iter_mut()) {
+        let mut socket = tcp::Socket::new(tcp::SocketBuffer::new(&mut rx[..]), tcp::SocketBuffer::new(&mut tx[..]));
+        let _ = socket.listen(TCP_PORT);
+        *handle = Some(sockets.add(socket));
+    }
+    let mut udp_socket = udp::Socket::new(
+        udp::PacketBuffer::new(&mut udp_rx_meta[..], &mut udp_rx[..]),
+        udp::PacketBuffer::new(&mut udp_tx_meta[..], &mut udp_tx[..]),
+    );
+    let _ = udp_socket.bind(UDP_PORT);
+    let udp_handle = sockets.add(udp_socket);
+    let _ = channel.send(kv, label::READY, &[]);
+    userlib::log!(
+        "netstack: 10.0.2.15/24 via 10.0.2.2, listening on tcp {TCP_PORT} ({TCP_SOCKETS} sockets) and udp {UDP_PORT}"
+    );
+
+    let mut open = [false; TCP_SOCKETS];
+    let mut dropped_tx = 0u64;
+    let mut chunk = [0u8; 40];
+    let mut udp_buf = [0u8; 1500];
+    loop {
+        // 1. Messages: frames from the driver, returned tx buffers, data from kv.
+        while let Some(m) = channel.try_recv() {
+            if m.sender_badge == 0 {
+                if let Some(notice) = Channel::notice(&m) {
+                    userlib::log!("netstack: notice {notice:?}");
+                } else if let Some(d) = descriptor_of(&m) {
+                    // A frame of ours bounced back: ours again.
+                    let _ = tx_pool.release(&d);
+                }
+                continue;
+            }
+            match m.label {
+                label::FRAME => {
+                    let Some(d) = descriptor_of(&m) else { continue };
+                    match link.rx.slot() {
+                        Some(slot) => {
+                            if let Ok(n) = copy_out(&d, &mut slot[..]) {
+                                link.rx.push(n);
+                            }
+                        }
+                        None => link.rx.dropped += 1,
+                    }
+                    if let Ok(back) = descriptor_message(driver, label::FRAME_RETURN, &d, &[]) {
+                        channel.send_message(&back);
+                    }
+                }
+                label::FRAME_RETURN => {
+                    if let Some(d) = descriptor_of(&m) {
+                        let _ = tx_pool.release(&d);
+                    }
+                }
+                label::TCP_SEND => {
+                    let bytes = m.payload_bytes();
+                    let Some((&slot, data)) = bytes.split_first() else { continue };
+                    if let Some(Some(h)) = tcp_handles.get(usize::from(slot)) {
+                        let socket = sockets.get_mut::<tcp::Socket>(*h);
+                        if socket.send_slice(data) != Ok(data.len()) {
+                            dropped_tx += 1;
+                        }
+                    }
+                }
+                label::UDP_SEND => {
+                    let bytes = m.payload_bytes();
+                    if bytes.len() >= 6 {
+                        let ip = Ipv4Address::new(bytes[0], bytes[1], bytes[2], bytes[3]);
+                        let port = u16::from_le_bytes([bytes[4], bytes[5]]);
+                        let socket = sockets.get_mut::<udp::Socket>(udp_handle);
+                        let _ = socket.send_slice(&bytes[6..], IpEndpoint::new(IpAddress::Ipv4(ip), port));
+                    }
+                }
+                _ => {}
+            }
+        }
+        // 2. The stack.
+        iface.poll(now(ticks_per_us), &mut link, &mut sockets);
+        // 3. Frames smoltcp made go to the driver through our region.
+        for i in 0..link.tx.count {
+            let frame = &link.tx.frames[i][..link.tx.len[i]];
+            let Some(buffer) = tx_pool.alloc() else {
+                dropped_tx += 1;
+                continue;
+            };
+            if tx_pool.region().write(buffer.offset, frame).is_err() {
+                let _ = tx_pool.release(&tx_pool.descriptor(&buffer, 0, ACCESS_RO));
+                continue;
+            }
+            let d = tx_pool.descriptor(&buffer, frame.len() as u32, ACCESS_RO);
+            if let Ok(message) = descriptor_message(driver, label::FRAME, &d, &[]) {
+                channel.send_message(&message);
+            }
+        }
+        link.tx.count = 0;
+        // 4. Sockets to kv.
+        for (slot, handle) in tcp_handles.iter().enumerate() {
+            let Some(h) = handle else { continue };
+            let socket = sockets.get_mut::<tcp::Socket>(*h);
+            if socket.is_active() && !open[slot] {
+                open[slot] = true;
+                let _ = channel.send(kv, label::TCP_OPEN, &[slot as u8]);
+            }
+            while socket.can_recv() {
+                chunk[0] = slot as u8;
+                let Ok(n) = socket.recv_slice(&mut chunk[1..1 + CHUNK]) else { break };
+                if n == 0 {
+                    break;
+                }
+                let _ = channel.send(kv, label::TCP_DATA, &chunk[..1 + n]);
+            }
+            if open[slot] && !socket.may_recv() && socket.state() == tcp::State::CloseWait {
+                socket.close();
+            }
+            if open[slot] && !socket.is_active() {
+                open[slot] = false;
+                let _ = channel.send(kv, label::TCP_CLOSED, &[slot as u8]);
+            }
+            if !socket.is_open() {
+                let _ = socket.listen(TCP_PORT);
+            }
+        }
+        let socket = sockets.get_mut::<udp::Socket>(udp_handle);
+        while let Ok((n, meta)) = socket.recv_slice(&mut udp_buf) {
+            let IpAddress::Ipv4(ip) = meta.endpoint.addr;
+            let mut message = [0u8; 40];
+            message[..4].copy_from_slice(&ip.octets());
+            message[4..6].copy_from_slice(&meta.endpoint.port.to_le_bytes());
+            let n = n.min(UDP_CHUNK);
+            message[6..6 + n].copy_from_slice(&udp_buf[..n]);
+            let _ = channel.send(kv, label::UDP_DATA, &message[..6 + n]);
+        }
+        let _ = (dropped_tx, link.rx.dropped);
+        core::hint::spin_loop();
+    }
+}
