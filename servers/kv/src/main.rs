@@ -4,7 +4,7 @@
 //! protocol and the store are `kv-logic`); UDP port 7001 echoes each
 //! datagram. The bytes come from and go to `netstack` as messages through
 //! the mover: `[slot, bytes...]` per TCP connection slot, `[ip, port,
-//! bytes...]` per datagram.
+//! total, offset, bytes...]` per piece of a datagram, echoed piece by piece.
 //!
 //! Invariants: a connection slot's session is reset when netstack opens or
 //! closes it, so a new client never sees an old client's half line; every
@@ -80,7 +80,7 @@ fn run() -> i32 {
                     input = &input[progress.consumed..];
                 }
             }
-            label::UDP_DATA if bytes.len() >= 6 => {
+            label::UDP_DATA if bytes.len() >= 10 => {
                 let _ = channel.send(stack, label::UDP_SEND, bytes);
             }
             _ => {}

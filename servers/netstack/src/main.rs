@@ -7,7 +7,7 @@
 //!  driver ◀─FRAME(desc into our tx region)─── netstack   driver copies out, FRAME_RETURN
 //!  kv ◀── TCP_OPEN/TCP_DATA/TCP_CLOSED [slot, bytes] ── netstack
 //!  kv ─── TCP_SEND [slot, bytes] ─────────────────────▶ netstack
-//!  kv ◀── UDP_DATA [ip, port, bytes] / UDP_SEND ───────▶ netstack
+//!  kv ◀── UDP_DATA [ip, port, total, offset, bytes] / UDP_SEND ─▶ netstack
 //! ```
 //!
 //! Invariants: every frame the driver hands over is copied out of its
@@ -53,8 +53,8 @@ const TCP_PORT: u16 = 7000;
 const UDP_PORT: u16 = 7001;
 /// Bytes of TCP data per message to kv (1 byte slot + 39).
 const CHUNK: usize = 39;
-/// Bytes of UDP data per message (4 address + 2 port + 34).
-const UDP_CHUNK: usize = 34;
+/// Bytes of UDP data per message (4 address + 2 port + 2 total + 2 offset + 30).
+const UDP_CHUNK: usize = 30;
 
 /// Frames received from the driver (copied out), waiting for smoltcp.
 struct RxQueue {
@@ -203,6 +203,8 @@ fn run() -> i32 {
     let mut dropped_tx = 0u64;
     let mut chunk = [0u8; 40];
     let mut udp_buf = [0u8; 1500];
+    let mut udp_out = [0u8; 1500];
+    let mut udp_out_len = usize::MAX;
     loop {
         // 1. Messages: frames from the driver, returned tx buffers, data from kv.
         while let Some(m) = channel.try_recv() {
@@ -247,11 +249,27 @@ fn run() -> i32 {
                 }
                 label::UDP_SEND => {
                     let bytes = m.payload_bytes();
-                    if bytes.len() >= 6 {
+                    if bytes.len() < 10 {
+                        continue;
+                    }
+                    let total = usize::from(u16::from_le_bytes([bytes[6], bytes[7]]));
+                    let offset = usize::from(u16::from_le_bytes([bytes[8], bytes[9]]));
+                    let data = &bytes[10..];
+                    if offset == 0 {
+                        udp_out_len = 0;
+                    }
+                    if offset != udp_out_len || total > udp_out.len() || offset + data.len() > total {
+                        udp_out_len = usize::MAX; // out of step: drop this datagram
+                        continue;
+                    }
+                    udp_out[offset..offset + data.len()].copy_from_slice(data);
+                    udp_out_len = offset + data.len();
+                    if udp_out_len == total {
                         let ip = Ipv4Address::new(bytes[0], bytes[1], bytes[2], bytes[3]);
                         let port = u16::from_le_bytes([bytes[4], bytes[5]]);
                         let socket = sockets.get_mut::<udp::Socket>(udp_handle);
-                        let _ = socket.send_slice(&bytes[6..], IpEndpoint::new(IpAddress::Ipv4(ip), port));
+                        let _ = socket.send_slice(&udp_out[..total], IpEndpoint::new(IpAddress::Ipv4(ip), port));
+                        udp_out_len = usize::MAX;
                     }
                 }
                 _ => {}
@@ -306,12 +324,24 @@ fn run() -> i32 {
         let socket = sockets.get_mut::<udp::Socket>(udp_handle);
         while let Ok((n, meta)) = socket.recv_slice(&mut udp_buf) {
             let IpAddress::Ipv4(ip) = meta.endpoint.addr;
-            let mut message = [0u8; 40];
-            message[..4].copy_from_slice(&ip.octets());
-            message[4..6].copy_from_slice(&meta.endpoint.port.to_le_bytes());
-            let n = n.min(UDP_CHUNK);
-            message[6..6 + n].copy_from_slice(&udp_buf[..n]);
-            let _ = channel.send(kv, label::UDP_DATA, &message[..6 + n]);
+            // In pieces: [address, port, total, offset, bytes...]; kv
+            // answers each piece in order and we put the datagram together.
+            let total = n as u16;
+            let mut offset = 0usize;
+            loop {
+                let part = (n - offset).min(UDP_CHUNK);
+                let mut message = [0u8; 40];
+                message[..4].copy_from_slice(&ip.octets());
+                message[4..6].copy_from_slice(&meta.endpoint.port.to_le_bytes());
+                message[6..8].copy_from_slice(&total.to_le_bytes());
+                message[8..10].copy_from_slice(&(offset as u16).to_le_bytes());
+                message[10..10 + part].copy_from_slice(&udp_buf[offset..offset + part]);
+                let _ = channel.send(kv, label::UDP_DATA, &message[..10 + part]);
+                offset += part;
+                if offset >= n {
+                    break;
+                }
+            }
         }
         let _ = (dropped_tx, link.rx.dropped);
         core::hint::spin_loop();
