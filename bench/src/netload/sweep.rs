@@ -57,7 +57,10 @@ impl Default for SweepOptions {
             open_time: Duration::from_secs(6),
             load_fraction: 0.5,
             offered: None,
-            udp_sockets: 8,
+            // One socket: QEMU user networking forwards a UDP port through
+            // one host socket and sends every reply to the client that
+            // wrote to it last, so several clients get each other's echoes.
+            udp_sockets: 1,
             udp_datagrams: 2000,
             udp_offered: None,
             low_rate: Some(20.0),
