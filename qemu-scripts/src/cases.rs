@@ -672,6 +672,36 @@ const CASES: &[Case] = &[
             ]
         )
     },
+    // A driver server that faults is contained (docs/drivers.md): the
+    // network service with a driver that overflows its stack 3 s after it
+    // starts, is restarted once and faults again. The stack sees the
+    // device go and come back; stack and kv keep running (the run ends
+    // when the driver gives up, before the last notice is delivered).
+    // The run fails on purpose (the second fault is past restart_max). ~25 s.
+    Case {
+        system: Some("tests/net-driver-fault.toml"),
+        must_not_show: &["panic", "FAULT server `netstack`", "FAULT server `kv`"],
+        timeout_secs: 120,
+        ..case!(
+            "DEV0003-faulting-driver-is-contained",
+            "",
+            5,
+            Firmware::Bios,
+            false,
+            &[
+                "virtio-net: faulting on purpose (fault_after_ms)",
+                "FAULT server `driver`",
+                "netstack: the driver stopped (cause ",
+                ", to be restarted): the device is gone; TCP and UDP wait",
+                "netstack: the driver is back (generation 1): the device is here again",
+                "supervisor: server `driver` (core 2) faulted (vector 14); not restarted: restarted 1 times in this run (restart_max reached)",
+                "supervisor: server `netstack` (core 3): running, generation 0, restarts 0, faults 0, hangs 0, exits 0",
+                "supervisor: server `kv` (core 4): running, generation 0, restarts 0, faults 0, hangs 0, exits 0",
+                "system: server `netstack` (a service) is still running",
+                "system: server `kv` (a service) is still running",
+            ]
+        )
+    },
     // 10 000 messages at one per 20 us with echo's core on sleep = "none", huge spin budget (-smp 3: two busy vCPUs);
     // none lost, none stuck (> 1 s), sleeps as the policy says. (A spinning core never sleeps, so there is no
     // wake-up to lose: 100 000 messages cost 7 minutes of CI and showed nothing 10 000 do not.)

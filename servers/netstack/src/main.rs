@@ -210,7 +210,20 @@ fn run() -> i32 {
         while let Some(m) = channel.try_recv() {
             if m.sender_badge == 0 {
                 if let Some(notice) = Channel::notice(&m) {
-                    userlib::log!("netstack: notice {notice:?}");
+                    use userlib::abi::notice::{GAVE_UP, RESTARTED, STOPPED};
+                    match notice.kind {
+                        STOPPED | GAVE_UP => userlib::log!(
+                            "netstack: the driver stopped (cause {}, detail {}{}): the device is gone; TCP and UDP wait",
+                            notice.cause,
+                            notice.detail,
+                            if notice.kind == GAVE_UP { ", for good" } else { ", to be restarted" }
+                        ),
+                        RESTARTED => userlib::log!(
+                            "netstack: the driver is back (generation {}): the device is here again",
+                            notice.generation
+                        ),
+                        _ => userlib::log!("netstack: notice {notice:?}"),
+                    }
                 } else if let Some(d) = descriptor_of(&m) {
                     // A frame of ours bounced back: ours again.
                     let _ = tx_pool.release(&d);

@@ -322,6 +322,10 @@ fn driver() -> i32 {
         userlib::device::virtio::QUEUE
     );
     let _ = channel.send(stack, label::MAC, &mac);
+    // Test knob (DEV0003): fault on purpose this long after start.
+    let fault_at = userlib::arg("fault_after_ms")
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|ms| userlib::rdtsc() + ms * (userlib::tsc_hz() / 1000));
     let mut frame = [0u8; 2048];
     let (mut received, mut dropped, mut sent) = (0u64, 0u64, 0u64);
     loop {
@@ -371,6 +375,20 @@ fn driver() -> i32 {
             }
         }
         let _ = (received, sent, dropped);
+        if fault_at.is_some_and(|t| userlib::rdtsc() >= t) {
+            userlib::log!("virtio-net: faulting on purpose (fault_after_ms): a stack overflow into the guard page");
+            core::hint::black_box(overflow(1));
+        }
         core::hint::spin_loop();
     }
+}
+
+/// Recurses until the stack runs into its guard page (a page fault): a
+/// real CPU fault from safe code, for the containment test.
+fn overflow(depth: u64) -> u64 {
+    let frame = core::hint::black_box([depth; 64]);
+    if core::hint::black_box(depth) == 0 {
+        return frame[1];
+    }
+    overflow(frame[0] + 1) + frame[63]
 }
