@@ -114,7 +114,7 @@ fn the_contract_checks_pass_against_the_fixture() {
     contract::correct_replies(service.tcp, 4, 400).unwrap();
     contract::malformed_requests(service.tcp).unwrap();
     contract::disconnect_mid_request(service.tcp, 12).unwrap();
-    let crowd = contract::more_connections_than_sockets(service.tcp, 40).unwrap();
+    let crowd = contract::more_connections_than_sockets(service.tcp, 40, Duration::from_secs(10)).unwrap();
     // At most the fixture's 16 are served at once (fewer if sockets of the
     // checks before are still closing); the rest are refused, none stalls.
     let answered: usize = crowd.split(": ").nth(1).and_then(|t| t.split(' ').next()).unwrap().parse().unwrap();
@@ -128,7 +128,7 @@ fn a_service_that_never_answers_is_a_stall() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let held = std::thread::spawn(move || listener.incoming().take(3).flatten().collect::<Vec<_>>());
-    let result = contract::more_connections_than_sockets(addr, 3);
+    let result = contract::more_connections_than_sockets(addr, 3, Duration::from_secs(2));
     assert!(result.as_ref().is_err_and(|e| e.contains("3 stalled")), "{result:?}");
     drop(held);
 }

@@ -389,7 +389,7 @@ fn check_disconnects(guest: &Guest) -> Result<String, String> {
 }
 
 fn check_crowd(guest: &Guest) -> Result<String, String> {
-    bench::netload::contract::more_connections_than_sockets(guest.tcp(), 100)
+    bench::netload::contract::more_connections_than_sockets(guest.tcp(), 100, bench::netload::contract::CROWD_TIMEOUT)
 }
 
 fn check_flood(guest: &Guest) -> Result<String, String> {
