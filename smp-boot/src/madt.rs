@@ -1,14 +1,105 @@
-//! Parses the processor entries of an ACPI MADT ("APIC" table) from its raw
-//! bytes.
+//! Parses the processor, I/O APIC and interrupt source override entries of
+//! an ACPI MADT ("APIC" table) from its raw bytes.
 //!
 //! Invariants: the table comes from firmware and is not trusted. Every entry
 //! length is checked (a zero or overlong entry ends the walk with an error
 //! noted, it never loops or reads past the table). Processors are reported
 //! in table order; which ones can be started is decided here, with the
-//! reason for every one that cannot.
+//! reason for every one that cannot. Storage is fixed-size: entries beyond
+//! `MAX_PROCESSORS`, `MAX_IO_APICS` or `MAX_OVERRIDES` are counted, never
+//! stored. How many inputs an I/O APIC has is not in the table (it is in the
+//! chip's version register), so `io_apic_candidates` answers by GSI base
+//! only and the caller checks the count.
 
 /// Most processors one parse keeps; more are counted in `skipped_overflow`.
 pub const MAX_PROCESSORS: usize = 256;
+/// Most I/O APIC entries one parse keeps; more are counted in `io_apics_overflow`.
+pub const MAX_IO_APICS: usize = 16;
+/// Most interrupt source overrides one parse keeps; more are counted in
+/// `overrides_overflow`.
+pub const MAX_OVERRIDES: usize = 32;
+
+/// One I/O APIC entry (type 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IoApic {
+    pub id: u8,
+    /// Physical address of its register window (IOREGSEL, IOWIN at +0x10).
+    pub address: u32,
+    /// The global system interrupt its input 0 carries.
+    pub gsi_base: u32,
+}
+
+/// One Interrupt Source Override entry (type 2): bus-relative IRQ `source`
+/// arrives on global system interrupt `gsi`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceOverride {
+    /// 0 = ISA, the only bus ACPI defines here.
+    pub bus: u8,
+    pub source: u8,
+    pub gsi: u32,
+    /// MPS INTI flags: polarity in bits 1:0, trigger mode in bits 3:2.
+    pub flags: u16,
+}
+
+/// Signal polarity of an interrupt input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Polarity {
+    ActiveHigh,
+    ActiveLow,
+}
+
+/// Trigger mode of an interrupt input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    Edge,
+    Level,
+}
+
+/// Where an ISA IRQ arrives: its global system interrupt and how it signals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IsaRoute {
+    pub irq: u8,
+    pub gsi: u32,
+    pub polarity: Polarity,
+    pub trigger: Trigger,
+    /// An override entry gave this route (else identity, ISA defaults).
+    pub overridden: bool,
+    /// The override's flags used a reserved encoding (binary 10) for
+    /// polarity or trigger; the ISA default was taken for that field.
+    pub reserved_flags: bool,
+}
+
+impl core::fmt::Display for Polarity {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Polarity::ActiveHigh => "active high",
+            Polarity::ActiveLow => "active low",
+        })
+    }
+}
+
+impl core::fmt::Display for Trigger {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Trigger::Edge => "edge",
+            Trigger::Level => "level",
+        })
+    }
+}
+
+/// The I/O APICs whose GSI base is at or below one GSI, nearest base first
+/// (the one that carries it, if its input count reaches, comes first).
+#[derive(Debug, Clone, Copy)]
+pub struct IoApicCandidates {
+    io_apics: [IoApic; MAX_IO_APICS],
+    count: usize,
+}
+
+impl IoApicCandidates {
+    pub fn as_slice(&self) -> &[IoApic] {
+        &self.io_apics[..self.count]
+    }
+}
 
 /// Why a processor listed in the MADT is not started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +169,14 @@ pub struct MadtInfo {
     pub local_apic_address: u64,
     /// A structural problem found while walking (entries before it are kept).
     pub error: Option<MadtError>,
+    io_apics: [IoApic; MAX_IO_APICS],
+    io_apic_count: usize,
+    /// I/O APIC entries beyond `MAX_IO_APICS`.
+    pub io_apics_overflow: usize,
+    overrides: [SourceOverride; MAX_OVERRIDES],
+    override_count: usize,
+    /// Interrupt source overrides beyond `MAX_OVERRIDES`.
+    pub overrides_overflow: usize,
 }
 
 impl MadtInfo {
@@ -90,7 +189,89 @@ impl MadtInfo {
             skipped_overflow: 0,
             local_apic_address: 0xFEE0_0000,
             error: None,
+            io_apics: [IoApic { id: 0, address: 0, gsi_base: 0 }; MAX_IO_APICS],
+            io_apic_count: 0,
+            io_apics_overflow: 0,
+            overrides: [SourceOverride { bus: 0, source: 0, gsi: 0, flags: 0 }; MAX_OVERRIDES],
+            override_count: 0,
+            overrides_overflow: 0,
         }
+    }
+
+    /// I/O APIC entries, in table order.
+    pub fn io_apics(&self) -> &[IoApic] {
+        &self.io_apics[..self.io_apic_count]
+    }
+
+    /// Interrupt source overrides, in table order.
+    pub fn overrides(&self) -> &[SourceOverride] {
+        &self.overrides[..self.override_count]
+    }
+
+    /// Where ISA IRQ `irq` arrives: the first override for bus 0 and that
+    /// source, else GSI `irq` (identity), edge-triggered and active high
+    /// (the ISA bus's conventions, which "conforms to the bus" flags also
+    /// mean).
+    pub fn isa_route(&self, irq: u8) -> IsaRoute {
+        let Some(o) = self.overrides().iter().find(|o| o.bus == 0 && o.source == irq) else {
+            return IsaRoute {
+                irq,
+                gsi: u32::from(irq),
+                polarity: Polarity::ActiveHigh,
+                trigger: Trigger::Edge,
+                overridden: false,
+                reserved_flags: false,
+            };
+        };
+        let (polarity, polarity_reserved) = match o.flags & 0b11 {
+            0b11 => (Polarity::ActiveLow, false),
+            0b10 => (Polarity::ActiveHigh, true),
+            _ => (Polarity::ActiveHigh, false),
+        };
+        let (trigger, trigger_reserved) = match (o.flags >> 2) & 0b11 {
+            0b11 => (Trigger::Level, false),
+            0b10 => (Trigger::Edge, true),
+            _ => (Trigger::Edge, false),
+        };
+        IsaRoute {
+            irq,
+            gsi: o.gsi,
+            polarity,
+            trigger,
+            overridden: true,
+            reserved_flags: polarity_reserved || trigger_reserved,
+        }
+    }
+
+    /// The I/O APICs that may carry `gsi`: those with `gsi_base <= gsi`,
+    /// the highest base first. Input `gsi - gsi_base` of the first whose
+    /// version register counts more entries than that is the one.
+    pub fn io_apic_candidates(&self, gsi: u32) -> IoApicCandidates {
+        let mut found = IoApicCandidates { io_apics: self.io_apics, count: 0 };
+        for io_apic in self.io_apics().iter().filter(|a| a.gsi_base <= gsi) {
+            found.io_apics[found.count] = *io_apic;
+            found.count += 1;
+        }
+        found.io_apics[..found.count].sort_unstable_by_key(|a| core::cmp::Reverse(a.gsi_base));
+        found
+    }
+
+    fn push_io_apic(&mut self, io_apic: IoApic) {
+        if self.io_apic_count == MAX_IO_APICS {
+            self.io_apics_overflow += 1;
+            return;
+        }
+        self.io_apics[self.io_apic_count] = io_apic;
+        self.io_apic_count += 1;
+    }
+
+    fn push_override(&mut self, o: SourceOverride) {
+        if self.override_count == MAX_OVERRIDES {
+            self.overrides_overflow += 1;
+            return;
+        }
+        self.overrides[self.override_count] = o;
+        self.override_count += 1;
     }
 
     pub fn processors(&self) -> &[Processor] {
@@ -156,6 +337,17 @@ pub fn parse(table: &[u8]) -> Result<MadtInfo, MadtError> {
         match (entry[0], entry.len()) {
             // Processor Local APIC: uid u8, apic id u8, flags u32.
             (0, 8..) => info.push(u32::from(entry[3]), u32::from(entry[2]), u32_at(entry, 4)),
+            // I/O APIC: id u8, reserved u8, address u32, GSI base u32.
+            (1, 12..) => {
+                info.push_io_apic(IoApic { id: entry[2], address: u32_at(entry, 4), gsi_base: u32_at(entry, 8) })
+            }
+            // Interrupt Source Override: bus u8, source u8, GSI u32, flags u16.
+            (2, 10..) => info.push_override(SourceOverride {
+                bus: entry[2],
+                source: entry[3],
+                gsi: u32_at(entry, 4),
+                flags: u16::from_le_bytes([entry[8], entry[9]]),
+            }),
             // Local APIC Address Override: reserved u16, address u64.
             (5, 12..) => {
                 let mut addr = [0u8; 8];
@@ -164,7 +356,7 @@ pub fn parse(table: &[u8]) -> Result<MadtInfo, MadtError> {
             }
             // Processor Local x2APIC: reserved u16, x2apic id u32, flags u32, uid u32.
             (9, 16..) => info.push(u32_at(entry, 4), u32_at(entry, 12), u32_at(entry, 8)),
-            (0 | 5 | 9, _) => {
+            (0 | 1 | 2 | 5 | 9, _) => {
                 info.error = Some(MadtError::BadEntry { offset, length });
                 break;
             }
@@ -280,6 +472,158 @@ mod tests {
         assert_eq!(info.skipped_overflow, 300 - MAX_PROCESSORS);
     }
 
+    fn io_apic(id: u8, address: u32, gsi_base: u32) -> Vec<u8> {
+        let mut e = std::vec![1, 12, id, 0];
+        e.extend_from_slice(&address.to_le_bytes());
+        e.extend_from_slice(&gsi_base.to_le_bytes());
+        e
+    }
+
+    fn source_override(source: u8, gsi: u32, flags: u16) -> Vec<u8> {
+        let mut e = std::vec![2, 10, 0, source];
+        e.extend_from_slice(&gsi.to_le_bytes());
+        e.extend_from_slice(&flags.to_le_bytes());
+        e
+    }
+
+    #[test]
+    fn no_io_apic_entry_gives_identity_and_no_candidate() {
+        let info = parse(&table(&[lapic(0, 0, 1)])).unwrap();
+        assert_eq!(info.error, None);
+        assert!(info.io_apics().is_empty());
+        let route = info.isa_route(4);
+        assert_eq!(
+            route,
+            IsaRoute {
+                irq: 4,
+                gsi: 4,
+                polarity: Polarity::ActiveHigh,
+                trigger: Trigger::Edge,
+                overridden: false,
+                reserved_flags: false
+            }
+        );
+        assert!(info.io_apic_candidates(route.gsi).as_slice().is_empty());
+        assert!(MadtInfo::empty().io_apics().is_empty());
+    }
+
+    #[test]
+    fn one_io_apic_and_qemu_like_overrides() {
+        // QEMU: IRQ 0 -> GSI 2 (conforming), IRQ 9 -> GSI 9 level, active high.
+        let t = table(&[
+            lapic(0, 0, 1),
+            io_apic(0, 0xFEC0_0000, 0),
+            source_override(0, 2, 0),
+            source_override(9, 9, 0b1101),
+        ]);
+        let info = parse(&t).unwrap();
+        assert_eq!(info.error, None);
+        assert_eq!(info.usable().count(), 1);
+        assert_eq!(info.io_apics(), [IoApic { id: 0, address: 0xFEC0_0000, gsi_base: 0 }]);
+        assert_eq!(info.overrides().len(), 2);
+        let com1 = info.isa_route(4);
+        assert_eq!(
+            (com1.gsi, com1.overridden, com1.trigger, com1.polarity),
+            (4, false, Trigger::Edge, Polarity::ActiveHigh)
+        );
+        assert_eq!(info.io_apic_candidates(4).as_slice(), info.io_apics());
+        let timer = info.isa_route(0);
+        assert_eq!((timer.gsi, timer.overridden, timer.trigger), (2, true, Trigger::Edge));
+        let sci = info.isa_route(9);
+        assert_eq!((sci.gsi, sci.trigger, sci.polarity), (9, Trigger::Level, Polarity::ActiveHigh));
+    }
+
+    #[test]
+    fn override_moves_irq4_to_another_gsi_level_active_low() {
+        let t = table(&[io_apic(2, 0xFEC0_0000, 0), source_override(4, 20, 0b1111)]);
+        let info = parse(&t).unwrap();
+        let route = info.isa_route(4);
+        assert_eq!(
+            route,
+            IsaRoute {
+                irq: 4,
+                gsi: 20,
+                polarity: Polarity::ActiveLow,
+                trigger: Trigger::Level,
+                overridden: true,
+                reserved_flags: false
+            }
+        );
+        // Other IRQs keep the identity mapping.
+        assert_eq!(info.isa_route(3).gsi, 3);
+    }
+
+    #[test]
+    fn override_on_another_bus_is_ignored_and_first_override_wins() {
+        let mut other_bus = source_override(4, 30, 0b1111);
+        other_bus[2] = 1;
+        let t = table(&[other_bus, source_override(4, 5, 0b0101), source_override(4, 6, 0b1111)]);
+        let info = parse(&t).unwrap();
+        let route = info.isa_route(4);
+        assert_eq!((route.gsi, route.trigger, route.polarity), (5, Trigger::Edge, Polarity::ActiveHigh));
+    }
+
+    #[test]
+    fn reserved_flags_fall_back_to_isa_defaults_and_are_noted() {
+        let info = parse(&table(&[source_override(4, 4, 0b1010)])).unwrap();
+        let route = info.isa_route(4);
+        assert!(route.reserved_flags);
+        assert_eq!((route.trigger, route.polarity), (Trigger::Edge, Polarity::ActiveHigh));
+    }
+
+    #[test]
+    fn two_io_apics_candidates_nearest_base_first() {
+        let t = table(&[io_apic(1, 0xFEC0_1000, 24), io_apic(0, 0xFEC0_0000, 0), source_override(4, 30, 0)]);
+        let info = parse(&t).unwrap();
+        assert_eq!(info.io_apics().len(), 2);
+        let route = info.isa_route(4);
+        let ids: Vec<u8> = info.io_apic_candidates(route.gsi).as_slice().iter().map(|a| a.id).collect();
+        assert_eq!(ids, [1, 0]);
+        let ids: Vec<u8> = info.io_apic_candidates(23).as_slice().iter().map(|a| a.id).collect();
+        assert_eq!(ids, [0]);
+        // An I/O APIC whose base is above the GSI never carries it.
+        let info = parse(&table(&[io_apic(1, 0xFEC0_1000, 24)])).unwrap();
+        assert!(info.io_apic_candidates(4).as_slice().is_empty());
+    }
+
+    #[test]
+    fn truncated_io_apic_and_override_entries_stop_the_walk() {
+        // An I/O APIC entry that claims 8 bytes: too short for its fields.
+        let t = table(&[io_apic(0, 0xFEC0_0000, 0), std::vec![1, 8, 1, 0, 0, 0, 0xC0, 0xFE], lapic(0, 0, 1)]);
+        let info = parse(&t).unwrap();
+        assert_eq!(info.error, Some(MadtError::BadEntry { offset: 56, length: 8 }));
+        assert_eq!(info.io_apics().len(), 1);
+        assert_eq!(info.usable().count(), 0);
+        // An override cut short by the end of the table: its length reaches
+        // past the last byte, so nothing of it is read.
+        let mut t = table(&[io_apic(0, 0xFEC0_0000, 0)]);
+        t.extend_from_slice(&[2, 10, 0, 4, 20, 0]);
+        let len = t.len() as u32;
+        t[4..8].copy_from_slice(&len.to_le_bytes());
+        let info = parse(&t).unwrap();
+        assert_eq!(info.error, Some(MadtError::BadEntry { offset: 56, length: 10 }));
+        assert!(info.overrides().is_empty());
+        assert_eq!(info.isa_route(4).gsi, 4);
+        // An override whose length field is too small for its flags.
+        let info = parse(&table(&[std::vec![2, 8, 0, 4, 20, 0, 0, 0]])).unwrap();
+        assert_eq!(info.error, Some(MadtError::BadEntry { offset: 44, length: 8 }));
+        assert!(info.overrides().is_empty());
+    }
+
+    #[test]
+    fn too_many_io_apics_and_overrides_are_counted() {
+        let mut entries: Vec<Vec<u8>> =
+            (0..20u32).map(|i| io_apic(i as u8, 0xFEC0_0000 + i * 0x1000, i * 24)).collect();
+        entries.extend((0..40u32).map(|i| source_override(i as u8, i + 100, 0)));
+        let info = parse(&table(&entries)).unwrap();
+        assert_eq!(info.error, None);
+        assert_eq!(info.io_apics().len(), MAX_IO_APICS);
+        assert_eq!(info.io_apics_overflow, 20 - MAX_IO_APICS);
+        assert_eq!(info.overrides().len(), MAX_OVERRIDES);
+        assert_eq!(info.overrides_overflow, 40 - MAX_OVERRIDES);
+        assert_eq!(info.io_apic_candidates(u32::MAX).as_slice().len(), MAX_IO_APICS);
+    }
+
     #[test]
     fn random_tables_never_panic() {
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
@@ -291,7 +635,12 @@ mod tests {
             let mut t: Vec<u8> = (0..len).map(|i| (state.rotate_left(i as u32) >> 3) as u8).collect();
             t[0..4].copy_from_slice(b"APIC");
             t[4..8].copy_from_slice(&(len as u32).to_le_bytes());
-            let _ = parse(&t);
+            if let Ok(info) = parse(&t) {
+                for irq in 0..16 {
+                    let route = info.isa_route(irq);
+                    assert!(info.io_apic_candidates(route.gsi).as_slice().iter().all(|a| a.gsi_base <= route.gsi));
+                }
+            }
         }
     }
 }
