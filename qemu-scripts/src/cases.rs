@@ -459,25 +459,25 @@ const CASES: &[Case] = &[
         // Backpressure must have happened (the sinks' inboxes hold 4).
         must_not_show: &[
             "WRONG",
-            "`source-a` outbox: sent 333334, delivered 333334, bounced 0, backpressure retries 0,",
-            "`source-b` outbox: sent 333334, delivered 333334, bounced 0, backpressure retries 0,",
-            "`source-c` outbox: sent 333334, delivered 333334, bounced 0, backpressure retries 0,",
+            "`source-a` outbox: sent 100000, delivered 100000, bounced 0, backpressure retries 0,",
+            "`source-b` outbox: sent 100000, delivered 100000, bounced 0, backpressure retries 0,",
+            "`source-c` outbox: sent 100000, delivered 100000, bounced 0, backpressure retries 0,",
         ],
         timeout_secs: 1200,
         ..case!(
-            "EXACT0001-1M-messages-3-pairs-backpressure",
+            "EXACT0001-300k-messages-3-pairs-backpressure",
             "",
             8,
             Firmware::Bios,
             true,
             &[
-                "server `sink-a`: sink received 333334 messages: 333334 in order and intact, 0 out of order, 0 corrupt, 0 foreign: exactly once, in order",
-                "server `sink-b`: sink received 333334 messages: 333334 in order and intact, 0 out of order, 0 corrupt, 0 foreign: exactly once, in order",
-                "server `sink-c`: sink received 333334 messages: 333334 in order and intact, 0 out of order, 0 corrupt, 0 foreign: exactly once, in order",
-                "rings: server `source-a` outbox: sent 333334, delivered 333334, bounced 0, backpressure retries ",
-                "rings: server `source-b` outbox: sent 333334, delivered 333334, bounced 0, backpressure retries ",
-                "rings: server `source-c` outbox: sent 333334, delivered 333334, bounced 0, backpressure retries ",
-                "messages moved 1000002",
+                "server `sink-a`: sink received 100000 messages: 100000 in order and intact, 0 out of order, 0 corrupt, 0 foreign: exactly once, in order",
+                "server `sink-b`: sink received 100000 messages: 100000 in order and intact, 0 out of order, 0 corrupt, 0 foreign: exactly once, in order",
+                "server `sink-c`: sink received 100000 messages: 100000 in order and intact, 0 out of order, 0 corrupt, 0 foreign: exactly once, in order",
+                "rings: server `source-a` outbox: sent 100000, delivered 100000, bounced 0, backpressure retries ",
+                "rings: server `source-b` outbox: sent 100000, delivered 100000, bounced 0, backpressure retries ",
+                "rings: server `source-c` outbox: sent 100000, delivered 100000, bounced 0, backpressure retries ",
+                "messages moved 300000",
                 "system: all 6 servers stopped",
             ]
         )
@@ -487,7 +487,7 @@ const CASES: &[Case] = &[
         must_not_show: &["WRONG"],
         timeout_secs: 1200,
         ..case!(
-            "EXACT0002-1M-messages-2-movers",
+            "EXACT0002-300k-messages-2-movers",
             "",
             6,
             Firmware::Bios,
@@ -495,8 +495,8 @@ const CASES: &[Case] = &[
             &[
                 "mover 0 on core 0: 2 outboxes, 4 inboxes",
                 "mover 1 on core 1: 2 outboxes, 4 inboxes",
-                "server `sink-a`: sink received 500000 messages: 500000 in order and intact, 0 out of order, 0 corrupt, 0 foreign: exactly once, in order",
-                "server `sink-b`: sink received 500000 messages: 500000 in order and intact, 0 out of order, 0 corrupt, 0 foreign: exactly once, in order",
+                "server `sink-a`: sink received 150000 messages: 150000 in order and intact, 0 out of order, 0 corrupt, 0 foreign: exactly once, in order",
+                "server `sink-b`: sink received 150000 messages: 150000 in order and intact, 0 out of order, 0 corrupt, 0 foreign: exactly once, in order",
                 "system: all 4 servers stopped",
             ]
         )
