@@ -211,7 +211,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
             _ => fatal(format_args!("boot: watch_ms: `{ms}` is not a number of milliseconds from 1 to 60000")),
         }
     }
-    crate::power_control::start_console(bsp_mover.is_none());
+    crate::power_control::start_console(bsp_mover.is_none(), &madt);
     match bsp_mover {
         Some(mover) => mover.run(),
         None => crate::lifecycle::supervise(),

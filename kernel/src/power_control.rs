@@ -68,8 +68,9 @@ pub fn granted(config_index: usize) -> bool {
 }
 
 /// Turns console input on when core 0 supervises (boot, last step before
-/// the supervisor loop); says how to use it, or why it is off.
-pub fn start_console(core0_supervises: bool) {
+/// the supervisor loop), routed as `madt` says; says how to use it and the
+/// route taken, or why it is off.
+pub fn start_console(core0_supervises: bool, madt: &smp_boot::madt::MadtInfo) {
     if !core0_supervises {
         log::info!(
             "console: input off (core 0 runs a mover and never reads the UART; live power changes come from servers holding power_control)"
@@ -77,11 +78,11 @@ pub fn start_console(core0_supervises: bool) {
         return;
     }
     let apic_id = crate::smp::apic().id();
-    match crate::serial::enable_input(crate::smp::DOORBELL_VECTOR, apic_id) {
-        Ok(()) => {
+    match crate::serial::enable_input(crate::smp::DOORBELL_VECTOR, apic_id, madt) {
+        Ok(route) => {
             SUPERVISING.store(true, Ordering::Release);
             log::info!(
-                "console: input on (UART receive interrupt -> I/O APIC -> core 0); type `power core=N key=value ...` to change a core's power policy"
+                "console: input on (UART receive interrupt: {route} -> core 0); type `power core=N key=value ...` to change a core's power policy"
             );
         }
         Err(why) => log::warn!("console: input off: {why}"),

@@ -306,13 +306,18 @@ pub fn init_logging() {
 // Lines typed on COM1 (or piped into QEMU's `-serial stdio`) are read by
 // the supervisor on core 0, which halts between events: the UART's
 // receive interrupt (IER bit 0, ISA IRQ 4) is routed through the I/O APIC
-// to core 0 with a vector whose handler only acknowledges it (the
-// doorbell's), so a byte wakes core 0 from `hlt`, and the supervisor then
-// drains the UART here and hands each complete line to its caller. No
-// timer is involved. The interrupt is edge-triggered: the UART raises it
-// when its receive FIFO goes from empty to holding data, so every call
-// drains the FIFO until the line-status register says empty (a byte that
-// arrives after that raises a new edge, which wakes the next `hlt`).
+// input the MADT names (its I/O APIC entries and any override of IRQ 4;
+// 0xFEC00000 input 4 only when it lists no I/O APIC) to core 0 with a
+// vector whose handler only acknowledges it (the doorbell's), so a byte
+// wakes core 0 from `hlt`, and the supervisor then drains the UART here
+// and hands each complete line to its caller. No timer is involved. With
+// the ISA defaults (no override, as on QEMU) the interrupt is
+// edge-triggered: the UART raises it when its receive FIFO goes from empty
+// to holding data, so every call drains the FIFO until the line-status
+// register says empty (a byte that arrives after that raises a new edge,
+// which wakes the next `hlt`). Should firmware override IRQ 4 to level
+// triggering (untested: QEMU does not), the I/O APIC re-delivers after
+// each acknowledgement until the supervisor has drained the FIFO.
 //
 // Invariants: a line is at most `INPUT_LINE_MAX` bytes (a longer one is
 // dropped whole and counted); bytes are read by one core only (the
@@ -331,40 +336,149 @@ struct InputLine {
 static INPUT: Mutex<InputLine> = Mutex::new(InputLine { bytes: [0; INPUT_LINE_MAX], len: 0, overflowed: false });
 static INPUT_ON: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
-/// The I/O APIC most PCs and QEMU put at this address (the MADT's entry
-/// is not parsed yet; the version register read below checks it is there).
-const IOAPIC_PHYS: u64 = 0xFEC0_0000;
-/// ISA IRQ 4 (COM1) is I/O APIC input 4 unless the MADT overrides it
-/// (QEMU and common firmware override only IRQ 0).
-const COM1_GSI: u32 = 4;
+/// COM1's ISA interrupt line.
+const COM1_ISA_IRQ: u8 = 4;
+/// Where most PCs and QEMU put the I/O APIC; used only when the MADT lists
+/// none (the version register read below still checks one is there).
+const IOAPIC_FALLBACK_PHYS: u32 = 0xFEC0_0000;
 
-/// Turns console input on: the UART's receive interrupt, routed to the
-/// core with local APIC id `apic_id` as `vector` (edge, active high).
-/// Returns why not if there is no I/O APIC where one is expected.
-pub fn enable_input(vector: u8, apic_id: u32) -> Result<(), &'static str> {
-    let base = crate::mem::phys_to_virt(IOAPIC_PHYS) as *mut u32;
-    // SAFETY: the bootloader maps all physical memory including the I/O
-    // APIC page (next to the local APIC's, which the kernel already uses
-    // through the same map); IOREGSEL at +0, IOWIN at +0x10, 32-bit
-    // accesses as the I/O APIC requires. Only core 0 calls this, once.
-    let read = |index: u32| unsafe {
+/// How console input was routed (for the boot line).
+pub struct InputRoute {
+    pub isa: smp_boot::madt::IsaRoute,
+    /// `None`: the MADT lists no I/O APIC and the fixed address was used.
+    pub io_apic_id: Option<u8>,
+    pub io_apic_phys: u32,
+    /// Redirection entry used: `isa.gsi - gsi_base`.
+    pub input: u32,
+}
+
+impl core::fmt::Display for InputRoute {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let isa = &self.isa;
+        write!(f, "ISA IRQ {} -> GSI {}", isa.irq, isa.gsi)?;
+        if isa.overridden {
+            f.write_str(" (MADT override)")?;
+        }
+        match self.io_apic_id {
+            Some(id) => write!(f, " -> I/O APIC {id} at {:#x} from the MADT", self.io_apic_phys)?,
+            None => write!(f, " -> I/O APIC at {:#x} (fixed address: the MADT lists none)", self.io_apic_phys)?,
+        }
+        write!(f, ", input {}, {}, {}", self.input, isa.trigger, isa.polarity)?;
+        if isa.reserved_flags {
+            f.write_str(" (reserved override flags read as ISA defaults)")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why console input stays off.
+pub enum InputError {
+    /// The MADT lists I/O APICs but none has a GSI base at or below COM1's GSI.
+    NoIoApicForGsi { gsi: u32 },
+    /// Reading the version register at the fixed address gave nothing.
+    NoIoApicAtFallback,
+    /// The I/O APIC(s) whose base fits have too few inputs (or do not answer).
+    InputBeyondEntries { gsi: u32, id: u8, address: u32, input: u32, entries: u32 },
+}
+
+impl core::fmt::Display for InputError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            InputError::NoIoApicForGsi { gsi } => {
+                write!(f, "no I/O APIC in the MADT has a GSI base at or below COM1's GSI {gsi}")
+            }
+            InputError::NoIoApicAtFallback => {
+                write!(f, "the MADT lists no I/O APIC and none answers at {IOAPIC_FALLBACK_PHYS:#x}")
+            }
+            InputError::InputBeyondEntries { gsi, id, address, input, entries } => write!(
+                f,
+                "COM1's GSI {gsi} would be input {input} of I/O APIC {id} at {address:#x}, which has {entries} entries (0 if it does not answer)"
+            ),
+        }
+    }
+}
+
+/// Reads I/O APIC register `index` at physical `address`.
+fn io_apic_read(address: u32, index: u32) -> u32 {
+    let base = crate::mem::phys_to_virt(u64::from(address)) as *mut u32;
+    // SAFETY: the bootloader maps all physical memory, including the I/O
+    // APIC's page (the address comes from the MADT or is the standard
+    // one); IOREGSEL at +0, IOWIN at +0x10, 32-bit accesses as the I/O
+    // APIC requires. Only core 0 calls this, at boot, once.
+    unsafe {
         core::ptr::write_volatile(base, index);
         core::ptr::read_volatile(base.add(4))
-    };
-    // SAFETY: as above.
-    let write = |index: u32, value: u32| unsafe {
+    }
+}
+
+/// Writes I/O APIC register `index` at physical `address`.
+fn io_apic_write(address: u32, index: u32, value: u32) {
+    let base = crate::mem::phys_to_virt(u64::from(address)) as *mut u32;
+    // SAFETY: as in `io_apic_read`.
+    unsafe {
         core::ptr::write_volatile(base, index);
         core::ptr::write_volatile(base.add(4), value);
-    };
-    let version = read(1);
-    let entries = ((version >> 16) & 0xFF) + 1;
-    if version == 0 || version == u32::MAX || entries <= COM1_GSI {
-        return Err("no I/O APIC at 0xFEC00000");
     }
+}
+
+/// Redirection entries of the I/O APIC at `address`, or 0 if nothing
+/// answers its version register.
+fn io_apic_entries(address: u32) -> u32 {
+    let version = io_apic_read(address, 1);
+    if version == 0 || version == u32::MAX { 0 } else { ((version >> 16) & 0xFF) + 1 }
+}
+
+/// Finds the I/O APIC input that carries COM1's interrupt: from the MADT's
+/// I/O APIC entries and overrides, or the fixed address and GSI 4 when the
+/// MADT lists no I/O APIC.
+fn com1_route(madt: &smp_boot::madt::MadtInfo) -> Result<InputRoute, InputError> {
+    let isa = madt.isa_route(COM1_ISA_IRQ);
+    if madt.io_apics().is_empty() {
+        if io_apic_entries(IOAPIC_FALLBACK_PHYS) <= isa.gsi {
+            return Err(InputError::NoIoApicAtFallback);
+        }
+        return Ok(InputRoute { isa, io_apic_id: None, io_apic_phys: IOAPIC_FALLBACK_PHYS, input: isa.gsi });
+    }
+    let candidates = madt.io_apic_candidates(isa.gsi);
+    let mut refused = None;
+    for io_apic in candidates.as_slice() {
+        let input = isa.gsi - io_apic.gsi_base;
+        let entries = io_apic_entries(io_apic.address);
+        if input < entries {
+            return Ok(InputRoute { isa, io_apic_id: Some(io_apic.id), io_apic_phys: io_apic.address, input });
+        }
+        // The nearest base is the likeliest carrier: report that one.
+        refused.get_or_insert(InputError::InputBeyondEntries {
+            gsi: isa.gsi,
+            id: io_apic.id,
+            address: io_apic.address,
+            input,
+            entries,
+        });
+    }
+    Err(refused.unwrap_or(InputError::NoIoApicForGsi { gsi: isa.gsi }))
+}
+
+/// Turns console input on: the UART's receive interrupt, routed to the
+/// core with local APIC id `apic_id` as `vector`, through the I/O APIC
+/// input, polarity and trigger mode the MADT gives for ISA IRQ 4.
+/// Returns the route taken, or why there is none (nothing is changed then).
+pub fn enable_input(vector: u8, apic_id: u32, madt: &smp_boot::madt::MadtInfo) -> Result<InputRoute, InputError> {
+    use smp_boot::madt::{Polarity, Trigger};
+    let route = com1_route(madt)?;
     // Redirection entry: destination (physical) in bits 63:56 of the high
-    // word; low word: vector, fixed delivery, edge, active high, unmasked.
-    write(0x10 + 2 * COM1_GSI + 1, apic_id << 24);
-    write(0x10 + 2 * COM1_GSI, u32::from(vector));
+    // word; low word: vector, fixed delivery, physical destination,
+    // polarity (bit 13, 1 = active low), trigger (bit 15, 1 = level),
+    // unmasked (bit 16 clear).
+    let mut low = u32::from(vector);
+    if route.isa.polarity == Polarity::ActiveLow {
+        low |= 1 << 13;
+    }
+    if route.isa.trigger == Trigger::Level {
+        low |= 1 << 15;
+    }
+    io_apic_write(route.io_apic_phys, 0x10 + 2 * route.input + 1, apic_id << 24);
+    io_apic_write(route.io_apic_phys, 0x10 + 2 * route.input, low);
     let _guard = SERIAL.lock();
     // SAFETY: COM1's interrupt-enable register: bit 0 = received data
     // available; the FIFO was enabled by `init` (trigger level 1 byte).
@@ -374,7 +488,7 @@ pub fn enable_input(vector: u8, apic_id: u32) -> Result<(), &'static str> {
         Port::<u8>::new(COM1 + 1).write(0x01);
     }
     INPUT_ON.store(true, Ordering::Release);
-    Ok(())
+    Ok(route)
 }
 
 /// Whether console input was turned on.
