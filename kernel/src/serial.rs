@@ -433,6 +433,13 @@ fn io_apic_entries(address: u32) -> u32 {
 /// MADT lists no I/O APIC.
 fn com1_route(madt: &smp_boot::madt::MadtInfo) -> Result<InputRoute, InputError> {
     let isa = madt.isa_route(COM1_ISA_IRQ);
+    if madt.overrides_overflow > 0 || madt.io_apics_overflow > 0 {
+        log::warn!(
+            "console: the MADT has {} interrupt source overrides and {} I/O APICs beyond the parser's limits; IRQ 4's route may be among them",
+            madt.overrides_overflow,
+            madt.io_apics_overflow
+        );
+    }
     if madt.io_apics().is_empty() {
         if io_apic_entries(IOAPIC_FALLBACK_PHYS) <= isa.gsi {
             return Err(InputError::NoIoApicAtFallback);
