@@ -149,13 +149,14 @@ fn drawing_error<E: std::fmt::Debug>(error: E) -> io::Error {
 }
 
 /// Two panels: closed-loop requests/s against connections, and open-loop
-/// p50 (solid) and p99 (dashed) against connections, a colour per policy.
+/// p50 (solid) and p99 (dashed) against connections, a colour per policy;
+/// a black cross on a point whose row failed its reply check.
 pub fn write_plot(json: &NetJson, path: &Path) -> io::Result<()> {
     let _ = register_font(FONT, FontStyle::Normal, DEJAVU_SANS);
     let root = BitMapBackend::new(path, (1400, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(drawing_error)?;
     let heading = format!(
-        "KV service ({}, accel={}): compare only within this run{}",
+        "KV service ({}, accel={}): compare only within this run{}; x = failed its reply check",
         json.target,
         json.accel,
         if json.accel.starts_with("tcg") { "; TCG: emulated timing" } else { "" }
@@ -200,6 +201,8 @@ pub fn write_plot(json: &NetJson, path: &Path) -> io::Result<()> {
             .label(policy.to_string())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
         chart.draw_series(points.iter().map(|p| Circle::new(*p, 4, colour.filled()))).map_err(drawing_error)?;
+        let failed = series("tcp-closed", policy, &|r| (!r.checked()).then_some(r.achieved_per_s));
+        chart.draw_series(failed.iter().map(|p| Cross::new(*p, 9, BLACK.stroke_width(2)))).map_err(drawing_error)?;
     }
     chart.configure_series_labels().border_style(BLACK).label_font((FONT, 14)).draw().map_err(drawing_error)?;
     let lat_max = json.rows.iter().filter(|r| r.kind == "tcp-open").filter_map(|r| r.p99_us).fold(10.0, f64::max);
@@ -228,8 +231,67 @@ pub fn write_plot(json: &NetJson, path: &Path) -> io::Result<()> {
             .label(policy.to_string())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
         chart.draw_series(DashedLineSeries::new(p99, 6, 4, colour.stroke_width(2))).map_err(drawing_error)?;
+        let failed = series("tcp-open", policy, &|r| if r.checked() { None } else { r.p50_us });
+        chart.draw_series(failed.iter().map(|p| Cross::new(*p, 9, BLACK.stroke_width(2)))).map_err(drawing_error)?;
     }
     chart.configure_series_labels().border_style(BLACK).label_font((FONT, 14)).draw().map_err(drawing_error)?;
     root.present().map_err(drawing_error)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(policy: &str, kind: &str, connections: usize, rate: f64, wrong: usize) -> NetRow {
+        NetRow {
+            target: "guest".into(),
+            policy: policy.into(),
+            kind: kind.into(),
+            connections,
+            offered_per_s: None,
+            achieved_per_s: rate,
+            sent: 100,
+            correct: 100 - wrong,
+            full: 0,
+            wrong,
+            missing: 0,
+            refused_connections: 0,
+            p50_us: Some(1000.0 / rate * 1000.0),
+            p99_us: Some(4000.0 / rate * 1000.0),
+            p999_us: Some(5000.0 / rate * 1000.0),
+            max_us: Some(6000.0 / rate * 1000.0),
+            send_lag_p99_us: None,
+        }
+    }
+
+    #[test]
+    fn the_files_are_written_and_a_failed_row_says_so() {
+        let mut rows = Vec::new();
+        for policy in ["pause", "hlt"] {
+            for (c, rate) in [(1, 1000.0), (8, 3000.0), (64, 200.0)] {
+                let wrong = if c == 64 { 5 } else { 0 };
+                rows.push(row(policy, "tcp-closed", c, rate, wrong));
+                rows.push(row(policy, "tcp-open", c, rate / 2.0, wrong));
+            }
+        }
+        let json = NetJson {
+            date: "2026-11-30T23:30Z".into(),
+            target: "guest".into(),
+            accel: "tcg-single".into(),
+            host_cpus: Some(2),
+            caveats: caveats("guest", "tcg-single"),
+            rows,
+        };
+        let dir = std::env::temp_dir().join(format!("netload-report-{}", std::process::id()));
+        let paths = write_outputs(&json, &dir, "net").unwrap();
+        assert_eq!(paths.len(), 3);
+        assert!(paths.iter().all(|p| p.metadata().unwrap().len() > 0));
+        let back: NetJson = crate::data_files::read_json(&paths[1]).unwrap();
+        assert_eq!(back.rows, json.rows);
+        assert_eq!(failures(&json.rows).len(), 4);
+        let text = report_text(&json.rows, "guest", "tcg-single");
+        assert!(text.contains("FAIL 95/100") && text.contains("TCG"), "{text}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
