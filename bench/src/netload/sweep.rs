@@ -179,6 +179,7 @@ pub fn sweep(
         })?;
         let row = NetRow::from_tcp(target, policy, "tcp-closed", &closed);
         progress(&line(&row));
+        report_wrong(&closed, progress);
         let offered = options
             .offered
             .as_ref()
@@ -196,6 +197,7 @@ pub fn sweep(
         })?;
         let row = NetRow::from_tcp(target, policy, "tcp-open", &open);
         progress(&line(&row));
+        report_wrong(&open, progress);
         rows.push(row);
     }
     if let Some(rate) = options.low_rate {
@@ -210,6 +212,7 @@ pub fn sweep(
         })?;
         let row = NetRow::from_tcp(target, policy, "tcp-low", &low);
         progress(&line(&row));
+        report_wrong(&low, progress);
         rows.push(row);
     }
     let udp_rate = options.udp_offered.or(offered_rates.last().copied()).unwrap_or(100.0);
@@ -226,6 +229,13 @@ pub fn sweep(
     progress(&line(&row));
     rows.push(row);
     Ok((rows, offered_rates))
+}
+
+/// The first wrong replies of a run, one progress line each.
+fn report_wrong(outcome: &TcpOutcome, progress: &mut dyn FnMut(&str)) {
+    for example in &outcome.wrong_examples {
+        progress(&format!("  wrong reply: {example}"));
+    }
 }
 
 /// A one-line summary of a row, for progress output.
