@@ -112,13 +112,13 @@ impl<'a> RingRegion<'a> {
     pub unsafe fn attach(base: NonNull<u8>, region_len: usize, capacity: usize) -> Result<Self, LayoutError> {
         check_region(base, region_len, capacity)?;
         let header = base.as_ptr().cast::<RingHeader>().cast_const();
-        // SAFETY: `header` is in bounds and aligned (checked). Taking field
-        // addresses with `&raw const` creates no reference to the header.
-        // `CachePadded` is repr(C) with its value at offset 0, so each field
-        // address is the address of its `AtomicU64`. The atomics are
-        // initialised (contract) and live for `'a` (contract); a shared
-        // reference to an atomic tolerates concurrent writes by anyone.
-        // `WakeBlock` is repr(C): its two words are fields, addressed the same way.
+        // SAFETY: `header` is in bounds and aligned (checked). Each reference
+        // made here is to one `AtomicU64` field, never to the header or the
+        // wake block as a whole: the indices through `&raw const` (`CachePadded`
+        // is repr(C) with its value at offset 0), the two wake-block words as
+        // plain fields of the repr(C) `WakeBlock`. The atomics are initialised
+        // (contract) and live for `'a` (contract); a shared reference to an
+        // atomic tolerates concurrent writes by anyone.
         let (producer_index, consumer_index, wake_state, room_wanted) = unsafe {
             (
                 &*(&raw const (*header).producer_index).cast::<AtomicU64>(),
