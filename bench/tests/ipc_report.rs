@@ -385,3 +385,32 @@ fn png_plots_are_written() {
         assert!(std::fs::metadata(path).unwrap().len() > 1000);
     }
 }
+
+#[test]
+fn streams_are_set_against_the_stream_floor() {
+    let direct = "[core 0] INFO  BENCH stream name=direct-ring-stream batch=1 n=200000 cycles=60000000 ok=200000\n";
+    let floor = "[core 0] INFO  BENCH stream name=stream-floor batch=1 n=200000 cycles=30000000 ok=200000 slots=4096\n";
+    let find = |analysis: &bench::Analysis, id: &str| analysis.targets.iter().find(|t| t.id == id).cloned().unwrap();
+
+    let without = analyze(&parse(SAMPLE_LOG).unwrap()[0]);
+    let direct_target = find(&without, "direct-stream-vs-stream-floor");
+    assert_eq!((direct_target.outcome, direct_target.measured), (TargetOutcome::NotMeasured, None));
+    assert!(direct_target.detail.contains("no stream-floor record"), "{}", direct_target.detail);
+
+    let with = analyze(&parse(&sample_with(direct, &format!("{direct}{floor}"))).unwrap()[0]);
+    let direct_target = find(&with, "direct-stream-vs-stream-floor");
+    // 60 M cycles for the direct ring, 30 M for the floor: half its rate.
+    assert_close(direct_target.measured.unwrap(), 30.0 / 60.0);
+    assert_eq!(
+        (direct_target.bound, direct_target.limit, direct_target.outcome),
+        (Bound::AtLeast, 0.7, TargetOutcome::Missed)
+    );
+    let mover_target = find(&with, "mover-stream-vs-stream-floor");
+    assert_close(mover_target.measured.unwrap(), 30.0 / 110.0);
+    assert_eq!(mover_target.outcome, TargetOutcome::Missed);
+
+    // A floor whose messages did not all check out carries no verdict.
+    let bad_floor = floor.replace("ok=200000", "ok=199999");
+    let bad = analyze(&parse(&sample_with(direct, &format!("{direct}{bad_floor}"))).unwrap()[0]);
+    assert!(!find(&bad, "direct-stream-vs-stream-floor").inputs_checked);
+}

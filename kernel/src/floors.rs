@@ -8,6 +8,7 @@
 //!       cache-line ping-pong  core A <-> core B   the physical floor
 //!       direct ring RTT       core A <-> core B   two OwnedRings, no mover
 //!       direct ring stream    core A  -> core B   batch 1, 8, 32
+//!       stream floor          core A  -> core B   the least a 64-byte message costs
 //!  then the servers run (benchclient <-> echo through the mover) and mark
 //!  their phases with the BENCH_MARK syscall; the kernel prints per-core
 //!  counter deltas for each phase. BENCH-END when every server stopped.
@@ -24,6 +25,14 @@ use ringbuf::{Message, OwnedRing};
 const RTT_ITERATIONS: usize = 20_000;
 const RTT_WARMUP: usize = 1_000;
 const STREAM_MESSAGES: u64 = 200_000;
+/// Slots of the stream floor's ring (256 KiB: large enough that the
+/// sender never waits on a consumer that keeps up). The floor also runs
+/// with the direct ring's 64 slots (`FLOOR_SMALL_SLOTS`), which separates
+/// what ring size buys (under single-threaded TCG the sender fills the
+/// whole ring in one time slice) from what the per-message work costs.
+const FLOOR_SLOTS: usize = 4096;
+const FLOOR_SMALL_SLOTS: u64 = 64;
+static FLOOR_USED_SLOTS: AtomicU64 = AtomicU64::new(FLOOR_SLOTS as u64);
 
 #[repr(align(128))]
 struct Line(AtomicU64);
@@ -42,6 +51,16 @@ static mut SAMPLES: [u64; RTT_ITERATIONS] = [0; RTT_ITERATIONS];
 /// (written fresh by the BSP before each phase, see `reset_rings`).
 static mut RING_AB: MaybeUninit<OwnedRing<64>> = MaybeUninit::uninit();
 static mut RING_BA: MaybeUninit<OwnedRing<64>> = MaybeUninit::uninit();
+
+/// The stream floor's ring: plain 64-byte slots (no atomics, no header
+/// words), and the two indices on lines of their own.
+#[repr(C, align(64))]
+#[derive(Clone, Copy)]
+struct PlainSlot([u64; 8]);
+
+static mut FLOOR_RING: [PlainSlot; FLOOR_SLOTS] = [PlainSlot([0; 8]); FLOOR_SLOTS];
+static FLOOR_HEAD: Line = Line(AtomicU64::new(0));
+static FLOOR_TAIL: Line = Line(AtomicU64::new(0));
 
 /// Puts empty rings in place. Only the BSP calls this, between phases,
 /// while no core uses them.
@@ -242,6 +261,57 @@ fn stream_receive(_: usize) {
     finish_work();
 }
 
+/// The stream floor's sender: per message one 64-byte copy with ordinary
+/// stores from a message built once, and one Release store of the index.
+/// The consumer index is read only when the cached one shows the ring full.
+fn floor_send(_: usize) {
+    let template = PlainSlot([0x0123_4567_89ab_cdef; 8]);
+    let ring = (&raw mut FLOOR_RING).cast::<PlainSlot>();
+    let slots = FLOOR_USED_SLOTS.load(Ordering::Acquire).clamp(1, FLOOR_SLOTS as u64);
+    let mut tail_seen = FLOOR_TAIL.0.load(Ordering::Acquire);
+    STREAM_START.store(tsc::now(), Ordering::Release);
+    for index in 0..STREAM_MESSAGES {
+        while index - tail_seen >= slots {
+            core::hint::spin_loop();
+            tail_seen = FLOOR_TAIL.0.load(Ordering::Acquire);
+        }
+        let mut slot = template;
+        slot.0[0] = index;
+        // SAFETY: the slot is in the static ring (index masked); the
+        // receiver reads it only after the Release store below publishes it
+        // and is done with its previous contents (its Release store of the
+        // tail, read above with Acquire), so no access races with this one.
+        unsafe { ring.add(index as usize & (FLOOR_SLOTS - 1)).write(slot) };
+        FLOOR_HEAD.0.store(index + 1, Ordering::Release);
+    }
+    finish_work();
+}
+
+/// The stream floor's receiver: per message one 64-byte copy out with
+/// ordinary loads, one compare (the index in word 0, so `ok=` means
+/// something) and one Release store of its index.
+fn floor_receive(_: usize) {
+    let ring = (&raw const FLOOR_RING).cast::<PlainSlot>();
+    let mut head_seen = 0;
+    let mut ok = 0u64;
+    for index in 0..STREAM_MESSAGES {
+        while head_seen <= index {
+            head_seen = FLOOR_HEAD.0.load(Ordering::Acquire);
+            if head_seen <= index {
+                core::hint::spin_loop();
+            }
+        }
+        // SAFETY: published by the sender's Release store (read with
+        // Acquire above) and not rewritten before the tail store below.
+        let slot = core::hint::black_box(unsafe { ring.add(index as usize & (FLOOR_SLOTS - 1)).read() });
+        ok += u64::from(slot.0[0] == index);
+        FLOOR_TAIL.0.store(index + 1, Ordering::Release);
+    }
+    STREAM_END.store(tsc::now(), Ordering::Release);
+    STREAM_OK.store(ok, Ordering::Release);
+    finish_work();
+}
+
 fn print_latency(name: &str, ok: u64) {
     let (median, p99, min, max) = stats(samples());
     crate::kprintln!(
@@ -267,6 +337,19 @@ pub fn run_floors(a: usize, b: usize) {
         let cycles = STREAM_END.load(Ordering::Acquire).saturating_sub(STREAM_START.load(Ordering::Acquire));
         crate::kprintln!(
             "BENCH stream name=direct-ring-stream batch={batch} n={STREAM_MESSAGES} cycles={cycles} ok={}",
+            STREAM_OK.load(Ordering::Acquire)
+        );
+    }
+
+    // The large ring first: the host takes the first stream-floor record as the floor.
+    for slots in [FLOOR_SLOTS as u64, FLOOR_SMALL_SLOTS] {
+        FLOOR_HEAD.0.store(0, Ordering::SeqCst);
+        FLOOR_TAIL.0.store(0, Ordering::SeqCst);
+        FLOOR_USED_SLOTS.store(slots, Ordering::SeqCst);
+        run_pair(a, b, floor_send, floor_receive);
+        let cycles = STREAM_END.load(Ordering::Acquire).saturating_sub(STREAM_START.load(Ordering::Acquire));
+        crate::kprintln!(
+            "BENCH stream name=stream-floor batch=1 n={STREAM_MESSAGES} cycles={cycles} ok={} slots={slots}",
             STREAM_OK.load(Ordering::Acquire)
         );
     }

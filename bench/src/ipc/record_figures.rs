@@ -13,6 +13,10 @@ use crate::serial_log::{CoreCounters, ExtraKeys, LatencySample, StreamSample};
 
 /// Name of the stream record all streams are compared with.
 pub const DIRECT_STREAM: &str = "direct-ring-stream";
+/// Stream record of the least a 64-byte message costs between two cores
+/// (plain slots, ordinary stores, one index store per message; kernel
+/// `floors.rs`).
+pub const STREAM_FLOOR: &str = "stream-floor";
 /// Latency record of the mover round trip.
 pub const MOVER_RTT: &str = "mover-rtt";
 /// Stream record through the mover.
@@ -26,6 +30,7 @@ pub const MOVER_STREAM: &str = "mover-stream";
 /// path=mover|sync                  two-hop-rtt: which IPC the hops use
 /// extra=empty|written|idle         mover rows: what the rings beyond the base are
 /// extra_rings=N                    how many of `rings` are those extra rings
+/// slots=N                          stream-floor rows: slots in the floor's ring
 /// writers=K                        ring-writer servers in the boot (their outboxes
 ///                                  are among `rings`)
 /// ```
@@ -36,6 +41,9 @@ pub struct Variant {
     pub extra: Option<String>,
     pub extra_rings: Option<u32>,
     pub writers: Option<u32>,
+    /// Slots of the ring (stream-floor rows, which run with two sizes).
+    #[serde(default)]
+    pub slots: Option<u32>,
 }
 
 impl Variant {
@@ -47,6 +55,7 @@ impl Variant {
             extra: keys.get("extra").cloned(),
             extra_rings: number("extra_rings"),
             writers: number("writers"),
+            slots: number("slots"),
         }
     }
 }
@@ -64,6 +73,9 @@ pub fn variant_text(rings: Option<u32>, batch: Option<u32>, variant: &Variant) -
     }
     if let Some(batch) = batch {
         parts.push(format!("batch={batch}"));
+    }
+    if let Some(slots) = variant.slots {
+        parts.push(format!("slots={slots}"));
     }
     if let Some(rings) = rings {
         let extra = match (variant.extra_rings, variant.extra.as_deref()) {

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use super::paths::{CROSS_CORE, CounterVerdict, IpcPath, RowCounters, SAME_CORE, SYNC_CALL_RTT, SYNC_CALL_STREAM};
 use super::record_figures::{
-    DIRECT_STREAM, LatencyFigure, MOVER_RTT, MOVER_STREAM, StreamFigure, Variant, row_label, variant_text,
+    DIRECT_STREAM, LatencyFigure, MOVER_RTT, MOVER_STREAM, STREAM_FLOOR, StreamFigure, Variant, row_label, variant_text,
 };
 use crate::figures::{Bound, FLOOR_LATENCY, MessageCheck, TargetOutcome, ratio};
 use crate::serial_log::LogNote;
@@ -269,8 +269,49 @@ pub(crate) fn target_checks(
             &run_problems,
         ),
     ];
+    checks.extend(floor_targets(streams, &run_problems));
     checks.extend(comparison_targets(latencies, streams, row_counters, &run_problems));
     checks
+}
+
+/// The streams against the stream floor (issue 17): how close the real
+/// ring and the mover come to the least a 64-byte message costs.
+fn floor_targets(streams: &[StreamFigure], run_problems: &[String]) -> Vec<TargetCheck> {
+    let floor = streams.iter().find(|f| f.name == STREAM_FLOOR);
+    let direct =
+        streams.iter().find(|f| f.name == DIRECT_STREAM && f.batch.unwrap_or(1) == 1 && f.rings.unwrap_or(1) == 1);
+    let mover = mover_base_stream(streams);
+    let over_floor = |name: &str, row: Option<&StreamFigure>| match (row, floor) {
+        (Some(row), Some(floor)) => Ok(RatioInputs {
+            numerator: row.messages_per_second,
+            denominator: floor.messages_per_second,
+            detail: format!(
+                "{name} batch=1 {} msg/s / {STREAM_FLOOR} {} msg/s",
+                format_rate(row.messages_per_second),
+                format_rate(floor.messages_per_second)
+            ),
+            problems: [stream_problem(row), stream_problem(floor)].into_iter().flatten().collect(),
+        }),
+        _ => Err(missing_text(&[(row.is_some(), &format!("{name} batch=1")), (floor.is_some(), STREAM_FLOOR)])),
+    };
+    vec![
+        target(
+            "direct-stream-vs-stream-floor",
+            "direct ring stream (batch 1) >= 0.7x the stream floor",
+            Bound::AtLeast,
+            0.7,
+            over_floor(DIRECT_STREAM, direct),
+            run_problems,
+        ),
+        target(
+            "mover-stream-vs-stream-floor",
+            "mover stream (batch 1) >= 0.6x the stream floor",
+            Bound::AtLeast,
+            0.6,
+            over_floor(MOVER_STREAM, mover),
+            run_problems,
+        ),
+    ]
 }
 
 /// What is wrong with a row's phase counters as evidence for its path.
