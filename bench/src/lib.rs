@@ -71,6 +71,7 @@
 
 pub mod data_files;
 pub mod figures;
+pub mod instructions;
 pub mod ipc;
 pub mod netload;
 pub mod power_policy;

@@ -3,7 +3,7 @@
 //! ```text
 //! cargo xtask run   [options] [-- QEMU ARGS]   build, boot, stream the console
 //! cargo xtask test  [--filter ID|NAME] [--host-only | --qemu-only] [--list]
-//! cargo xtask bench [ipc|sizes|power|ringbuf|net] [--runs N]
+//! cargo xtask bench [ipc|sizes|power|ringbuf|net|instructions] [--runs N]
 //! cargo xtask faults [--injections N] [--minutes M] [--smp S]   the fault campaign
 //! cargo xtask check-config FILE... [--smp N]  the kernel's config checks, on the host
 //! cargo xtask check-docs                      every `cargo xtask` line in the docs still parses
@@ -21,6 +21,7 @@ mod deps_check;
 mod docs_check;
 mod elf_mutations;
 mod faults;
+mod instructions;
 mod net;
 mod net_bench;
 mod qemu;
@@ -89,7 +90,7 @@ bench:
                        sweep echo's power policy (one boot each; default 7 boots, ~4 min
                        under TCG): table, target/tune/power.png with the Pareto front, and
                        with --max-p99-us the TOML to paste
-  cargo xtask bench [ipc|sizes|power|ringbuf|net] [--runs N] [--smp N] [--accel A] [--cpu M]
+  cargo xtask bench [ipc|sizes|power|ringbuf|net|instructions] [--runs N] [--smp N] [--accel A] [--cpu M]
                        (no word: ipc, sizes, then power)
                        ipc: boots qemu-scripts/systems/bench.toml with -smp 3
                        and bench-writers.toml with -smp 5 (rings written by
@@ -108,6 +109,10 @@ bench:
                        ports forwarded to 127.0.0.1, loads the KV service from the host at
                        1, 8 and 64 connections (closed and open loop, every reply checked)
                        and UDP echo; writes target/bench/net.{csv,json,png}
+                       instructions: boots bench.toml (a tenth of benchclient's messages)
+                       with QEMU logging every run of kernel code, prints guest
+                       instructions per message by function: direct ring, stream floor,
+                       the mover (~10 min)
 faults:
   cargo xtask faults [--injections N] [--minutes M] [--smp S] [--bad-mean K] [--config FILE]
                        the fault campaign (docs/faults.md): boots qemu-scripts/systems/faults.toml
@@ -420,6 +425,8 @@ pub enum Benchmark {
     Sizes,
     /// The network service (issue 16): one boot per power policy, loaded from the host.
     Net,
+    /// Instructions per message from QEMU's log (issue 17).
+    Instructions,
     /// IPC, then sizes, then power.
     All,
 }
@@ -501,14 +508,15 @@ pub fn parse(mut words: Vec<String>) -> Result<Invocation, Error> {
                 ["power"] => Benchmark::Power,
                 ["sizes"] => Benchmark::Sizes,
                 ["net"] => Benchmark::Net,
+                ["instructions"] => Benchmark::Instructions,
                 [other] => {
                     return Err(Error::new(format!(
-                        "unknown benchmark `{other}`; available: ipc, sizes, power (all three by default), ringbuf, net"
+                        "unknown benchmark `{other}`; available: ipc, sizes, power (all three by default), ringbuf, net, instructions"
                     )));
                 }
                 more => return Err(Error::new(format!("one benchmark at a time, not {more:?}"))),
             };
-            if matches!(which, Benchmark::Ringbuf | Benchmark::Net) && runs != 1 {
+            if matches!(which, Benchmark::Ringbuf | Benchmark::Net | Benchmark::Instructions) && runs != 1 {
                 return Err(Error::new("--runs is for the in-guest benchmarks (ipc, power), not ringbuf or net"));
             }
             Ok(Invocation::Bench { which, opts, runs })
@@ -569,6 +577,7 @@ fn bench_systems(which: Benchmark) -> Vec<String> {
     match which {
         Benchmark::Ringbuf | Benchmark::Net => Vec::new(),
         Benchmark::Ipc => ipc().to_vec(),
+        Benchmark::Instructions => vec![BENCH_SYSTEM.to_string()],
         Benchmark::Power => power().collect(),
         Benchmark::Sizes => vec![BENCH_SIZES_SYSTEM.to_string()],
         Benchmark::All => ipc().into_iter().chain([BENCH_SIZES_SYSTEM.to_string()]).chain(power()).collect(),
@@ -731,7 +740,7 @@ fn utc_now() -> String {
 }
 
 /// The system the IPC benchmark boots.
-const BENCH_SYSTEM: &str = "qemu-scripts/systems/bench.toml";
+pub(crate) const BENCH_SYSTEM: &str = "qemu-scripts/systems/bench.toml";
 /// The IPC benchmark's second system: ring-scaling rows with rings written
 /// by `ring-writer` servers on cores of their own (-smp 5).
 const BENCH_WRITERS_SYSTEM: &str = "qemu-scripts/systems/bench-writers.toml";
@@ -800,6 +809,9 @@ fn cmd_bench(which: Benchmark, opts: &QemuOptions, runs: u32) -> Result<ExitCode
     }
     if which == Benchmark::Net {
         return net_bench::cmd_bench_net(opts);
+    }
+    if which == Benchmark::Instructions {
+        return instructions::cmd_bench_instructions(opts);
     }
     let plan = bench_plan(which, opts);
     if matches!(which, Benchmark::Power | Benchmark::All) && opts.accel.starts_with("tcg") {
@@ -879,13 +891,13 @@ fn cmd_bench(which: Benchmark, opts: &QemuOptions, runs: u32) -> Result<ExitCode
 const POWER_POLICIES: &[&str] = &["spin", "pause", "mwait", "hlt"];
 
 /// What every benchmark boot needs, built once.
-struct BenchBuild {
-    binaries: Vec<(String, Vec<u8>)>,
-    kernel: std::path::PathBuf,
-    builder: std::path::PathBuf,
+pub(crate) struct BenchBuild {
+    pub(crate) binaries: Vec<(String, Vec<u8>)>,
+    pub(crate) kernel: std::path::PathBuf,
+    pub(crate) builder: std::path::PathBuf,
 }
 
-fn bench_build() -> Result<BenchBuild, Error> {
+pub(crate) fn bench_build() -> Result<BenchBuild, Error> {
     setup::host_packages()?;
     setup::rust_toolchains(false)?;
     let root = root();

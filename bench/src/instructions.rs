@@ -1,0 +1,287 @@
+//! Guest instructions per message, counted from QEMU's TCG log
+//! (`cargo xtask bench instructions`, issue 17): where the ring and the
+//! mover spend their work above the stream floor, by function.
+//!
+//! QEMU runs with `-d in_asm,exec,nochain` and a `-dfilter` over the
+//! kernel's text. `in_asm` prints every translation block (TB) once, with
+//! its instructions; `exec` prints a `Trace CPU: HOST [CS/PC/FLAGS/CFLAGS]`
+//! line each time a TB runs; `nochain` makes every run print (chained TBs
+//! would skip the line). A TB's run executes all of its instructions
+//! unless an exception leaves it early, which the kernel's measured loops
+//! never take, so instructions = sum over TB runs of the TB's length.
+//!
+//! ```text
+//! log line                        what the counter does
+//! IN: ...  / 0xADDR: insn ...     records the TB starting at the first ADDR and its length
+//! Trace C: ... [cs/PC/...]        one run of the TB at PC on CPU C, added to the current phase
+//! PC = entry of a marker function starts a new phase (`stream_send#2`, `mark#3`)
+//! ```
+//!
+//! Phases are cut by function entries the caller names (the kernel's floor
+//! functions, the `BENCH_MARK` system call's `mark`), so both CPUs' work
+//! between two markers lands in one phase; per-CPU totals keep the sender
+//! and the receiver apart. Spinning on an empty ring executes
+//! instructions too and is counted (it is what the time measures under
+//! single-threaded TCG), under the function that spins.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+/// A function of the kernel: `[start, start + size)` at run time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Function {
+    pub start: u64,
+    pub size: u64,
+    pub name: String,
+}
+
+/// Executed instructions of one CPU in one phase.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CpuCount {
+    /// Instructions executed (TB runs times TB length).
+    pub instructions: u64,
+    /// TB runs (each one a jump through QEMU's dispatcher here).
+    pub tb_runs: u64,
+    /// Runs of TBs whose length the log never showed (should be 0).
+    pub unknown_runs: u64,
+    /// Instructions by function name (or `0xADDR` outside every function).
+    pub by_function: BTreeMap<String, u64>,
+}
+
+/// Counts a TCG log, line by line.
+pub struct Counter {
+    functions: Vec<Function>,
+    /// Marker function entry addresses and their short names.
+    markers: HashMap<u64, String>,
+    tb_length: HashMap<u64, u64>,
+    /// The TB `in_asm` is printing: start and instructions so far.
+    translating: Option<(u64, u64)>,
+    seen: HashMap<String, u32>,
+    phase: String,
+    /// Phase order of first appearance, and per phase, per CPU: TB runs by PC.
+    order: Vec<String>,
+    runs: HashMap<(String, u32), HashMap<u64, u64>>,
+}
+
+impl Counter {
+    /// `functions` in any order; `markers` are names of functions whose
+    /// entry starts a phase (a phase is called by the name's last `::`
+    /// part and its count: `floor_send#1`).
+    pub fn new(mut functions: Vec<Function>, markers: &[&str]) -> Counter {
+        functions.sort_by_key(|f| f.start);
+        let markers = functions
+            .iter()
+            .filter(|f| markers.contains(&f.name.as_str()))
+            .map(|f| (f.start, f.name.rsplit("::").next().unwrap_or(&f.name).to_string()))
+            .collect();
+        Counter {
+            functions,
+            markers,
+            tb_length: HashMap::new(),
+            translating: None,
+            seen: HashMap::new(),
+            phase: "start".to_string(),
+            order: vec!["start".to_string()],
+            runs: HashMap::new(),
+        }
+    }
+
+    /// Takes one line of the log.
+    pub fn feed(&mut self, line: &str) {
+        if let Some(rest) = line.strip_prefix("Trace ") {
+            if let Some((cpu, pc)) = parse_trace(rest) {
+                self.run(cpu, pc);
+            }
+            return;
+        }
+        if line.starts_with("IN:") {
+            self.translating = None;
+            return;
+        }
+        if let Some(address) = line.strip_prefix("0x").and_then(|rest| rest.split(':').next())
+            && let Ok(pc) = u64::from_str_radix(address, 16)
+        {
+            let (start, count) = self.translating.map_or((pc, 1), |(start, count)| (start, count + 1));
+            self.translating = Some((start, count));
+            self.tb_length.insert(start, count);
+            return;
+        }
+        self.translating = None;
+    }
+
+    fn run(&mut self, cpu: u32, pc: u64) {
+        if let Some(name) = self.markers.get(&pc) {
+            let count = self.seen.entry(name.clone()).or_insert(0);
+            *count += 1;
+            self.phase = format!("{name}#{count}");
+            self.order.push(self.phase.clone());
+        }
+        *self.runs.entry((self.phase.clone(), cpu)).or_default().entry(pc).or_insert(0) += 1;
+    }
+
+    fn function_of(&self, pc: u64) -> String {
+        let i = self.functions.partition_point(|f| f.start <= pc);
+        match i.checked_sub(1).map(|i| &self.functions[i]) {
+            Some(f) if pc < f.start + f.size.max(1) => f.name.clone(),
+            _ => format!("{pc:#x}"),
+        }
+    }
+
+    /// Phases in the order they started.
+    pub fn phases(&self) -> &[String] {
+        &self.order
+    }
+
+    /// Per CPU counts of `phase` (CPUs that ran nothing in it are absent).
+    pub fn counts(&self, phase: &str) -> BTreeMap<u32, CpuCount> {
+        let mut out = BTreeMap::new();
+        for ((name, cpu), runs) in &self.runs {
+            if name != phase {
+                continue;
+            }
+            let mut count = CpuCount::default();
+            for (&pc, &n) in runs {
+                count.tb_runs += n;
+                match self.tb_length.get(&pc) {
+                    Some(&length) => {
+                        count.instructions += n * length;
+                        *count.by_function.entry(self.function_of(pc)).or_insert(0) += n * length;
+                    }
+                    None => count.unknown_runs += n,
+                }
+            }
+            out.insert(*cpu, count);
+        }
+        out
+    }
+}
+
+/// `C: HOST [CS/PC/FLAGS/CFLAGS] ...` -> (C, PC).
+fn parse_trace(rest: &str) -> Option<(u32, u64)> {
+    let (cpu, rest) = rest.split_once(':')?;
+    let bracket = rest.split_once('[')?.1;
+    let pc = bracket.split('/').nth(1)?;
+    Some((cpu.trim().parse().ok()?, u64::from_str_radix(pc, 16).ok()?))
+}
+
+/// One phase to report: its name in the log, what it measured, and how
+/// many messages (or round trips) it moved.
+pub struct ReportedPhase<'a> {
+    pub phase: &'a str,
+    pub what: &'a str,
+    pub messages: u64,
+}
+
+/// The table: per phase and CPU, instructions and TB runs per message, and
+/// the functions that executed the most (per message too).
+pub fn report(counter: &Counter, phases: &[ReportedPhase], top: usize) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "instructions per message (executed guest instructions / messages; TB = translation block)");
+    for p in phases {
+        let counts = counter.counts(p.phase);
+        if counts.is_empty() {
+            let _ = writeln!(out, "\n{} ({}): not in the log", p.what, p.phase);
+            continue;
+        }
+        let _ = writeln!(out, "\n{} ({}, {} messages)", p.what, p.phase, p.messages);
+        let per = |n: u64| n as f64 / p.messages.max(1) as f64;
+        for (cpu, count) in &counts {
+            if count.instructions < p.messages {
+                continue; // a CPU that only passed by (the BSP posting work)
+            }
+            let _ = writeln!(
+                out,
+                "  cpu {cpu}: {:.1} instructions/message, {:.1} TB runs/message{}",
+                per(count.instructions),
+                per(count.tb_runs),
+                if count.unknown_runs > 0 {
+                    format!(", {} TB runs of unknown length", count.unknown_runs)
+                } else {
+                    String::new()
+                }
+            );
+            let mut functions: Vec<(&String, &u64)> = count.by_function.iter().collect();
+            functions.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            for (name, n) in functions.into_iter().take(top) {
+                let _ = writeln!(out, "    {:>9.1}  {name}", per(*n));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn functions() -> Vec<Function> {
+        vec![
+            Function { start: 0x2000, size: 0x100, name: "k::floors::floor_receive".into() },
+            Function { start: 0x1000, size: 0x100, name: "k::floors::floor_send".into() },
+            Function { start: 0x3000, size: 0x10, name: "memcpy".into() },
+        ]
+    }
+
+    const LOG: &str = "\
+----------------
+IN: k::floors::floor_send
+0x0000000000001000:  push %rbp
+0x0000000000001001:  mov %rsp,%rbp
+0x0000000000001004:  jmp 0x1010
+
+----------------
+IN: k::floors::floor_send
+0x0000000000001010:  inc %rax
+0x0000000000001013:  jne 0x1010
+
+IN: memcpy
+0x0000000000003000:  rep movsb
+Trace 1: 0x7f0000000000 [00000000/0000000000000500/00000000/ff000000] before
+Trace 1: 0x7f0000000000 [00000000/0000000000001000/00000000/ff000000] k::floors::floor_send
+Trace 1: 0x7f0000000100 [00000000/0000000000001010/00000000/ff000000] k::floors::floor_send
+Trace 1: 0x7f0000000100 [00000000/0000000000001010/00000000/ff000000] k::floors::floor_send
+Trace 2: 0x7f0000000200 [00000000/0000000000003000/00000000/ff000000] memcpy
+Trace 2: 0x7f0000000300 [00000000/0000000000002040/00000000/ff000000] unknown
+Trace 1: 0x7f0000000000 [00000000/0000000000001000/00000000/ff000000] k::floors::floor_send
+";
+
+    #[test]
+    fn counts_tb_runs_times_lengths_per_phase_cpu_and_function() {
+        let mut counter = Counter::new(functions(), &["k::floors::floor_send"]);
+        for line in LOG.lines() {
+            counter.feed(line);
+        }
+        assert_eq!(counter.phases(), ["start", "floor_send#1", "floor_send#2"]);
+        let first = counter.counts("floor_send#1");
+        // cpu 1: the 3-instruction entry TB once, the 2-instruction loop twice.
+        assert_eq!(first[&1].instructions, 3 + 2 * 2);
+        assert_eq!(first[&1].tb_runs, 3);
+        assert_eq!(first[&1].by_function["k::floors::floor_send"], 7);
+        // cpu 2: memcpy's one instruction; the TB at 0x2040 was never shown.
+        assert_eq!(first[&2].instructions, 1);
+        assert_eq!(first[&2].unknown_runs, 1);
+        assert_eq!(counter.counts("start")[&1].unknown_runs, 1);
+        assert_eq!(counter.counts("floor_send#2")[&1].instructions, 3);
+    }
+
+    #[test]
+    fn addresses_outside_functions_are_named_by_address() {
+        let counter = Counter::new(functions(), &[]);
+        assert_eq!(counter.function_of(0x2050), "k::floors::floor_receive");
+        assert_eq!(counter.function_of(0x2100), "0x2100");
+        assert_eq!(counter.function_of(0x10), "0x10");
+    }
+
+    #[test]
+    fn report_divides_by_messages_and_skips_passers_by() {
+        let mut counter = Counter::new(functions(), &["k::floors::floor_send"]);
+        for line in LOG.lines() {
+            counter.feed(line);
+        }
+        let text = report(&counter, &[ReportedPhase { phase: "floor_send#1", what: "floor", messages: 2 }], 5);
+        assert!(text.contains("cpu 1: 3.5 instructions/message, 1.5 TB runs/message"), "{text}");
+        assert!(!text.contains("cpu 2"), "{text}"); // 1 instruction for 2 messages
+        let missing = report(&counter, &[ReportedPhase { phase: "mark#1", what: "mover", messages: 2 }], 5);
+        assert!(missing.contains("not in the log"), "{missing}");
+    }
+}

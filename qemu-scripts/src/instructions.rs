@@ -1,0 +1,211 @@
+//! `cargo xtask bench instructions`: executed guest instructions per
+//! message on the kernel's stream paths (the direct ring, the stream
+//! floor, the mover), by function, from QEMU's TCG log (issue 17).
+//!
+//! ```text
+//! bench.toml (benchclient's counts cut 10x) ─▶ image ─▶ QEMU -d in_asm,exec,nochain
+//!                                                      -dfilter <kernel text> -D /dev/stderr
+//!   stderr (the log) ─▶ bench::instructions::Counter ◀─ kernel ELF symbols (`object`)
+//!   stdout (serial)  ─▶ phase names, messages; QEMU stopped once mover-stream has ended
+//! ```
+//!
+//! Only kernel code is counted (the filter): the floors and direct rings
+//! run in the kernel, and so does the mover; the servers' own user-space
+//! instructions on the mover path are not in these figures. The count is
+//! exact for the code the log covers (every TB run, its length from its
+//! translation); it says nothing about time, which the IPC benchmark
+//! measures.
+
+use std::io::{BufRead, BufReader};
+use std::process::{ExitCode, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use bench::instructions::{Counter, Function, ReportedPhase, report};
+use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
+
+use crate::qemu::QemuOptions;
+use crate::{Error, System, root};
+
+/// Where the bootloader maps the kernel (its log says
+/// `virtual_address_offset: 0x...`; checked against the serial log).
+const KERNEL_OFFSET: u64 = 0xffff_8000_0000_0000;
+/// Functions whose entry starts a phase: the floors' measuring sides and
+/// the `BENCH_MARK` system call.
+const MARKERS: &[&str] = &[
+    "kernel::floors::pingpong_measure",
+    "kernel::floors::ring_rtt_measure",
+    "kernel::floors::stream_send",
+    "kernel::floors::floor_send",
+    "kernel::phase_counters::mark",
+];
+/// benchclient's arguments in bench.toml, and the ones used here (a tenth
+/// of the messages: the log has a line per translation-block run).
+const BENCH_ARGS: &str = "rtt=20000 stream=200000";
+const PROFILE_ARGS: &str = "rtt=2000 stream=20000";
+/// The kernel floors' fixed counts (`kernel/src/floors.rs`).
+const FLOOR_STREAM_MESSAGES: u64 = 200_000;
+const FLOOR_ROUND_TRIPS: u64 = 21_000;
+const MOVER_STREAM_MESSAGES: u64 = 20_000;
+
+/// Every function symbol of the kernel ELF at its run-time address, demangled.
+fn kernel_functions(kernel: &std::path::Path) -> Result<(Vec<Function>, (u64, u64)), Error> {
+    let data = std::fs::read(kernel).map_err(|e| Error::new(format!("{}: {e}", kernel.display())))?;
+    let file = object::File::parse(&*data).map_err(|e| Error::new(format!("{}: {e}", kernel.display())))?;
+    let functions: Vec<Function> = file
+        .symbols()
+        .filter(|s| s.kind() == SymbolKind::Text && s.address() != 0)
+        .filter_map(|s| {
+            let name = s.name().ok()?;
+            Some(Function {
+                start: KERNEL_OFFSET + s.address(),
+                size: s.size(),
+                name: format!("{:#}", rustc_demangle::demangle(name)),
+            })
+        })
+        .collect();
+    let text =
+        file.section_by_name(".text").ok_or_else(|| Error::new(format!("{}: no .text section", kernel.display())))?;
+    let range = (KERNEL_OFFSET + text.address(), KERNEL_OFFSET + text.address() + text.size());
+    if functions.is_empty() {
+        return Err(Error::new(format!("{}: no function symbols (stripped?)", kernel.display())));
+    }
+    Ok((functions, range))
+}
+
+pub fn cmd_bench_instructions(opts: &QemuOptions) -> Result<ExitCode, Error> {
+    let build = crate::bench_build()?;
+    let root = root();
+    let mut system = System::read(&root.join(crate::BENCH_SYSTEM))?;
+    if !system.text.contains(BENCH_ARGS) {
+        return Err(Error::new(format!("{}: benchclient's args no longer hold `{BENCH_ARGS}`", system.file)));
+    }
+    system.text = system.text.replacen(BENCH_ARGS, PROFILE_ARGS, 1);
+    let (functions, (text_start, text_end)) = kernel_functions(&build.kernel)?;
+    let missing: Vec<&&str> = MARKERS.iter().filter(|m| !functions.iter().any(|f| f.name == **m)).collect();
+    if !missing.is_empty() {
+        return Err(Error::new(format!(
+            "marker functions not in the kernel's symbols (inlined or renamed?): {missing:?}"
+        )));
+    }
+
+    let mut opts = opts.clone();
+    opts.echo = false;
+    let names: Vec<String> = build.binaries.iter().map(|(n, _)| n.clone()).collect();
+    system.check(Some(opts.smp), &names)?;
+    let dir = crate::qemu::run_dir(&root, "bench-instructions")?;
+    let ramdisk = dir.join("ramdisk.tar");
+    let mut files: Vec<(String, &[u8])> = vec![
+        ("cmdline".to_string(), b"bench bench.system=instructions".as_slice()),
+        ("system.toml".to_string(), system.text.as_bytes()),
+    ];
+    for (name, bytes) in &build.binaries {
+        files.push((format!("servers/{name}"), bytes));
+    }
+    let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), *b)).collect();
+    let archive = boot_args::write::ustar(&refs).map_err(|e| Error::new(format!("ramdisk: {e}")))?;
+    crate::qemu::write_if_changed(&ramdisk, &archive)?;
+    let image = dir.join(format!("{}.img", opts.firmware.name()));
+    crate::qemu::image(&build.builder, &build.kernel, &ramdisk, opts.firmware, &image)?;
+    let mut cmd = crate::qemu::command(&opts, &image, &dir)?;
+    cmd.args(["-d", "in_asm,exec,nochain", "-dfilter", &format!("{text_start:#x}..{:#x}", text_end - 1)]);
+    cmd.args(["-D", "/dev/stderr"]);
+    println!("xtask: {}", crate::qemu::show(&cmd));
+    println!("xtask: counting instructions: every translation-block run of kernel code is logged (slow: minutes)");
+
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::new(format!("starting QEMU: {e}")))?;
+    let log = child.stderr.take().expect("piped");
+    let serial = child.stdout.take().expect("piped");
+    let counter_thread = std::thread::spawn(move || {
+        let mut counter = Counter::new(functions, MARKERS);
+        for line in BufReader::new(log).lines().map_while(Result::ok) {
+            counter.feed(&line);
+        }
+        counter
+    });
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(serial).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let started = Instant::now();
+    let timeout = opts.timeout.unwrap_or(Duration::from_secs(3600));
+    let mut serial_log = String::new();
+    let mut done = false;
+    while !done && started.elapsed() < timeout {
+        match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(line) => {
+                // The phase after mover-stream began: mover-stream's counters are out.
+                done = line.contains("BENCH stream name=mover-stream batch=8");
+                if line.contains("BENCH ") && !line.contains("BENCH counters") {
+                    println!("  | {}", line.trim_end());
+                }
+                serial_log.push_str(&line);
+                serial_log.push('\n');
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    std::fs::write(dir.join("serial.log"), &serial_log).map_err(|e| Error::new(format!("serial.log: {e}")))?;
+    let counter = counter_thread.join().map_err(|_| Error::new("the log counter panicked"))?;
+    if !done {
+        return Err(Error::new(format!(
+            "the boot did not reach the mover's batch-8 stream within {} s (serial log in {}/serial.log)",
+            timeout.as_secs(),
+            dir.display()
+        )));
+    }
+    let expected_offset = format!("virtual_address_offset: {KERNEL_OFFSET:#x}");
+    if !serial_log.contains(&expected_offset) {
+        return Err(Error::new(format!(
+            "the bootloader did not map the kernel at {KERNEL_OFFSET:#x} (no `{expected_offset}` line): the symbols would not match"
+        )));
+    }
+
+    // The BENCH_MARK calls come in begin/end pairs; the k-th pair is the
+    // k-th phase whose counters the kernel printed.
+    let mut mark_phases: Vec<&str> = Vec::new();
+    for line in serial_log.lines() {
+        if let Some(rest) = line.split_once("BENCH counters phase=").map(|(_, r)| r)
+            && let Some(name) = rest.split(' ').next()
+            && mark_phases.last() != Some(&name)
+        {
+            mark_phases.push(name);
+        }
+    }
+    let mover_stream_mark = mark_phases
+        .iter()
+        .position(|p| *p == "mover-stream")
+        .map(|i| format!("mark#{}", 2 * i + 1))
+        .unwrap_or_else(|| "mark#?".to_string());
+    let phases = [
+        ReportedPhase { phase: "stream_send#1", what: "direct-ring-stream batch=1", messages: FLOOR_STREAM_MESSAGES },
+        ReportedPhase { phase: "stream_send#2", what: "direct-ring-stream batch=8", messages: FLOOR_STREAM_MESSAGES },
+        ReportedPhase { phase: "floor_send#1", what: "stream-floor slots=4096", messages: FLOOR_STREAM_MESSAGES },
+        ReportedPhase { phase: "floor_send#2", what: "stream-floor slots=64", messages: FLOOR_STREAM_MESSAGES },
+        ReportedPhase {
+            phase: "ring_rtt_measure#1",
+            what: "direct-ring-rtt (round trips)",
+            messages: FLOOR_ROUND_TRIPS,
+        },
+        ReportedPhase {
+            phase: &mover_stream_mark,
+            what: "mover-stream batch=1 (kernel code only: the mover; the servers' user code is not counted)",
+            messages: MOVER_STREAM_MESSAGES,
+        },
+    ];
+    println!("{}", report(&counter, &phases, 8));
+    println!("xtask: serial log in {}/serial.log", dir.display());
+    Ok(ExitCode::SUCCESS)
+}
