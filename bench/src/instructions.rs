@@ -51,6 +51,9 @@ pub struct CpuCount {
 /// Counts a TCG log, line by line.
 pub struct Counter {
     functions: Vec<Function>,
+    /// Per CPU, the functions of the user program that runs there (user
+    /// addresses mean a different program on each CPU).
+    cpu_functions: HashMap<u32, Vec<Function>>,
     /// Marker function entry addresses and their short names.
     markers: HashMap<u64, String>,
     tb_length: HashMap<u64, u64>,
@@ -76,6 +79,7 @@ impl Counter {
             .collect();
         Counter {
             functions,
+            cpu_functions: HashMap::new(),
             markers,
             tb_length: HashMap::new(),
             translating: None,
@@ -84,6 +88,13 @@ impl Counter {
             order: vec!["start".to_string()],
             runs: HashMap::new(),
         }
+    }
+
+    /// Names code at addresses inside `functions` on `cpu` by them (a
+    /// server's symbols, for the CPU it runs on), before the kernel's.
+    pub fn add_cpu_functions(&mut self, cpu: u32, mut functions: Vec<Function>) {
+        functions.sort_by_key(|f| f.start);
+        self.cpu_functions.insert(cpu, functions);
     }
 
     /// Takes one line of the log.
@@ -119,12 +130,19 @@ impl Counter {
         *self.runs.entry((self.phase.clone(), cpu)).or_default().entry(pc).or_insert(0) += 1;
     }
 
-    fn function_of(&self, pc: u64) -> String {
-        let i = self.functions.partition_point(|f| f.start <= pc);
-        match i.checked_sub(1).map(|i| &self.functions[i]) {
-            Some(f) if pc < f.start + f.size.max(1) => f.name.clone(),
-            _ => format!("{pc:#x}"),
-        }
+    fn function_of(&self, cpu: u32, pc: u64) -> String {
+        let find = |functions: &[Function]| {
+            let i = functions.partition_point(|f| f.start <= pc);
+            match i.checked_sub(1).map(|i| &functions[i]) {
+                Some(f) if pc < f.start + f.size.max(1) => Some(f.name.clone()),
+                _ => None,
+            }
+        };
+        self.cpu_functions
+            .get(&cpu)
+            .and_then(|functions| find(functions))
+            .or_else(|| find(&self.functions))
+            .unwrap_or_else(|| format!("{pc:#x}"))
     }
 
     /// Phases in the order they started.
@@ -145,7 +163,7 @@ impl Counter {
                 match self.tb_length.get(&pc) {
                     Some(&length) => {
                         count.instructions += n * length;
-                        *count.by_function.entry(self.function_of(pc)).or_insert(0) += n * length;
+                        *count.by_function.entry(self.function_of(*cpu, pc)).or_insert(0) += n * length;
                     }
                     None => count.unknown_runs += n,
                 }
@@ -267,9 +285,20 @@ Trace 1: 0x7f0000000000 [00000000/0000000000001000/00000000/ff000000] k::floors:
     #[test]
     fn addresses_outside_functions_are_named_by_address() {
         let counter = Counter::new(functions(), &[]);
-        assert_eq!(counter.function_of(0x2050), "k::floors::floor_receive");
-        assert_eq!(counter.function_of(0x2100), "0x2100");
-        assert_eq!(counter.function_of(0x10), "0x10");
+        assert_eq!(counter.function_of(0, 0x2050), "k::floors::floor_receive");
+        assert_eq!(counter.function_of(0, 0x2100), "0x2100");
+        assert_eq!(counter.function_of(0, 0x10), "0x10");
+    }
+
+    #[test]
+    fn user_addresses_are_named_by_the_program_on_that_cpu() {
+        let mut counter = Counter::new(functions(), &[]);
+        counter.add_cpu_functions(1, vec![Function { start: 0x10, size: 8, name: "client::send".into() }]);
+        counter.add_cpu_functions(2, vec![Function { start: 0x10, size: 8, name: "echo::check".into() }]);
+        assert_eq!(counter.function_of(1, 0x12), "client::send");
+        assert_eq!(counter.function_of(2, 0x12), "echo::check");
+        assert_eq!(counter.function_of(3, 0x12), "0x12");
+        assert_eq!(counter.function_of(1, 0x2050), "k::floors::floor_receive");
     }
 
     #[test]

@@ -4,14 +4,15 @@
 //!
 //! ```text
 //! bench.toml (benchclient's counts cut 10x) ─▶ image ─▶ QEMU -d in_asm,exec,nochain
-//!                                                      -dfilter <kernel text> -D /dev/stderr
-//!   stderr (the log) ─▶ bench::instructions::Counter ◀─ kernel ELF symbols (`object`)
+//!                            -dfilter <kernel text>,<benchclient's and echo's text> -D /dev/stderr
+//!   stderr (the log) ─▶ bench::instructions::Counter ◀─ kernel and server ELF symbols (`object`)
 //!   stdout (serial)  ─▶ phase names, messages; QEMU stopped once mover-stream has ended
 //! ```
 //!
-//! Only kernel code is counted (the filter): the floors and direct rings
-//! run in the kernel, and so does the mover; the servers' own user-space
-//! instructions on the mover path are not in these figures. The count is
+//! Kernel code and the user code of the mover stream's two servers
+//! (benchclient, echo; `[server]` before their functions' names) are
+//! counted (the filter); other servers' code is not (none runs in the
+//! phases reported). The count is
 //! exact for the code the log covers (every TB run, its length from its
 //! translation); it says nothing about time, which the IPC benchmark
 //! measures.
@@ -47,28 +48,31 @@ const PROFILE_ARGS: &str = "rtt=2000 stream=20000";
 const FLOOR_STREAM_MESSAGES: u64 = 200_000;
 const FLOOR_ROUND_TRIPS: u64 = 21_000;
 const MOVER_STREAM_MESSAGES: u64 = 20_000;
+/// The servers whose user code is counted too, by the CPU they run on in
+/// bench.toml (checked): the two ends of the mover stream.
+const USER_CPUS: &[(u32, &str)] = &[(1, "benchclient"), (2, "echo")];
 
-/// Every function symbol of the kernel ELF at its run-time address, demangled.
-fn kernel_functions(kernel: &std::path::Path) -> Result<(Vec<Function>, (u64, u64)), Error> {
-    let data = std::fs::read(kernel).map_err(|e| Error::new(format!("{}: {e}", kernel.display())))?;
-    let file = object::File::parse(&*data).map_err(|e| Error::new(format!("{}: {e}", kernel.display())))?;
+/// Every function symbol of an ELF at its run-time address (`offset` +
+/// link address), demangled, and the run-time range of its `.text`.
+/// `prefix` goes before each name (a server's name; empty for the kernel).
+fn elf_functions(what: &str, prefix: &str, data: &[u8], offset: u64) -> Result<(Vec<Function>, (u64, u64)), Error> {
+    let file = object::File::parse(data).map_err(|e| Error::new(format!("{what}: {e}")))?;
     let functions: Vec<Function> = file
         .symbols()
         .filter(|s| s.kind() == SymbolKind::Text && s.address() != 0)
         .filter_map(|s| {
             let name = s.name().ok()?;
             Some(Function {
-                start: KERNEL_OFFSET + s.address(),
+                start: offset + s.address(),
                 size: s.size(),
-                name: format!("{:#}", rustc_demangle::demangle(name)),
+                name: format!("{prefix}{:#}", rustc_demangle::demangle(name)),
             })
         })
         .collect();
-    let text =
-        file.section_by_name(".text").ok_or_else(|| Error::new(format!("{}: no .text section", kernel.display())))?;
-    let range = (KERNEL_OFFSET + text.address(), KERNEL_OFFSET + text.address() + text.size());
+    let text = file.section_by_name(".text").ok_or_else(|| Error::new(format!("{what}: no .text section")))?;
+    let range = (offset + text.address(), offset + text.address() + text.size());
     if functions.is_empty() {
-        return Err(Error::new(format!("{}: no function symbols (stripped?)", kernel.display())));
+        return Err(Error::new(format!("{what}: no function symbols (stripped?)")));
     }
     Ok((functions, range))
 }
@@ -81,7 +85,23 @@ pub fn cmd_bench_instructions(opts: &QemuOptions) -> Result<ExitCode, Error> {
         return Err(Error::new(format!("{}: benchclient's args no longer hold `{BENCH_ARGS}`", system.file)));
     }
     system.text = system.text.replacen(BENCH_ARGS, PROFILE_ARGS, 1);
-    let (functions, (text_start, text_end)) = kernel_functions(&build.kernel)?;
+    let kernel_elf =
+        std::fs::read(&build.kernel).map_err(|e| Error::new(format!("{}: {e}", build.kernel.display())))?;
+    let (functions, (text_start, text_end)) = elf_functions("the kernel", "", &kernel_elf, KERNEL_OFFSET)?;
+    // The servers of the mover stream, on the CPUs bench.toml gives them.
+    let mut user = Vec::new();
+    for &(cpu, server) in USER_CPUS {
+        let line = format!("name = \"{server}\"\ncore = {cpu}\n");
+        if !system.text.contains(&line) {
+            return Err(Error::new(format!("{}: `{server}` is no longer on core {cpu}", system.file)));
+        }
+        let (_, bytes) = build
+            .binaries
+            .iter()
+            .find(|(name, _)| name == server)
+            .ok_or_else(|| Error::new(format!("no server binary `{server}`")))?;
+        user.push((cpu, elf_functions(server, &format!("[{server}] "), bytes, 0)?));
+    }
     let missing: Vec<&&str> = MARKERS.iter().filter(|m| !functions.iter().any(|f| f.name == **m)).collect();
     if !missing.is_empty() {
         return Err(Error::new(format!(
@@ -108,7 +128,9 @@ pub fn cmd_bench_instructions(opts: &QemuOptions) -> Result<ExitCode, Error> {
     let image = dir.join(format!("{}.img", opts.firmware.name()));
     crate::qemu::image(&build.builder, &build.kernel, &ramdisk, opts.firmware, &image)?;
     let mut cmd = crate::qemu::command(&opts, &image, &dir)?;
-    cmd.args(["-d", "in_asm,exec,nochain", "-dfilter", &format!("{text_start:#x}..{:#x}", text_end - 1)]);
+    let mut ranges = vec![format!("{text_start:#x}..{:#x}", text_end - 1)];
+    ranges.extend(user.iter().map(|(_, (_, (start, end)))| format!("{start:#x}..{:#x}", end - 1)));
+    cmd.args(["-d", "in_asm,exec,nochain", "-dfilter", &ranges.join(",")]);
     cmd.args(["-D", "/dev/stderr"]);
     println!("xtask: {}", crate::qemu::show(&cmd));
     println!("xtask: counting instructions: every translation-block run of kernel code is logged (slow: minutes)");
@@ -123,6 +145,9 @@ pub fn cmd_bench_instructions(opts: &QemuOptions) -> Result<ExitCode, Error> {
     let serial = child.stdout.take().expect("piped");
     let counter_thread = std::thread::spawn(move || {
         let mut counter = Counter::new(functions, MARKERS);
+        for (cpu, (functions, _)) in user {
+            counter.add_cpu_functions(cpu, functions);
+        }
         for line in BufReader::new(log).lines().map_while(Result::ok) {
             counter.feed(&line);
         }
@@ -201,7 +226,7 @@ pub fn cmd_bench_instructions(opts: &QemuOptions) -> Result<ExitCode, Error> {
         },
         ReportedPhase {
             phase: &mover_stream_mark,
-            what: "mover-stream batch=1 (kernel code only: the mover; the servers' user code is not counted)",
+            what: "mover-stream batch=1 (cpu 0 the mover, cpu 1 benchclient, cpu 2 echo)",
             messages: MOVER_STREAM_MESSAGES,
         },
     ];

@@ -67,6 +67,7 @@ impl Message {
     }
 
     /// A message to `destination_endpoint` with `label` and a copy of `payload`.
+    #[inline]
     pub fn new(destination_endpoint: u32, label: u32, payload: &[u8]) -> Result<Self, MessageError> {
         if payload.len() > PAYLOAD_CAPACITY {
             return Err(MessageError::PayloadTooLong { payload_len: u16::try_from(payload.len()).unwrap_or(u16::MAX) });
@@ -94,6 +95,7 @@ impl Message {
 
     /// The used part of the payload; `payload_len` is clamped to the
     /// capacity, so this never panics even on an unvalidated message.
+    #[inline]
     pub fn payload_bytes(&self) -> &[u8] {
         let used = (self.payload_len as usize).min(PAYLOAD_CAPACITY);
         &self.payload[..used]

@@ -36,7 +36,9 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_code)]
 
-use userlib::measure::{SAMPLE_BUFFER_LEN, Samples, elapsed, label, payload, stats, take_sample_buffer};
+use userlib::measure::{
+    SAMPLE_BUFFER_LEN, Samples, elapsed, label, payload, payload_matches, stats, take_sample_buffer,
+};
 use userlib::{Channel, Message};
 use userlib::{bench_extra_rings, bench_mark};
 
@@ -175,9 +177,8 @@ fn mover_rtt(
         let end = userlib::rdtsc();
         if round >= WARMUP {
             kept.record(start, end);
-            let good = reply.sender_badge == echo_badge
-                && reply.sequence == sequence
-                && reply.payload_bytes() == payload(sequence);
+            let good =
+                reply.sender_badge == echo_badge && reply.sequence == sequence && payload_matches(&reply, sequence);
             ok += u64::from(good);
         }
     }

@@ -29,7 +29,7 @@
 #![forbid(unsafe_code)]
 
 use userlib::measure::ring_pair::{self, Served};
-use userlib::measure::{label, payload};
+use userlib::measure::{label, payload, payload_matches};
 use userlib::{Channel, Consumer, Message, Producer, abi};
 
 userlib::server_main!(run);
@@ -136,7 +136,7 @@ fn run() -> i32 {
                 continue;
             }
             label::SINK => {
-                if message.sequence == expected && message.payload_bytes() == payload(message.sequence) {
+                if message.sequence == expected && payload_matches(&message, message.sequence) {
                     good += 1;
                 }
                 expected = message.sequence.wrapping_add(1);
@@ -285,7 +285,7 @@ impl Check {
     /// A ping from the peer: in order (a gap is lost pings, an older one a
     /// duplicate) and intact (else counted foreign: not what ping sends).
     fn ping(&mut self, message: &Message) {
-        if message.payload_bytes() != payload(message.sequence) {
+        if !payload_matches(message, message.sequence) {
             self.foreign += 1;
         } else if message.sequence >= self.expected {
             self.lost += u64::from(message.sequence - self.expected);

@@ -27,7 +27,7 @@
 
 use ringbuf::{Consumer, Message, Producer, RingError};
 
-use super::{Samples, elapsed, label, payload};
+use super::{Samples, elapsed, label, payload, payload_matches};
 use crate::{DirectRing, DirectRingError};
 
 /// Kernel counter phase around the timed round trips (`crate::bench_mark`;
@@ -101,7 +101,7 @@ pub fn measure(
         let good = reply.validate().is_ok()
             && reply.label == label::PING
             && reply.sequence == sequence
-            && reply.payload_bytes() == payload(sequence);
+            && payload_matches(&reply, sequence);
         if round >= plan.warmup {
             samples.record(start, end);
             ok += u64::from(good);
@@ -240,7 +240,7 @@ pub fn serve(from_peer: &mut Consumer<'_>, to_peer: &mut Producer<'_>, served: &
                 label::SINK_START => (expected, good) = (0, 0),
                 label::SINK => {
                     served.streamed += 1;
-                    if message.sequence == expected && message.payload_bytes() == payload(expected) {
+                    if message.sequence == expected && payload_matches(&message, expected) {
                         good += 1;
                     }
                     expected = expected.wrapping_add(1);
