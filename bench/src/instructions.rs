@@ -190,6 +190,31 @@ pub struct ReportedPhase<'a> {
     pub messages: u64,
 }
 
+/// What makes a count unusable: a phase that is not in the log, a phase
+/// whose busiest CPU executed less than one instruction per message, or
+/// TB runs whose length the log never showed.
+pub fn problems(counter: &Counter, phases: &[ReportedPhase]) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in phases {
+        let counts = counter.counts(p.phase);
+        let most = counts.values().map(|c| c.instructions).max().unwrap_or(0);
+        if counts.is_empty() {
+            out.push(format!("{} ({}): not in the log", p.what, p.phase));
+        } else if most < p.messages {
+            out.push(format!("{} ({}): {most} instructions for {} messages", p.what, p.phase, p.messages));
+        }
+        for (cpu, count) in &counts {
+            if count.unknown_runs > 0 {
+                out.push(format!(
+                    "{} ({}), cpu {cpu}: {} TB runs of unknown length",
+                    p.what, p.phase, count.unknown_runs
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// The table: per phase and CPU, instructions and TB runs per message, and
 /// the functions that executed the most (per message too).
 pub fn report(counter: &Counter, phases: &[ReportedPhase], top: usize) -> String {
@@ -312,5 +337,16 @@ Trace 1: 0x7f0000000000 [00000000/0000000000001000/00000000/ff000000] k::floors:
         assert!(!text.contains("cpu 2"), "{text}"); // 1 instruction for 2 messages
         let missing = report(&counter, &[ReportedPhase { phase: "mark#1", what: "mover", messages: 2 }], 5);
         assert!(missing.contains("not in the log"), "{missing}");
+        let phases = [
+            ReportedPhase { phase: "floor_send#1", what: "floor", messages: 2 },
+            ReportedPhase { phase: "floor_send#2", what: "floor again", messages: 2 },
+            ReportedPhase { phase: "mark#1", what: "mover", messages: 2 },
+        ];
+        assert_eq!(
+            problems(&counter, &phases),
+            ["floor (floor_send#1), cpu 2: 1 TB runs of unknown length", "mover (mark#1): not in the log",]
+        );
+        let many = [ReportedPhase { phase: "floor_send#2", what: "floor", messages: 4 }];
+        assert_eq!(problems(&counter, &many), ["floor (floor_send#2): 3 instructions for 4 messages"]);
     }
 }

@@ -1106,6 +1106,14 @@ const HOST_STEPS: &[HostStep] = &[
 
 /// The in-QEMU run of both benchmarks (`cargo xtask bench`), figures not checked.
 const BENCH_NAME: &str = "BENCH0001-ipc-and-power-benchmarks-run-end-to-end";
+/// `cargo xtask bench instructions` end to end: it fails unless every phase
+/// it reports is in QEMU's log with every TB's length known (~1.5 min).
+const BENCH_INSTRUCTIONS_NAME: &str = "BENCH0002-instruction-counts-run-end-to-end";
+/// The benchmark commands run as tests: name, `cargo xtask` words, what.
+const BENCH_RUNS: &[(&str, &[&str], &str)] = &[
+    (BENCH_NAME, &["bench"], "cargo xtask bench (figures not checked)"),
+    (BENCH_INSTRUCTIONS_NAME, &["bench", "instructions"], "cargo xtask bench instructions (counts not checked)"),
+];
 
 /// What `cargo xtask test` was asked for.
 #[derive(Debug, Clone, Default)]
@@ -1146,7 +1154,7 @@ fn matches(filter: Option<&str>, name: &str, boot_args: &str) -> bool {
 struct Selection {
     host: Vec<&'static HostStep>,
     cases: Vec<&'static Case>,
-    bench: bool,
+    bench: Vec<&'static (&'static str, &'static [&'static str], &'static str)>,
     /// Cases checked from the host while the guest runs (`net_bench.rs`).
     net: Vec<&'static crate::net_bench::NetCase>,
 }
@@ -1164,7 +1172,11 @@ impl Selection {
         } else {
             CASES.iter().filter(|c| matches(filter, c.name, c.boot_args)).collect()
         };
-        let bench = !opts.host_only && matches(filter, BENCH_NAME, "");
+        let bench = if opts.host_only {
+            Vec::new()
+        } else {
+            BENCH_RUNS.iter().filter(|(name, _, _)| matches(filter, name, "")).collect()
+        };
         let net = if opts.host_only {
             Vec::new()
         } else {
@@ -1174,7 +1186,7 @@ impl Selection {
     }
 
     fn is_empty(&self) -> bool {
-        self.host.is_empty() && self.cases.is_empty() && !self.bench && self.net.is_empty()
+        self.host.is_empty() && self.cases.is_empty() && self.bench.is_empty() && self.net.is_empty()
     }
 }
 
@@ -1197,7 +1209,7 @@ fn list(selection: &Selection) {
             println!("  {:<56} {}", step.name, step.what);
         }
     }
-    if !selection.cases.is_empty() || selection.bench || !selection.net.is_empty() {
+    if !selection.cases.is_empty() || !selection.bench.is_empty() || !selection.net.is_empty() {
         println!("in-QEMU cases (`--qemu-only`):");
     }
     for case in &selection.cases {
@@ -1214,8 +1226,8 @@ fn list(selection: &Selection) {
     for case in &selection.net {
         println!("  {:<56} {}", case.name, case.what);
     }
-    if selection.bench {
-        println!("  {BENCH_NAME:<56} cargo xtask bench (figures not checked)");
+    for (name, _, what) in &selection.bench {
+        println!("  {name:<56} {what}");
     }
 }
 
@@ -1266,9 +1278,9 @@ fn qemu_tests(
     tally: &mut Tally,
     cases: &[&Case],
     net: &[&crate::net_bench::NetCase],
-    run_bench: bool,
+    benches: &[&(&str, &[&str], &str)],
 ) -> Result<(), Error> {
-    if cases.is_empty() && net.is_empty() && !run_bench {
+    if cases.is_empty() && net.is_empty() && benches.is_empty() {
         return Ok(());
     }
     setup::host_packages()?;
@@ -1370,12 +1382,11 @@ fn qemu_tests(
         }
         tally.record(case.name, problems.is_empty(), &format!("({:.1} s)", started.elapsed().as_secs_f64()));
     }
-    if run_bench {
-        let name = BENCH_NAME;
-        println!("xtask: running {name} (figures not checked)");
+    for (name, words, what) in benches {
+        println!("xtask: running {name}: {what}");
         let started = Instant::now();
         let ok = run_checked(
-            Command::new("cargo").current_dir(&root).args(["run", "--quiet", "-p", "xtask", "--", "bench"]),
+            Command::new("cargo").current_dir(&root).args(["run", "--quiet", "-p", "xtask", "--"]).args(*words),
             name,
         )
         .is_ok();
@@ -1397,7 +1408,7 @@ pub fn cmd_test(opts: &TestOptions) -> Result<ExitCode, Error> {
     let started = Instant::now();
     let mut tally = Tally { passed: Vec::new(), failed: Vec::new() };
     host_tests(&mut tally, &selection.host);
-    qemu_tests(&mut tally, &selection.cases, &selection.net, selection.bench)?;
+    qemu_tests(&mut tally, &selection.cases, &selection.net, &selection.bench)?;
     println!("xtask: test run took {:.0} s", started.elapsed().as_secs_f64());
     if !tally.failed.is_empty() {
         println!("xtask: failed: {}", tally.failed.join(", "));
@@ -1421,7 +1432,7 @@ mod tests {
             .map(|s| s.name)
             .chain(CASES.iter().map(|c| c.name))
             .chain(crate::net_bench::NET_CASES.iter().map(|c| c.name))
-            .chain([BENCH_NAME])
+            .chain(BENCH_RUNS.iter().map(|(name, _, _)| *name))
             .collect()
     }
 
@@ -1474,7 +1485,7 @@ mod tests {
     fn filter_matches_id_full_name_substring_and_kernel_id() {
         let pick = |f: &str| {
             let s = Selection::new(&TestOptions { filter: Some(f.to_string()), ..TestOptions::default() });
-            (s.host.len(), s.cases.iter().map(|c| c.name).collect::<Vec<_>>(), s.bench)
+            (s.host.len(), s.cases.iter().map(|c| c.name).collect::<Vec<_>>(), !s.bench.is_empty())
         };
         assert_eq!(pick("PWR0006").1, ["PWR0006-race-publish-as-the-consumer-falls-asleep"]);
         assert_eq!(pick("PWR0006-race-publish-as-the-consumer-falls-asleep").1.len(), 1);

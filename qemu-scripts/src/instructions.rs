@@ -22,7 +22,7 @@ use std::process::{ExitCode, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use bench::instructions::{Counter, Function, ReportedPhase, report};
+use bench::instructions::{Counter, Function, ReportedPhase, problems, report};
 use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
 
 use crate::qemu::QemuOptions;
@@ -232,5 +232,9 @@ pub fn cmd_bench_instructions(opts: &QemuOptions) -> Result<ExitCode, Error> {
     ];
     println!("{}", report(&counter, &phases, 8));
     println!("xtask: serial log in {}/serial.log", dir.display());
-    Ok(ExitCode::SUCCESS)
+    let problems = problems(&counter, &phases);
+    if problems.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    Err(Error::new(format!("the counts are not usable: {}", problems.join("; "))))
 }
