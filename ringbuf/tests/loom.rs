@@ -161,6 +161,40 @@ fn batch_stamps_against_an_untrusted_consumer_across_laps() {
     });
 }
 
+/// `push_slice` stamps the batch's first slot last: a consumer reading
+/// concurrently (single pops and batch reads) still takes every message
+/// exactly once, in order, never a later slot before the first.
+#[test]
+fn push_slice_first_slot_last_is_read_in_order() {
+    model(|| {
+        let (mut producer, mut consumer) = ring::<4>(u64::MAX - 1);
+        let producer_thread = thread::spawn(move || {
+            assert_eq!(producer.push_slice(&[message(0), message(1), message(2)]), 3);
+        });
+        let mut expected = 0;
+        let mut out = [Message::zeroed(); 2];
+        let mut turn = 0;
+        while expected < 3 {
+            turn += 1;
+            let got = if turn % 2 == 0 {
+                usize::from(consumer.pop().inspect(|copy| assert_eq!(*copy, message(expected))).is_some())
+            } else {
+                let n = consumer.pop_into(&mut out);
+                for (offset, copy) in out[..n].iter().enumerate() {
+                    assert_eq!(*copy, message(expected + offset as u32));
+                }
+                n
+            };
+            if got == 0 {
+                thread::yield_now();
+            }
+            expected += got as u32;
+        }
+        producer_thread.join().unwrap();
+        assert_eq!(consumer.pop(), None);
+    });
+}
+
 /// Lost-wakeup check with a batch publish (`push_slice`: one stamp per
 /// slot, then the producer index) and the wake check once per batch.
 #[test]
