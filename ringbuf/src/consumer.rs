@@ -221,7 +221,7 @@ impl<'a> Consumer<'a> {
     /// Copies out the oldest message and releases its slot, for a consumer
     /// that does not trust the producer (the mover reading a server's
     /// outbox). The stamp of the next slot is loaded once and must be
-    /// exactly the one for our index; anything a honest producer cannot
+    /// exactly the one for our index; anything an honest producer cannot
     /// leave there is `Err(PeerStampInvalid)`. The message is a private
     /// copy, still to be checked with [`Message::validate`] before use.
     #[inline]

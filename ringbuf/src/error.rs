@@ -12,9 +12,10 @@ pub enum RingError {
     Full,
     /// Consumer side: there is no published message to read.
     Empty,
-    /// The peer's index, read once from shared memory, is more than
-    /// `capacity` slots away from our own index: the peer is broken or hostile.
-    /// Nothing was read or written.
+    /// Producer side: the consumer's index, read once from shared memory,
+    /// is more than `capacity` slots away from our own index: the peer is
+    /// broken or hostile. Nothing was written. (The consumer no longer
+    /// reads the producer index, so it never returns this.)
     PeerIndexOutOfRange {
         /// Our private, authoritative index.
         own_index: u64,
