@@ -1,19 +1,25 @@
-//! The consumer handle: copies messages out of slots into private memory
-//! and releases them with one Release store of the consumer index per pop
-//! or per batch.
+//! The consumer handle: finds each message by the stamp in its slot, copies
+//! it into private memory and releases slots with one Release store of the
+//! consumer index per pop or per batch.
 //!
 //! Invariants:
 //! - `next_read_index` is private and authoritative: the shared consumer
 //!   index is only ever written from it, never read back.
-//! - `cached_producer_index` holds only values that passed the range check
-//!   `value - next_read_index <= capacity`, so `available` is always in
-//!   `0..=capacity`.
+//! - Message `n` is taken only after an Acquire load of slot `n`'s stamp
+//!   word found exactly `stamp_for(n)`; a batch counts consecutive such
+//!   slots from `next_read_index`, at most `capacity` of them. The shared
+//!   producer index is never read on the message path (only its address is
+//!   handed out), so a peer's lie there changes nothing here.
 //! - A slot is copied word by word, each word loaded exactly once, into a
-//!   private `Message` before anything looks at it (no double fetch); no
-//!   reference to slot memory ever leaves this module.
+//!   private `Message` before anything looks at it (no double fetch), and
+//!   the copy's stamp byte is cleared; no reference to slot memory ever
+//!   leaves this module.
 
 use crate::error::RingError;
-use crate::layout::{ROOM_NOT_WANTED, Slot, WAKE_STATE_AWAKE, WAKE_STATE_SLEEPING};
+use crate::layout::{
+    ROOM_NOT_WANTED, STAMP_MASK, STAMP_PUBLISHED, STAMP_SHIFT, STAMP_WORD, Slot, WAKE_STATE_AWAKE, WAKE_STATE_SLEEPING,
+    stamp_bits, stamp_for,
+};
 use crate::message::{MESSAGE_WORDS, Message};
 use crate::sync::{AtomicU64, Ordering, fence};
 
@@ -26,8 +32,6 @@ pub struct Consumer<'a> {
     slots: &'a [Slot],
     /// Index of the next slot to read. Private and authoritative.
     next_read_index: u64,
-    /// Last validated producer index; everything below it is readable.
-    cached_producer_index: u64,
     /// `next_read_index` when the room-wanted word was last looked at: a
     /// release since then makes [`Consumer::room_check_due`] true.
     room_checked_at: u64,
@@ -63,8 +67,6 @@ impl<'a> Consumer<'a> {
             room_wanted,
             slots,
             next_read_index,
-            // "Empty" until the first refresh reads and checks the real value.
-            cached_producer_index: next_read_index,
             room_checked_at: next_read_index,
         }
     }
@@ -83,61 +85,118 @@ impl<'a> Consumer<'a> {
 
     /// Forgets what the last look at the producer index promised: the next
     /// read looks again. For a ring the kernel re-initialised at
-    /// [`Consumer::next_read_index`] (a restarted server's fresh outbox),
-    /// where the old promise names messages that no longer exist.
+    /// [`Consumer::next_read_index`] (a restarted server's fresh outbox).
+    /// Nothing is cached any more (every read looks at the stamps in the
+    /// slots), so this does nothing; kept so that callers need not change.
     #[inline]
-    pub fn forget_published(&mut self) {
-        self.cached_producer_index = self.next_read_index;
-    }
+    pub fn forget_published(&mut self) {}
 
-    /// Address of the shared producer index word: the line to arm MONITOR
-    /// on before [`Consumer::prepare_to_sleep`] when sleeping with MWAIT.
+    /// Address of the shared producer index word. The producer still stores
+    /// it after every push and batch, so MONITOR armed on it wakes on a
+    /// publish; [`Consumer::next_slot_address`] is the line the consumer
+    /// actually polls.
     #[inline]
     pub fn producer_index_address(&self) -> *const u64 {
         core::ptr::from_ref(self.producer_index).cast::<u64>()
     }
 
+    /// Address of the slot of [`Consumer::next_read_index`]: the line whose
+    /// stamp publishes the next message, to arm MONITOR on before
+    /// [`Consumer::prepare_to_sleep`] when sleeping with MWAIT.
     #[inline]
-    fn cached_available(&self) -> u64 {
-        self.cached_producer_index.wrapping_sub(self.next_read_index)
+    pub fn next_slot_address(&self) -> *const u8 {
+        core::ptr::from_ref(self.slot(self.next_read_index)).cast::<u8>()
     }
 
-    /// Reads the shared producer index once, checks it, caches it; returns readable messages.
-    #[inline]
-    fn refresh_producer_index(&mut self) -> Result<u64, RingError> {
-        // Acquire: pairs with the Release store in `Producer::publish`, so
-        // the slot words stored before it are visible to `read_slot`.
-        let peer_index = self.producer_index.load(Ordering::Acquire);
-        let capacity = self.slots.len() as u64;
-        let available = peer_index.wrapping_sub(self.next_read_index);
-        if available > capacity {
-            return Err(RingError::PeerIndexOutOfRange { own_index: self.next_read_index, peer_index, capacity });
-        }
-        self.cached_producer_index = peer_index;
-        Ok(available)
-    }
-
-    /// Readable messages, re-reading the producer index only if the cache shows fewer than `wanted`.
-    #[inline]
-    fn available(&mut self, wanted: u64) -> Result<u64, RingError> {
-        let cached = self.cached_available();
-        if cached >= wanted { Ok(cached) } else { self.refresh_producer_index() }
-    }
-
-    /// Copies the slot of `index` into private memory, each word loaded once.
     #[inline(always)]
-    fn read_slot(&self, index: u64) -> Message {
+    fn slot(&self, index: u64) -> &'a Slot {
         let slot_number = (index & (self.slots.len() as u64 - 1)) as usize;
         // SAFETY: `slots.len()` is a non-zero power of two (RingRegion
         // invariant), so `index & (len - 1) < len`.
-        let slot = unsafe { self.slots.get_unchecked(slot_number) };
+        unsafe { self.slots.get_unchecked(slot_number) }
+    }
+
+    /// Loads the stamp word of `index`'s slot once; `Ok` with the word if it
+    /// carries `index`'s stamp (the message is published).
+    #[inline(always)]
+    fn stamp_word(&self, index: u64) -> Result<u64, u64> {
+        // Acquire: pairs with the Release stamp store in
+        // `Producer::write_slot` / `WriteBatch::commit`; the slot's other
+        // words stored before it are visible to the Relaxed loads that follow.
+        let word = self.slot(index).words[STAMP_WORD].load(Ordering::Acquire);
+        let expected = stamp_bits(index, self.slots.len().trailing_zeros());
+        if word & STAMP_MASK == expected { Ok(word) } else { Err(word) }
+    }
+
+    /// Why the stamp word `word` found in `index`'s slot does not publish
+    /// it: `Empty` for what a protocol-following producer leaves before
+    /// publishing (no stamp, or the previous lap's), else `PeerStampInvalid`.
+    #[cold]
+    #[inline(never)]
+    fn not_published(&self, index: u64, word: u64) -> RingError {
+        let lap_shift = self.slots.len().trailing_zeros();
+        let stamp = (word >> STAMP_SHIFT) as u8;
+        let previous_lap = stamp_for(index.wrapping_sub(self.slots.len() as u64), lap_shift);
+        if stamp & STAMP_PUBLISHED == 0 || stamp == previous_lap {
+            RingError::Empty
+        } else {
+            RingError::PeerStampInvalid { own_index: index, stamp, expected: stamp_for(index, lap_shift) }
+        }
+    }
+
+    /// Published messages from `next_read_index` on, up to `max` (and at
+    /// most `capacity`): the run of slots whose stamps publish their
+    /// indices. `Err` only if the very first slot is not published.
+    #[inline]
+    fn available(&self, max: u64) -> Result<u64, RingError> {
+        let limit = max.min(self.slots.len() as u64);
+        let mut count = 0;
+        while count < limit {
+            let index = self.next_read_index.wrapping_add(count);
+            if let Err(word) = self.stamp_word(index) {
+                if count == 0 {
+                    return Err(self.not_published(index, word));
+                }
+                break;
+            }
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    /// Copies the slot of `index` into private memory, each word loaded
+    /// once, the stamp byte cleared. Call only after `stamp_word(index)`
+    /// (or `available`) said the slot is published.
+    #[inline(always)]
+    fn read_slot(&self, index: u64) -> Message {
+        let slot = self.slot(index);
         let mut words = [0u64; MESSAGE_WORDS];
         for (copy, word) in words.iter_mut().zip(&slot.words) {
-            // Relaxed: made visible by the Acquire load in
-            // `refresh_producer_index` (pairs with the Release store in
-            // `Producer::publish`). Atomic so that a peer writing the word
-            // at the same moment is not a data race; loaded exactly once.
+            // Relaxed: made visible by the Acquire stamp load that found the
+            // slot published (pairs with the producer's Release stamp
+            // store). Atomic so that a peer writing the word at the same
+            // moment is not a data race; loaded exactly once.
             *copy = word.load(Ordering::Relaxed);
+        }
+        words[STAMP_WORD] &= !STAMP_MASK;
+        Message::from_words(words)
+    }
+
+    /// Copies the slot of `index` whose stamp word `stamp_word` was just
+    /// loaded (and found published): the other seven words loaded once
+    /// each, the stamp word's value reused, its stamp byte cleared.
+    #[inline(always)]
+    fn read_published_slot(&self, index: u64, stamp_word: u64) -> Message {
+        let slot = self.slot(index);
+        let mut words = [0u64; MESSAGE_WORDS];
+        for (position, (copy, word)) in words.iter_mut().zip(&slot.words).enumerate() {
+            *copy = if position == STAMP_WORD {
+                stamp_word & !STAMP_MASK
+            } else {
+                // Relaxed: made visible by the Acquire load of `stamp_word`
+                // (pairs with the producer's Release stamp store); loaded once.
+                word.load(Ordering::Relaxed)
+            };
         }
         Message::from_words(words)
     }
@@ -152,8 +211,8 @@ impl<'a> Consumer<'a> {
     }
 
     /// Copies out the oldest message and releases its slot. An empty ring —
-    /// or one whose producer index is corrupt, which reads as empty here —
-    /// returns `None`.
+    /// or one whose next slot carries a corrupt stamp, which reads as empty
+    /// here — returns `None`.
     #[inline]
     pub fn pop(&mut self) -> Option<Message> {
         self.pop_untrusted().ok()
@@ -161,22 +220,25 @@ impl<'a> Consumer<'a> {
 
     /// Copies out the oldest message and releases its slot, for a consumer
     /// that does not trust the producer (the mover reading a server's
-    /// outbox). The shared producer index is read at most once and
-    /// range-checked; the message is a private copy, still to be checked
-    /// with [`Message::validate`] before use.
+    /// outbox). The stamp of the next slot is loaded once and must be
+    /// exactly the one for our index; anything an honest producer cannot
+    /// leave there is `Err(PeerStampInvalid)`. The message is a private
+    /// copy, still to be checked with [`Message::validate`] before use.
     #[inline]
     pub fn pop_untrusted(&mut self) -> Result<Message, RingError> {
-        if self.available(1)? == 0 {
-            return Err(RingError::Empty);
-        }
-        let message = self.read_slot(self.next_read_index);
-        self.release_to(self.next_read_index.wrapping_add(1));
+        let index = self.next_read_index;
+        let stamp_word = match self.stamp_word(index) {
+            Ok(word) => word,
+            Err(word) => return Err(self.not_published(index, word)),
+        };
+        let message = self.read_published_slot(index, stamp_word);
+        self.release_to(index.wrapping_add(1));
         Ok(message)
     }
 
     /// Up to `max` published messages to copy out and then release with one
-    /// store. Fewer (maybe none) if fewer are published; a corrupt producer
-    /// index reads as empty.
+    /// store. Fewer (maybe none) if fewer are published; a corrupt stamp
+    /// reads as the end of what is published.
     #[inline]
     pub fn read(&mut self, max: usize) -> ReadBatch<'_, 'a> {
         let available = self.available(max as u64).unwrap_or(0);
@@ -185,15 +247,18 @@ impl<'a> Consumer<'a> {
     }
 
     /// [`Consumer::read`] for a consumer that does not trust the producer:
-    /// `Err(Empty)` if nothing is published, `Err(PeerIndexOutOfRange)` if
-    /// the producer index is corrupt.
+    /// `Err(Empty)` if nothing is published, `Err(PeerStampInvalid)` if the
+    /// next slot carries a stamp no honest producer leaves there. A corrupt
+    /// stamp further on ends the batch; it is reported once it is next.
     #[inline]
     pub fn read_untrusted(&mut self, max: usize) -> Result<ReadBatch<'_, 'a>, RingError> {
-        let available = self.available(max as u64)?;
-        if available == 0 || max == 0 {
+        if max == 0 {
             return Err(RingError::Empty);
         }
-        let len = available.min(max as u64);
+        let len = self.available(max as u64)?;
+        if len == 0 {
+            return Err(RingError::Empty);
+        }
         Ok(ReadBatch { consumer: self, len })
     }
 
@@ -201,12 +266,18 @@ impl<'a> Consumer<'a> {
     /// `out` and releases them with one store; returns how many.
     #[inline]
     pub fn pop_into(&mut self, out: &mut [Message]) -> usize {
-        let batch = self.read(out.len());
-        let count = batch.len();
-        for (offset, destination) in out[..count].iter_mut().enumerate() {
-            *destination = batch.consumer.read_slot(batch.consumer.next_read_index.wrapping_add(offset as u64));
+        let limit = out.len().min(self.slots.len());
+        let mut count = 0;
+        while count < limit {
+            let index = self.next_read_index.wrapping_add(count as u64);
+            let Ok(stamp_word) = self.stamp_word(index) else { break };
+            out[count] = self.read_published_slot(index, stamp_word);
+            count += 1;
         }
-        batch.release()
+        if count > 0 {
+            self.release_to(self.next_read_index.wrapping_add(count as u64));
+        }
+        count
     }
 
     /// Wake-flag protocol, consumer half: announce sleep, then look once
@@ -215,8 +286,8 @@ impl<'a> Consumer<'a> {
     /// the doorbell); `false`: messages (or a corrupt index) arrived, the
     /// announcement is withdrawn, keep polling.
     ///
-    /// For MWAIT arm MONITOR on [`Consumer::producer_index_address`]
-    /// *before* this call; for HLT disable interrupts before it and use
+    /// For MWAIT arm MONITOR on [`Consumer::next_slot_address`] (or
+    /// [`Consumer::producer_index_address`]) *before* this call; for HLT disable interrupts before it and use
     /// `sti; hlt`. After waking for any reason call [`Consumer::finish_sleep`].
     #[inline]
     pub fn prepare_to_sleep(&mut self) -> bool {
@@ -224,10 +295,11 @@ impl<'a> Consumer<'a> {
         self.wake_state.store(WAKE_STATE_SLEEPING, Ordering::Relaxed);
         // SeqCst fence: pairs with the SeqCst fence in
         // `Producer::consumer_needs_wakeup`: either the producer's load sees
-        // SLEEPING, or our re-check below sees its new producer index.
+        // SLEEPING, or our re-check below sees the stamp it stored.
         fence(Ordering::SeqCst);
-        match self.refresh_producer_index() {
-            Ok(0) => true,
+        let index = self.next_read_index;
+        match self.stamp_word(index) {
+            Err(word) if self.not_published(index, word) == RingError::Empty => true,
             _ => {
                 self.finish_sleep();
                 false
@@ -237,10 +309,10 @@ impl<'a> Consumer<'a> {
 
     /// [`Consumer::prepare_to_sleep`] for a ring whose producer is
     /// untrusted: `Ok(true)` empty and announced, `Ok(false)` messages
-    /// arrived (announcement withdrawn), `Err` the producer index is out of
-    /// range. On `Err` the announcement is **kept**: a corrupt ring has
-    /// nothing to read, and if its producer repairs the index and publishes
-    /// it will see SLEEPING and ring the doorbell.
+    /// arrived (announcement withdrawn), `Err` the next slot carries a
+    /// corrupt stamp. On `Err` the announcement is **kept**: a corrupt ring
+    /// has nothing to read, and if its producer repairs the slot and
+    /// publishes it will see SLEEPING and ring the doorbell.
     #[inline]
     pub fn prepare_to_sleep_untrusted(&mut self) -> Result<bool, RingError> {
         // Relaxed: ordered before the re-check below by the SeqCst fence.
@@ -248,13 +320,16 @@ impl<'a> Consumer<'a> {
         // SeqCst fence: pairs with the SeqCst fence in
         // `Producer::consumer_needs_wakeup`, as in `prepare_to_sleep`.
         fence(Ordering::SeqCst);
-        match self.refresh_producer_index() {
-            Ok(0) => Ok(true),
+        let index = self.next_read_index;
+        match self.stamp_word(index) {
             Ok(_) => {
                 self.finish_sleep();
                 Ok(false)
             }
-            Err(err) => Err(err),
+            Err(word) => match self.not_published(index, word) {
+                RingError::Empty => Ok(true),
+                err => Err(err),
+            },
         }
     }
 

@@ -12,9 +12,10 @@ pub enum RingError {
     Full,
     /// Consumer side: there is no published message to read.
     Empty,
-    /// The peer's index, read once from shared memory, is more than
-    /// `capacity` slots away from our own index: the peer is broken or hostile.
-    /// Nothing was read or written.
+    /// Producer side: the consumer's index, read once from shared memory,
+    /// is more than `capacity` slots away from our own index: the peer is
+    /// broken or hostile. Nothing was written. (The consumer no longer
+    /// reads the producer index, so it never returns this.)
     PeerIndexOutOfRange {
         /// Our private, authoritative index.
         own_index: u64,
@@ -23,12 +24,25 @@ pub enum RingError {
         /// Slots in the ring.
         capacity: u64,
     },
+    /// Consumer side: the stamp in the slot of the next index is neither the
+    /// one that publishes that index, nor one a protocol-following producer
+    /// can leave there before publishing it (zero, or the previous lap's):
+    /// the producer is broken or hostile. Nothing was read or released; the
+    /// same answer comes back until the producer writes a sane stamp there.
+    PeerStampInvalid {
+        /// Our private, authoritative index (the message we wait for).
+        own_index: u64,
+        /// The stamp byte found in its slot.
+        stamp: u8,
+        /// The stamp that would publish `own_index`.
+        expected: u8,
+    },
 }
 
 impl RingError {
     /// True when the error is the peer's fault rather than a normal full/empty condition.
     pub const fn is_peer_misbehaviour(&self) -> bool {
-        matches!(self, RingError::PeerIndexOutOfRange { .. })
+        matches!(self, RingError::PeerIndexOutOfRange { .. } | RingError::PeerStampInvalid { .. })
     }
 }
 
@@ -39,6 +53,12 @@ impl fmt::Display for RingError {
             RingError::Empty => f.write_str("ring is empty"),
             RingError::PeerIndexOutOfRange { own_index, peer_index, capacity } => {
                 write!(f, "peer index {peer_index} is more than {capacity} slots away from own index {own_index}")
+            }
+            RingError::PeerStampInvalid { own_index, stamp, expected } => {
+                write!(
+                    f,
+                    "slot of index {own_index} carries stamp {stamp:#04x}, neither {expected:#04x} nor an unpublished one"
+                )
             }
         }
     }

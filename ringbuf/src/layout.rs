@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! offset            size  content                        written by
-//!      0               8  producer index (u64, atomic)   producer (Release)
+//!      0               8  producer index (u64, atomic)   producer (Release; read by
+//!                                                        nobody on the message path)
 //!      8             120  padding (zero, never read)
 //!    128               8  consumer index (u64, atomic)   consumer (Release)
 //!    136             120  padding
@@ -19,18 +20,43 @@
 //!                         index n satisfies n % capacity == i
 //! ```
 //!
+//! A slot is the 64-byte message ([`crate::Message`]) with one byte owned by
+//! the ring: byte 23, the high byte of `flags`, holds the **stamp** that
+//! publishes the message (slot word [`STAMP_WORD`] = bytes 16..24, the
+//! stamp in its bits [`STAMP_SHIFT`]`..64`):
+//!
+//! ```text
+//! stamp of index n = 0x80 | ((n >> log2(capacity)) & 0x7f)
+//!                    ^^^^    the low 7 bits of n's lap number
+//!                    STAMP_PUBLISHED: never set in a zeroed or unpublished slot
+//! ```
+//! The producer stores the slot's other seven words (Relaxed), then the
+//! stamp word (Release). The consumer that wants message `n` loads the stamp
+//! word of slot `n` (Acquire): message `n` is there exactly when the stamp
+//! is `stamp_for(n)`. What a protocol-following producer can leave in that
+//! slot otherwise is a zero stamp (zeroed region, unpublished batch slot) or
+//! the stamp of `n - capacity` (the previous lap), and both differ from
+//! `stamp_for(n)`: consecutive laps differ in their low 7 bits (also
+//! across the `u64` wrap), and every published stamp has `0x80` set. So
+//! the consumer never reads the producer index on the message path: one
+//! cache line (the slot) moves per message.
+//!
 //! Invariants:
 //! - Indices are free-running `u64`s that wrap; the slot of index `n` is
 //!   `n & (capacity - 1)`, so `capacity` is a non-zero power of two and no
 //!   index value, however corrupt, can name a slot outside the region.
 //! - `producer index - consumer index` (wrapping) is the number of
 //!   published, unreleased messages and is at most `capacity` when both
-//!   sides follow the protocol.
+//!   sides follow the protocol. The producer index is published after the
+//!   stamps it covers, so it is a lower bound of what is published.
 //! - Every word of the region is only ever accessed atomically (8-byte,
 //!   aligned), so a peer writing any word at any moment is a value change,
 //!   never a data race (see `docs/ringbuf.md`, "Why atomics for slot words").
 //! - Each index sits on its own 128-byte block (`CachePadded`): x86_64's
 //!   adjacent-line prefetcher pairs 64-byte lines.
+//! - The stamp never leaves the crate: every copy out of a slot has the
+//!   stamp byte cleared ([`crate::RING_OWNED_FLAGS`]), and a producer
+//!   overwrites whatever a message carried there.
 
 use crossbeam_utils::CachePadded;
 
@@ -52,6 +78,33 @@ pub const ROOM_WANTED_OFFSET: usize = 320;
 pub const SLOTS_OFFSET: usize = 384;
 /// Bytes of one slot.
 pub const SLOT_SIZE: usize = 64;
+
+/// Index (`0..8`) of the slot word that holds the stamp: message bytes
+/// 16..24 (`sequence`, `payload_len`, `flags`).
+pub const STAMP_WORD: usize = 2;
+/// First bit of the stamp in the stamp word: message byte 23, the high byte
+/// of `flags`.
+pub const STAMP_SHIFT: u32 = 56;
+/// The stamp's bits in the stamp word.
+pub const STAMP_MASK: u64 = 0xff << STAMP_SHIFT;
+/// Set in every stamp a producer publishes; clear in a zeroed slot and in
+/// a slot written by a batch that is not committed yet.
+pub const STAMP_PUBLISHED: u8 = 0x80;
+
+/// The stamp that publishes the message with index `index` in a ring of
+/// `1 << lap_shift` slots: [`STAMP_PUBLISHED`] and the low 7 bits of the
+/// index's lap number. Differs from the stamp of `index - capacity` (wrapping)
+/// for every capacity, and from zero.
+#[inline(always)]
+pub const fn stamp_for(index: u64, lap_shift: u32) -> u8 {
+    STAMP_PUBLISHED | ((index >> lap_shift) as u8 & 0x7f)
+}
+
+/// [`stamp_for`] in place in a stamp word (the other bits zero).
+#[inline(always)]
+pub(crate) const fn stamp_bits(index: u64, lap_shift: u32) -> u64 {
+    (stamp_for(index, lap_shift) as u64) << STAMP_SHIFT
+}
 
 /// Wake-state value: the consumer is polling (or about to look again).
 pub const WAKE_STATE_AWAKE: u64 = 0;
@@ -151,4 +204,7 @@ const _: () = {
     assert!(size_of::<Slot>() == SLOT_SIZE);
     assert!(align_of::<Slot>() == SLOT_SIZE);
     assert!(SLOTS_OFFSET.is_multiple_of(REGION_ALIGN));
+    // The stamp is the high byte of `Message::flags` (byte 23).
+    assert!(STAMP_WORD * 8 + (STAMP_SHIFT as usize) / 8 == offset_of!(crate::Message, flags) + 1);
+    assert!(STAMP_MASK >> STAMP_SHIFT == crate::message::RING_OWNED_FLAGS as u64 >> 8);
 };

@@ -15,10 +15,18 @@
 //!      8    8 sender_badge          the mover (receiver trusts only this)
 //!     16    4 sequence              sender (wrapping per-sender counter)
 //!     20    2 payload_len           sender (0..=40 bytes of payload used)
-//!     22    2 flags                 sender (reserved, must be 0)
+//!     22    2 flags                 low byte: sender (bit 0 = a buffer descriptor,
+//!                                   `abi::region::FLAG_DESCRIPTOR`; the other bits
+//!                                   reserved, 0); high byte: the ring (see below)
 //!     24   40 payload               sender
 //! ```
 //! Integers are little-endian (x86_64 native order).
+//!
+//! The high byte of `flags` ([`RING_OWNED_FLAGS`], message byte 23) belongs
+//! to the ring: in a slot it holds the stamp that publishes the message
+//! (`crate::layout`). A producer overwrites whatever a message carries
+//! there, and every copy a consumer (or `Producer::read_back`) returns has
+//! it clear, so above the ring those bits always read as zero.
 
 use crate::error::MessageError;
 
@@ -27,6 +35,11 @@ pub const PAYLOAD_CAPACITY: usize = 40;
 
 /// Bytes in one message (= one ring slot = one x86_64 cache line).
 pub const MESSAGE_SIZE: usize = 64;
+
+/// Bits of [`Message::flags`] that belong to the ring (its publication
+/// stamp in the slot): overwritten on every push, zero in every copy out
+/// of a ring. A sender's own flags live in the low byte.
+pub const RING_OWNED_FLAGS: u16 = 0xff00;
 
 /// Number of 8-byte words in a message; slots are copied word by word.
 pub(crate) const MESSAGE_WORDS: usize = MESSAGE_SIZE / 8;
@@ -46,7 +59,10 @@ pub struct Message {
     pub sequence: u32,
     /// Bytes of `payload` in use, `0..=PAYLOAD_CAPACITY`. Untrusted until [`Message::validate`].
     pub payload_len: u16,
-    /// Reserved; must be zero in this version.
+    /// Low byte: the sender's flags (bit 0 marks a buffer descriptor in
+    /// this system; the rest reserved). High byte ([`RING_OWNED_FLAGS`]):
+    /// owned by the ring, overwritten by a push and zero in every copy a
+    /// ring hands out. [`Message::validate`] accepts only zero.
     pub flags: u16,
     /// Inline payload; bytes past `payload_len` carry no meaning.
     pub payload: [u8; PAYLOAD_CAPACITY],

@@ -1,7 +1,20 @@
-//! The producer handle: writes messages into slots and publishes them with
-//! one Release store of the producer index per push or per batch.
+//! The producer handle: writes messages into slots and publishes each one
+//! with a Release store of its slot's stamp word (see [`crate::layout`]),
+//! then stores the producer index once per push or per batch.
 //!
 //! Invariants:
+//! - A slot's stamp word is stored last, with Release, after the slot's
+//!   other seven words; it carries `stamp_for(index)` only when the message
+//!   is published. A [`WriteBatch`] writes its slots with the stamp byte
+//!   zero (unpublished) and stamps them in [`WriteBatch::commit`], so a
+//!   batch that is dropped publishes nothing.
+//! - A batch (`push_slice`, `commit`) stamps its first slot last. The
+//!   consumer takes slots strictly in order from its index, so the batch
+//!   appears at once; a slot further on with its stamp already set is
+//!   never taken before the first one.
+//! - The shared producer index is stored after the stamps it covers: a
+//!   reader of it learns a lower bound of what is published. The consumer
+//!   does not read it.
 //! - `next_write_index` is private and authoritative: the shared producer
 //!   index is only ever *written* from it, never read back (a hostile
 //!   consumer may overwrite the shared word; that cannot move us).
@@ -13,8 +26,8 @@
 //!   before use (no double fetch).
 
 use crate::error::{RingError, RingFull};
-use crate::layout::{ROOM_NOT_WANTED, ROOM_WANTED, Slot, WAKE_STATE_AWAKE};
-use crate::message::Message;
+use crate::layout::{ROOM_NOT_WANTED, ROOM_WANTED, STAMP_MASK, STAMP_WORD, Slot, WAKE_STATE_AWAKE, stamp_bits};
+use crate::message::{MESSAGE_WORDS, Message};
 use crate::sync::{AtomicU64, Ordering, fence};
 
 /// The writing end of a ring. `Send`, not `Clone`: there is one producer.
@@ -114,24 +127,47 @@ impl<'a> Producer<'a> {
         unsafe { self.slots.get_unchecked(slot_number) }
     }
 
+    /// `log2(capacity)`: the shift from an index to its lap number.
     #[inline(always)]
-    fn write_slot(&self, index: u64, message: &Message) {
-        let slot = self.slot(index);
-        for (word, value) in slot.words.iter().zip(message.to_words()) {
-            // Relaxed: made visible to the consumer by the Release store in
-            // `publish` (pairs with the Acquire load in
-            // `Consumer::refresh_producer_index`). Atomic only so that a peer
-            // writing the same word is a value change, not a data race.
-            word.store(value, Ordering::Relaxed);
-        }
+    fn lap_shift(&self) -> u32 {
+        self.slots.len().trailing_zeros()
     }
 
+    /// Writes the message with index `index` into its slot: the seven other
+    /// words, then the stamp word. `publish_now`: the stamp word carries the
+    /// index's stamp (the message is visible from this store on); otherwise
+    /// its stamp byte is zero, and [`WriteBatch::commit`] stamps it later.
+    #[inline(always)]
+    fn write_slot(&self, index: u64, message: &Message, publish_now: bool) {
+        let slot = self.slot(index);
+        let words = message.to_words();
+        for (position, (word, value)) in slot.words.iter().zip(words).enumerate() {
+            if position != STAMP_WORD {
+                // Relaxed: made visible to the consumer by the Release store
+                // of the stamp word below (pairs with the Acquire stamp load
+                // in `Consumer::stamp_word`). Atomic only so that a peer
+                // writing the same word is a value change, not a data race.
+                word.store(value, Ordering::Relaxed);
+            }
+        }
+        // Whatever the message carried in the ring's byte is overwritten.
+        let unstamped = words[STAMP_WORD] & !STAMP_MASK;
+        let stamp = if publish_now { stamp_bits(index, self.lap_shift()) } else { 0 };
+        // Release: pairs with the Acquire load in `Consumer::stamp_word`; the
+        // seven stores above are visible to a consumer that sees this stamp.
+        // Unstamped (batch), it is still Release: harmless, and a slot is
+        // only ever *published* by a Release store (in `WriteBatch::commit`).
+        slot.words[STAMP_WORD].store(unstamped | stamp, Ordering::Release);
+    }
+
+    /// Stores the producer index (after the stamps it covers).
     #[inline(always)]
     fn publish(&mut self, new_write_index: u64) {
         self.next_write_index = new_write_index;
-        // Release: pairs with the Acquire load in
-        // `Consumer::refresh_producer_index`; every slot word stored before
-        // this is visible to a consumer that reads this index.
+        // Release: orders the stamps before it, so a reader of the shared
+        // producer index (tests, a debugger, MONITOR users) finds at least
+        // that many messages published. The consumer does not read it; the
+        // stamps publish the messages.
         self.producer_index.store(new_write_index, Ordering::Release);
     }
 
@@ -150,14 +186,17 @@ impl<'a> Producer<'a> {
     /// (its memory; any bit pattern is a `Message`). For handing back
     /// messages a stopped consumer never took, between
     /// [`Producer::consumer_index_untrusted`] and `next_write_index`.
+    /// The ring's stamp byte is cleared in the copy, as in every copy out of
+    /// a ring.
     pub fn read_back(&self, index: u64) -> Message {
         let slot = self.slot(index);
-        let mut words = [0u64; crate::message::MESSAGE_WORDS];
+        let mut words = [0u64; MESSAGE_WORDS];
         for (copy, word) in words.iter_mut().zip(&slot.words) {
             // Relaxed: our own earlier stores, or a stopped peer's; atomic
             // so that a peer still writing is a value change, not a race.
             *copy = word.load(Ordering::Relaxed);
         }
+        words[STAMP_WORD] &= !STAMP_MASK;
         Message::from_words(words)
     }
 
@@ -178,13 +217,13 @@ impl<'a> Producer<'a> {
         if self.free_slots(1)? == 0 {
             return Err(RingError::Full);
         }
-        self.write_slot(self.next_write_index, message);
+        self.write_slot(self.next_write_index, message, true);
         self.publish(self.next_write_index.wrapping_add(1));
         Ok(())
     }
 
-    /// Reserves up to `max` free slots to fill and then publish with one
-    /// store. Fewer (maybe none) if the ring is fuller; a corrupt consumer
+    /// Reserves up to `max` free slots to fill and then publish together
+    /// ([`WriteBatch::commit`]). Fewer (maybe none) if the ring is fuller; a corrupt consumer
     /// index reads as full.
     #[inline]
     pub fn reserve(&mut self, max: usize) -> WriteBatch<'_, 'a> {
@@ -206,17 +245,35 @@ impl<'a> Producer<'a> {
         Ok(WriteBatch { producer: self, reserved, written: 0 })
     }
 
-    /// Writes as many of `messages` as fit and publishes them with one
-    /// store; returns how many were written.
+    /// Writes as many of `messages` as fit and publishes them together:
+    /// every slot but the first is written with its stamp, the first slot
+    /// last (its Release stamp store publishes the whole run, since the
+    /// consumer reads in order), then the producer index is stored once.
+    /// Returns how many were written.
+    ///
+    /// Why the first slot last: stamped in order, a consumer that keeps up
+    /// polls each slot of the batch while it is being written and takes
+    /// the batch a line at a time, pulling every line away from the
+    /// producer mid-write; measured, that cut batch-32/64 streaming to a
+    /// third (docs/ringbuf.md, Results 2026-12-01). This way the consumer
+    /// waits on one line and then finds the whole batch, as it did when the
+    /// producer index published batches.
     #[inline]
     pub fn push_slice(&mut self, messages: &[Message]) -> usize {
-        let mut batch = self.reserve(messages.len());
-        for message in messages {
-            if batch.write_next(message).is_err() {
-                break;
-            }
+        let free = self.free_slots(messages.len() as u64).unwrap_or(0);
+        let count = free.min(messages.len() as u64) as usize;
+        let Some((first, rest)) = messages[..count].split_first() else { return 0 };
+        for (offset, message) in rest.iter().enumerate() {
+            self.write_slot(self.next_write_index.wrapping_add(1 + offset as u64), message, true);
         }
-        batch.commit()
+        // Stamped out of order, but nobody can take slot `n + k` before
+        // slot `n`: the consumer scans from its index and stops at the
+        // first slot that is not published, and this Release store comes
+        // after every store of the batch. No code runs between the stores
+        // (nothing can panic or be dropped half-way).
+        self.write_slot(self.next_write_index, first, true);
+        self.publish(self.next_write_index.wrapping_add(count as u64));
+        count
     }
 
     /// Room protocol, producer half: the ring is full and the caller wants
@@ -249,17 +306,18 @@ impl<'a> Producer<'a> {
     ///
     /// ```text
     /// producer                         consumer (prepare_to_sleep)
-    /// store producer index (Release)   store wake = SLEEPING
+    /// store slot stamp (Release)       store wake = SLEEPING
     /// fence(SeqCst)  <-- pairs with -> fence(SeqCst)
-    /// load wake                        load producer index
+    /// load wake                        load the stamp of its next slot
     /// ```
     /// With both fences at least one side sees the other's store, so a
     /// message published while the consumer goes to sleep is never missed.
     #[inline]
     pub fn consumer_needs_wakeup(&mut self) -> bool {
         // SeqCst fence: pairs with the SeqCst fence in
-        // `Consumer::prepare_to_sleep`; orders our earlier producer-index
-        // store before the wake-state load below (store-buffering litmus).
+        // `Consumer::prepare_to_sleep`; orders our earlier stamp stores
+        // (and producer-index store) before the wake-state load below
+        // (store-buffering litmus).
         fence(Ordering::SeqCst);
         // Relaxed: ordered by the fence above; reads the consumer's store of
         // SLEEPING in `Consumer::prepare_to_sleep` (ordered by its fence).
@@ -276,7 +334,8 @@ impl<'a> Producer<'a> {
 }
 
 /// Slots reserved by [`Producer::reserve`]: fill them in order, then
-/// [`WriteBatch::commit`] publishes all written ones with one Release store.
+/// [`WriteBatch::commit`] publishes all written ones (a Release stamp store
+/// per slot, the first slot's last, then one producer-index store).
 /// Dropping the batch without committing publishes nothing.
 pub struct WriteBatch<'p, 'a> {
     producer: &'p mut Producer<'a>,
@@ -311,14 +370,31 @@ impl WriteBatch<'_, '_> {
             return Err(RingFull);
         }
         let index = self.producer.next_write_index.wrapping_add(self.written);
-        self.producer.write_slot(index, message);
+        self.producer.write_slot(index, message, false);
         self.written += 1;
         Ok(())
     }
 
-    /// Publishes every written message with one Release store; returns how many.
+    /// Publishes every written message (the first slot's stamp last, so
+    /// they appear together) and stores the producer index once; returns
+    /// how many.
     #[inline]
     pub fn commit(self) -> usize {
+        let lap_shift = self.producer.lap_shift();
+        // The first slot last, as in `Producer::push_slice` (and for the
+        // same reason): its stamp publishes the whole batch.
+        for offset in (1..self.written).chain(0..self.written.min(1)) {
+            let index = self.producer.next_write_index.wrapping_add(offset);
+            let stamp_word = &self.producer.slot(index).words[STAMP_WORD];
+            // Relaxed: our own store in `write_next` (or a hostile
+            // consumer's since, which garbles only its own message).
+            let unstamped = stamp_word.load(Ordering::Relaxed) & !STAMP_MASK;
+            // Release: pairs with the Acquire load in `Consumer::stamp_word`;
+            // the words `write_next` stored in this slot (and, for the
+            // first slot, in every slot of the batch) are visible to a
+            // consumer that sees the stamp.
+            stamp_word.store(unstamped | stamp_bits(index, lap_shift), Ordering::Release);
+        }
         if self.written > 0 {
             let new_write_index = self.producer.next_write_index.wrapping_add(self.written);
             self.producer.publish(new_write_index);

@@ -6,7 +6,7 @@ use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::ptr::NonNull;
 use std::vec::Vec;
 
-use crate::layout::{SLOTS_OFFSET, WAKE_STATE_AWAKE, WAKE_STATE_SLEEPING};
+use crate::layout::{SLOTS_OFFSET, STAMP_MASK, STAMP_SHIFT, STAMP_WORD, WAKE_STATE_AWAKE, WAKE_STATE_SLEEPING};
 use crate::sync::Ordering;
 use crate::*;
 
@@ -169,28 +169,180 @@ fn untrusted_batches_report_empty_and_full() {
     assert_eq!(batch.release(), 2);
 }
 
+/// `value`'s stamp byte set to `stamp`.
+fn with_stamp(value: u64, stamp: u8) -> u64 {
+    (value & !STAMP_MASK) | (u64::from(stamp) << STAMP_SHIFT)
+}
+
 #[test]
-fn corrupt_producer_index_is_reported_not_followed() {
+fn the_consumer_never_reads_the_producer_index() {
     let mut ring = OwnedRing::<4>::new();
     let region = ring.region();
     let producer_index = region.producer_index;
-    let (_producer, mut consumer) = region.split();
-    for bad in [5u64, u64::MAX, 1 << 40] {
+    let (mut producer, mut consumer) = region.split();
+    // A lie in the producer index promises nothing and is not followed:
+    // without stamps in the slots there is nothing to read.
+    for bad in [4u64, 5, u64::MAX, 1 << 40] {
         producer_index.store(bad, Ordering::Relaxed);
-        assert_eq!(
-            consumer.pop_untrusted(),
-            Err(RingError::PeerIndexOutOfRange { own_index: 0, peer_index: bad, capacity: 4 })
-        );
-        assert!(consumer.pop_untrusted().unwrap_err().is_peer_misbehaviour());
+        assert_eq!(consumer.pop_untrusted(), Err(RingError::Empty));
         assert_eq!(consumer.pop(), None);
         assert!(consumer.read(4).is_empty());
-        assert!(!consumer.prepare_to_sleep());
+        assert!(consumer.prepare_to_sleep());
+        consumer.finish_sleep();
     }
-    // A producer index inside the range is believed: the slots are copied
-    // (zeroes here) and the consumer index moves, but never past capacity.
-    producer_index.store(4, Ordering::Relaxed);
-    assert_eq!(consumer.read_untrusted(100).unwrap().release(), 4);
+    // And a published message is found whatever the index says.
+    producer.push(&message(1)).unwrap();
+    producer_index.store(u64::MAX, Ordering::Relaxed);
+    assert_eq!(consumer.pop_untrusted(), Ok(message(1)));
     assert_eq!(consumer.pop_untrusted(), Err(RingError::Empty));
+}
+
+#[test]
+fn stamps_differ_from_the_previous_lap_and_from_zero() {
+    for capacity_log in [0u32, 1, 2, 5, 7, 8, 9, 16, 40, 62, 63] {
+        let capacity = 1u64 << capacity_log;
+        let around = |centre: u64| (0..600u64).map(move |k| centre.wrapping_add(k).wrapping_sub(300));
+        for index in around(0).chain(around(capacity)).chain(around(u64::from(u32::MAX))).chain(around(u64::MAX / 2)) {
+            let stamp = layout::stamp_for(index, capacity_log);
+            assert_ne!(stamp, 0);
+            assert_ne!(stamp & layout::STAMP_PUBLISHED, 0);
+            assert_ne!(stamp, layout::stamp_for(index.wrapping_sub(capacity), capacity_log), "{index} / {capacity}");
+        }
+    }
+}
+
+#[test]
+fn a_zeroed_region_holds_no_message_at_any_start_index() {
+    for start in [0u64, 1, 127, 128, 1 << 32, u64::MAX - 1, u64::MAX] {
+        let mut ring = OwnedRing::<4>::with_start_index(start);
+        let (_producer, mut consumer) = ring.split();
+        assert_eq!(consumer.pop_untrusted(), Err(RingError::Empty), "start {start}");
+        assert!(matches!(consumer.read_untrusted(4), Err(RingError::Empty)));
+        assert_eq!(consumer.prepare_to_sleep_untrusted(), Ok(true));
+        consumer.finish_sleep();
+    }
+}
+
+#[test]
+fn a_stale_stamp_from_the_previous_lap_is_not_a_message() {
+    let mut ring = OwnedRing::<4>::with_start_index(u64::MAX - 5);
+    let region = ring.region();
+    let slots = region.slots;
+    let (mut producer, mut consumer) = region.split();
+    // One lap (across the u64 wrap): every slot then holds a consumed
+    // message of the lap before the one the consumer waits for.
+    for sequence in 0..4 {
+        producer.push(&message(sequence)).unwrap();
+    }
+    assert_eq!(consumer.pop_into(&mut [Message::zeroed(); 4]), 4);
+    let next = consumer.next_read_index();
+    assert_eq!(consumer.pop_untrusted(), Err(RingError::Empty), "previous lap's stamp read as a message");
+    assert!(consumer.read(4).is_empty());
+    assert!(consumer.prepare_to_sleep());
+    consumer.finish_sleep();
+
+    // A hostile producer writes other stamps into the next slot.
+    let word = &slots[(next & 3) as usize].words[STAMP_WORD];
+    let old = word.load(Ordering::Relaxed);
+    let lap_stamp = |index: u64| layout::stamp_for(index, 2);
+    for (stamp, expected) in [
+        (0u8, Err(RingError::Empty)),
+        (0x7f, Err(RingError::Empty)), // published bit clear: unpublished
+        (lap_stamp(next.wrapping_sub(4)), Err(RingError::Empty)),
+        (
+            lap_stamp(next.wrapping_add(4)),
+            Err(RingError::PeerStampInvalid {
+                own_index: next,
+                stamp: lap_stamp(next.wrapping_add(4)),
+                expected: lap_stamp(next),
+            }),
+        ),
+        (
+            lap_stamp(next.wrapping_sub(8)),
+            Err(RingError::PeerStampInvalid {
+                own_index: next,
+                stamp: lap_stamp(next.wrapping_sub(8)),
+                expected: lap_stamp(next),
+            }),
+        ),
+        (
+            0xff ^ lap_stamp(next) ^ 0x80,
+            Err(RingError::PeerStampInvalid {
+                own_index: next,
+                stamp: 0xff ^ lap_stamp(next) ^ 0x80,
+                expected: lap_stamp(next),
+            }),
+        ),
+    ] {
+        word.store(with_stamp(old, stamp), Ordering::Relaxed);
+        assert_eq!(consumer.pop_untrusted(), expected, "stamp {stamp:#x}");
+        assert_eq!(consumer.pop(), None);
+        assert_eq!(consumer.next_read_index(), next, "moved on a stamp that does not publish");
+        let asleep = consumer.prepare_to_sleep_untrusted();
+        match expected {
+            Err(RingError::Empty) => assert_eq!(asleep, Ok(true)),
+            _ => assert_eq!(asleep, expected.map(|_| false)),
+        }
+        consumer.finish_sleep();
+        assert_eq!(consumer.prepare_to_sleep(), expected == Err(RingError::Empty));
+        consumer.finish_sleep();
+    }
+    // The right stamp on stale bytes: a hostile producer may publish
+    // garbage; it is taken once, as the message of `next`, stamp cleared.
+    word.store(with_stamp(old, lap_stamp(next)), Ordering::Relaxed);
+    let copy = consumer.pop_untrusted().unwrap();
+    assert_eq!(copy.flags & RING_OWNED_FLAGS, 0);
+    assert_eq!(Message { flags: 0, ..copy }, message(0), "the bytes of the lap before, at index {next}");
+    assert_eq!(consumer.next_read_index(), next.wrapping_add(1));
+    assert_eq!(consumer.pop_untrusted(), Err(RingError::Empty));
+}
+
+#[test]
+fn the_stamp_is_invisible_above_the_ring() {
+    let mut ring = OwnedRing::<2>::new();
+    let (mut producer, mut consumer) = ring.split();
+    for round in 0..5u32 {
+        // A sender's flags survive in the low byte; whatever it put in the
+        // ring's byte is overwritten, and every copy out has it clear.
+        let mut sent = message(round);
+        sent.flags = 0xab01;
+        producer.push(&sent).unwrap();
+        let back = producer.read_back(producer.next_write_index() - 1);
+        assert_eq!(back.flags, 0x0001);
+        let copy = consumer.pop().unwrap();
+        assert_eq!(copy.flags, 0x0001);
+        assert_eq!(copy, Message { flags: 1, ..sent });
+        // Through the batch paths too.
+        producer.push_slice(&[sent, message(round)]);
+        let batch = consumer.read(2);
+        assert!(batch.iter().all(|copy| copy.flags & RING_OWNED_FLAGS == 0));
+        assert_eq!(batch.get(1), Some(message(round)));
+        assert_eq!(batch.get(1).unwrap().validate(), Ok(()));
+        batch.release();
+    }
+}
+
+#[test]
+fn a_batch_is_invisible_until_commit_and_a_dropped_one_never_appears() {
+    let mut ring = OwnedRing::<4>::new();
+    let region = ring.region();
+    let slots = region.slots;
+    let (mut producer, mut consumer) = region.split();
+    let mut batch = producer.reserve(3);
+    batch.write_next(&message(0)).unwrap();
+    batch.write_next(&message(1)).unwrap();
+    // Written but unstamped: the stamp byte is zero.
+    assert_eq!(slots[0].words[STAMP_WORD].load(Ordering::Relaxed) & STAMP_MASK, 0);
+    assert_eq!(consumer.pop_untrusted(), Err(RingError::Empty));
+    let _ = batch; // dropped: never committed
+    // A later push at index 0 must not expose the dropped message at index 1.
+    producer.push(&message(7)).unwrap();
+    assert_eq!(consumer.pop(), Some(message(7)));
+    assert_eq!(consumer.pop_untrusted(), Err(RingError::Empty));
+    let mut batch = producer.reserve(2);
+    batch.write_next(&message(8)).unwrap();
+    assert_eq!(batch.commit(), 1);
+    assert_eq!(consumer.pop(), Some(message(8)));
 }
 
 #[test]
@@ -352,7 +504,7 @@ fn untrusted_sleep_announcement_keeps_watching_a_corrupt_ring() {
     let mut ring = OwnedRing::<4>::new();
     let region = ring.region();
     let wake_state = region.wake_state;
-    let producer_index = region.producer_index;
+    let slots = region.slots;
     let (mut producer, mut consumer) = region.split();
     assert_eq!(consumer.prepare_to_sleep_untrusted(), Ok(true));
     consumer.finish_sleep();
@@ -360,13 +512,14 @@ fn untrusted_sleep_announcement_keeps_watching_a_corrupt_ring() {
     assert_eq!(consumer.prepare_to_sleep_untrusted(), Ok(false));
     assert_eq!(wake_state.load(Ordering::Relaxed), WAKE_STATE_AWAKE, "withdrawn: messages wait");
     assert_eq!(consumer.pop(), Some(message(0)));
-    // A scribbled index: nothing readable, the announcement stays up so a
-    // repaired producer still rings the doorbell.
-    producer_index.store(1 << 40, Ordering::Relaxed);
-    assert!(matches!(consumer.prepare_to_sleep_untrusted(), Err(RingError::PeerIndexOutOfRange { .. })));
+    // A scribbled stamp in the next slot (index 1): nothing readable, the
+    // announcement stays up so a producer that publishes still rings.
+    slots[1].words[STAMP_WORD].store(with_stamp(0, 0x85), Ordering::Relaxed);
+    assert!(matches!(consumer.prepare_to_sleep_untrusted(), Err(RingError::PeerStampInvalid { own_index: 1, .. })));
     assert_eq!(wake_state.load(Ordering::Relaxed), WAKE_STATE_SLEEPING);
-    producer_index.store(1, Ordering::Relaxed);
+    producer.push(&message(1)).unwrap();
     assert!(producer.consumer_needs_wakeup(), "the next publish claims the wake-up");
+    assert_eq!(consumer.pop(), Some(message(1)), "the publish repaired the slot");
 }
 
 #[test]

@@ -123,6 +123,106 @@ fn untrusted_api_with_honest_peer() {
     });
 }
 
+/// The stamp protocol through a batch: the producer writes unstamped slots
+/// and stamps them in `commit`, the untrusted consumer reads batches. A
+/// capacity-1 ring across the `u64` wrap makes every slot reuse a lap
+/// change, so a stale stamp of the lap before is what the consumer sees
+/// while the producer is not done: it must read as empty, never as a
+/// message or a lie.
+#[test]
+fn batch_stamps_against_an_untrusted_consumer_across_laps() {
+    model(|| {
+        let (mut producer, mut consumer) = ring::<1>(u64::MAX - 1);
+        let producer_thread = thread::spawn(move || {
+            let mut next = 0;
+            while next < 3 {
+                let mut batch = producer.reserve(1);
+                if batch.write_next(&message(next)).is_ok() {
+                    next += 1;
+                }
+                if batch.commit() == 0 {
+                    thread::yield_now();
+                }
+            }
+        });
+        let mut expected = 0;
+        while expected < 3 {
+            match consumer.read_untrusted(1) {
+                Ok(batch) => {
+                    assert_eq!(batch.get(0), Some(message(expected)));
+                    assert_eq!(batch.release(), 1);
+                    expected += 1;
+                }
+                Err(RingError::Empty) => thread::yield_now(),
+                Err(other) => panic!("honest producer reported as {other:?}"),
+            }
+        }
+        producer_thread.join().unwrap();
+    });
+}
+
+/// `push_slice` stamps the batch's first slot last: a consumer reading
+/// concurrently (single pops and batch reads) still takes every message
+/// exactly once, in order, never a later slot before the first.
+#[test]
+fn push_slice_first_slot_last_is_read_in_order() {
+    model(|| {
+        let (mut producer, mut consumer) = ring::<4>(u64::MAX - 1);
+        let producer_thread = thread::spawn(move || {
+            assert_eq!(producer.push_slice(&[message(0), message(1), message(2)]), 3);
+        });
+        let mut expected = 0;
+        let mut out = [Message::zeroed(); 2];
+        let mut turn = 0;
+        while expected < 3 {
+            turn += 1;
+            let got = if turn % 2 == 0 {
+                usize::from(consumer.pop().inspect(|copy| assert_eq!(*copy, message(expected))).is_some())
+            } else {
+                let n = consumer.pop_into(&mut out);
+                for (offset, copy) in out[..n].iter().enumerate() {
+                    assert_eq!(*copy, message(expected + offset as u32));
+                }
+                n
+            };
+            if got == 0 {
+                thread::yield_now();
+            }
+            expected += got as u32;
+        }
+        producer_thread.join().unwrap();
+        assert_eq!(consumer.pop(), None);
+    });
+}
+
+/// Lost-wakeup check with a batch publish (`push_slice`: one stamp per
+/// slot, then the producer index) and the wake check once per batch.
+#[test]
+fn wake_flag_after_a_batch_never_loses_a_wakeup() {
+    model(|| {
+        let (mut producer, mut consumer) = ring::<2>(0);
+        let doorbell = std::sync::Arc::new(AtomicBool::new(false));
+        let producer_doorbell = doorbell.clone();
+        let producer_thread = thread::spawn(move || {
+            assert_eq!(producer.push_slice(&[message(1), message(2)]), 2);
+            if producer.consumer_needs_wakeup() {
+                producer_doorbell.store(true, Ordering::Relaxed);
+            }
+        });
+        let asleep = consumer.prepare_to_sleep();
+        producer_thread.join().unwrap();
+        if asleep && !doorbell.load(Ordering::Relaxed) {
+            panic!("lost wakeup: consumer asleep, batch published, no doorbell");
+        }
+        if asleep {
+            consumer.finish_sleep();
+        }
+        let mut out = [Message::zeroed(); 2];
+        assert_eq!(consumer.pop_into(&mut out), 2);
+        assert_eq!(out, [message(1), message(2)]);
+    });
+}
+
 /// Lost-wakeup check: the consumer finds the ring empty and goes to sleep
 /// (if `prepare_to_sleep` allows) while the producer publishes and decides
 /// on a doorbell. In no interleaving may the consumer end up asleep with a
