@@ -18,7 +18,8 @@ pub struct OutboxCounters {
     pub bounced: AtomicU64,
     /// Passes that stopped at a full destination (backpressure retries).
     pub blocked: AtomicU64,
-    /// Times the outbox's shared producer index was found out of range.
+    /// Times the outbox's next slot carried a stamp that is neither empty
+    /// nor the expected one (`RingError::PeerStampInvalid`).
     pub outbox_corrupt: AtomicU64,
     /// Bounces that could not be returned (sender's own inbox broken).
     pub undeliverable_bounces: AtomicU64,

@@ -167,8 +167,8 @@ static MOVER_WAKEUPS: [AtomicU64; abi::MAX_MOVERS] = [const { AtomicU64::new(0) 
 /// ```text
 ///  mover                                   server (userlib, after publishing)
 ///  MOVER_WAKE = SLEEPING (SeqCst)
-///  every outbox: wake = SLEEPING, fence,   store producer index; fence;
-///    still empty?  no -> stay awake        outbox wake == SLEEPING? claim it
+///  every outbox: wake = SLEEPING, fence,   store the slot (stamp last); fence;
+///    next slot stamped? yes -> stay awake  outbox wake == SLEEPING? claim it
 ///  cli; [monitor MOVER_WAKE]               syscall WAKE_MOVER:
 ///  MOVER_WAKE still SLEEPING?                swap MOVER_WAKE -> AWAKE; was
 ///    yes: sti; mwait|hlt  <─── store / doorbell IPI ── SLEEPING: HLT -> IPI
