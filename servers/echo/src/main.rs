@@ -29,7 +29,7 @@
 #![forbid(unsafe_code)]
 
 use userlib::measure::ring_pair::{self, Served};
-use userlib::measure::{label, payload, payload_matches};
+use userlib::measure::{label, payload_matches};
 use userlib::{Channel, Consumer, Message, Producer, abi};
 
 userlib::server_main!(run);
