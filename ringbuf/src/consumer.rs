@@ -128,6 +128,21 @@ impl<'a> Consumer<'a> {
         if word & STAMP_MASK == expected { Ok(word) } else { Err(word) }
     }
 
+    /// [`Consumer::not_published`] with the answers an empty ring gives (no
+    /// stamp, or the previous lap's) decided inline: the mover asks this of
+    /// every empty outbox on every pass, and a call per ring made its scan
+    /// of 64 rings cost twice what it did with the producer index.
+    #[inline(always)]
+    fn why_not_published(&self, index: u64, word: u64) -> RingError {
+        let stamp = word & STAMP_MASK;
+        let previous_lap = stamp_bits(index.wrapping_sub(self.slots.len() as u64), self.slots.len().trailing_zeros());
+        if stamp & (u64::from(STAMP_PUBLISHED) << STAMP_SHIFT) == 0 || stamp == previous_lap {
+            RingError::Empty
+        } else {
+            self.not_published(index, word)
+        }
+    }
+
     /// Why the stamp word `word` found in `index`'s slot does not publish
     /// it: `Empty` for what a protocol-following producer leaves before
     /// publishing (no stamp, or the previous lap's), else `PeerStampInvalid`.
@@ -155,7 +170,7 @@ impl<'a> Consumer<'a> {
             let index = self.next_read_index.wrapping_add(count);
             if let Err(word) = self.stamp_word(index) {
                 if count == 0 {
-                    return Err(self.not_published(index, word));
+                    return Err(self.why_not_published(index, word));
                 }
                 break;
             }
@@ -229,7 +244,7 @@ impl<'a> Consumer<'a> {
         let index = self.next_read_index;
         let stamp_word = match self.stamp_word(index) {
             Ok(word) => word,
-            Err(word) => return Err(self.not_published(index, word)),
+            Err(word) => return Err(self.why_not_published(index, word)),
         };
         let message = self.read_published_slot(index, stamp_word);
         self.release_to(index.wrapping_add(1));
@@ -299,7 +314,7 @@ impl<'a> Consumer<'a> {
         fence(Ordering::SeqCst);
         let index = self.next_read_index;
         match self.stamp_word(index) {
-            Err(word) if self.not_published(index, word) == RingError::Empty => true,
+            Err(word) if self.why_not_published(index, word) == RingError::Empty => true,
             _ => {
                 self.finish_sleep();
                 false
@@ -326,7 +341,7 @@ impl<'a> Consumer<'a> {
                 self.finish_sleep();
                 Ok(false)
             }
-            Err(word) => match self.not_published(index, word) {
+            Err(word) => match self.why_not_published(index, word) {
                 RingError::Empty => Ok(true),
                 err => Err(err),
             },
