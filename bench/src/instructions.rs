@@ -46,6 +46,10 @@ pub struct CpuCount {
     pub unknown_runs: u64,
     /// Instructions by function name (or `0xADDR` outside every function).
     pub by_function: BTreeMap<String, u64>,
+    /// TB runs by the 4 KiB guest page the TB starts on: under TCG a jump
+    /// to a block on another page is not chained (a lookup each time), so
+    /// a hot loop split across pages costs more per run.
+    pub tb_runs_by_page: BTreeMap<u64, u64>,
 }
 
 /// Counts a TCG log, line by line.
@@ -160,6 +164,7 @@ impl Counter {
             let mut count = CpuCount::default();
             for (&pc, &n) in runs {
                 count.tb_runs += n;
+                *count.tb_runs_by_page.entry(pc & !0xfff).or_insert(0) += n;
                 match self.tb_length.get(&pc) {
                     Some(&length) => {
                         count.instructions += n * length;
@@ -243,6 +248,15 @@ pub fn report(counter: &Counter, phases: &[ReportedPhase], top: usize) -> String
                     String::new()
                 }
             );
+            let mut pages: Vec<(&u64, &u64)> = count.tb_runs_by_page.iter().collect();
+            pages.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            let shares: Vec<String> = pages
+                .iter()
+                .take(4)
+                .filter(|(_, n)| **n * 100 >= count.tb_runs.max(1))
+                .map(|(page, n)| format!("{page:#x} {:.0} %", **n as f64 * 100.0 / count.tb_runs.max(1) as f64))
+                .collect();
+            let _ = writeln!(out, "    TB runs by 4 KiB page (1 % and more): {}", shares.join(", "));
             let mut functions: Vec<(&String, &u64)> = count.by_function.iter().collect();
             functions.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
             for (name, n) in functions.into_iter().take(top) {
@@ -300,6 +314,7 @@ Trace 1: 0x7f0000000000 [00000000/0000000000001000/00000000/ff000000] k::floors:
         assert_eq!(first[&1].instructions, 3 + 2 * 2);
         assert_eq!(first[&1].tb_runs, 3);
         assert_eq!(first[&1].by_function["k::floors::floor_send"], 7);
+        assert_eq!(first[&1].tb_runs_by_page, BTreeMap::from([(0x1000, 3)]));
         // cpu 2: memcpy's one instruction; the TB at 0x2040 was never shown.
         assert_eq!(first[&2].instructions, 1);
         assert_eq!(first[&2].unknown_runs, 1);
@@ -334,6 +349,7 @@ Trace 1: 0x7f0000000000 [00000000/0000000000001000/00000000/ff000000] k::floors:
         }
         let text = report(&counter, &[ReportedPhase { phase: "floor_send#1", what: "floor", messages: 2 }], 5);
         assert!(text.contains("cpu 1: 3.5 instructions/message, 1.5 TB runs/message"), "{text}");
+        assert!(text.contains("TB runs by 4 KiB page (1 % and more): 0x1000 100 %"), "{text}");
         assert!(!text.contains("cpu 2"), "{text}"); // 1 instruction for 2 messages
         let missing = report(&counter, &[ReportedPhase { phase: "mark#1", what: "mover", messages: 2 }], 5);
         assert!(missing.contains("not in the log"), "{missing}");
