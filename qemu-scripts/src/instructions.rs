@@ -113,20 +113,13 @@ pub fn cmd_bench_instructions(opts: &QemuOptions) -> Result<ExitCode, Error> {
     opts.echo = false;
     let names: Vec<String> = build.binaries.iter().map(|(n, _)| n.clone()).collect();
     system.check(Some(opts.smp), &names)?;
-    let dir = crate::qemu::run_dir(&root, "bench-instructions")?;
-    let ramdisk = dir.join("ramdisk.tar");
-    let mut files: Vec<(String, &[u8])> = vec![
-        ("cmdline".to_string(), b"bench bench.system=instructions".as_slice()),
-        ("system.toml".to_string(), system.text.as_bytes()),
-    ];
-    for (name, bytes) in &build.binaries {
-        files.push((format!("servers/{name}"), bytes));
-    }
-    let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), *b)).collect();
-    let archive = boot_args::write::ustar(&refs).map_err(|e| Error::new(format!("ramdisk: {e}")))?;
-    crate::qemu::write_if_changed(&ramdisk, &archive)?;
-    let image = dir.join(format!("{}.img", opts.firmware.name()));
-    crate::qemu::image(&build.builder, &build.kernel, &ramdisk, opts.firmware, &image)?;
+    let boot = crate::Boot {
+        name: "bench-instructions",
+        boot_args: "bench bench.system=instructions",
+        system: Some(&system),
+        binaries: &build.binaries,
+    };
+    let (dir, image) = crate::prepare_image(&root, &build.kernel, &build.builder, &boot, &opts)?;
     let mut cmd = crate::qemu::command(&opts, &image, &dir)?;
     let mut ranges = vec![format!("{text_start:#x}..{:#x}", text_end - 1)];
     ranges.extend(user.iter().map(|(_, (_, (start, end)))| format!("{start:#x}..{:#x}", end - 1)));

@@ -301,6 +301,24 @@ pub fn boot(
     boot: &Boot,
     opts: &QemuOptions,
 ) -> Result<qemu::Outcome, Error> {
+    let (dir, image) = prepare_image(root, kernel, builder, boot, opts)?;
+    let cmd = qemu::command(opts, &image, &dir)?;
+    println!("xtask: {}", qemu::show(&cmd));
+    if opts.gdb {
+        println!("xtask: QEMU waits for gdb: `gdb {} -ex 'target remote :1234'`", kernel.display());
+    }
+    qemu::run(cmd, opts, &dir.join("serial.log"))
+}
+
+/// Writes `boot`'s ramdisk (command line, system, servers) and its disk
+/// image into `target/qemu/<name>/`; returns that folder and the image.
+pub fn prepare_image(
+    root: &Path,
+    kernel: &Path,
+    builder: &Path,
+    boot: &Boot,
+    opts: &QemuOptions,
+) -> Result<(PathBuf, PathBuf), Error> {
     let dir = qemu::run_dir(root, boot.name)?;
     let ramdisk = dir.join("ramdisk.tar");
     let names: Vec<String> = boot.binaries.iter().map(|(n, _)| format!("servers/{n}")).collect();
@@ -315,12 +333,7 @@ pub fn boot(
     qemu::write_if_changed(&ramdisk, &archive)?;
     let image = dir.join(format!("{}.img", opts.firmware.name()));
     qemu::image(builder, kernel, &ramdisk, opts.firmware, &image)?;
-    let cmd = qemu::command(opts, &image, &dir)?;
-    println!("xtask: {}", qemu::show(&cmd));
-    if opts.gdb {
-        println!("xtask: QEMU waits for gdb: `gdb {} -ex 'target remote :1234'`", kernel.display());
-    }
-    qemu::run(cmd, opts, &dir.join("serial.log"))
+    Ok((dir, image))
 }
 
 struct Args {

@@ -117,19 +117,9 @@ impl Guest {
         let mut opts = opts.clone();
         opts.smp = opts.smp.max(CoresNeeded::of(&config).count as u32);
         system.check(Some(opts.smp), &names)?;
-        let dir = crate::qemu::run_dir(&root, name)?;
-        let paths: Vec<String> = built.binaries.iter().map(|(n, _)| format!("servers/{n}")).collect();
-        let mut files: Vec<(&str, &[u8])> =
-            vec![("cmdline", boot_args.as_bytes()), ("system.toml", system.text.as_bytes())];
-        for (path, (_, bytes)) in paths.iter().zip(built.binaries) {
-            files.push((path, bytes));
-        }
-        let archive = boot_args::write::ustar(&files).map_err(|e| Error::new(format!("ramdisk: {e}")))?;
-        let ramdisk = dir.join("ramdisk.tar");
-        crate::qemu::write_if_changed(&ramdisk, &archive)?;
+        let boot = crate::Boot { name, boot_args, system: Some(&system), binaries: built.binaries };
+        let (dir, image) = crate::prepare_image(&root, built.kernel, built.builder, &boot, &opts)?;
         std::fs::write(dir.join("system.toml"), &system.text).map_err(|e| Error::new(format!("{name}: {e}")))?;
-        let image = dir.join(format!("{}.img", opts.firmware.name()));
-        crate::qemu::image(built.builder, built.kernel, &ramdisk, opts.firmware, &image)?;
         let net = crate::net::setup()?;
         opts.extra.extend(net.args.clone());
         let mut cmd = crate::qemu::command(&opts, &image, &dir)?;
