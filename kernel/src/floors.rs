@@ -337,6 +337,16 @@ fn print_latency(name: &str, ok: u64) {
     );
 }
 
+/// The `BENCH stream` line of the stream phase that just ended (its
+/// cycles and checked count are in `STREAM_*`); `extra` is appended.
+fn print_stream(name: &str, batch: usize, extra: impl core::fmt::Display) {
+    let cycles = STREAM_END.load(Ordering::Acquire).saturating_sub(STREAM_START.load(Ordering::Acquire));
+    crate::kprintln!(
+        "BENCH stream name={name} batch={batch} n={STREAM_MESSAGES} cycles={cycles} ok={}{extra}",
+        STREAM_OK.load(Ordering::Acquire)
+    );
+}
+
 /// Runs the kernel-side figures on cores `a` (measures) and `b`.
 pub fn run_floors(a: usize, b: usize) {
     log::info!("bench: floors on cores {a} and {b} ({RTT_ITERATIONS} round trips after {RTT_WARMUP} warm-up)");
@@ -352,11 +362,7 @@ pub fn run_floors(a: usize, b: usize) {
         reset_rings();
         STREAM_BATCH.store(batch, Ordering::SeqCst);
         run_pair(a, b, stream_send, stream_receive);
-        let cycles = STREAM_END.load(Ordering::Acquire).saturating_sub(STREAM_START.load(Ordering::Acquire));
-        crate::kprintln!(
-            "BENCH stream name=direct-ring-stream batch={batch} n={STREAM_MESSAGES} cycles={cycles} ok={}",
-            STREAM_OK.load(Ordering::Acquire)
-        );
+        print_stream("direct-ring-stream", batch, "");
     }
 
     // The large ring first: the host takes the first stream-floor record as the floor.
@@ -365,10 +371,6 @@ pub fn run_floors(a: usize, b: usize) {
         FLOOR_TAIL.0.store(0, Ordering::SeqCst);
         FLOOR_USED_SLOTS.store(slots, Ordering::SeqCst);
         run_pair(a, b, floor_send, floor_receive);
-        let cycles = STREAM_END.load(Ordering::Acquire).saturating_sub(STREAM_START.load(Ordering::Acquire));
-        crate::kprintln!(
-            "BENCH stream name=stream-floor batch=1 n={STREAM_MESSAGES} cycles={cycles} ok={} slots={slots}",
-            STREAM_OK.load(Ordering::Acquire)
-        );
+        print_stream("stream-floor", 1, format_args!(" slots={slots}"));
     }
 }

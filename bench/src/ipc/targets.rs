@@ -130,6 +130,12 @@ pub(crate) fn mover_base_rtt(latencies: &[LatencyFigure]) -> Option<&LatencyFigu
     base(is_empty_ring_row).or_else(|| base(|extra| extra == Some("idle")))
 }
 
+/// The batch-1 direct-ring stream of one ring: the base every stream is
+/// compared with.
+fn direct_base_stream(streams: &[StreamFigure]) -> Option<&StreamFigure> {
+    streams.iter().find(|f| f.name == DIRECT_STREAM && f.batch.unwrap_or(1) == 1 && f.rings.unwrap_or(1) == 1)
+}
+
 /// The batch-1 mover stream with the fewest rings and no written extra
 /// ring; in a writers boot, the one with the writers idle.
 pub(crate) fn mover_base_stream(streams: &[StreamFigure]) -> Option<&StreamFigure> {
@@ -177,8 +183,7 @@ pub(crate) fn target_checks(
     let mover_64 = latencies
         .iter()
         .find(|f| f.name == MOVER_RTT && f.rings == Some(64) && is_empty_ring_row(f.variant.extra.as_deref()));
-    let direct_stream =
-        streams.iter().find(|f| f.name == DIRECT_STREAM && f.batch.unwrap_or(1) == 1 && f.rings.unwrap_or(1) == 1);
+    let direct_stream = direct_base_stream(streams);
     let mover_stream = mover_base_stream(streams);
     let stream_rings = mover_stream.and_then(|f| f.rings);
     let problems = |items: &[Option<String>]| items.iter().flatten().cloned().collect::<Vec<_>>();
@@ -278,8 +283,7 @@ pub(crate) fn target_checks(
 /// ring and the mover come to the least a 64-byte message costs.
 fn floor_targets(streams: &[StreamFigure], run_problems: &[String]) -> Vec<TargetCheck> {
     let floor = streams.iter().find(|f| f.name == STREAM_FLOOR);
-    let direct =
-        streams.iter().find(|f| f.name == DIRECT_STREAM && f.batch.unwrap_or(1) == 1 && f.rings.unwrap_or(1) == 1);
+    let direct = direct_base_stream(streams);
     let mover = mover_base_stream(streams);
     let over_floor = |name: &str, row: Option<&StreamFigure>| match (row, floor) {
         (Some(row), Some(floor)) => Ok(RatioInputs {
