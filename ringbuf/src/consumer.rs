@@ -184,17 +184,10 @@ impl<'a> Consumer<'a> {
     /// (or `available`) said the slot is published.
     #[inline(always)]
     fn read_slot(&self, index: u64) -> Message {
-        let slot = self.slot(index);
-        let mut words = [0u64; MESSAGE_WORDS];
-        for (copy, word) in words.iter_mut().zip(&slot.words) {
-            // Relaxed: made visible by the Acquire stamp load that found the
-            // slot published (pairs with the producer's Release stamp
-            // store). Atomic so that a peer writing the word at the same
-            // moment is not a data race; loaded exactly once.
-            *copy = word.load(Ordering::Relaxed);
-        }
-        words[STAMP_WORD] &= !STAMP_MASK;
-        Message::from_words(words)
+        // Relaxed: made visible by the Acquire stamp load that found the
+        // slot published (pairs with the producer's Release stamp store).
+        let stamp_word = self.slot(index).words[STAMP_WORD].load(Ordering::Relaxed);
+        self.read_published_slot(index, stamp_word)
     }
 
     /// Copies the slot of `index` whose stamp word `stamp_word` was just
