@@ -9,6 +9,15 @@
 //! would skip the line). A TB's run executes all of its instructions
 //! unless an exception leaves it early, which the kernel's measured loops
 //! never take, so instructions = sum over TB runs of the TB's length.
+//! One exception to that: QEMU prints the line before the TB's first
+//! instruction checks for an exit request, so a TB cut off there (an
+//! interrupt to deliver, or single-threaded TCG's round-robin kick handing
+//! the host thread to the next vCPU) is printed and then printed again
+//! when the CPU comes back to it. That over-counts one TB now and then,
+//! which does not matter; but a marker function's entry printed twice
+//! would start a phase twice, so a marker entry that follows itself on
+//! the same CPU (kick), or that the CPU comes back to after an interrupt
+//! entry stub ran right after it, is taken as the same call.
 //!
 //! ```text
 //! log line                        what the counter does
@@ -60,6 +69,11 @@ pub struct Counter {
     cpu_functions: HashMap<u32, Vec<Function>>,
     /// Marker function entry addresses and their short names.
     markers: HashMap<u64, String>,
+    /// The kernel's interrupt entry stubs, `[start, end)`.
+    interrupt_entries: (u64, u64),
+    /// Per CPU, what it ran since a marker entry, if its last TB was one
+    /// or it is handling an interrupt taken there (see the module comment).
+    after_marker: HashMap<u32, AfterMarker>,
     tb_length: HashMap<u64, u64>,
     /// The TB `in_asm` is printing: start and instructions so far.
     translating: Option<(u64, u64)>,
@@ -85,6 +99,8 @@ impl Counter {
             functions,
             cpu_functions: HashMap::new(),
             markers,
+            interrupt_entries: (0, 0),
+            after_marker: HashMap::new(),
             tb_length: HashMap::new(),
             translating: None,
             seen: HashMap::new(),
@@ -99,6 +115,12 @@ impl Counter {
     pub fn add_cpu_functions(&mut self, cpu: u32, mut functions: Vec<Function>) {
         functions.sort_by_key(|f| f.start);
         self.cpu_functions.insert(cpu, functions);
+    }
+
+    /// The kernel's interrupt entry stubs are `[start, end)`: a marker
+    /// entry whose TB an interrupt cut off before it ran is not a call.
+    pub fn set_interrupt_entries(&mut self, start: u64, end: u64) {
+        self.interrupt_entries = (start, end);
     }
 
     /// Takes one line of the log.
@@ -125,11 +147,28 @@ impl Counter {
     }
 
     fn run(&mut self, cpu: u32, pc: u64) {
+        let before = self.after_marker.remove(&cpu);
+        let interrupt = (self.interrupt_entries.0..self.interrupt_entries.1).contains(&pc);
+        let same_call = match before {
+            Some(AfterMarker::Entered(entry) | AfterMarker::Interrupted(entry)) if pc == entry => true,
+            Some(AfterMarker::Entered(entry)) if interrupt => {
+                self.after_marker.insert(cpu, AfterMarker::Interrupted(entry));
+                false
+            }
+            Some(AfterMarker::Interrupted(entry)) => {
+                self.after_marker.insert(cpu, AfterMarker::Interrupted(entry));
+                false
+            }
+            _ => false,
+        };
         if let Some(name) = self.markers.get(&pc) {
-            let count = self.seen.entry(name.clone()).or_insert(0);
-            *count += 1;
-            self.phase = format!("{name}#{count}");
-            self.order.push(self.phase.clone());
+            self.after_marker.insert(cpu, AfterMarker::Entered(pc));
+            if !same_call {
+                let count = self.seen.entry(name.clone()).or_insert(0);
+                *count += 1;
+                self.phase = format!("{name}#{count}");
+                self.order.push(self.phase.clone());
+            }
         }
         *self.runs.entry((self.phase.clone(), cpu)).or_default().entry(pc).or_insert(0) += 1;
     }
@@ -177,6 +216,16 @@ impl Counter {
         }
         out
     }
+}
+
+/// What a CPU ran since a marker function's entry.
+#[derive(Clone, Copy, Debug)]
+enum AfterMarker {
+    /// The entry at this address was the CPU's last TB.
+    Entered(u64),
+    /// An interrupt entry stub ran right after the entry: until the CPU
+    /// is back at the entry, it is handling that interrupt.
+    Interrupted(u64),
 }
 
 /// `C: HOST [CS/PC/FLAGS/CFLAGS] ...` -> (C, PC).
@@ -320,6 +369,39 @@ Trace 1: 0x7f0000000000 [00000000/0000000000001000/00000000/ff000000] k::floors:
         assert_eq!(first[&2].unknown_runs, 1);
         assert_eq!(counter.counts("start")[&1].unknown_runs, 1);
         assert_eq!(counter.counts("floor_send#2")[&1].instructions, 3);
+    }
+
+    #[test]
+    fn a_marker_entry_cut_off_and_run_again_is_one_call() {
+        let trace = |cpu: u32, pc: u64| format!("Trace {cpu}: 0x7f0000000000 [00000000/{pc:016x}/00000000/ff000000] x");
+        let mut counter = Counter::new(functions(), &["k::floors::floor_send"]);
+        counter.set_interrupt_entries(0x9000, 0xa000);
+        for line in LOG.lines().take_while(|l| !l.starts_with("Trace")) {
+            counter.feed(line);
+        }
+        let runs = [
+            (1, 0x1000), // the entry, cut off by the round-robin kick
+            (2, 0x3000), // the other vCPU's turn
+            (1, 0x1000), // back: the same call
+            (1, 0x1000), // cut off again, by an interrupt this time
+            (1, 0x9020), // the interrupt's entry stub
+            (1, 0x3000), // its handler
+            (1, 0x1000), // back at the entry: still the same call
+            (1, 0x1010), // the body
+            (1, 0x3000), // the caller...
+            (1, 0x1000), // ...calls again: a new phase
+            (1, 0x1010),
+            (1, 0x9020), // an interrupt in the body does not matter
+            (1, 0x1010),
+            (1, 0x3000),
+            (1, 0x1000), // a call that follows an interrupt is a call
+        ];
+        for (cpu, pc) in runs {
+            counter.feed(&trace(cpu, pc));
+        }
+        assert_eq!(counter.phases(), ["start", "floor_send#1", "floor_send#2", "floor_send#3"]);
+        // cpu 1 in the first call: the entry three times, the stub, the handler, the entry, the body, the caller.
+        assert_eq!(counter.counts("floor_send#1")[&1].tb_runs, 8);
     }
 
     #[test]

@@ -77,6 +77,20 @@ fn elf_functions(what: &str, prefix: &str, data: &[u8], offset: u64) -> Result<(
     Ok((functions, range))
 }
 
+/// The kernel's 256 interrupt entry stubs, 16 bytes each, from this
+/// symbol (`arch::x86_64::trap`).
+const TRAP_STUBS: &str = "trap_stubs_base";
+const TRAP_STUBS_SIZE: u64 = 256 * 16;
+
+/// The link address of the symbol `name` in an ELF.
+fn elf_symbol(what: &str, data: &[u8], name: &str) -> Result<u64, Error> {
+    let file = object::File::parse(data).map_err(|e| Error::new(format!("{what}: {e}")))?;
+    file.symbols()
+        .find(|s| s.name() == Ok(name))
+        .map(|s| s.address())
+        .ok_or_else(|| Error::new(format!("{what}: no symbol `{name}`")))
+}
+
 pub fn cmd_bench_instructions(opts: &QemuOptions) -> Result<ExitCode, Error> {
     let build = crate::bench_build()?;
     let root = root();
@@ -88,6 +102,7 @@ pub fn cmd_bench_instructions(opts: &QemuOptions) -> Result<ExitCode, Error> {
     let kernel_elf =
         std::fs::read(&build.kernel).map_err(|e| Error::new(format!("{}: {e}", build.kernel.display())))?;
     let (functions, (text_start, text_end)) = elf_functions("the kernel", "", &kernel_elf, KERNEL_OFFSET)?;
+    let trap_stubs = KERNEL_OFFSET + elf_symbol("the kernel", &kernel_elf, TRAP_STUBS)?;
     // The servers of the mover stream, on the CPUs bench.toml gives them.
     let mut user = Vec::new();
     for &(cpu, server) in USER_CPUS {
@@ -138,6 +153,7 @@ pub fn cmd_bench_instructions(opts: &QemuOptions) -> Result<ExitCode, Error> {
     let serial = child.stdout.take().expect("piped");
     let counter_thread = std::thread::spawn(move || {
         let mut counter = Counter::new(functions, MARKERS);
+        counter.set_interrupt_entries(trap_stubs, trap_stubs + TRAP_STUBS_SIZE);
         for (cpu, (functions, _)) in user {
             counter.add_cpu_functions(cpu, functions);
         }
