@@ -110,12 +110,10 @@ pub fn cmd_bench_instructions(opts: &QemuOptions) -> Result<ExitCode, Error> {
         if !system.text.contains(&line) {
             return Err(Error::new(format!("{}: `{server}` is no longer on core {cpu}", system.file)));
         }
-        let (_, bytes) = build
-            .binaries
-            .iter()
-            .find(|(name, _)| name == server)
-            .ok_or_else(|| Error::new(format!("no server binary `{server}`")))?;
-        user.push((cpu, elf_functions(server, &format!("[{server}] "), bytes, 0)?));
+        // The whole ELF: the ramdisk's copy has no symbols (`elf_strip`).
+        let path = crate::server_binary_dir(&root).join(server);
+        let bytes = std::fs::read(&path).map_err(|e| Error::new(format!("{}: {e}", path.display())))?;
+        user.push((cpu, elf_functions(server, &format!("[{server}] "), &bytes, 0)?));
     }
     let missing: Vec<&&str> = MARKERS.iter().filter(|m| !functions.iter().any(|f| f.name == **m)).collect();
     if !missing.is_empty() {

@@ -20,6 +20,7 @@ mod cases;
 mod deps_check;
 mod docs_check;
 mod elf_mutations;
+mod elf_strip;
 mod faults;
 mod instructions;
 mod net;
@@ -176,7 +177,8 @@ pub fn server_binary_names(root: &Path) -> Result<Vec<String>, Error> {
 
 /// Builds every server for the bare-metal target as a static executable
 /// (the kernel loads them at their link address) and returns
-/// `(name, ELF bytes)` pairs.
+/// `(name, ELF bytes)` pairs: the part of each ELF the kernel loads
+/// (`elf_strip`), for the ramdisk.
 pub fn build_servers(root: &Path) -> Result<Vec<(String, Vec<u8>)>, Error> {
     let servers = server_crates(root)?;
     if servers.is_empty() {
@@ -192,16 +194,22 @@ pub fn build_servers(root: &Path) -> Result<Vec<(String, Vec<u8>)>, Error> {
         cmd.args(["-p", package]);
     }
     run_checked(&mut cmd, "building the servers")?;
-    let out = target_dir.join(setup::KERNEL_TARGET).join("release");
+    let out = server_binary_dir(root);
     servers
         .iter()
         .flat_map(|(_, bins)| bins)
         .map(|name| {
             std::fs::read(out.join(name))
-                .map(|bytes| (name.to_string(), bytes))
+                .map(|bytes| (name.to_string(), elf_strip::loaded_part(&bytes).unwrap_or(bytes)))
                 .map_err(|e| Error::new(format!("server `{name}`: {e}")))
         })
         .collect()
+}
+
+/// Where `build_servers` leaves the whole server ELFs (with symbols; what
+/// it returns for the ramdisk is only the part the kernel loads).
+pub fn server_binary_dir(root: &Path) -> PathBuf {
+    root.join("target").join("servers").join(setup::KERNEL_TARGET).join("release")
 }
 
 /// A system description to boot: its file name (for messages) and text.
