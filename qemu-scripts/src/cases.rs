@@ -1233,17 +1233,38 @@ fn list(selection: &Selection) {
 
 struct Tally {
     passed: Vec<String>,
-    failed: Vec<String>,
+    /// Failed steps with their problems, repeated at the end of the run
+    /// (a CI log is often read from its end).
+    failed: Vec<(String, Vec<String>)>,
 }
 
 impl Tally {
-    fn record(&mut self, name: &str, ok: bool, detail: &str) {
-        if ok {
+    fn record(&mut self, name: &str, problems: Vec<String>, detail: &str) {
+        if problems.is_empty() {
             println!("xtask: PASS {name} {detail}");
             self.passed.push(name.to_string());
         } else {
             println!("xtask: FAIL {name} {detail}");
-            self.failed.push(name.to_string());
+            self.failed.push((name.to_string(), problems));
+        }
+    }
+
+    /// The end of the run: each failed step and (the start of) its problems.
+    fn summary(&self) {
+        if self.failed.is_empty() {
+            return;
+        }
+        let names: Vec<&str> = self.failed.iter().map(|(n, _)| n.as_str()).collect();
+        println!("xtask: failed: {}", names.join(", "));
+        for (name, problems) in &self.failed {
+            println!("xtask: {name}:");
+            for p in problems.iter().take(6) {
+                let short: String = p.chars().take(400).collect();
+                println!("    {short}");
+            }
+            if problems.len() > 6 {
+                println!("    ... and {} more (above)", problems.len() - 6);
+            }
         }
     }
 }
@@ -1267,10 +1288,11 @@ fn host_tests(tally: &mut Tally, steps: &[&HostStep]) {
             }
             HostAction::Check(check) => check(),
         };
-        if let Err(Error(msg)) = &result {
+        let problems: Vec<String> = result.err().map(|Error(msg)| msg).into_iter().collect();
+        for msg in &problems {
             println!("  problem: {msg}");
         }
-        tally.record(step.name, result.is_ok(), &format!("({:.1} s)", started.elapsed().as_secs_f64()));
+        tally.record(step.name, problems, &format!("({:.1} s)", started.elapsed().as_secs_f64()));
     }
 }
 
@@ -1370,7 +1392,7 @@ fn qemu_tests(
                 println!("  problem: {p}");
             }
         }
-        tally.record(case.name, ok, &format!("({:.1} s)", outcome.elapsed.as_secs_f64()));
+        tally.record(case.name, problems, &format!("({:.1} s)", outcome.elapsed.as_secs_f64()));
     }
     for case in net {
         println!("xtask: running {} (boots {}, checked from the host)", case.name, crate::net_bench::NET_SYSTEM);
@@ -1380,17 +1402,20 @@ fn qemu_tests(
         for problem in &problems {
             println!("  problem: {problem}");
         }
-        tally.record(case.name, problems.is_empty(), &format!("({:.1} s)", started.elapsed().as_secs_f64()));
+        tally.record(case.name, problems, &format!("({:.1} s)", started.elapsed().as_secs_f64()));
     }
     for (name, words, what) in benches {
         println!("xtask: running {name}: {what}");
         let started = Instant::now();
-        let ok = run_checked(
+        let problems: Vec<String> = run_checked(
             Command::new("cargo").current_dir(&root).args(["run", "--quiet", "-p", "xtask", "--"]).args(*words),
             name,
         )
-        .is_ok();
-        tally.record(name, ok, &format!("({:.1} s)", started.elapsed().as_secs_f64()));
+        .err()
+        .map(|Error(msg)| format!("{msg} (its output is above)"))
+        .into_iter()
+        .collect();
+        tally.record(name, problems, &format!("({:.1} s)", started.elapsed().as_secs_f64()));
     }
     Ok(())
 }
@@ -1410,9 +1435,7 @@ pub fn cmd_test(opts: &TestOptions) -> Result<ExitCode, Error> {
     host_tests(&mut tally, &selection.host);
     qemu_tests(&mut tally, &selection.cases, &selection.net, &selection.bench)?;
     println!("xtask: test run took {:.0} s", started.elapsed().as_secs_f64());
-    if !tally.failed.is_empty() {
-        println!("xtask: failed: {}", tally.failed.join(", "));
-    }
+    tally.summary();
     println!("{} passed, {} failed", tally.passed.len(), tally.failed.len());
     Ok(if tally.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -21,7 +21,7 @@
 //! figures.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ExitCode, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -89,6 +89,9 @@ pub struct Guest {
     reader: Option<JoinHandle<()>>,
     pub forward: crate::net::NetForward,
     started: Instant,
+    /// QEMU's own log of CPU resets and guest errors (a triple fault ends
+    /// the run silently otherwise).
+    debug_log: PathBuf,
 }
 
 /// What was built once for every boot.
@@ -122,6 +125,8 @@ impl Guest {
         std::fs::write(dir.join("system.toml"), &system.text).map_err(|e| Error::new(format!("{name}: {e}")))?;
         let net = crate::net::setup()?;
         opts.extra.extend(net.args.clone());
+        let debug_log = dir.join("qemu-debug.log");
+        opts.extra.extend(["-d".into(), "cpu_reset,guest_errors".into(), "-D".into(), debug_log.display().to_string()]);
         let mut cmd = crate::qemu::command(&opts, &image, &dir)?;
         println!("xtask: {}", crate::qemu::show(&cmd));
         println!("xtask: {}", net.forward.line());
@@ -160,10 +165,20 @@ impl Guest {
                 serial.push_str(&format!("[qemu stderr] {text}"));
             }
         });
-        let mut guest = Guest { child, serial, reader: Some(reader), forward: net.forward, started: Instant::now() };
+        let mut guest =
+            Guest { child, serial, reader: Some(reader), forward: net.forward, started: Instant::now(), debug_log };
         println!("xtask: serial log in {}", log_path.display());
         guest.wait_ready(ready)?;
         Ok(guest)
+    }
+
+    /// `: a triple fault ...` with the CPU state QEMU logged at it, if its
+    /// debug log shows one.
+    fn triple_fault(&self) -> String {
+        let log = std::fs::read_to_string(&self.debug_log).unwrap_or_default();
+        let Some(at) = log.find("Triple fault") else { return String::new() };
+        let state: Vec<&str> = log[at..].lines().skip(1).take(12).collect();
+        format!(": a triple fault (QEMU's log {}): {}", self.debug_log.display(), state.join(" | "))
     }
 
     /// The console so far.
@@ -179,9 +194,15 @@ impl Guest {
                 println!("xtask: the service is ready after {:.1} s", self.started.elapsed().as_secs_f64());
                 return Ok(());
             }
-            let exited = matches!(self.child.try_wait(), Ok(Some(_)));
-            if exited || Instant::now() > deadline || fault_lines(&serial).next().is_some() {
-                let why = if exited { "QEMU exited" } else { "no ready line in time or a fault" };
+            let exited = match self.child.try_wait() {
+                Ok(Some(status)) => Some(status),
+                _ => None,
+            };
+            if exited.is_some() || Instant::now() > deadline || fault_lines(&serial).next().is_some() {
+                let why = match exited {
+                    Some(status) => format!("QEMU exited, {status}{}", self.triple_fault()),
+                    None => "no ready line in time or a fault".to_string(),
+                };
                 let serial = self.stop();
                 print_tail(&serial, 30);
                 return Err(Error::new(format!(
