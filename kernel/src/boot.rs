@@ -37,6 +37,7 @@ const KNOWN_ARGS: &[&str] = &[
     "bench.cpu",
     "bench.date",
     "bench.system",
+    "bench.floors",
     "power.race_delay_us",
     "watch_ms",
 ];
@@ -186,7 +187,9 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
             cmdline.get("bench.date").unwrap_or("unknown"),
             cmdline.get("bench.system").unwrap_or("ipc")
         );
-        if report.online >= 3 {
+        if cmdline.get("bench.floors") == Some("off") {
+            log::info!("bench: floors skipped (bench.floors=off)");
+        } else if report.online >= 3 {
             crate::floors::run_floors(1, 2);
         } else {
             log::warn!("bench: the floors need 3 cores (BSP + 2); skipped");

@@ -109,7 +109,13 @@ mod tests {
                 continue;
             }
             let part = loaded_part(&bytes).unwrap_or_else(|| panic!("{}", entry.path().display()));
-            assert!(part.len() < bytes.len() / 4, "{}: {} of {} bytes", entry.path().display(), part.len(), bytes.len());
+            assert!(
+                part.len() < bytes.len() / 4,
+                "{}: {} of {} bytes",
+                entry.path().display(),
+                part.len(),
+                bytes.len()
+            );
             // The same plan; a segment that maps the ELF header (offset 0)
             // maps the header with its section fields zeroed.
             let limits = elf_check::Limits::default();
