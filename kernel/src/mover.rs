@@ -30,7 +30,7 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use cores::{CORES, Role};
-use mover_logic::{BounceReason, InboxShare, Push, bounced, descriptor_back, route_batch_with_regions};
+use mover_logic::{BounceReason, InboxShare, Push, SenderRegions, bounced, descriptor_back, route_batch_with_regions};
 use power_policy::{Escalation, Governor, Step};
 use ringbuf::{Consumer, Message, Producer, RingError};
 
@@ -587,7 +587,7 @@ impl Mover {
             let server = &servers[sender];
             let badge = targets[sender].badge;
             // Region tables: only a message with a descriptor looks at them.
-            let regions = |index: usize| servers.get(index).map_or(&[][..], |s| s.region_grants.as_slice());
+            let regions = SenderRegions { grants: &server.region_grants, routes: &server.region_routes };
             let mut refused = NOT_BLOCKED;
             let outcome =
                 route_batch_with_regions(&copies[..n], sender, badge, &server.capabilities, regions, |to, message| {

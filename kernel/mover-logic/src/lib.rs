@@ -28,7 +28,10 @@ pub mod counters;
 pub mod region;
 pub mod share;
 pub use counters::OutboxCounters;
-pub use region::{DescriptorError, RegionGrant, check_descriptor, descriptor_back, rewrite_descriptor};
+pub use region::{
+    DescriptorError, RegionGrant, RegionRoute, SenderRegions, check_descriptor, descriptor_back, region_routes,
+    rewrite_descriptor, rewrite_routed,
+};
 pub use share::{InboxShare, guarantees};
 
 use abi::region::FLAG_DESCRIPTOR;
@@ -121,19 +124,18 @@ pub fn route_batch(
     capabilities: &[Option<usize>],
     push: impl FnMut(usize, &Message) -> Push,
 ) -> BatchOutcome {
-    route_batch_with_regions(messages, sender, sender_badge, capabilities, |_| &[], push)
+    route_batch_with_regions(messages, sender, sender_badge, capabilities, SenderRegions::NONE, push)
 }
 
-/// [`route_batch`] with region tables: `regions(server)` is that server's
-/// table (entry `i` is its region `i`), used to check and rewrite the
-/// descriptors messages carry.
+/// [`route_batch`] with the sender's regions: the descriptors messages
+/// carry are checked against them and rewritten into the receiver's view.
 #[inline(always)]
-pub fn route_batch_with_regions<'r>(
+pub fn route_batch_with_regions(
     messages: &[Message],
     sender: usize,
     sender_badge: u64,
     capabilities: &[Option<usize>],
-    regions: impl Fn(usize) -> &'r [RegionGrant],
+    regions: SenderRegions<'_>,
     mut push: impl FnMut(usize, &Message) -> Push,
 ) -> BatchOutcome {
     let mut outcome = BatchOutcome::default();
@@ -142,7 +144,7 @@ pub fn route_batch_with_regions<'r>(
             Route::Deliver { destination } => {
                 let mut out = stamped(message, sender_badge);
                 // The one branch a message without a descriptor pays.
-                if out.flags != 0 && with_descriptor(&mut out, regions(sender), regions(destination)).is_err() {
+                if out.flags != 0 && rewrite_routed(&mut out, regions, destination).is_err() {
                     outcome.bad_descriptors += 1;
                     BounceReason::BadDescriptor
                 } else {
@@ -176,13 +178,6 @@ pub fn route_batch_with_regions<'r>(
         outcome.consumed += 1;
     }
     outcome
-}
-
-/// The descriptor path, out of the loop that moves plain messages.
-#[cold]
-#[inline(never)]
-fn with_descriptor(out: &mut Message, sender: &[RegionGrant], receiver: &[RegionGrant]) -> Result<(), DescriptorError> {
-    rewrite_descriptor(out, sender, receiver)
 }
 
 #[cfg(test)]

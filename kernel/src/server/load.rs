@@ -195,6 +195,7 @@ fn load(
         inboxes: rings,
         capabilities: Vec::new(),
         region_grants: Vec::new(),
+        region_routes: Vec::new(),
         outbox_counters: OutboxCounters::default(),
         cr3: AtomicU64::new(space.cr3()),
         space: spin::Mutex::new(Some(space)),
@@ -307,6 +308,11 @@ pub fn load_all(config: &system_config::SystemConfig, find_binary: impl Fn(&str)
         .collect();
     let direct_rings = map_direct_rings(config, &mut servers);
     let regions = map_regions(config, &mut servers);
+    let grants: Vec<Vec<mover_logic::RegionGrant>> = servers.iter().map(|s| s.region_grants.clone()).collect();
+    let tables: Vec<&[mover_logic::RegionGrant]> = grants.iter().map(Vec::as_slice).collect();
+    for server in servers.iter_mut().filter(|s| !s.region_grants.is_empty()) {
+        server.region_routes = mover_logic::region_routes(&server.region_grants, &tables);
+    }
     let devices = map_devices(config, &mut servers);
     for ((((server, capabilities), direct_rings), regions), devices) in
         servers.iter_mut().zip(resolved).zip(direct_rings).zip(regions).zip(devices)

@@ -64,6 +64,9 @@ pub struct Server {
     /// The shared regions it holds, its view: entry `i` is mapped at
     /// `abi::region::addr(i)` (the mover checks descriptors against it).
     pub region_grants: Vec<mover_logic::RegionGrant>,
+    /// Where each of its regions is in every other server's table, for the
+    /// mover's descriptor checks (`mover_logic::region_routes`, at boot).
+    pub region_routes: Vec<mover_logic::RegionRoute>,
     /// What the mover did with its outbox (written by that mover only).
     pub outbox_counters: OutboxCounters,
     /// The current incarnation's address space (replaced by a restart,
