@@ -9,9 +9,9 @@
 //! range), or it counts as bad and nothing is read.
 
 use crate::link::{Broken, Link};
-use crate::protocol::{Header, MAX_SIZE, Path, check, descriptor_in, first_word, label};
+use crate::protocol::{Header, MAX_SIZE, Path, WordCheck, check, descriptor_in, first_word, label};
 use userlib::abi::region::{ACCESS_RO, DESCRIPTOR_LEN, Descriptor, FLAG_DESCRIPTOR};
-use userlib::region::copy_out;
+use userlib::region::copy_out_words;
 use userlib::{Message, Region};
 
 /// What to do after [`serve`] returned.
@@ -102,14 +102,13 @@ impl Receiver {
         } else {
             d
         };
-        let ok = !h.path.inline()
-            && d.length as usize == size
-            && size <= MAX_SIZE
-            && m.sequence == self.expected
-            && match copy_out(&view, &mut copy[..]) {
-                Ok(n) => check(&copy[..n], first_word(h.path, size, m.sequence)),
-                Err(_) => false,
-            };
+        let ok = !h.path.inline() && d.length as usize == size && size <= MAX_SIZE && m.sequence == self.expected && {
+            // Copied and checked in one pass (each word loaded once,
+            // stored into our copy and compared): the check sees
+            // exactly what the copy holds.
+            let mut words = WordCheck::new(first_word(h.path, size, m.sequence));
+            copy_out_words(&view, &mut copy[..], |w| words.word(w)).is_ok() && words.ok()
+        };
         self.count(ok);
         self.expected = m.sequence.wrapping_add(1);
         (Some(d), ok)

@@ -145,6 +145,32 @@ pub fn check(bytes: &[u8], first: u64) -> bool {
     ok
 }
 
+/// [`check`] one word at a time, for a copy that hands over each word as
+/// it copies it (`userlib::region::copy_out_words`).
+#[derive(Clone, Copy, Debug)]
+pub struct WordCheck {
+    expected: u64,
+    ok: bool,
+}
+
+impl WordCheck {
+    pub fn new(first: u64) -> WordCheck {
+        WordCheck { expected: first, ok: true }
+    }
+
+    /// The next word of the buffer.
+    #[inline(always)]
+    pub fn word(&mut self, w: u64) {
+        self.ok &= w == self.expected;
+        self.expected = self.expected.wrapping_add(STEP);
+    }
+
+    /// Whether every word so far was the pattern's.
+    pub fn ok(&self) -> bool {
+        self.ok
+    }
+}
+
 /// The START payload: what the peer must expect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
@@ -188,4 +214,32 @@ pub fn descriptor_in(message: &Message) -> Option<Descriptor> {
 /// The u64 LE at `at` in the payload (0 if short).
 pub fn u64_at(message: &Message, at: usize) -> u64 {
     message.payload_bytes().get(at..at + 8).and_then(|b| b.try_into().ok()).map_or(0, u64::from_le_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pattern(first: u64, words: usize) -> Vec<u8> {
+        (0..words).flat_map(|i| word(first, i).to_le_bytes()).collect()
+    }
+
+    /// Word by word, the same verdict as the whole-buffer check: every
+    /// word counts, a flipped byte anywhere is caught.
+    #[test]
+    fn word_check_agrees_with_check() {
+        let first = first_word(Path::DescriptorMover, 4096, 7);
+        let good = pattern(first, 512);
+        let verdict = |bytes: &[u8]| {
+            let mut words = WordCheck::new(first);
+            bytes.chunks_exact(8).for_each(|c| words.word(u64::from_le_bytes(c.try_into().unwrap())));
+            words.ok()
+        };
+        assert!(check(&good, first) && verdict(&good));
+        for at in [0, 7, 8, 2047, 4095] {
+            let mut bad = good.clone();
+            bad[at] ^= 0x40;
+            assert!(!check(&bad, first) && !verdict(&bad), "byte {at}");
+        }
+    }
 }
