@@ -30,6 +30,7 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use cores::{CORES, Role};
+use mover_logic::scan::Schedule;
 use mover_logic::{BounceReason, InboxShare, Push, SenderRegions, bounced, descriptor_back, route_batch_with_regions};
 use power_policy::{Escalation, Governor, Step};
 use ringbuf::{Consumer, Message, Producer, RingError};
@@ -110,6 +111,8 @@ pub struct Mover {
     /// Empty rings scanned like outboxes (see `EXTRA_RINGS`).
     extra: Vec<Consumer<'static>>,
     copies: [Message; BATCH],
+    /// Which outboxes (then extra rings) a pass visits (`mover_logic::scan`).
+    schedule: Schedule,
     /// Also watch for the end of the run (when the mover runs on the BSP).
     supervise: bool,
     /// `life::LIFE_EPOCH` as last handled.
@@ -225,6 +228,7 @@ pub fn build(config: &system_config::SystemConfig) -> Vec<Mover> {
             targets,
             extra,
             copies: [Message::zeroed(); BATCH],
+            schedule: Schedule::new(0),
             supervise: core == 0,
             life_seen: 0,
             pending: false,
@@ -232,6 +236,85 @@ pub fn build(config: &system_config::SystemConfig) -> Vec<Mover> {
         });
     }
     movers
+}
+
+/// The rings a pass visits: the outboxes (`0..n_sources`), then the
+/// benchmark's extra rings.
+struct Rings<'a> {
+    sources: &'a mut [Source],
+    extra: &'a mut [Consumer<'static>],
+    n_sources: usize,
+}
+
+/// One visit of ring `i` in a pass (`Mover::pass`): moves what its outbox
+/// holds (one batch) and says whether it had anything (messages, or a
+/// head held back by a full inbox). Inlined into the one closure
+/// `Mover::pass` hands to `mover_logic::scan::Schedule::pass`.
+#[inline(always)]
+fn visit(
+    i: usize,
+    rings: Rings<'_>,
+    targets: &mut [Target],
+    copies: &mut [Message; BATCH],
+    servers: &[server::Server],
+    woken: &mut Woken,
+    handled: &mut usize,
+) -> bool {
+    let Rings { sources, extra, n_sources } = rings;
+    let Some(source) = sources.get_mut(i) else {
+        return extra.get_mut(i - n_sources).is_some_and(|ring| ring.read_untrusted(BATCH).is_ok());
+    };
+    let sender = source.server;
+    if targets[sender].phase == Phase::Released {
+        return false; // between incarnations: its outbox is not ours to read
+    }
+    let batch = match source.outbox.read_untrusted(BATCH) {
+        Ok(batch) => batch,
+        Err(RingError::Empty) => return false,
+        Err(err) => {
+            let server = &servers[sender];
+            server.outbox_counters.record_corrupt();
+            if !source.corrupt_reported {
+                source.corrupt_reported = true;
+                // Never waits for the console (a flooding server holds it).
+                crate::serial::try_log(
+                    log::Level::Warn,
+                    format_args!(
+                        "mover: outbox of server `{}` is corrupt ({err}); skipped until it is sane",
+                        server.name
+                    ),
+                );
+            }
+            return false;
+        }
+    };
+    let n = batch.len().min(BATCH);
+    for (position, copy) in copies[..n].iter_mut().enumerate() {
+        *copy = batch.get(position).unwrap_or(Message::zeroed());
+    }
+    let server = &servers[sender];
+    let badge = targets[sender].badge;
+    // Region tables: only a message with a descriptor looks at them.
+    let regions = SenderRegions { grants: &server.region_grants, routes: &server.region_routes };
+    let mut refused = NOT_BLOCKED;
+    let outcome =
+        route_batch_with_regions(&copies[..n], sender, badge, &server.capabilities, regions, |to, message| {
+            let push = push_to(targets, to, sender, message, woken);
+            if push == Push::Full {
+                refused = to;
+            }
+            push
+        });
+    batch.release_first(outcome.consumed);
+    if outcome.consumed < n {
+        // Backpressure: remember who holds the head back (read only
+        // by `sleep`; the head's index says whether it is still the same).
+        source.blocked_on = refused;
+        source.blocked_at = source.outbox.next_read_index();
+    }
+    server.outbox_counters.record(&outcome);
+    *handled += outcome.consumed;
+    true
 }
 
 /// Pushes `message` into `to`'s inbox on behalf of sender number `owner`
@@ -552,66 +635,24 @@ impl Mover {
             self.reconcile(epoch);
         }
         let servers = server::all();
-        let Mover { sources, targets, extra, copies, .. } = self;
+        let Mover { sources, targets, extra, copies, schedule, .. } = self;
         let mut handled = 0;
         let mut woken = Woken::default();
-        for source in sources.iter_mut() {
-            let sender = source.server;
-            if targets[sender].phase == Phase::Released {
-                continue; // between incarnations: its outbox is not ours to read
-            }
-            let batch = match source.outbox.read_untrusted(BATCH) {
-                Ok(batch) => batch,
-                Err(RingError::Empty) => continue,
-                Err(err) => {
-                    let server = &servers[sender];
-                    server.outbox_counters.record_corrupt();
-                    if !source.corrupt_reported {
-                        source.corrupt_reported = true;
-                        // Never waits for the console (a flooding server holds it).
-                        crate::serial::try_log(
-                            log::Level::Warn,
-                            format_args!(
-                                "mover: outbox of server `{}` is corrupt ({err}); skipped until it is sane",
-                                server.name
-                            ),
-                        );
-                    }
-                    continue;
-                }
-            };
-            let n = batch.len().min(BATCH);
-            for (position, copy) in copies[..n].iter_mut().enumerate() {
-                *copy = batch.get(position).unwrap_or(Message::zeroed());
-            }
-            let server = &servers[sender];
-            let badge = targets[sender].badge;
-            // Region tables: only a message with a descriptor looks at them.
-            let regions = SenderRegions { grants: &server.region_grants, routes: &server.region_routes };
-            let mut refused = NOT_BLOCKED;
-            let outcome =
-                route_batch_with_regions(&copies[..n], sender, badge, &server.capabilities, regions, |to, message| {
-                    let push = push_to(targets, to, sender, message, &mut woken);
-                    if push == Push::Full {
-                        refused = to;
-                    }
-                    push
-                });
-            batch.release_first(outcome.consumed);
-            if outcome.consumed < n {
-                // Backpressure: remember who holds the head back (read only
-                // by `sleep`; the head's index says whether it is still the same).
-                source.blocked_on = refused;
-                source.blocked_at = source.outbox.next_read_index();
-            }
-            server.outbox_counters.record(&outcome);
-            handled += outcome.consumed;
-        }
-        ring_doorbells(targets, &woken);
+        // The outboxes, then the benchmark's extra rings, as one list of
+        // rings: every busy one on every pass, the idle ones a slice at a
+        // time (`mover_logic::scan`). Before sleeping the mover checks
+        // every outbox anyway (`sleep`).
+        let n_sources = sources.len();
         let active = EXTRA_RINGS.load(Ordering::Relaxed).min(extra.len());
-        for ring in &mut extra[..active] {
-            let _ = ring.read_untrusted(BATCH);
-        }
+        schedule.set_len(n_sources + active);
+        // The visit is left to the compiler to call (inlining it into the
+        // loop cost 20 more instructions per streamed message: measured
+        // with `cargo xtask bench instructions`, docs/benchmarks.md).
+        schedule.pass(|i| {
+            let rings = Rings { sources: &mut *sources, extra: &mut *extra, n_sources };
+            visit(i, rings, targets, copies, servers, &mut woken, &mut handled)
+        });
+        ring_doorbells(targets, &woken);
         handled
     }
 

@@ -26,6 +26,7 @@ pub use abi::{BounceReason, KERNEL_BADGE};
 
 pub mod counters;
 pub mod region;
+pub mod scan;
 pub mod share;
 pub use counters::OutboxCounters;
 pub use region::{
