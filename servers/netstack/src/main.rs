@@ -13,10 +13,13 @@
 //! Invariants: every frame the driver hands over is copied out of its
 //! region before smoltcp sees it (the driver could rewrite it), and its
 //! buffer returned at once; a tx buffer is ours again only when the driver
-//! returns it (`BufferPool::release` refuses anything else); what does not
-//! fit (no free buffer, a full queue) is dropped and counted, never
-//! blocks the loop. Polling only: the loop never sleeps while it has
-//! sockets to serve.
+//! returns it (`BufferPool::release` refuses anything else). A frame
+//! from the driver is taken from the inbox only when the receive queue has
+//! room for it (otherwise it waits there, and the driver's buffers with
+//! it: backpressure, not loss); what still does not fit (no free tx
+//! buffer, a full socket buffer) is dropped and counted, and the counts
+//! are logged when they change. Polling only: the loop never sleeps while
+//! it has sockets to serve.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_code)]
 
@@ -62,7 +65,22 @@ struct RxQueue {
     len: [usize; RX_QUEUE],
     head: usize,
     count: usize,
-    dropped: u64,
+}
+
+/// What the stack dropped, by where; logged when it changes.
+#[derive(Clone, Copy, Default, PartialEq)]
+struct Drops {
+    /// Frames from the driver that could not be copied out.
+    rx_unreadable: u64,
+    /// Frames smoltcp made while every tx buffer was with the driver.
+    tx_no_buffer: u64,
+    /// TCP_SEND bytes a socket would not queue (full send buffer, or not
+    /// connected any more).
+    tcp_unsent: u64,
+    /// Echoes the UDP socket would not queue (its tx buffer full).
+    udp_unsent: u64,
+    /// UDP_SEND pieces out of step (a datagram dropped).
+    udp_out_of_step: u64,
 }
 
 impl RxQueue {
@@ -164,7 +182,7 @@ fn run() -> i32 {
         }
     };
     let mut link = Link {
-        rx: RxQueue { frames: [[0; FRAME_MAX]; RX_QUEUE], len: [0; RX_QUEUE], head: 0, count: 0, dropped: 0 },
+        rx: RxQueue { frames: [[0; FRAME_MAX]; RX_QUEUE], len: [0; RX_QUEUE], head: 0, count: 0 },
         tx: TxQueue { frames: [[0; FRAME_MAX]; TX_QUEUE], len: [0; TX_QUEUE], count: 0 },
     };
     let config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
@@ -180,7 +198,7 @@ fn run() -> i32 {
     let mut udp_tx_meta = [udp::PacketMetadata::EMPTY; 16];
     let mut udp_rx = [0u8; 4096];
     let mut udp_tx = [0u8; 4096];
-    let mut storage: [SocketStorage; TCP_SOCKETS + 1] = Default::default();
+    let mut storage = [SocketStorage::EMPTY; TCP_SOCKETS + 1];
     let mut sockets = SocketSet::new(&mut storage[..]);
     let mut tcp_handles: [Option<SocketHandle>; TCP_SOCKETS] = [None; TCP_SOCKETS];
     for ((handle, rx), tx) in tcp_handles.iter_mut().zip(tcp_rx.iter_mut()).zip(tcp_tx.iter_mut()) {
@@ -200,14 +218,20 @@ fn run() -> i32 {
     );
 
     let mut open = [false; TCP_SOCKETS];
-    let mut dropped_tx = 0u64;
+    let mut drops = Drops::default();
+    let mut drops_logged = Drops::default();
+    let mut drops_logged_at = 0u64;
     let mut chunk = [0u8; 40];
     let mut udp_buf = [0u8; 1500];
     let mut udp_out = [0u8; 1500];
     let mut udp_out_len = usize::MAX;
     loop {
-        // 1. Messages: frames from the driver, returned tx buffers, data from kv.
-        while let Some(m) = channel.try_recv() {
+        // 1. Messages: frames from the driver, returned tx buffers, data
+        // from kv; only while the receive queue has room for a frame, so a
+        // burst waits in the inbox instead of being dropped here.
+        while link.rx.count < RX_QUEUE
+            && let Some(m) = channel.try_recv()
+        {
             if m.sender_badge == 0 {
                 if let Some(notice) = Channel::notice(&m) {
                     use userlib::abi::notice::{GAVE_UP, RESTARTED, STOPPED};
@@ -233,13 +257,11 @@ fn run() -> i32 {
             match m.label {
                 label::FRAME => {
                     let Some(d) = descriptor_of(&m) else { continue };
-                    match link.rx.slot() {
-                        Some(slot) => {
-                            if let Ok(n) = copy_out(&d, &mut slot[..]) {
-                                link.rx.push(n);
-                            }
+                    if let Some(slot) = link.rx.slot() {
+                        match copy_out(&d, &mut slot[..]) {
+                            Ok(n) => link.rx.push(n),
+                            Err(_) => drops.rx_unreadable += 1,
                         }
-                        None => link.rx.dropped += 1,
                     }
                     if let Ok(back) = descriptor_message(driver, label::FRAME_RETURN, &d, &[]) {
                         channel.send_message(&back);
@@ -256,7 +278,7 @@ fn run() -> i32 {
                     if let Some(Some(h)) = tcp_handles.get(usize::from(slot)) {
                         let socket = sockets.get_mut::<tcp::Socket>(*h);
                         if socket.send_slice(data) != Ok(data.len()) {
-                            dropped_tx += 1;
+                            drops.tcp_unsent += 1;
                         }
                     }
                 }
@@ -273,6 +295,7 @@ fn run() -> i32 {
                     }
                     if offset != udp_out_len || total > udp_out.len() || offset + data.len() > total {
                         udp_out_len = usize::MAX; // out of step: drop this datagram
+                        drops.udp_out_of_step += 1;
                         continue;
                     }
                     udp_out[offset..offset + data.len()].copy_from_slice(data);
@@ -281,32 +304,41 @@ fn run() -> i32 {
                         let ip = Ipv4Address::new(bytes[0], bytes[1], bytes[2], bytes[3]);
                         let port = u16::from_le_bytes([bytes[4], bytes[5]]);
                         let socket = sockets.get_mut::<udp::Socket>(udp_handle);
-                        let _ = socket.send_slice(&udp_out[..total], IpEndpoint::new(IpAddress::Ipv4(ip), port));
+                        if socket.send_slice(&udp_out[..total], IpEndpoint::new(IpAddress::Ipv4(ip), port)).is_err() {
+                            drops.udp_unsent += 1;
+                        }
                         udp_out_len = usize::MAX;
                     }
                 }
                 _ => {}
             }
         }
-        // 2. The stack.
-        iface.poll(now(ticks_per_us), &mut link, &mut sockets);
-        // 3. Frames smoltcp made go to the driver through our region.
-        for i in 0..link.tx.count {
-            let frame = &link.tx.frames[i][..link.tx.len[i]];
-            let Some(buffer) = tx_pool.alloc() else {
-                dropped_tx += 1;
-                continue;
-            };
-            if tx_pool.region().write(buffer.offset, frame).is_err() {
-                let _ = tx_pool.release(&tx_pool.descriptor(&buffer, 0, ACCESS_RO));
-                continue;
+        // 2. The stack, and 3. the frames it made go to the driver through
+        // our region. smoltcp takes a received frame only while the tx
+        // queue has room for an answer, so this repeats until the receive
+        // queue is empty (or no tx buffer is free).
+        for _ in 0..RX_QUEUE {
+            iface.poll(now(ticks_per_us), &mut link, &mut sockets);
+            for i in 0..link.tx.count {
+                let frame = &link.tx.frames[i][..link.tx.len[i]];
+                let Some(buffer) = tx_pool.alloc() else {
+                    drops.tx_no_buffer += 1;
+                    continue;
+                };
+                if tx_pool.region().write(buffer.offset, frame).is_err() {
+                    let _ = tx_pool.release(&tx_pool.descriptor(&buffer, 0, ACCESS_RO));
+                    continue;
+                }
+                let d = tx_pool.descriptor(&buffer, frame.len() as u32, ACCESS_RO);
+                if let Ok(message) = descriptor_message(driver, label::FRAME, &d, &[]) {
+                    channel.send_message(&message);
+                }
             }
-            let d = tx_pool.descriptor(&buffer, frame.len() as u32, ACCESS_RO);
-            if let Ok(message) = descriptor_message(driver, label::FRAME, &d, &[]) {
-                channel.send_message(&message);
+            link.tx.count = 0;
+            if link.rx.count == 0 || tx_pool.outstanding() == tx_pool.count() {
+                break;
             }
         }
-        link.tx.count = 0;
         // 4. Sockets to kv.
         for (slot, handle) in tcp_handles.iter().enumerate() {
             let Some(h) = handle else { continue };
@@ -356,7 +388,19 @@ fn run() -> i32 {
                 }
             }
         }
-        let _ = (dropped_tx, link.rx.dropped);
+        // 5. Drops, when they changed (at most every 2 s).
+        if drops != drops_logged && userlib::rdtsc().wrapping_sub(drops_logged_at) > 2_000_000 * ticks_per_us {
+            userlib::log!(
+                "netstack: dropped so far: {} unreadable rx frames, {} tx frames without a buffer, {} TCP sends, {} UDP echoes unsent, {} out of step",
+                drops.rx_unreadable,
+                drops.tx_no_buffer,
+                drops.tcp_unsent,
+                drops.udp_unsent,
+                drops.udp_out_of_step
+            );
+            drops_logged = drops;
+            drops_logged_at = userlib::rdtsc();
+        }
         core::hint::spin_loop();
     }
 }
