@@ -51,7 +51,7 @@ pub mod label {
 const FRAME_MAX: usize = 1514;
 const RX_QUEUE: usize = 16;
 const TX_QUEUE: usize = 8;
-const TCP_SOCKETS: usize = 8;
+const TCP_SOCKETS: usize = 64;
 const TCP_PORT: u16 = 7000;
 const UDP_PORT: u16 = 7001;
 /// Bytes of TCP data per message to kv (1 byte slot + 39).
@@ -192,8 +192,12 @@ fn run() -> i32 {
     });
     let _ = iface.routes_mut().add_default_ipv4_route(Ipv4Address::new(10, 0, 2, 2));
 
-    let mut tcp_rx = [[0u8; 2048]; TCP_SOCKETS];
-    let mut tcp_tx = [[0u8; 4096]; TCP_SOCKETS];
+    // On the stack (net.toml's stack_kib = 512): 64 x (1 KiB rx + 2 KiB
+    // tx) = 192 KiB of socket buffers, 36 KiB of frame queues, 8 KiB of
+    // UDP buffers and the socket set. A request line is at most 326 bytes
+    // (kv-logic) and a reply at most 263, so 1 KiB / 2 KiB hold several.
+    let mut tcp_rx = [[0u8; 1024]; TCP_SOCKETS];
+    let mut tcp_tx = [[0u8; 2048]; TCP_SOCKETS];
     let mut udp_rx_meta = [udp::PacketMetadata::EMPTY; 16];
     let mut udp_tx_meta = [udp::PacketMetadata::EMPTY; 16];
     let mut udp_rx = [0u8; 4096];
