@@ -54,6 +54,8 @@ const TX_QUEUE: usize = 8;
 const TCP_SOCKETS: usize = 64;
 const TCP_PORT: u16 = 7000;
 const UDP_PORT: u16 = 7001;
+/// Datagrams each way the UDP socket holds (8 KiB of bytes each way).
+const UDP_DATAGRAMS: usize = 64;
 /// Bytes of TCP data per message to kv (1 byte slot + 39).
 const CHUNK: usize = 39;
 /// Bytes of UDP data per message (4 address + 2 port + 2 total + 2 offset + 30).
@@ -72,6 +74,9 @@ struct RxQueue {
 struct Drops {
     /// Frames from the driver that could not be copied out.
     rx_unreadable: u64,
+    /// Frames from the driver that found the receive queue full (only
+    /// while every tx buffer is with the driver too).
+    rx_queue_full: u64,
     /// Frames smoltcp made while every tx buffer was with the driver.
     tx_no_buffer: u64,
     /// TCP_SEND bytes a socket would not queue (full send buffer, or not
@@ -100,6 +105,10 @@ struct TxQueue {
     frames: [[u8; FRAME_MAX]; TX_QUEUE],
     len: [usize; TX_QUEUE],
     count: usize,
+    /// Frames smoltcp may make before the next flush: at most TX_QUEUE,
+    /// and no more than the free `tx-frames` buffers, so what it makes
+    /// has a buffer (what it may not send waits in its sockets).
+    room: usize,
 }
 
 /// smoltcp's view of the driver: the two queues.
@@ -134,7 +143,7 @@ impl Device for Link {
     type TxToken<'a> = Tx<'a>;
 
     fn receive(&mut self, _now: Instant) -> Option<(Rx<'_>, Tx<'_>)> {
-        if self.rx.count == 0 || self.tx.count == TX_QUEUE {
+        if self.rx.count == 0 || self.tx.count >= self.tx.room {
             return None;
         }
         let i = self.rx.head;
@@ -145,7 +154,7 @@ impl Device for Link {
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<Tx<'_>> {
-        (self.tx.count < TX_QUEUE).then_some(Tx(&mut self.tx))
+        (self.tx.count < self.tx.room).then_some(Tx(&mut self.tx))
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -183,7 +192,7 @@ fn run() -> i32 {
     };
     let mut link = Link {
         rx: RxQueue { frames: [[0; FRAME_MAX]; RX_QUEUE], len: [0; RX_QUEUE], head: 0, count: 0 },
-        tx: TxQueue { frames: [[0; FRAME_MAX]; TX_QUEUE], len: [0; TX_QUEUE], count: 0 },
+        tx: TxQueue { frames: [[0; FRAME_MAX]; TX_QUEUE], len: [0; TX_QUEUE], count: 0, room: TX_QUEUE },
     };
     let config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
     let mut iface = Interface::new(config, &mut link, now(ticks_per_us));
@@ -193,15 +202,15 @@ fn run() -> i32 {
     let _ = iface.routes_mut().add_default_ipv4_route(Ipv4Address::new(10, 0, 2, 2));
 
     // On the stack (net.toml's stack_kib = 512): 64 x (1 KiB rx + 2 KiB
-    // tx) = 192 KiB of socket buffers, 36 KiB of frame queues, 8 KiB of
+    // tx) = 192 KiB of socket buffers, 36 KiB of frame queues, 16 KiB of
     // UDP buffers and the socket set. A request line is at most 326 bytes
     // (kv-logic) and a reply at most 263, so 1 KiB / 2 KiB hold several.
     let mut tcp_rx = [[0u8; 1024]; TCP_SOCKETS];
     let mut tcp_tx = [[0u8; 2048]; TCP_SOCKETS];
-    let mut udp_rx_meta = [udp::PacketMetadata::EMPTY; 16];
-    let mut udp_tx_meta = [udp::PacketMetadata::EMPTY; 16];
-    let mut udp_rx = [0u8; 4096];
-    let mut udp_tx = [0u8; 4096];
+    let mut udp_rx_meta = [udp::PacketMetadata::EMPTY; UDP_DATAGRAMS];
+    let mut udp_tx_meta = [udp::PacketMetadata::EMPTY; UDP_DATAGRAMS];
+    let mut udp_rx = [0u8; 8192];
+    let mut udp_tx = [0u8; 8192];
     let mut storage = [SocketStorage::EMPTY; TCP_SOCKETS + 1];
     let mut sockets = SocketSet::new(&mut storage[..]);
     let mut tcp_handles: [Option<SocketHandle>; TCP_SOCKETS] = [None; TCP_SOCKETS];
@@ -233,7 +242,10 @@ fn run() -> i32 {
         // 1. Messages: frames from the driver, returned tx buffers, data
         // from kv; only while the receive queue has room for a frame, so a
         // burst waits in the inbox instead of being dropped here.
-        while link.rx.count < RX_QUEUE
+        // (When every tx buffer is with the driver as well, messages are
+        // taken anyway: its FRAME_RETURNs are what frees them, and a frame
+        // that finds the queue full is dropped and counted.)
+        while (link.rx.count < RX_QUEUE || tx_pool.outstanding() == tx_pool.count())
             && let Some(m) = channel.try_recv()
         {
             if m.sender_badge == 0 {
@@ -261,11 +273,12 @@ fn run() -> i32 {
             match m.label {
                 label::FRAME => {
                     let Some(d) = descriptor_of(&m) else { continue };
-                    if let Some(slot) = link.rx.slot() {
-                        match copy_out(&d, &mut slot[..]) {
+                    match link.rx.slot() {
+                        Some(slot) => match copy_out(&d, &mut slot[..]) {
                             Ok(n) => link.rx.push(n),
                             Err(_) => drops.rx_unreadable += 1,
-                        }
+                        },
+                        None => drops.rx_queue_full += 1,
                     }
                     if let Ok(back) = descriptor_message(driver, label::FRAME_RETURN, &d, &[]) {
                         channel.send_message(&back);
@@ -319,10 +332,17 @@ fn run() -> i32 {
         }
         // 2. The stack, and 3. the frames it made go to the driver through
         // our region. smoltcp takes a received frame only while the tx
-        // queue has room for an answer, so this repeats until the receive
-        // queue is empty (or no tx buffer is free).
+        // queue has room for an answer, and sends at most that many frames
+        // a poll, so this repeats while frames are waiting to come in or
+        // the last poll filled the tx queue (more may be waiting in the
+        // sockets), as long as tx buffers are free.
         for _ in 0..RX_QUEUE {
+            link.tx.room = TX_QUEUE.min(tx_pool.count() - tx_pool.outstanding());
+            if link.tx.room == 0 {
+                break;
+            }
             iface.poll(now(ticks_per_us), &mut link, &mut sockets);
+            let filled = link.tx.count == link.tx.room;
             for i in 0..link.tx.count {
                 let frame = &link.tx.frames[i][..link.tx.len[i]];
                 let Some(buffer) = tx_pool.alloc() else {
@@ -339,7 +359,7 @@ fn run() -> i32 {
                 }
             }
             link.tx.count = 0;
-            if link.rx.count == 0 || tx_pool.outstanding() == tx_pool.count() {
+            if link.rx.count == 0 && !filled {
                 break;
             }
         }
@@ -395,8 +415,9 @@ fn run() -> i32 {
         // 5. Drops, when they changed (at most every 2 s).
         if drops != drops_logged && userlib::rdtsc().wrapping_sub(drops_logged_at) > 2_000_000 * ticks_per_us {
             userlib::log!(
-                "netstack: dropped so far: {} unreadable rx frames, {} tx frames without a buffer, {} TCP sends, {} UDP echoes unsent, {} out of step",
+                "netstack: dropped so far: {} unreadable rx frames, {} rx frames on a full queue, {} tx frames without a buffer, {} TCP sends, {} UDP echoes unsent, {} out of step",
                 drops.rx_unreadable,
+                drops.rx_queue_full,
                 drops.tx_no_buffer,
                 drops.tcp_unsent,
                 drops.udp_unsent,
