@@ -18,8 +18,10 @@
 //! room for it (otherwise it waits there, and the driver's buffers with
 //! it: backpressure, not loss); what still does not fit (no free tx
 //! buffer, a full socket buffer) is dropped and counted, and the counts
-//! are logged when they change. Polling only: the loop never sleeps while
-//! it has sockets to serve.
+//! are logged when they change. Sends to kv never block (kv may be
+//! waiting for room in our inbox): with our outbox full, bytes wait in
+//! their socket. Polling only: the loop never sleeps while it has sockets
+//! to serve.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_code)]
 
@@ -84,6 +86,8 @@ struct Drops {
     tcp_unsent: u64,
     /// Echoes the UDP socket would not queue (its tx buffer full).
     udp_unsent: u64,
+    /// Datagrams cut off on the way to kv (our outbox filled midway).
+    udp_unforwarded: u64,
     /// UDP_SEND pieces out of step (a datagram dropped).
     udp_out_of_step: u64,
 }
@@ -363,64 +367,87 @@ fn run() -> i32 {
                 break;
             }
         }
-        // 4. Sockets to kv.
+        // 4. Sockets to kv. Never a blocking send: kv may itself be
+        // waiting for room in our inbox, so when our outbox is full the
+        // bytes stay in their socket (TCP) or datagram (UDP) until a later
+        // turn, and the loop goes on taking kv's messages.
         for (slot, handle) in tcp_handles.iter().enumerate() {
             let Some(h) = handle else { continue };
             let socket = sockets.get_mut::<tcp::Socket>(*h);
-            if socket.is_active() && !open[slot] {
+            if socket.is_active() && !open[slot] && channel.try_send(kv, label::TCP_OPEN, &[slot as u8]).is_ok() {
                 open[slot] = true;
-                let _ = channel.send(kv, label::TCP_OPEN, &[slot as u8]);
             }
-            while socket.can_recv() {
-                chunk[0] = slot as u8;
-                let Ok(n) = socket.recv_slice(&mut chunk[1..1 + CHUNK]) else { break };
-                if n == 0 {
+            while open[slot] && socket.can_recv() {
+                let sent = socket.recv(|data| {
+                    let n = data.len().min(CHUNK);
+                    chunk[0] = slot as u8;
+                    chunk[1..1 + n].copy_from_slice(&data[..n]);
+                    if n > 0 && channel.try_send(kv, label::TCP_DATA, &chunk[..1 + n]).is_ok() {
+                        (n, true)
+                    } else {
+                        (0, false)
+                    }
+                });
+                if sent != Ok(true) {
                     break;
                 }
-                let _ = channel.send(kv, label::TCP_DATA, &chunk[..1 + n]);
             }
             if open[slot] && !socket.may_recv() && socket.state() == tcp::State::CloseWait {
                 socket.close();
             }
-            if open[slot] && !socket.is_active() {
+            if open[slot] && !socket.is_active() && channel.try_send(kv, label::TCP_CLOSED, &[slot as u8]).is_ok() {
                 open[slot] = false;
-                let _ = channel.send(kv, label::TCP_CLOSED, &[slot as u8]);
             }
-            if !socket.is_open() {
+            // Listens again only once kv knows the last client left, so a
+            // new client's slot never carries an old session.
+            if !socket.is_open() && !open[slot] {
                 let _ = socket.listen(TCP_PORT);
             }
         }
         let socket = sockets.get_mut::<udp::Socket>(udp_handle);
-        while let Ok((n, meta)) = socket.recv_slice(&mut udp_buf) {
+        while let Ok((n, meta)) = socket.peek_slice(&mut udp_buf) {
             let IpAddress::Ipv4(ip) = meta.endpoint.addr;
+            let port = meta.endpoint.port;
             // In pieces: [address, port, total, offset, bytes...]; kv
             // answers each piece in order and we put the datagram together.
             let total = n as u16;
             let mut offset = 0usize;
+            let mut pieces_sent = 0usize;
             loop {
                 let part = (n - offset).min(UDP_CHUNK);
                 let mut message = [0u8; 40];
                 message[..4].copy_from_slice(&ip.octets());
-                message[4..6].copy_from_slice(&meta.endpoint.port.to_le_bytes());
+                message[4..6].copy_from_slice(&port.to_le_bytes());
                 message[6..8].copy_from_slice(&total.to_le_bytes());
                 message[8..10].copy_from_slice(&(offset as u16).to_le_bytes());
                 message[10..10 + part].copy_from_slice(&udp_buf[offset..offset + part]);
-                let _ = channel.send(kv, label::UDP_DATA, &message[..10 + part]);
+                if channel.try_send(kv, label::UDP_DATA, &message[..10 + part]).is_err() {
+                    break;
+                }
+                pieces_sent += 1;
                 offset += part;
                 if offset >= n {
                     break;
                 }
             }
+            if pieces_sent == 0 {
+                break; // the outbox is full: the datagram waits in the socket
+            }
+            if offset < n {
+                drops.udp_unforwarded += 1; // cut off: its echo will be out of step
+            }
+            let _ = socket.recv_slice(&mut udp_buf);
         }
         // 5. Drops, when they changed (at most every 2 s).
         if drops != drops_logged && userlib::rdtsc().wrapping_sub(drops_logged_at) > 2_000_000 * ticks_per_us {
             userlib::log!(
-                "netstack: dropped so far: {} unreadable rx frames, {} rx frames on a full queue, {} tx frames without a buffer, {} TCP sends, {} UDP echoes unsent, {} out of step",
+                "netstack: dropped so far: {} unreadable rx frames, {} rx frames on a full queue, {} tx frames without a buffer, {} TCP sends, {} UDP echoes unsent, {} datagrams cut off towards kv, {} out of step",
                 drops.rx_unreadable,
                 drops.rx_queue_full,
                 drops.tx_no_buffer,
                 drops.tcp_unsent,
                 drops.udp_unsent,
+                drops.udp_unforwarded,
                 drops.udp_out_of_step
             );
             drops_logged = drops;
