@@ -29,7 +29,7 @@ mod label {
 }
 
 /// Connection slots: as many as netstack has TCP sockets.
-const SLOTS: usize = 8;
+const SLOTS: usize = 64;
 /// Keys the store holds.
 const KEYS: usize = 64;
 

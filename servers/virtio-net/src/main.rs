@@ -328,26 +328,35 @@ fn driver() -> i32 {
         .map(|ms| userlib::rdtsc() + ms * (userlib::tsc_hz() / 1000));
     let mut frame = [0u8; 2048];
     let (mut received, mut dropped, mut sent) = (0u64, 0u64, 0u64);
+    let (mut dropped_logged, mut dropped_logged_at) = (0u64, 0u64);
     loop {
-        // Device -> stack.
-        while net.poll_receive(|f| {
-            received += 1;
-            let Some(buffer) = pool.alloc() else {
-                dropped += 1;
-                return;
-            };
-            if pool.region().write(buffer.offset, f).is_ok() {
-                let d = pool.descriptor(&buffer, f.len() as u32, ACCESS_RO);
-                if let Ok(m) = descriptor_message(stack, label::FRAME, &d, &[]) {
-                    channel.send_message(&m);
+        // Device -> stack, only while a buffer is free for the frame: when
+        // the stack is behind, frames wait in the device's queue (and in
+        // QEMU's) instead of being taken and dropped here.
+        while pool.outstanding() < pool.count()
+            && net.poll_receive(|f| {
+                received += 1;
+                let Some(buffer) = pool.alloc() else {
+                    dropped += 1;
                     return;
+                };
+                if pool.region().write(buffer.offset, f).is_ok() {
+                    let d = pool.descriptor(&buffer, f.len() as u32, ACCESS_RO);
+                    if let Ok(m) = descriptor_message(stack, label::FRAME, &d, &[]) {
+                        channel.send_message(&m);
+                        return;
+                    }
                 }
-            }
-            let _ = pool.release(&pool.descriptor(&buffer, 1, ACCESS_RO));
-            dropped += 1;
-        }) {}
-        // Stack -> device, and our buffers coming back.
-        while let Some(m) = channel.try_recv() {
+                let _ = pool.release(&pool.descriptor(&buffer, 1, ACCESS_RO));
+                dropped += 1;
+            })
+        {}
+        // Stack -> device, and our buffers coming back; only while the
+        // device has a free transmit buffer, so the stack's frames wait in
+        // the inbox rather than fail to transmit.
+        while net.can_transmit()
+            && let Some(m) = channel.try_recv()
+        {
             let Some(d) = descriptor_of(&m) else {
                 if m.sender_badge == 0
                     && let Some(notice) = userlib::Channel::notice(&m)
@@ -374,7 +383,11 @@ fn driver() -> i32 {
                 channel.send_message(&back);
             }
         }
-        let _ = (received, sent, dropped);
+        if dropped != dropped_logged && userlib::rdtsc().wrapping_sub(dropped_logged_at) > 2 * userlib::tsc_hz() {
+            userlib::log!("virtio-net: {dropped} frames dropped so far ({received} received, {sent} sent)");
+            dropped_logged = dropped;
+            dropped_logged_at = userlib::rdtsc();
+        }
         if fault_at.is_some_and(|t| userlib::rdtsc() >= t) {
             userlib::log!("virtio-net: faulting on purpose (fault_after_ms): a stack overflow into the guard page");
             core::hint::black_box(overflow(1));
