@@ -9,7 +9,7 @@
 //!          a cold ring found with work turns hot (and is handled in that visit)
 //! ```
 //!
-//! Up to [`COLD_PER_PASS`] rings, a pass simply visits them all.
+//! Up to [`ALL_UP_TO`] rings, a pass simply visits them all.
 //!
 //! Invariants (tested below):
 //! - every ring is visited at least once in any `cold_round(len)`
@@ -26,7 +26,10 @@
 use alloc::vec::Vec;
 
 /// Cold rings visited per pass.
-pub const COLD_PER_PASS: usize = 8;
+pub const COLD_PER_PASS: usize = 2;
+/// Up to this many rings a pass visits them all (the hot list would cost
+/// more than it saves).
+pub const ALL_UP_TO: usize = 8;
 /// Empty visits in a row after which a hot ring turns cold. A ring with
 /// traffic at least this often in passes stays hot; at a few hundred
 /// nanoseconds a pass that is a millisecond or more.
@@ -37,7 +40,7 @@ const COOLING: u32 = u32::MAX;
 
 /// The passes within which every ring of `len` is visited at least once.
 pub fn cold_round(len: usize) -> usize {
-    len.div_ceil(COLD_PER_PASS).max(1)
+    if len <= ALL_UP_TO { 1 } else { len.div_ceil(COLD_PER_PASS) }
 }
 
 /// A mover's visiting order over `len` rings (indices `0..len`).
@@ -87,7 +90,7 @@ impl Schedule {
     }
 
     /// Whether ring `i` is on the hot list (always false while there are
-    /// no more rings than [`COLD_PER_PASS`]: then all are visited on every pass).
+    /// no more rings than [`ALL_UP_TO`]: then all are visited on every pass).
     pub fn is_hot(&self, i: usize) -> bool {
         self.state.get(i).is_some_and(|&s| s != 0)
     }
@@ -116,9 +119,9 @@ impl Schedule {
         // of the cold ones. With no more rings than a slice (most systems)
         // every ring is visited on every pass, in order, and nothing is
         // kept: the list would cost more than it saves.
-        let small = self.len <= COLD_PER_PASS;
+        let small = self.len <= ALL_UP_TO;
         let hot = if small { 0 } else { self.hot.len() };
-        let steps = hot + COLD_PER_PASS.min(self.len);
+        let steps = if small { self.len } else { hot + COLD_PER_PASS.min(self.len) };
         Walk { schedule: self, step: 0, hot, steps, small, from_hot: false, cooled: false }
     }
 
@@ -227,7 +230,7 @@ mod tests {
     #[test]
     fn idle_rings_cost_a_slice_per_pass() {
         let mut s = Schedule::new(64);
-        let seen = visits(&mut s, 16, |_, _| false);
+        let seen = visits(&mut s, cold_round(64), |_, _| false);
         assert!(seen.iter().all(|v| v.len() == COLD_PER_PASS));
         let mut all: Vec<usize> = seen[..cold_round(64)].concat();
         all.sort();
