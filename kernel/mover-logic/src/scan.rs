@@ -81,14 +81,6 @@ impl Schedule {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// Whether ring `i` is on the hot list (always false while there are
     /// no more rings than [`ALL_UP_TO`]: then all are visited on every pass).
     pub fn is_hot(&self, i: usize) -> bool {
@@ -98,31 +90,52 @@ impl Schedule {
     /// One pass: `visit(i)` for every hot ring, then for up to
     /// [`COLD_PER_PASS`] cold ones from the cursor; `visit` says whether
     /// the ring had work (messages, or a head held back by a full inbox).
-    /// ([`Schedule::walk`] gives the same steps to a loop that visits
-    /// each ring itself.)
     #[inline(always)]
     pub fn pass(&mut self, mut visit: impl FnMut(usize) -> bool) {
-        let mut walk = self.walk();
-        while let Some(i) = walk.next_ring() {
-            let busy = visit(i);
-            walk.visited(i, busy);
-        }
-        walk.finish();
-    }
-
-    /// The steps of one pass, for a loop that visits each ring itself:
-    /// `while let Some(i) = walk.next_ring() { ...; walk.visited(i, busy) }`,
-    /// then `walk.finish()`.
-    #[inline(always)]
-    pub fn walk(&mut self) -> Walk<'_> {
         // The hot rings as they were when the pass began, then the slice
-        // of the cold ones. With no more rings than a slice (most systems)
-        // every ring is visited on every pass, in order, and nothing is
-        // kept: the list would cost more than it saves.
+        // of the cold ones. Up to `ALL_UP_TO` rings (most systems) every
+        // ring is visited on every pass, in order, and nothing is kept:
+        // the list would cost more than it saves.
         let small = self.len <= ALL_UP_TO;
         let hot = if small { 0 } else { self.hot.len() };
         let steps = if small { self.len } else { hot + COLD_PER_PASS.min(self.len) };
-        Walk { schedule: self, step: 0, hot, steps, small, from_hot: false, cooled: false }
+        let mut cooled = false;
+        for step in 0..steps {
+            let from_hot = step < hot;
+            let i = if from_hot {
+                self.hot[step] as usize
+            } else {
+                let i = self.cursor;
+                self.cursor = if i + 1 >= self.len { 0 } else { i + 1 };
+                if !small && self.state[i] != 0 {
+                    continue; // hot: visited above
+                }
+                i
+            };
+            let busy = visit(i);
+            if small {
+                continue;
+            }
+            let state = &mut self.state[i];
+            if busy {
+                if *state == 0 {
+                    self.hot.push(i as u32);
+                }
+                *state = 1;
+            } else if from_hot {
+                if *state <= self.cold_after {
+                    *state += 1;
+                } else {
+                    // Marked, still hot until the pass is over, so that it
+                    // is not visited twice in this pass.
+                    *state = COOLING;
+                    cooled = true;
+                }
+            }
+        }
+        if cooled {
+            self.cool();
+        }
     }
 
     /// Turns the hot rings marked [`COOLING`] in this pass cold.
@@ -136,75 +149,6 @@ impl Schedule {
             }
             keep
         });
-    }
-}
-
-/// One pass in progress ([`Schedule::walk`]).
-pub struct Walk<'a> {
-    schedule: &'a mut Schedule,
-    step: usize,
-    hot: usize,
-    steps: usize,
-    small: bool,
-    /// The ring just handed out came from the hot list.
-    from_hot: bool,
-    cooled: bool,
-}
-
-impl Walk<'_> {
-    /// The next ring to visit, or `None`: the pass is over.
-    #[inline(always)]
-    pub fn next_ring(&mut self) -> Option<usize> {
-        let s = &mut *self.schedule;
-        while self.step < self.steps {
-            let step = self.step;
-            self.step += 1;
-            if step < self.hot {
-                self.from_hot = true;
-                return Some(s.hot[step] as usize);
-            }
-            let i = s.cursor;
-            s.cursor = if i + 1 >= s.len { 0 } else { i + 1 };
-            if self.small || s.state[i] == 0 {
-                self.from_hot = false;
-                return Some(i);
-            }
-            // Hot: visited above.
-        }
-        None
-    }
-
-    /// Ring `i` (the one just handed out) had work (`busy`) or not.
-    #[inline(always)]
-    pub fn visited(&mut self, i: usize, busy: bool) {
-        if self.small {
-            return;
-        }
-        let s = &mut *self.schedule;
-        let state = &mut s.state[i];
-        if busy {
-            if *state == 0 {
-                s.hot.push(i as u32);
-            }
-            *state = 1;
-        } else if self.from_hot {
-            if *state <= s.cold_after {
-                *state += 1;
-            } else {
-                // Marked, still hot until the pass is over, so that it is
-                // not visited twice in this pass.
-                *state = COOLING;
-                self.cooled = true;
-            }
-        }
-    }
-
-    /// Ends the pass (hot rings marked cooling turn cold).
-    #[inline(always)]
-    pub fn finish(self) {
-        if self.cooled {
-            self.schedule.cool();
-        }
     }
 }
 
