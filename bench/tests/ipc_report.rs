@@ -414,3 +414,35 @@ fn streams_are_set_against_the_stream_floor() {
     let bad = analyze(&parse(&sample_with(direct, &format!("{direct}{bad_floor}"))).unwrap()[0]);
     assert!(!find(&bad, "direct-stream-vs-stream-floor").inputs_checked);
 }
+
+#[test]
+fn the_direct_stream_meets_the_floor_of_its_own_ring_size() {
+    let usual = "[core 0] INFO  BENCH stream name=direct-ring-stream batch=1 n=200000 cycles=60000000 ok=200000\n";
+    let sized = |slots: u32, cycles: u64| {
+        format!(
+            "[core 0] INFO  BENCH stream name=direct-ring-stream batch=1 n=200000 cycles={cycles} ok=200000 slots={slots}\n"
+        )
+    };
+    let floor = |slots: u32, cycles: u64| {
+        format!(
+            "[core 0] INFO  BENCH stream name=stream-floor batch=1 n=200000 cycles={cycles} ok=200000 slots={slots}\n"
+        )
+    };
+    // The floor's size first (as the kernel prints them), then the usual 64.
+    let records = format!(
+        "{}{}{}{}",
+        sized(4096, 40_000_000),
+        sized(64, 50_000_000),
+        floor(4096, 30_000_000),
+        floor(64, 45_000_000)
+    );
+    let analysis = analyze(&parse(&sample_with(usual, &records)).unwrap()[0]);
+    let target = analysis.targets.iter().find(|t| t.id == "direct-stream-vs-stream-floor").unwrap();
+    // 4096 slots against the 4096-slot floor, not the 64-slot ring.
+    assert_close(target.measured.unwrap(), 30.0 / 40.0);
+    assert!(target.detail.contains("slots=4096"), "{}", target.detail);
+    // The other ratios keep the usual 64-slot ring as their baseline.
+    let baseline =
+        analysis.streams.iter().find(|f| f.name == "direct-ring-stream" && f.variant.slots == Some(64)).unwrap();
+    assert_close(baseline.over_direct_stream.unwrap(), 1.0);
+}

@@ -31,7 +31,7 @@ const STREAM_MESSAGES: u64 = 200_000;
 /// what ring size buys (under single-threaded TCG the sender fills the
 /// whole ring in one time slice) from what the per-message work costs.
 const FLOOR_SLOTS: usize = 4096;
-const FLOOR_SMALL_SLOTS: u64 = 64;
+const FLOOR_SMALL_SLOTS: u64 = DIRECT_RING_SLOTS as u64;
 static FLOOR_USED_SLOTS: AtomicU64 = AtomicU64::new(FLOOR_SLOTS as u64);
 
 #[repr(align(128))]
@@ -48,9 +48,16 @@ static STREAM_BATCH: AtomicUsize = AtomicUsize::new(1);
 static mut SAMPLES: [u64; RTT_ITERATIONS] = [0; RTT_ITERATIONS];
 
 /// Rings for the direct-ring figures, shared by the two benchmark cores
-/// (written fresh by the BSP before each phase, see `reset_rings`).
-static mut RING_AB: MaybeUninit<OwnedRing<64>> = MaybeUninit::uninit();
-static mut RING_BA: MaybeUninit<OwnedRing<64>> = MaybeUninit::uninit();
+/// (written fresh by the BSP before each phase, see `reset_rings`). Room
+/// for the floor's ring size; each phase uses `RING_SLOTS` of it.
+static mut RING_AB: MaybeUninit<OwnedRing<FLOOR_SLOTS>> = MaybeUninit::uninit();
+static mut RING_BA: MaybeUninit<OwnedRing<FLOOR_SLOTS>> = MaybeUninit::uninit();
+/// Slots the direct rings have in the current phase (a power of two, at
+/// most `FLOOR_SLOTS`): 64 for the round trip, both 4096 (the floor's) and
+/// 64 for the streams, so each stream compares with a floor of its size.
+static RING_SLOTS: AtomicUsize = AtomicUsize::new(DIRECT_RING_SLOTS);
+/// The direct rings' usual size.
+const DIRECT_RING_SLOTS: usize = 64;
 
 /// The stream floor's ring: plain 64-byte slots (no atomics, no header
 /// words), and the two indices on lines of their own.
@@ -62,26 +69,37 @@ static mut FLOOR_RING: [PlainSlot; FLOOR_SLOTS] = [PlainSlot([0; 8]); FLOOR_SLOT
 static FLOOR_HEAD: Line = Line(AtomicU64::new(0));
 static FLOOR_TAIL: Line = Line(AtomicU64::new(0));
 
-/// Puts empty rings in place. Only the BSP calls this, between phases,
-/// while no core uses them.
-fn reset_rings() {
-    // SAFETY: no benchmark work item runs now (phases are sequential and
-    // `run_pair` waited for both items), so nothing else accesses them.
-    unsafe {
-        core::ptr::write(&raw mut RING_AB, MaybeUninit::new(OwnedRing::new()));
-        core::ptr::write(&raw mut RING_BA, MaybeUninit::new(OwnedRing::new()));
+/// Puts empty rings of `slots` slots in place. Only the BSP calls this,
+/// between phases, while no core uses them.
+fn reset_rings(slots: usize) {
+    RING_SLOTS.store(slots, Ordering::SeqCst);
+    for which in [&raw mut RING_AB, &raw mut RING_BA] {
+        let base = core::ptr::NonNull::new(which.cast::<u8>()).expect("static is not null");
+        // SAFETY: the static is one allocation of `size_of::<OwnedRing<FLOOR_SLOTS>>()`
+        // bytes, aligned as a ring region (`OwnedRing` is `repr(C)`: header
+        // then slots), and no benchmark work item runs now (phases are
+        // sequential and `run_pair` waited for both items), so nothing else
+        // accesses it; handles attached before are not used again.
+        unsafe { ringbuf::RingRegion::init(base, core::mem::size_of::<OwnedRing<FLOOR_SLOTS>>(), slots, 0) }
+            .expect("ring layout");
     }
 }
 
 /// One ring as a region (no Rust reference to it is ever formed: the two
 /// benchmark cores each attach and use one end).
-fn ring(which: *mut MaybeUninit<OwnedRing<64>>) -> ringbuf::RingRegion<'static> {
+fn ring(which: *mut MaybeUninit<OwnedRing<FLOOR_SLOTS>>) -> ringbuf::RingRegion<'static> {
     let base = core::ptr::NonNull::new(which.cast::<u8>()).expect("static is not null");
-    // SAFETY: `reset_rings` initialised the ring before the phase; an
-    // `OwnedRing` has the raw region layout (`repr(C)`, header then slots),
-    // lives forever as a static, and during a phase is accessed only
-    // through `ringbuf` handles by the two benchmark cores.
-    unsafe { ringbuf::RingRegion::attach(base, core::mem::size_of::<OwnedRing<64>>(), 64) }.expect("owned ring layout")
+    // SAFETY: `reset_rings` initialised the ring of `RING_SLOTS` slots
+    // before the phase; it lives forever as a static, and during a phase
+    // is accessed only through `ringbuf` handles by the two benchmark cores.
+    unsafe {
+        ringbuf::RingRegion::attach(
+            base,
+            core::mem::size_of::<OwnedRing<FLOOR_SLOTS>>(),
+            RING_SLOTS.load(Ordering::SeqCst),
+        )
+    }
+    .expect("ring layout")
 }
 
 fn rings() -> (ringbuf::RingRegion<'static>, ringbuf::RingRegion<'static>) {
@@ -180,6 +198,14 @@ fn message(sequence: u32) -> Message {
     m
 }
 
+/// Makes `m`, a message built by [`message`], message `sequence` (the two
+/// fields that differ).
+#[inline(always)]
+fn renumber(m: &mut Message, sequence: u32) {
+    m.sequence = sequence;
+    m.payload[..8].copy_from_slice(&payload_word(sequence).to_le_bytes());
+}
+
 /// Whether `m` is exactly what `message(sequence)` sent, in the fields a
 /// receiver reads: sequence, length and all 16 payload bytes (word compares
 /// instead of building the expected message and a `memcmp`).
@@ -238,13 +264,26 @@ fn ring_rtt_answer(_: usize) {
 fn stream_send(_: usize) {
     let mut to_b = rings().0.into_producer();
     let batch = STREAM_BATCH.load(Ordering::Acquire).clamp(1, 64);
-    let mut buffer = [Message::zeroed(); 64];
     STREAM_START.store(tsc::now(), Ordering::Release);
+    if batch == 1 {
+        // One message built once and two fields rewritten per message, as
+        // the floor's sender rewrites one word of its template.
+        let mut m = message(0);
+        for sequence in 0..STREAM_MESSAGES as u32 {
+            renumber(&mut m, sequence);
+            while to_b.push(&m).is_err() {
+                core::hint::spin_loop();
+            }
+        }
+        finish_work();
+        return;
+    }
+    let mut buffer = [message(0); 64];
     let mut next: u64 = 0;
     while next < STREAM_MESSAGES {
         let n = batch.min((STREAM_MESSAGES - next) as usize);
         for (i, m) in buffer[..n].iter_mut().enumerate() {
-            *m = message((next + i as u64) as u32);
+            renumber(m, (next + i as u64) as u32);
         }
         let mut sent = 0;
         loop {
@@ -261,17 +300,15 @@ fn stream_send(_: usize) {
 
 fn stream_receive(_: usize) {
     let mut from_a = rings().0.into_consumer();
-    let mut buffer = [Message::zeroed(); 64];
     let mut received: u64 = 0;
     let mut ok: u64 = 0;
     while received < STREAM_MESSAGES {
-        let n = from_a.pop_into(&mut buffer);
-        if n == 0 {
-            core::hint::spin_loop();
-        }
-        for m in &buffer[..n] {
-            ok += u64::from(check(m, received as u32));
-            received += 1;
+        match from_a.pop() {
+            Some(m) => {
+                ok += u64::from(check(&m, received as u32));
+                received += 1;
+            }
+            None => core::hint::spin_loop(),
         }
     }
     STREAM_END.store(tsc::now(), Ordering::Release);
@@ -354,15 +391,17 @@ pub fn run_floors(a: usize, b: usize) {
     run_pair(a, b, pingpong_measure, pingpong_answer);
     print_latency("cacheline-pingpong", RTT_ITERATIONS as u64);
 
-    reset_rings();
+    reset_rings(DIRECT_RING_SLOTS);
     run_pair(a, b, ring_rtt_measure, ring_rtt_answer);
     print_latency("direct-ring-rtt", RTT_OK.load(Ordering::Acquire));
 
-    for batch in [1usize, 8, 32] {
-        reset_rings();
+    // The floor's size first (the host compares each with the floor of its
+    // size), then the usual 64 slots at batch 1.
+    for (slots, batch) in [(FLOOR_SLOTS, 1usize), (FLOOR_SLOTS, 8), (FLOOR_SLOTS, 32), (DIRECT_RING_SLOTS, 1)] {
+        reset_rings(slots);
         STREAM_BATCH.store(batch, Ordering::SeqCst);
         run_pair(a, b, stream_send, stream_receive);
-        print_stream("direct-ring-stream", batch, "");
+        print_stream("direct-ring-stream", batch, format_args!(" slots={slots}"));
     }
 
     // The large ring first: the host takes the first stream-floor record as the floor.

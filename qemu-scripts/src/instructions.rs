@@ -298,8 +298,21 @@ pub fn cmd_bench_instructions(opts: &QemuOptions) -> Result<ExitCode, Error> {
     )?;
     let mover_stream = ipc.mark_phase("mover-stream");
     let ipc_phases = [
-        ReportedPhase { phase: "stream_send#1", what: "direct-ring-stream batch=1", messages: FLOOR_STREAM_MESSAGES },
-        ReportedPhase { phase: "stream_send#2", what: "direct-ring-stream batch=8", messages: FLOOR_STREAM_MESSAGES },
+        ReportedPhase {
+            phase: "stream_send#1",
+            what: "direct-ring-stream batch=1 slots=4096",
+            messages: FLOOR_STREAM_MESSAGES,
+        },
+        ReportedPhase {
+            phase: "stream_send#2",
+            what: "direct-ring-stream batch=8 slots=4096",
+            messages: FLOOR_STREAM_MESSAGES,
+        },
+        ReportedPhase {
+            phase: "stream_send#4",
+            what: "direct-ring-stream batch=1 slots=64",
+            messages: FLOOR_STREAM_MESSAGES,
+        },
         ReportedPhase { phase: "floor_send#1", what: "stream-floor slots=4096", messages: FLOOR_STREAM_MESSAGES },
         ReportedPhase { phase: "floor_send#2", what: "stream-floor slots=64", messages: FLOOR_STREAM_MESSAGES },
         ReportedPhase {

@@ -29,8 +29,8 @@ use serde::{Deserialize, Serialize};
 
 use super::paths::{CounterVerdict, IpcPath, RowCounters, phase_enters_kernel, row_counters};
 use super::record_figures::{
-    CounterFigure, DIRECT_STREAM, LatencyFigure, StreamFigure, counter_figure, latency_figure, messages_per_second,
-    stream_figure,
+    CounterFigure, DIRECT_STREAM, LatencyFigure, StreamFigure, Variant, counter_figure, is_usual_direct_ring,
+    latency_figure, messages_per_second, stream_figure,
 };
 use super::targets::{TargetCheck, mover_base_rtt, mover_base_stream, target_checks};
 use crate::figures::{FLOOR_LATENCY, MessageCheck, cycles_to_ns, ratio};
@@ -84,8 +84,11 @@ pub fn analyze(run: &Run) -> Analysis {
     let mut latencies: Vec<LatencyFigure> =
         run.latencies.iter().map(|sample| latency_figure(sample, run.tsc_hz, floor_median_ns)).collect();
 
-    let direct_stream =
-        run.streams.iter().find(|sample| sample.name == DIRECT_STREAM && sample.batch.unwrap_or(1) == 1);
+    let direct_stream = run.streams.iter().find(|sample| {
+        sample.name == DIRECT_STREAM
+            && sample.batch.unwrap_or(1) == 1
+            && is_usual_direct_ring(Variant::of(&sample.extra).slots)
+    });
     let direct_stream_messages_per_second = direct_stream.map(|sample| messages_per_second(sample, run.tsc_hz));
     let mut streams: Vec<StreamFigure> =
         run.streams.iter().map(|sample| stream_figure(sample, run.tsc_hz, direct_stream_messages_per_second)).collect();

@@ -13,6 +13,15 @@ use crate::serial_log::{CoreCounters, ExtraKeys, LatencySample, StreamSample};
 
 /// Name of the stream record all streams are compared with.
 pub const DIRECT_STREAM: &str = "direct-ring-stream";
+/// Slots of the direct ring the stream baseline uses (`direct-ring-stream`
+/// also runs at the stream floor's size, `slots=4096`, to compare with it).
+pub const DIRECT_RING_SLOTS: u32 = 64;
+
+/// Whether a `direct-ring-stream` record with `slots` is the baseline's
+/// usual 64-slot ring (records from before the size was printed had 64).
+pub fn is_usual_direct_ring(slots: Option<u32>) -> bool {
+    slots.is_none_or(|slots| slots == DIRECT_RING_SLOTS)
+}
 /// Stream record of the least a 64-byte message costs between two cores
 /// (plain slots, ordinary stores, one index store per message; kernel
 /// `floors.rs`).
@@ -30,7 +39,7 @@ pub const MOVER_STREAM: &str = "mover-stream";
 /// path=mover|sync                  two-hop-rtt: which IPC the hops use
 /// extra=empty|written|idle         mover rows: what the rings beyond the base are
 /// extra_rings=N                    how many of `rings` are those extra rings
-/// slots=N                          stream-floor rows: slots in the floor's ring
+/// slots=N                          stream-floor and direct-ring-stream rows: slots in the ring
 /// writers=K                        ring-writer servers in the boot (their outboxes
 ///                                  are among `rings`)
 /// ```
@@ -41,7 +50,8 @@ pub struct Variant {
     pub extra: Option<String>,
     pub extra_rings: Option<u32>,
     pub writers: Option<u32>,
-    /// Slots of the ring (stream-floor rows, which run with two sizes).
+    /// Slots of the ring (stream-floor and direct-ring-stream rows, which
+    /// run with two sizes).
     #[serde(default)]
     pub slots: Option<u32>,
 }

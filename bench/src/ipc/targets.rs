@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 
 use super::paths::{CROSS_CORE, CounterVerdict, IpcPath, RowCounters, SAME_CORE, SYNC_CALL_RTT, SYNC_CALL_STREAM};
 use super::record_figures::{
-    DIRECT_STREAM, LatencyFigure, MOVER_RTT, MOVER_STREAM, STREAM_FLOOR, StreamFigure, Variant, row_label, variant_text,
+    DIRECT_STREAM, LatencyFigure, MOVER_RTT, MOVER_STREAM, STREAM_FLOOR, StreamFigure, Variant, is_usual_direct_ring,
+    row_label, variant_text,
 };
 use crate::figures::{Bound, FLOOR_LATENCY, MessageCheck, TargetOutcome, ratio};
 use crate::serial_log::LogNote;
@@ -133,7 +134,14 @@ pub(crate) fn mover_base_rtt(latencies: &[LatencyFigure]) -> Option<&LatencyFigu
 /// The batch-1 direct-ring stream of one ring: the base every stream is
 /// compared with.
 fn direct_base_stream(streams: &[StreamFigure]) -> Option<&StreamFigure> {
-    streams.iter().find(|f| f.name == DIRECT_STREAM && f.batch.unwrap_or(1) == 1 && f.rings.unwrap_or(1) == 1)
+    direct_stream_where(streams, is_usual_direct_ring)
+}
+
+/// The batch-1 direct ring stream whose ring size `slots` accepts.
+fn direct_stream_where(streams: &[StreamFigure], slots: impl Fn(Option<u32>) -> bool) -> Option<&StreamFigure> {
+    streams.iter().find(|f| {
+        f.name == DIRECT_STREAM && f.batch.unwrap_or(1) == 1 && f.rings.unwrap_or(1) == 1 && slots(f.variant.slots)
+    })
 }
 
 /// The batch-1 mover stream with the fewest rings and no written extra
@@ -279,19 +287,30 @@ pub(crate) fn target_checks(
     checks
 }
 
+/// ` slots=N` of a row that printed its ring size, else nothing.
+fn slots_text(slots: Option<u32>) -> String {
+    slots.map(|slots| format!(" slots={slots}")).unwrap_or_default()
+}
+
 /// The streams against the stream floor (issue 17): how close the real
 /// ring and the mover come to the least a 64-byte message costs.
 fn floor_targets(streams: &[StreamFigure], run_problems: &[String]) -> Vec<TargetCheck> {
     let floor = streams.iter().find(|f| f.name == STREAM_FLOOR);
-    let direct = direct_base_stream(streams);
+    // The direct ring at the floor's size when the run has it (same ring,
+    // so the ratio is what the protocol costs); otherwise the usual one.
+    let floor_slots = floor.and_then(|f| f.variant.slots);
+    let direct = direct_stream_where(streams, |slots| slots.is_some() && slots == floor_slots)
+        .or_else(|| direct_base_stream(streams));
     let mover = mover_base_stream(streams);
     let over_floor = |name: &str, row: Option<&StreamFigure>| match (row, floor) {
         (Some(row), Some(floor)) => Ok(RatioInputs {
             numerator: row.messages_per_second,
             denominator: floor.messages_per_second,
             detail: format!(
-                "{name} batch=1 {} msg/s / {STREAM_FLOOR} {} msg/s",
+                "{name} batch=1{} {} msg/s / {STREAM_FLOOR}{} {} msg/s",
+                slots_text(row.variant.slots),
                 format_rate(row.messages_per_second),
+                slots_text(floor.variant.slots),
                 format_rate(floor.messages_per_second)
             ),
             problems: [stream_problem(row), stream_problem(floor)].into_iter().flatten().collect(),
