@@ -82,6 +82,10 @@ pub struct Counter {
     /// Phase order of first appearance, and per phase, per CPU: TB runs by PC.
     order: Vec<String>,
     runs: HashMap<(String, u32), HashMap<u64, u64>>,
+    /// The CPU of the last logged TB run, and per phase how often the next
+    /// run was on another CPU (see [`Counter::turns`]).
+    last_cpu: Option<u32>,
+    turns: HashMap<String, u64>,
 }
 
 impl Counter {
@@ -107,6 +111,8 @@ impl Counter {
             phase: "start".to_string(),
             order: vec!["start".to_string()],
             runs: HashMap::new(),
+            last_cpu: None,
+            turns: HashMap::new(),
         }
     }
 
@@ -171,6 +177,10 @@ impl Counter {
             }
         }
         *self.runs.entry((self.phase.clone(), cpu)).or_default().entry(pc).or_insert(0) += 1;
+        if self.last_cpu.is_some_and(|last| last != cpu) {
+            *self.turns.entry(self.phase.clone()).or_insert(0) += 1;
+        }
+        self.last_cpu = Some(cpu);
     }
 
     fn function_of(&self, cpu: u32, pc: u64) -> String {
@@ -186,6 +196,17 @@ impl Counter {
             .and_then(|functions| find(functions))
             .or_else(|| find(&self.functions))
             .unwrap_or_else(|| format!("{pc:#x}"))
+    }
+
+    /// How often in `phase` a logged TB run was on another CPU than the
+    /// one before it. Under single-threaded TCG one host thread runs every
+    /// vCPU in turn (a vCPU keeps it until it executes PAUSE or HLT, or the
+    /// round-robin kick comes), so this counts the turns: for a message
+    /// to cross from one core to another, the thread must move there.
+    /// Only logged code counts (the `-dfilter` ranges), so a turn to a CPU
+    /// running only unlogged code is not seen.
+    pub fn turns(&self, phase: &str) -> u64 {
+        self.turns.get(phase).copied().unwrap_or(0)
     }
 
     /// Phases in the order they started.
@@ -282,6 +303,11 @@ pub fn report(counter: &Counter, phases: &[ReportedPhase], top: usize) -> String
         }
         let _ = writeln!(out, "\n{} ({}, {} messages)", p.what, p.phase, p.messages);
         let per = |n: u64| n as f64 / p.messages.max(1) as f64;
+        let _ = writeln!(
+            out,
+            "  vCPU turns: {:.2}/message (the emulator's one host thread moving from one vCPU to another)",
+            per(counter.turns(p.phase))
+        );
         for (cpu, count) in &counts {
             if count.instructions < p.messages {
                 continue; // a CPU that only passed by (the BSP posting work)
@@ -421,6 +447,24 @@ Trace 1: 0x7f0000000000 [00000000/0000000000001000/00000000/ff000000] k::floors:
         assert_eq!(counter.function_of(2, 0x12), "echo::check");
         assert_eq!(counter.function_of(3, 0x12), "0x12");
         assert_eq!(counter.function_of(1, 0x2050), "k::floors::floor_receive");
+    }
+
+    #[test]
+    fn a_turn_is_a_run_on_another_cpu_than_the_last_one() {
+        let mut counter = Counter::new(functions(), &["k::floors::floor_send"]);
+        let trace = |cpu: u32, pc: u64| format!("Trace {cpu}: 0x7f0000000000 [00000000/{pc:016x}/00000000/ff000000] x");
+        // Before the first marker: one turn (1 -> 2), in no reported phase.
+        // In floor_send#1: 1 1 2 2 1 0 -> turns at 2, 1, 0 (3), plus the
+        // turn onto the marker's CPU (2 -> 1).
+        for (cpu, pc) in
+            [(1, 0x2000), (2, 0x2000), (1, 0x1000), (1, 0x1010), (2, 0x2050), (2, 0x2050), (1, 0x1010), (0, 0x2000)]
+        {
+            counter.feed(&trace(cpu, pc));
+        }
+        assert_eq!(counter.turns("floor_send#1"), 4);
+        assert_eq!(counter.turns("floor_send#2"), 0);
+        let text = report(&counter, &[ReportedPhase { phase: "floor_send#1", what: "floor", messages: 2 }], 5);
+        assert!(text.contains("vCPU turns: 2.00/message"), "{text}");
     }
 
     #[test]

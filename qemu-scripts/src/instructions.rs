@@ -51,6 +51,9 @@ const PROFILE_ARGS: &str = "rtt=2000 stream=20000";
 const FLOOR_STREAM_MESSAGES: u64 = 200_000;
 const FLOOR_ROUND_TRIPS: u64 = 21_000;
 const MOVER_STREAM_MESSAGES: u64 = 20_000;
+/// Round trips of benchclient's counted mover-rtt phase (`PROFILE_ARGS`'
+/// `rtt=`; the warm-up is outside the phase).
+const MOVER_ROUND_TRIPS: u64 = 2_000;
 /// The sizes client's arguments in bench-sizes.toml, and the ones used
 /// here: no sweep to speak of (one size, a few messages), one round of
 /// the cost rows.
@@ -297,6 +300,7 @@ pub fn cmd_bench_instructions(opts: &QemuOptions) -> Result<ExitCode, Error> {
         },
     )?;
     let mover_stream = ipc.mark_phase("mover-stream");
+    let mover_rtt = ipc.mark_phase("mover-rtt");
     let ipc_phases = [
         ReportedPhase {
             phase: "stream_send#1",
@@ -319,6 +323,16 @@ pub fn cmd_bench_instructions(opts: &QemuOptions) -> Result<ExitCode, Error> {
             phase: "ring_rtt_measure#1",
             what: "direct-ring-rtt (round trips)",
             messages: FLOOR_ROUND_TRIPS,
+        },
+        ReportedPhase {
+            phase: "pingpong_measure#1",
+            what: "cacheline-pingpong (round trips; the latency floor)",
+            messages: FLOOR_ROUND_TRIPS,
+        },
+        ReportedPhase {
+            phase: &mover_rtt,
+            what: "mover-rtt rings=3 (round trips; cpu 0 the mover, cpu 1 benchclient, cpu 2 echo)",
+            messages: MOVER_ROUND_TRIPS,
         },
         ReportedPhase {
             phase: &mover_stream,
