@@ -38,9 +38,29 @@ const KNOWN_ARGS: &[&str] = &[
     "bench.date",
     "bench.system",
     "bench.floors",
+    "bench.floor_stream",
     "power.race_delay_us",
     "watch_ms",
 ];
+
+/// Messages per floor stream phase: `bench.floor_stream=N` when N is in
+/// `floors::STREAM_MESSAGES_RANGE`; otherwise (and when absent) the
+/// default, with a warning naming the refused value.
+fn floor_stream_messages(arg: Option<&str>) -> u64 {
+    let Some(text) = arg else { return crate::floors::DEFAULT_STREAM_MESSAGES };
+    match text.parse::<u64>() {
+        Ok(n) if crate::floors::STREAM_MESSAGES_RANGE.contains(&n) => n,
+        _ => {
+            log::warn!(
+                "bench: bench.floor_stream={text} refused (a count in {}..={}); {} messages per stream",
+                crate::floors::STREAM_MESSAGES_RANGE.start(),
+                crate::floors::STREAM_MESSAGES_RANGE.end(),
+                crate::floors::DEFAULT_STREAM_MESSAGES
+            );
+            crate::floors::DEFAULT_STREAM_MESSAGES
+        }
+    }
+}
 
 fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     crate::serial::init_logging();
@@ -190,7 +210,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         if cmdline.get("bench.floors") == Some("off") {
             log::info!("bench: floors skipped (bench.floors=off)");
         } else if report.online >= 3 {
-            crate::floors::run_floors(1, 2);
+            crate::floors::run_floors(1, 2, floor_stream_messages(cmdline.get("bench.floor_stream")));
         } else {
             log::warn!("bench: the floors need 3 cores (BSP + 2); skipped");
         }

@@ -24,7 +24,21 @@ use ringbuf::{Message, OwnedRing};
 
 const RTT_ITERATIONS: usize = 20_000;
 const RTT_WARMUP: usize = 1_000;
-const STREAM_MESSAGES: u64 = 200_000;
+/// Messages per stream phase unless the boot says otherwise
+/// (`bench.floor_stream=N`): about 0.1 s of the floor under TCG here, long
+/// enough that one host time slice taken by another process does not
+/// decide the ratio (200 000 messages, ~10 ms, did: the floor ranged over
+/// 3x between boots of one run on a loaded machine).
+pub const DEFAULT_STREAM_MESSAGES: u64 = 2_000_000;
+/// The accepted range of `bench.floor_stream`.
+pub const STREAM_MESSAGES_RANGE: core::ops::RangeInclusive<u64> = 1_000..=20_000_000;
+/// Messages per stream phase of this boot (set once by `run_floors`).
+static STREAM_MESSAGES: AtomicU64 = AtomicU64::new(DEFAULT_STREAM_MESSAGES);
+
+/// Messages per stream phase (read once per phase by each side).
+fn stream_messages() -> u64 {
+    STREAM_MESSAGES.load(Ordering::Acquire)
+}
 /// Slots of the stream floor's ring (256 KiB: large enough that the
 /// sender never waits on a consumer that keeps up). The floor also runs
 /// with the direct ring's 64 slots (`FLOOR_SMALL_SLOTS`), which separates
@@ -262,6 +276,7 @@ fn ring_rtt_answer(_: usize) {
 }
 
 fn stream_send(_: usize) {
+    let messages = stream_messages();
     let mut to_b = rings().0.into_producer();
     let batch = STREAM_BATCH.load(Ordering::Acquire).clamp(1, 64);
     STREAM_START.store(tsc::now(), Ordering::Release);
@@ -269,7 +284,7 @@ fn stream_send(_: usize) {
         // One message built once and two fields rewritten per message, as
         // the floor's sender rewrites one word of its template.
         let mut m = message(0);
-        for sequence in 0..STREAM_MESSAGES as u32 {
+        for sequence in 0..messages as u32 {
             renumber(&mut m, sequence);
             while to_b.push(&m).is_err() {
                 core::hint::spin_loop();
@@ -280,8 +295,8 @@ fn stream_send(_: usize) {
     }
     let mut buffer = [message(0); 64];
     let mut next: u64 = 0;
-    while next < STREAM_MESSAGES {
-        let n = batch.min((STREAM_MESSAGES - next) as usize);
+    while next < messages {
+        let n = batch.min((messages - next) as usize);
         for (i, m) in buffer[..n].iter_mut().enumerate() {
             renumber(m, (next + i as u64) as u32);
         }
@@ -299,10 +314,11 @@ fn stream_send(_: usize) {
 }
 
 fn stream_receive(_: usize) {
+    let messages = stream_messages();
     let mut from_a = rings().0.into_consumer();
     let mut received: u64 = 0;
     let mut ok: u64 = 0;
-    while received < STREAM_MESSAGES {
+    while received < messages {
         match from_a.pop() {
             Some(m) => {
                 ok += u64::from(check(&m, received as u32));
@@ -320,12 +336,13 @@ fn stream_receive(_: usize) {
 /// stores from a message built once, and one Release store of the index.
 /// The consumer index is read only when the cached one shows the ring full.
 fn floor_send(_: usize) {
+    let messages = stream_messages();
     let template = PlainSlot([0x0123_4567_89ab_cdef; 8]);
     let ring = (&raw mut FLOOR_RING).cast::<PlainSlot>();
     let slots = FLOOR_USED_SLOTS.load(Ordering::Acquire).clamp(1, FLOOR_SLOTS as u64);
     let mut tail_seen = FLOOR_TAIL.0.load(Ordering::Acquire);
     STREAM_START.store(tsc::now(), Ordering::Release);
-    for index in 0..STREAM_MESSAGES {
+    for index in 0..messages {
         while index - tail_seen >= slots {
             core::hint::spin_loop();
             tail_seen = FLOOR_TAIL.0.load(Ordering::Acquire);
@@ -346,10 +363,11 @@ fn floor_send(_: usize) {
 /// ordinary loads, one compare (the index in word 0, so `ok=` means
 /// something) and one Release store of its index.
 fn floor_receive(_: usize) {
+    let messages = stream_messages();
     let ring = (&raw const FLOOR_RING).cast::<PlainSlot>();
     let mut head_seen = 0;
     let mut ok = 0u64;
-    for index in 0..STREAM_MESSAGES {
+    for index in 0..messages {
         while head_seen <= index {
             head_seen = FLOOR_HEAD.0.load(Ordering::Acquire);
             if head_seen <= index {
@@ -379,13 +397,15 @@ fn print_latency(name: &str, ok: u64) {
 fn print_stream(name: &str, batch: usize, extra: impl core::fmt::Display) {
     let cycles = STREAM_END.load(Ordering::Acquire).saturating_sub(STREAM_START.load(Ordering::Acquire));
     crate::kprintln!(
-        "BENCH stream name={name} batch={batch} n={STREAM_MESSAGES} cycles={cycles} ok={}{extra}",
+        "BENCH stream name={name} batch={batch} n={} cycles={cycles} ok={}{extra}",
+        stream_messages(),
         STREAM_OK.load(Ordering::Acquire)
     );
 }
 
 /// Runs the kernel-side figures on cores `a` (measures) and `b`.
-pub fn run_floors(a: usize, b: usize) {
+pub fn run_floors(a: usize, b: usize, stream_messages: u64) {
+    STREAM_MESSAGES.store(stream_messages, Ordering::SeqCst);
     log::info!("bench: floors on cores {a} and {b} ({RTT_ITERATIONS} round trips after {RTT_WARMUP} warm-up)");
     PINGPONG.0.store(0, Ordering::SeqCst);
     run_pair(a, b, pingpong_measure, pingpong_answer);

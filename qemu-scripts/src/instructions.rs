@@ -293,7 +293,8 @@ pub fn cmd_bench_instructions(opts: &QemuOptions) -> Result<ExitCode, Error> {
         CountedBoot {
             name: "bench-instructions",
             system: system_with_args(crate::BENCH_SYSTEM, BENCH_ARGS, PROFILE_ARGS)?,
-            boot_args: "bench bench.system=instructions",
+            // The counted floors stream the count `FLOOR_STREAM_MESSAGES` says.
+            boot_args: "bench bench.system=instructions bench.floor_stream=200000",
             servers: &["benchclient", "echo"],
             // The phase after mover-stream began: mover-stream's counters are out.
             done: "BENCH stream name=mover-stream batch=8",
