@@ -120,12 +120,22 @@ impl<'a> Consumer<'a> {
     /// carries `index`'s stamp (the message is published).
     #[inline(always)]
     fn stamp_word(&self, index: u64) -> Result<u64, u64> {
+        self.published_slot(index).map(|(_, word)| word)
+    }
+
+    /// [`Consumer::stamp_word`] with the slot it loaded from, so that the
+    /// copy that follows need not find the slot again: the Acquire load
+    /// keeps the compiler from holding `self`'s fields in registers across
+    /// it, and finding the slot anew cost a pop five more instructions.
+    #[inline(always)]
+    fn published_slot(&self, index: u64) -> Result<(&'a Slot, u64), u64> {
+        let slot = self.slot(index);
+        let expected = stamp_bits(index, self.slots.len().trailing_zeros());
         // Acquire: pairs with the Release stamp store in
         // `Producer::write_slot` / `WriteBatch::commit`; the slot's other
         // words stored before it are visible to the Relaxed loads that follow.
-        let word = self.slot(index).words[STAMP_WORD].load(Ordering::Acquire);
-        let expected = stamp_bits(index, self.slots.len().trailing_zeros());
-        if word & STAMP_MASK == expected { Ok(word) } else { Err(word) }
+        let word = slot.words[STAMP_WORD].load(Ordering::Acquire);
+        if word & STAMP_MASK == expected { Ok((slot, word)) } else { Err(word) }
     }
 
     /// [`Consumer::not_published`] with the answers an empty ring gives (no
@@ -195,7 +205,13 @@ impl<'a> Consumer<'a> {
     /// each, the stamp word's value reused, its stamp byte cleared.
     #[inline(always)]
     fn read_published_slot(&self, index: u64, stamp_word: u64) -> Message {
-        let slot = self.slot(index);
+        Self::copy_published(self.slot(index), stamp_word)
+    }
+
+    /// Copies `slot`, whose stamp word `stamp_word` was just loaded and
+    /// found published (see [`Consumer::read_published_slot`]).
+    #[inline(always)]
+    fn copy_published(slot: &Slot, stamp_word: u64) -> Message {
         let mut words = [0u64; MESSAGE_WORDS];
         for (position, (copy, word)) in words.iter_mut().zip(&slot.words).enumerate() {
             *copy = if position == STAMP_WORD {
@@ -235,11 +251,11 @@ impl<'a> Consumer<'a> {
     #[inline]
     pub fn pop_untrusted(&mut self) -> Result<Message, RingError> {
         let index = self.next_read_index;
-        let stamp_word = match self.stamp_word(index) {
-            Ok(word) => word,
+        let (slot, stamp_word) = match self.published_slot(index) {
+            Ok(found) => found,
             Err(word) => return Err(self.why_not_published(index, word)),
         };
-        let message = self.read_published_slot(index, stamp_word);
+        let message = Self::copy_published(slot, stamp_word);
         self.release_to(index.wrapping_add(1));
         Ok(message)
     }
@@ -278,8 +294,8 @@ impl<'a> Consumer<'a> {
         let mut count = 0;
         while count < limit {
             let index = self.next_read_index.wrapping_add(count as u64);
-            let Ok(stamp_word) = self.stamp_word(index) else { break };
-            out[count] = self.read_published_slot(index, stamp_word);
+            let Ok((slot, stamp_word)) = self.published_slot(index) else { break };
+            out[count] = Self::copy_published(slot, stamp_word);
             count += 1;
         }
         if count > 0 {
