@@ -234,6 +234,23 @@ impl<'a> Consumer<'a> {
         self.consumer_index.store(new_read_index, Ordering::Release);
     }
 
+    /// One look at the next slot's stamp, for a reader that visits many
+    /// rings (the mover): `false` exactly when [`Consumer::read_untrusted`]
+    /// would answer `Err(Empty)` now (no stamp, or the previous lap's);
+    /// `true` for a published message and for a stamp an honest producer
+    /// cannot leave there, which the read then reports. Loads one word and
+    /// changes nothing; nothing it saw is used, the read loads again.
+    #[inline(always)]
+    pub fn may_have_work(&self) -> bool {
+        let index = self.next_read_index;
+        // Relaxed: only decides whether to read; the read's own Acquire
+        // load of the same word is what the copy relies on.
+        let word = self.slot(index).words[STAMP_WORD].load(Ordering::Relaxed);
+        let stamp = word & STAMP_MASK;
+        let previous_lap = stamp_bits(index.wrapping_sub(self.slots.len() as u64), self.slots.len().trailing_zeros());
+        !(stamp & (u64::from(STAMP_PUBLISHED) << STAMP_SHIFT) == 0 || stamp == previous_lap)
+    }
+
     /// Copies out the oldest message and releases its slot. An empty ring —
     /// or one whose next slot carries a corrupt stamp, which reads as empty
     /// here — returns `None`.

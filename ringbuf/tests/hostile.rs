@@ -450,6 +450,12 @@ fn stamp_fuzz(capacity: usize, start: u64, steps: &[StampStep]) -> Result<(), pr
                         }
                     }
                 }
+                // The one-word look a mover takes before visiting a ring:
+                // false exactly when the read answers `Empty`.
+                if max > 0 {
+                    let reads_empty = expected.is_empty() && first_error == Some(RingError::Empty);
+                    prop_assert_eq!(consumer.may_have_work(), !reads_empty);
+                }
                 match consumer.read_untrusted(max) {
                     Ok(batch) => {
                         let copies: Vec<_> = batch.iter().collect();
