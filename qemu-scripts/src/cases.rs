@@ -1032,6 +1032,8 @@ const HOST_STEPS: &[HostStep] = &[
             "userlib",
             "-p",
             "kv-logic",
+            "-p",
+            "net-proto",
             "--",
             "-D",
             "warnings",
