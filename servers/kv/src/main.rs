@@ -27,6 +27,9 @@
 //! (counted); a notice that netstack stopped or restarted takes every
 //! buffer back (a new epoch, so late returns are ignored). Memory is
 //! fixed (kv-logic allocates nothing).
+//!
+//! Args (tests only): `exit_after_chunks=N` makes the first incarnation
+//! exit with code 3 on its Nth TCP chunk, holding it (test `NET0003`).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_code)]
 
@@ -71,6 +74,13 @@ fn run() -> i32 {
         userlib::log!("kv: needs the region `to-app` (netstack's, read-only)");
         return 1;
     }
+    // Test hook (`NET0003`, qemu-scripts/systems/tests/net-kv-restart.toml):
+    // the first incarnation exits with code 3 on its Nth TCP chunk, after
+    // copying it and before answering, so netstack holds buffers lent to
+    // a server that stopped (and it holds some of netstack's).
+    let first_incarnation = userlib::info().is_some_and(|i| userlib::abi::generation_of_badge(i.badge) == 0);
+    let mut exit_after_chunks =
+        userlib::arg("exit_after_chunks").and_then(|v| v.parse::<u64>().ok()).filter(|_| first_incarnation);
     let ticks_per_2s = userlib::tsc_hz().saturating_mul(2);
     let mut service: Service<SLOTS, KEYS> = Service::default();
     // Changes when netstack stops or restarts: returns of older loans are stale.
@@ -129,6 +139,16 @@ fn run() -> i32 {
                 };
                 let slot = usize::from(at.slot);
                 let copied = copy_out(&d, &mut input);
+                if let Some(left) = exit_after_chunks.as_mut() {
+                    *left = left.saturating_sub(1);
+                    if *left == 0 {
+                        userlib::log!(
+                            "kv: exiting on purpose (exit_after_chunks), holding a TCP chunk and {} to-stack buffers out",
+                            pool.outstanding()
+                        );
+                        return 3;
+                    }
+                }
                 let taken = match copied {
                     Ok(n) if slot < SLOTS => {
                         answer(&mut channel, stack, &mut pool, &mut service, epoch, at.slot, &input[..n], &mut out)
