@@ -1032,6 +1032,8 @@ const HOST_STEPS: &[HostStep] = &[
             "userlib",
             "-p",
             "kv-logic",
+            "-p",
+            "net-proto",
             "--",
             "-D",
             "warnings",
@@ -1395,7 +1397,7 @@ fn qemu_tests(
         tally.record(case.name, problems, &format!("({:.1} s)", outcome.elapsed.as_secs_f64()));
     }
     for case in net {
-        println!("xtask: running {} (boots {}, checked from the host)", case.name, crate::net_bench::NET_SYSTEM);
+        println!("xtask: running {} (boots {}, checked from the host)", case.name, case.system_file());
         let started = Instant::now();
         let built = crate::net_bench::Built { binaries: &servers, kernel: &kernel, builder: &builder };
         let problems = crate::net_bench::run_case(case, &built).unwrap_or_else(|Error(msg)| vec![msg]);

@@ -149,6 +149,12 @@ impl EcamWindow {
         let index = (u64::from(bus - self.start_bus) << 8) | (u64::from(device) << 3) | u64::from(function);
         self.base.checked_add(index << 12)
     }
+
+    /// The physical range `function_address` can give: its first byte
+    /// and its length (1 MiB per bus of the window), for mapping it.
+    pub fn span(&self) -> (u64, u64) {
+        (self.base, (u64::from(self.end_bus - self.start_bus) + 1) << 20)
+    }
 }
 
 /// Bytes of an ACPI table header.
@@ -303,6 +309,12 @@ mod tests {
         assert_eq!(w[0].function_address(0, 3, 0), Some(0xb000_0000 + (3 << 15)));
         assert_eq!(w[0].function_address(1, 0, 1), Some(0xb000_0000 + (1 << 20) + (1 << 12)));
         assert_eq!(w[0].function_address(0, 32, 0), None);
+        assert_eq!(w[0].span(), (0xb000_0000, 256 << 20));
+        let last = w[0].function_address(255, 31, 7).unwrap();
+        assert!(last + 4096 == w[0].span().0 + w[0].span().1, "the span ends with the last function's page");
+        let one = EcamWindow { base: 0xe000_0000, segment: 0, start_bus: 5, end_bus: 5 };
+        assert_eq!(one.span(), (0xe000_0000, 1 << 20));
+        assert_eq!(one.function_address(5, 31, 7), Some(0xe000_0000 + (1 << 20) - 4096));
         let mut bad = t.clone();
         bad[40] ^= 1;
         assert_eq!(mcfg_windows(&bad).count(), 0);

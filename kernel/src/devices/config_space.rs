@@ -4,11 +4,13 @@
 //! first 256 bytes of each function).
 //!
 //! Invariants: the port pair is used under one lock (address, then data);
-//! ECAM is reached through the kernel's direct map of physical memory, and
-//! only at addresses the MCFG table gives for a bus it covers; every
-//! access is a whole aligned 32-bit word.
+//! ECAM is reached through a kernel mapping of its own, uncached
+//! (`mem::paging::map_kernel_mmio`: these are device registers; the
+//! direct map's write-back alias of the same range is never used for it),
+//! and only at addresses the MCFG table gives for a bus it covers; a
+//! window that could not be mapped is dropped (the ports serve instead);
+//! every access is a whole aligned 32-bit word.
 
-use crate::mem::phys_to_virt;
 use alloc::vec::Vec;
 use pci_logic::EcamWindow;
 use system_config::PciAddress;
@@ -17,18 +19,48 @@ use x86_64::instructions::port::Port;
 const CONFIG_ADDRESS: u16 = 0xcf8;
 const CONFIG_DATA: u16 = 0xcfc;
 
-static ECAM: spin::Once<Vec<EcamWindow>> = spin::Once::new();
-static PORTS: spin::Mutex<()> = spin::Mutex::new(());
-
-/// Sets the ECAM windows (segment 0 only) once; an empty list means the
-/// legacy ports.
-pub fn set_ecam(windows: Vec<EcamWindow>) {
-    ECAM.call_once(|| windows.into_iter().filter(|w| w.segment == 0).collect());
+/// An ECAM window and the kernel virtual address its first byte is
+/// mapped at (uncached).
+struct MappedWindow {
+    window: EcamWindow,
+    virt: u64,
 }
 
-/// Physical address of a function's 4 KiB ECAM page, if ECAM covers it.
-pub fn ecam_address(address: PciAddress) -> Option<u64> {
-    ECAM.get()?.iter().find_map(|w| w.function_address(address.bus, address.device, address.function))
+static ECAM: spin::Once<Vec<MappedWindow>> = spin::Once::new();
+static PORTS: spin::Mutex<()> = spin::Mutex::new(());
+
+/// Sets the ECAM windows (segment 0 only) once, mapping each uncached; an
+/// empty list (or none that could be mapped) means the legacy ports. On
+/// the BSP before any server is made (`map_kernel_mmio`'s rule).
+pub fn set_ecam(windows: Vec<EcamWindow>) {
+    ECAM.call_once(|| {
+        windows
+            .into_iter()
+            .filter(|w| w.segment == 0)
+            .filter_map(|window| {
+                let (phys, len) = window.span();
+                match crate::mem::paging::map_kernel_mmio(phys, len) {
+                    Ok(virt) => {
+                        log::info!("pci: ECAM {phys:#x}+{len:#x} mapped uncached at {virt:#x}");
+                        Some(MappedWindow { window, virt })
+                    }
+                    Err(e) => {
+                        log::warn!("pci: ECAM {phys:#x}+{len:#x} not used: {e}");
+                        None
+                    }
+                }
+            })
+            .collect()
+    });
+}
+
+/// Kernel virtual address of the word at `offset` of a function's ECAM
+/// page, in the uncached mapping, if ECAM covers the function.
+fn ecam_word(address: PciAddress, offset: u16) -> Option<u64> {
+    ECAM.get()?.iter().find_map(|w| {
+        let page = w.window.function_address(address.bus, address.device, address.function)?;
+        Some(w.virt + (page - w.window.span().0) + u64::from(offset & 0xffc))
+    })
 }
 
 /// Whether configuration space goes through ECAM (4096 bytes per function).
@@ -46,12 +78,12 @@ fn port_address(address: PciAddress, offset: u16) -> u32 {
 
 /// Reads the word at `offset` (a multiple of 4; below 256 without ECAM).
 pub fn read(address: PciAddress, offset: u16) -> u32 {
-    if let Some(page) = ecam_address(address) {
-        let ptr = phys_to_virt(page + u64::from(offset & 0xffc)) as *const u32;
+    if let Some(word) = ecam_word(address, offset) {
         // SAFETY: the MCFG table says this page is the function's
-        // configuration space, the direct map covers it, and the offset is
-        // an aligned word inside the page.
-        return unsafe { ptr.read_volatile() };
+        // configuration space, `set_ecam` mapped the whole window there
+        // (uncached, for the kernel's life), and the offset is an aligned
+        // word inside the page.
+        return unsafe { (word as *const u32).read_volatile() };
     }
     if offset >= 256 {
         return 0xffff_ffff;
@@ -68,11 +100,10 @@ pub fn read(address: PciAddress, offset: u16) -> u32 {
 
 /// Writes the word at `offset` (callers decide what may be written).
 pub fn write(address: PciAddress, offset: u16, value: u32) {
-    if let Some(page) = ecam_address(address) {
-        let ptr = phys_to_virt(page + u64::from(offset & 0xffc)) as *mut u32;
+    if let Some(word) = ecam_word(address, offset) {
         // SAFETY: as in `read`; the caller checked the register may be
         // written (`pci_logic::ConfigWrite` or boot-time BAR sizing).
-        unsafe { ptr.write_volatile(value) };
+        unsafe { (word as *mut u32).write_volatile(value) };
         return;
     }
     if offset >= 256 {

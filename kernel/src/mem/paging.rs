@@ -67,6 +67,63 @@ pub fn kernel_pml4() -> PhysFrame {
     x86_64::registers::control::Cr3::read().0
 }
 
+/// Maps `len` bytes of device memory at physical `phys` (both multiples
+/// of 4096, `len` at most 512 GiB) into the kernel half, uncached: PCD|PWT
+/// with PAT bit 0, which is PAT entry 3, uncacheable in the power-on PAT
+/// the kernel never reprograms; writable, never executable, supervisor
+/// only, 4 KiB pages, in a PML4 entry of its own that was unused (the
+/// highest free one). Returns the kernel virtual address of `phys`.
+///
+/// For memory-mapped configuration space (PCI ECAM): the bootloader's
+/// direct map reaches it too, but write-back, and a device's registers
+/// must not be cached or have writes combined (real firmware also marks
+/// the range uncached in its MTRRs, which then wins; QEMU/TCG ignores
+/// caching attributes, so only real hardware would show a mistake). The
+/// direct map's alias stays, unused for it.
+///
+/// Call on the BSP, with the kernel's own page tables loaded, before any
+/// server's address space is made: `AddressSpace::new_user` copies the
+/// kernel half's PML4 entries, so later trees see the mapping and earlier
+/// ones would not. The pages were not present before, so no TLB holds
+/// them.
+pub fn map_kernel_mmio(phys: u64, len: u64) -> Result<u64, MapError> {
+    if !phys.is_multiple_of(4096) || !len.is_multiple_of(4096) || len == 0 || len > 1 << 39 {
+        return Err(MapError::Refused("device memory not whole pages, or over 512 GiB"));
+    }
+    let pml4 = phys_to_virt(kernel_pml4().start_address().as_u64()) as *mut PageTable;
+    // SAFETY: the kernel PML4 frame, reached through the direct map; only
+    // the BSP writes kernel page tables, at boot (the caller's promise),
+    // so this is the only reference made to it now.
+    let table = unsafe { &mut *pml4 };
+    let index = (256..512usize)
+        .rev()
+        .find(|&i| table[i].is_unused())
+        .ok_or(MapError::Refused("no free PML4 entry in the kernel half"))?;
+    let base = 0xffff_0000_0000_0000 | ((index as u64) << 39);
+    // SAFETY: as above; the direct map makes every table frame reachable.
+    let mut mapper = unsafe { OffsetPageTable::new(table, VirtAddr::new(super::phys_offset())) };
+    let flags = Flags::PRESENT | Flags::WRITABLE | Flags::NO_CACHE | Flags::WRITE_THROUGH | Flags::NO_EXECUTE;
+    for offset in (0..len).step_by(4096) {
+        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(base + offset));
+        let frame = PhysFrame::<Size4KiB>::containing_address(PhysAddr::new(phys + offset));
+        // SAFETY: the page lies in a kernel-half PML4 entry that was unused,
+        // so no existing mapping changes; the frame is device memory the
+        // caller names (not RAM anything else owns), mapped supervisor-only
+        // and never executable.
+        let result = unsafe {
+            mapper.map_to_with_table_flags(page, frame, flags, Flags::PRESENT | Flags::WRITABLE, &mut KernelFrames)
+        };
+        match result {
+            // Not present before: nothing to flush.
+            Ok(flush) => flush.ignore(),
+            Err(MapToError::FrameAllocationFailed) => return Err(MapError::OutOfFrames),
+            Err(MapToError::ParentEntryHugePage) => return Err(MapError::Refused("a huge page covers the address")),
+            Err(MapToError::PageAlreadyMapped(_)) => return Err(MapError::AlreadyMapped(base + offset)),
+        }
+    }
+    Ok(base)
+}
+
 /// One server's page-table tree.
 pub struct AddressSpace {
     pml4: PhysFrame,

@@ -1,67 +1,76 @@
 //! The network stack server (issue 16): smoltcp over frames from the
 //! `virtio-net` driver, 10.0.2.15/24 with gateway 10.0.2.2 (QEMU user
 //! networking); TCP port 7000 and UDP port 7001 for the `kv` server.
+//! Payloads travel as descriptors both ways: frames in the regions
+//! `rx-frames`/`tx-frames`, application bytes in `to-app` (ours, kv holds
+//! it read-only) and `to-stack` (kv's); the messages with kv and their
+//! rules are `net-proto`'s.
 //!
 //! ```text
 //!  driver ──FRAME(desc into its rx region)──▶ netstack   copies out, FRAME_RETURN
 //!  driver ◀─FRAME(desc into our tx region)─── netstack   driver copies out, FRAME_RETURN
-//!  kv ◀── TCP_OPEN/TCP_DATA/TCP_CLOSED [slot, bytes] ── netstack
-//!  kv ─── TCP_SEND [slot, bytes] ─────────────────────▶ netstack
-//!  kv ◀── UDP_DATA [ip, port, total, offset, bytes] / UDP_SEND ─▶ netstack
+//!  kv ◀── TCP_OPEN/TCP_CLOSED [slot] ──────────────────── netstack
+//!  kv ◀── TCP_DATA desc(to-app) ── TCP_DONE (taken) ─────▶ netstack   one chunk per slot
+//!  kv ─── TCP_SEND desc(to-stack) ─▶ netstack   copies out, STACK_RETURN
+//!  kv ◀── UDP_DATA desc(to-app) ─── APP_RETURN ──────────▶ netstack   a whole datagram
+//!  kv ─── UDP_SEND desc(to-stack) ─▶ netstack   copies out, STACK_RETURN
 //! ```
 //!
 //! Invariants: every frame the driver hands over is copied out of its
 //! region before smoltcp sees it (the driver could rewrite it), and its
 //! buffer returned at once; a tx buffer is ours again only when the driver
-//! returns it (`BufferPool::release` refuses anything else). A frame
+//! returns it (`BufferPool::release` refuses anything else). The same for
+//! kv: its `TCP_SEND`/`UDP_SEND` buffers are copied out before use and
+//! returned at once (`STACK_RETURN`), and a `to-app` buffer is ours again
+//! only when kv returns it with our current epoch (`net-proto`), or when a
+//! notice says kv stopped or restarted (then every one is taken back, the
+//! epoch changes and the connections kv knew are reset). A frame
 //! from the driver is taken from the inbox only when the receive queue has
 //! room for it (otherwise it waits there, and the driver's buffers with
 //! it: backpressure, not loss); what still does not fit (no free tx
 //! buffer, a full socket buffer) is dropped and counted, and the counts
-//! are logged when they change. Sends to kv never block (kv may be
-//! waiting for room in our inbox): with our outbox full, bytes wait in
-//! their socket. Polling only: the loop never sleeps while it has sockets
-//! to serve.
+//! are logged when they change. Without a free `to-app` buffer, bytes wait
+//! in their TCP socket and datagrams in the UDP socket (counted as waits,
+//! not drops). Sends to kv never block (kv may be waiting for room in our
+//! inbox): with our outbox full, bytes wait in their socket, a chunk or a
+//! return in its queue. Polling only: the loop never sleeps while it has
+//! sockets to serve.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_code)]
 
+use net_proto::{BUFFER_BYTES, Chunk, Done, DoneInline, TcpInline, UdpInline, epoch_of};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::socket::{tcp, udp};
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address};
-use userlib::abi::region::ACCESS_RO;
-use userlib::region::{copy_out, descriptor_message, descriptor_of};
+use userlib::abi::region::{ACCESS_RO, Descriptor};
+use userlib::region::{copy_out, descriptor_message, descriptor_of, inline_of};
 use userlib::{BufferPool, Channel, Region};
 
 userlib::server_main!(run);
 
-/// Labels between driver, stack and kv (the same numbers in each).
+/// Labels between driver and stack (the same numbers in `virtio-net`);
+/// those between stack and kv are `net-proto`'s.
 pub mod label {
     pub const MAC: u32 = 0x4e00;
     pub const FRAME: u32 = 0x4e01;
     pub const FRAME_RETURN: u32 = 0x4e02;
-    pub const READY: u32 = 0x4e03;
-    pub const TCP_OPEN: u32 = 0x4e10;
-    pub const TCP_DATA: u32 = 0x4e11;
-    pub const TCP_CLOSED: u32 = 0x4e12;
-    pub const TCP_SEND: u32 = 0x4e13;
-    pub const UDP_DATA: u32 = 0x4e20;
-    pub const UDP_SEND: u32 = 0x4e21;
+    pub use net_proto::label::*;
 }
 
 const FRAME_MAX: usize = 1514;
 const RX_QUEUE: usize = 16;
 const TX_QUEUE: usize = 8;
-const TCP_SOCKETS: usize = 64;
+const TCP_SOCKETS: usize = net_proto::TCP_SLOTS;
 const TCP_PORT: u16 = 7000;
 const UDP_PORT: u16 = 7001;
 /// Datagrams each way the UDP socket holds (8 KiB of bytes each way).
 const UDP_DATAGRAMS: usize = 64;
-/// Bytes of TCP data per message to kv (1 byte slot + 39).
-const CHUNK: usize = 39;
-/// Bytes of UDP data per message (4 address + 2 port + 2 total + 2 offset + 30).
-const UDP_CHUNK: usize = 30;
+/// kv's `to-stack` buffers we may owe it at once (its region holds 128).
+const RETURNS: usize = 128;
+/// How long a chunk kv took only part of waits before it is offered again.
+const RETRY_US: u64 = 50;
 
 /// Frames received from the driver (copied out), waiting for smoltcp.
 struct RxQueue {
@@ -86,10 +95,51 @@ struct Drops {
     tcp_unsent: u64,
     /// Echoes the UDP socket would not queue (its tx buffer full).
     udp_unsent: u64,
-    /// Datagrams cut off on the way to kv (our outbox filled midway).
+    /// Datagrams not forwarded to kv: empty ones, and ones that came back
+    /// undelivered (a bounce: kv not running).
     udp_unforwarded: u64,
-    /// UDP_SEND pieces out of step (a datagram dropped).
-    udp_out_of_step: u64,
+    /// kv's messages refused: a payload that could not be copied out (or
+    /// no descriptor), an answer naming no buffer we lent, a stale epoch.
+    kv_refused: u64,
+    /// Returns owed to kv that did not fit our queue (kv sent more
+    /// buffers than its region holds).
+    returns_lost: u64,
+    /// Turns of the loop in which bytes or a datagram waited in their
+    /// socket for a free `to-app` buffer (a wait, not a drop).
+    app_buffer_waits: u64,
+}
+
+/// kv's buffers we copied out and owe back (`STACK_RETURN`), in order:
+/// the descriptor (our view) and kv's epoch beside it.
+struct Returns {
+    owed: [(Descriptor, u32); RETURNS],
+    head: usize,
+    len: usize,
+}
+
+impl Returns {
+    fn push(&mut self, descriptor: Descriptor, epoch: u32) -> bool {
+        if self.len == RETURNS {
+            return false;
+        }
+        self.owed[(self.head + self.len) % RETURNS] = (descriptor, epoch);
+        self.len += 1;
+        true
+    }
+
+    /// Sends what fits the outbox, oldest first; never blocks.
+    fn flush(&mut self, channel: &mut Channel, kv: u32) {
+        while self.len > 0 {
+            let (descriptor, epoch) = self.owed[self.head];
+            if let Ok(message) = descriptor_message(kv, label::STACK_RETURN, &descriptor, &epoch.to_le_bytes())
+                && channel.try_send_message(&message).is_err()
+            {
+                return;
+            }
+            self.head = (self.head + 1) % RETURNS;
+            self.len -= 1;
+        }
+    }
 }
 
 impl RxQueue {
@@ -184,6 +234,14 @@ fn run() -> i32 {
         userlib::log!("netstack: needs the region `tx-frames` (owner)");
         return 1;
     };
+    let Some(mut app_pool) = Region::named("to-app").ok().and_then(|r| BufferPool::new(r, BUFFER_BYTES as u64)) else {
+        userlib::log!("netstack: needs the region `to-app` (owner)");
+        return 1;
+    };
+    if Region::named("to-stack").is_err() {
+        userlib::log!("netstack: needs the region `to-stack` (kv's, read-only)");
+        return 1;
+    }
     let ticks_per_us = userlib::tsc_hz() / 1_000_000;
     // The driver tells us the MAC first.
     let mac = loop {
@@ -231,17 +289,23 @@ fn run() -> i32 {
     let udp_handle = sockets.add(udp_socket);
     let _ = channel.send(kv, label::READY, &[]);
     userlib::log!(
-        "netstack: 10.0.2.15/24 via 10.0.2.2, listening on tcp {TCP_PORT} ({TCP_SOCKETS} sockets) and udp {UDP_PORT}"
+        "netstack: 10.0.2.15/24 via 10.0.2.2, listening on tcp {TCP_PORT} ({TCP_SOCKETS} sockets) and udp {UDP_PORT}; {} to-app buffers of {BUFFER_BYTES} bytes",
+        app_pool.count()
     );
 
     let mut open = [false; TCP_SOCKETS];
+    // The chunk of each slot's bytes lent to kv (net-proto: one at a time).
+    let mut chunks: [Option<Chunk>; TCP_SOCKETS] = [None; TCP_SOCKETS];
+    // Changes when kv stops or restarts: returns of older loans are stale.
+    let mut app_epoch = 0u32;
+    let mut kv_up = true;
+    let empty = Descriptor { region: 0, access: 0, length: 0, offset: 0 };
+    let mut returns = Returns { owed: [(empty, 0); RETURNS], head: 0, len: 0 };
     let mut drops = Drops::default();
     let mut drops_logged = Drops::default();
     let mut drops_logged_at = 0u64;
-    let mut chunk = [0u8; 40];
-    let mut udp_buf = [0u8; 1500];
-    let mut udp_out = [0u8; 1500];
-    let mut udp_out_len = usize::MAX;
+    // Private copies of kv's payloads (the trust rule: never parse in place).
+    let mut from_kv = [0u8; BUFFER_BYTES];
     loop {
         // 1. Messages: frames from the driver, returned tx buffers, data
         // from kv; only while the receive queue has room for a frame, so a
@@ -255,6 +319,33 @@ fn run() -> i32 {
             if m.sender_badge == 0 {
                 if let Some(notice) = Channel::notice(&m) {
                     use userlib::abi::notice::{GAVE_UP, RESTARTED, STOPPED};
+                    if m.destination_endpoint == kv {
+                        // kv will never return what the stopped incarnation
+                        // held, and its sessions are gone: take every
+                        // buffer back, make late returns stale, and reset
+                        // the connections it was serving.
+                        let reclaimed = app_pool.reclaim_all();
+                        app_epoch = app_epoch.wrapping_add(1);
+                        chunks = [None; TCP_SOCKETS];
+                        returns.len = 0;
+                        let mut reset = 0;
+                        for (slot, handle) in tcp_handles.iter().enumerate() {
+                            if let Some(h) = handle
+                                && open[slot]
+                            {
+                                sockets.get_mut::<tcp::Socket>(*h).abort();
+                                open[slot] = false;
+                                reset += 1;
+                            }
+                        }
+                        kv_up = notice.kind == RESTARTED;
+                        userlib::log!(
+                            "netstack: kv {} (generation {}): {reclaimed} to-app buffers taken back, {reset} connections reset",
+                            if kv_up { "is back" } else { "stopped" },
+                            notice.generation
+                        );
+                        continue;
+                    }
                     match notice.kind {
                         STOPPED | GAVE_UP => userlib::log!(
                             "netstack: the driver stopped (cause {}, detail {}{}): the device is gone; TCP and UDP wait",
@@ -269,13 +360,32 @@ fn run() -> i32 {
                         _ => userlib::log!("netstack: notice {notice:?}"),
                     }
                 } else if let Some(d) = descriptor_of(&m) {
-                    // A frame of ours bounced back: ours again.
-                    let _ = tx_pool.release(&d);
+                    // A message of ours bounced back (the label says why,
+                    // the descriptor's region which buffer it was).
+                    if d.region == tx_pool.region().index() {
+                        let _ = tx_pool.release(&d);
+                    } else if d.region == app_pool.region().index() && epoch_of(inline_of(&m)) == Some(app_epoch) {
+                        match chunks.iter_mut().flatten().find(|c| c.in_flight && c.rest().0 == d.offset) {
+                            // A TCP chunk: offered again later.
+                            Some(chunk) => {
+                                chunk.in_flight = false;
+                                chunk.retry_at = userlib::rdtsc() + RETRY_US * ticks_per_us;
+                            }
+                            // A datagram: lost.
+                            None => {
+                                if app_pool.release(&d).is_ok() {
+                                    drops.udp_unforwarded += 1;
+                                }
+                            }
+                        }
+                    }
+                    // (kv's own buffers bounced back to us are kv's business.)
                 }
                 continue;
             }
+            let from_kv_endpoint = channel.endpoint_for_badge(m.sender_badge) == Some(kv);
             match m.label {
-                label::FRAME => {
+                label::FRAME if !from_kv_endpoint => {
                     let Some(d) = descriptor_of(&m) else { continue };
                     match link.rx.slot() {
                         Some(slot) => match copy_out(&d, &mut slot[..]) {
@@ -288,52 +398,91 @@ fn run() -> i32 {
                         channel.send_message(&back);
                     }
                 }
-                label::FRAME_RETURN => {
+                label::FRAME_RETURN if !from_kv_endpoint => {
                     if let Some(d) = descriptor_of(&m) {
                         let _ = tx_pool.release(&d);
                     }
                 }
-                label::TCP_SEND => {
-                    let bytes = m.payload_bytes();
-                    let Some((&slot, data)) = bytes.split_first() else { continue };
-                    if let Some(Some(h)) = tcp_handles.get(usize::from(slot)) {
-                        let socket = sockets.get_mut::<tcp::Socket>(*h);
-                        if socket.send_slice(data) != Ok(data.len()) {
-                            drops.tcp_unsent += 1;
+                label::TCP_SEND | label::UDP_SEND if from_kv_endpoint => {
+                    // Copy out, owe the buffer back at once, then use the copy.
+                    let Some(d) = descriptor_of(&m) else {
+                        drops.kv_refused += 1;
+                        continue;
+                    };
+                    let inline = inline_of(&m);
+                    let copied = copy_out(&d, &mut from_kv);
+                    if !returns.push(d, epoch_of(inline).unwrap_or(0)) {
+                        drops.returns_lost += 1;
+                    }
+                    let Ok(n) = copied else {
+                        drops.kv_refused += 1;
+                        continue;
+                    };
+                    let data = &from_kv[..n];
+                    if m.label == label::TCP_SEND {
+                        let Some(TcpInline { slot, .. }) = TcpInline::decode(inline) else {
+                            drops.kv_refused += 1;
+                            continue;
+                        };
+                        if let Some(Some(h)) = tcp_handles.get(usize::from(slot)) {
+                            let socket = sockets.get_mut::<tcp::Socket>(*h);
+                            if socket.send_slice(data) != Ok(data.len()) {
+                                drops.tcp_unsent += 1;
+                            }
+                        }
+                    } else {
+                        let Some(to) = UdpInline::decode(inline) else {
+                            drops.kv_refused += 1;
+                            continue;
+                        };
+                        let endpoint = IpEndpoint::new(IpAddress::Ipv4(Ipv4Address::from(to.ip)), to.port);
+                        if sockets.get_mut::<udp::Socket>(udp_handle).send_slice(data, endpoint).is_err() {
+                            drops.udp_unsent += 1;
                         }
                     }
                 }
-                label::UDP_SEND => {
-                    let bytes = m.payload_bytes();
-                    if bytes.len() < 10 {
+                label::TCP_DONE if from_kv_endpoint => {
+                    let (Some(d), Some(done)) = (descriptor_of(&m), DoneInline::decode(inline_of(&m))) else {
+                        drops.kv_refused += 1;
                         continue;
+                    };
+                    if done.epoch != app_epoch || d.region != app_pool.region().index() {
+                        continue; // a loan taken back since (kv restarted)
                     }
-                    let total = usize::from(u16::from_le_bytes([bytes[6], bytes[7]]));
-                    let offset = usize::from(u16::from_le_bytes([bytes[8], bytes[9]]));
-                    let data = &bytes[10..];
-                    if offset == 0 {
-                        udp_out_len = 0;
-                    }
-                    if offset != udp_out_len || total > udp_out.len() || offset + data.len() > total {
-                        udp_out_len = usize::MAX; // out of step: drop this datagram
-                        drops.udp_out_of_step += 1;
+                    let slot = usize::from(done.slot);
+                    let Some(Some(chunk)) = chunks.get_mut(slot) else {
+                        drops.kv_refused += 1;
                         continue;
-                    }
-                    udp_out[offset..offset + data.len()].copy_from_slice(data);
-                    udp_out_len = offset + data.len();
-                    if udp_out_len == total {
-                        let ip = Ipv4Address::new(bytes[0], bytes[1], bytes[2], bytes[3]);
-                        let port = u16::from_le_bytes([bytes[4], bytes[5]]);
-                        let socket = sockets.get_mut::<udp::Socket>(udp_handle);
-                        if socket.send_slice(&udp_out[..total], IpEndpoint::new(IpAddress::Ipv4(ip), port)).is_err() {
-                            drops.udp_unsent += 1;
+                    };
+                    match chunk.done(d.offset, u32::from(done.taken)) {
+                        Ok(Done::Finished) => {
+                            let buffer = chunk.buffer;
+                            chunks[slot] = None;
+                            let _ = app_pool.release(&app_pool.region().descriptor(buffer, 0, ACCESS_RO));
                         }
-                        udp_out_len = usize::MAX;
+                        // kv had no buffer for more replies: the rest later.
+                        Ok(Done::Partly) => chunk.retry_at = userlib::rdtsc() + RETRY_US * ticks_per_us,
+                        Err(_) => drops.kv_refused += 1,
+                    }
+                }
+                label::APP_RETURN if from_kv_endpoint => {
+                    let Some(d) = descriptor_of(&m) else {
+                        drops.kv_refused += 1;
+                        continue;
+                    };
+                    if epoch_of(inline_of(&m)) != Some(app_epoch) {
+                        continue; // a loan taken back since (kv restarted)
+                    }
+                    // Never a TCP chunk's buffer (those come back by TCP_DONE).
+                    let lent_as_chunk = chunks.iter().flatten().any(|c| c.buffer == d.offset);
+                    if lent_as_chunk || app_pool.release(&d).is_err() {
+                        drops.kv_refused += 1;
                     }
                 }
                 _ => {}
             }
         }
+        returns.flush(&mut channel, kv);
         // 2. The stack, and 3. the frames it made go to the driver through
         // our region. smoltcp takes a received frame only while the tx
         // queue has room for an answer, and sends at most that many frames
@@ -367,36 +516,71 @@ fn run() -> i32 {
                 break;
             }
         }
-        // 4. Sockets to kv. Never a blocking send: kv may itself be
-        // waiting for room in our inbox, so when our outbox is full the
-        // bytes stay in their socket (TCP) or datagram (UDP) until a later
-        // turn, and the loop goes on taking kv's messages.
+        // 4. Sockets to kv, as descriptors of `to-app` buffers. Never a
+        // blocking send: kv may itself be waiting for room in our inbox, so
+        // when our outbox is full the bytes stay in their socket (TCP), a
+        // chunk stays unoffered, a datagram stays in the UDP socket, until
+        // a later turn, and the loop goes on taking kv's messages. The same
+        // without a free `to-app` buffer.
+        let turn = userlib::rdtsc();
+        let mut waited = false;
         for (slot, handle) in tcp_handles.iter().enumerate() {
             let Some(h) = handle else { continue };
             let socket = sockets.get_mut::<tcp::Socket>(*h);
-            if socket.is_active() && !open[slot] && channel.try_send(kv, label::TCP_OPEN, &[slot as u8]).is_ok() {
+            if kv_up
+                && socket.is_active()
+                && !open[slot]
+                && channel.try_send(kv, label::TCP_OPEN, &[slot as u8]).is_ok()
+            {
                 open[slot] = true;
             }
-            while open[slot] && socket.can_recv() {
-                let sent = socket.recv(|data| {
-                    let n = data.len().min(CHUNK);
-                    chunk[0] = slot as u8;
-                    chunk[1..1 + n].copy_from_slice(&data[..n]);
-                    if n > 0 && channel.try_send(kv, label::TCP_DATA, &chunk[..1 + n]).is_ok() {
-                        (n, true)
-                    } else {
-                        (0, false)
+            // A new chunk: as many bytes as the socket holds in one piece.
+            if open[slot] && chunks[slot].is_none() && socket.can_recv() {
+                match app_pool.alloc() {
+                    None => waited = true,
+                    Some(buffer) => {
+                        let region = app_pool.region();
+                        let taken = socket.recv(|data| {
+                            let n = data.len().min(BUFFER_BYTES);
+                            if region.write(buffer.offset, &data[..n]).is_ok() { (n, n) } else { (0, 0) }
+                        });
+                        match taken {
+                            Ok(n) if n > 0 => chunks[slot] = Some(Chunk::new(buffer.offset, n as u32)),
+                            _ => {
+                                let _ = app_pool.release(&app_pool.descriptor(&buffer, 0, ACCESS_RO));
+                            }
+                        }
                     }
-                });
-                if sent != Ok(true) {
-                    break;
                 }
             }
-            if open[slot] && !socket.may_recv() && socket.state() == tcp::State::CloseWait {
+            if let Some(chunk) = chunks[slot].as_mut()
+                && open[slot]
+                && chunk.may_offer(turn)
+            {
+                let (offset, len) = chunk.rest();
+                let d = app_pool.region().descriptor(offset, len, ACCESS_RO);
+                let inline = TcpInline { epoch: app_epoch, slot: slot as u8 }.encode();
+                if let Ok(message) = descriptor_message(kv, label::TCP_DATA, &d, &inline)
+                    && channel.try_send_message(&message).is_ok()
+                {
+                    chunk.in_flight = true;
+                }
+            }
+            // Half closed by the client: close our side once kv has
+            // answered everything (its replies come before its TCP_DONE).
+            if open[slot] && chunks[slot].is_none() && !socket.may_recv() && socket.state() == tcp::State::CloseWait {
                 socket.close();
             }
-            if open[slot] && !socket.is_active() && channel.try_send(kv, label::TCP_CLOSED, &[slot as u8]).is_ok() {
-                open[slot] = false;
+            // Gone: what kv did not take of its bytes goes with it, but
+            // only once no chunk of the slot is with kv, so TCP_CLOSED
+            // (and a new client's TCP_OPEN) come after the last of them.
+            if open[slot] && !socket.is_active() && chunks[slot].is_none_or(|c| !c.in_flight) {
+                if let Some(chunk) = chunks[slot].take() {
+                    let _ = app_pool.release(&app_pool.region().descriptor(chunk.buffer, 0, ACCESS_RO));
+                }
+                if channel.try_send(kv, label::TCP_CLOSED, &[slot as u8]).is_ok() {
+                    open[slot] = false;
+                }
             }
             // Listens again only once kv knows the last client left, so a
             // new client's slot never carries an old session.
@@ -404,51 +588,60 @@ fn run() -> i32 {
                 let _ = socket.listen(TCP_PORT);
             }
         }
+        // Datagrams, whole, one buffer each.
         let socket = sockets.get_mut::<udp::Socket>(udp_handle);
-        while let Ok((n, meta)) = socket.peek_slice(&mut udp_buf) {
-            let IpAddress::Ipv4(ip) = meta.endpoint.addr;
-            let port = meta.endpoint.port;
-            // In pieces: [address, port, total, offset, bytes...]; kv
-            // answers each piece in order and we put the datagram together.
-            let total = n as u16;
-            let mut offset = 0usize;
-            let mut pieces_sent = 0usize;
-            loop {
-                let part = (n - offset).min(UDP_CHUNK);
-                let mut message = [0u8; 40];
-                message[..4].copy_from_slice(&ip.octets());
-                message[4..6].copy_from_slice(&port.to_le_bytes());
-                message[6..8].copy_from_slice(&total.to_le_bytes());
-                message[8..10].copy_from_slice(&(offset as u16).to_le_bytes());
-                message[10..10 + part].copy_from_slice(&udp_buf[offset..offset + part]);
-                if channel.try_send(kv, label::UDP_DATA, &message[..10 + part]).is_err() {
-                    break;
-                }
-                pieces_sent += 1;
-                offset += part;
-                if offset >= n {
-                    break;
-                }
+        while kv_up && socket.can_recv() {
+            if socket.peek().is_ok_and(|(data, _)| data.is_empty()) {
+                // An empty datagram: no buffer to describe (a descriptor
+                // has a length), so it is not forwarded.
+                let _ = socket.recv();
+                drops.udp_unforwarded += 1;
+                continue;
             }
-            if pieces_sent == 0 {
+            let Some(buffer) = app_pool.alloc() else {
+                waited = true;
+                break; // the datagram waits in the socket
+            };
+            let region = app_pool.region();
+            let written = match socket.peek() {
+                Ok((data, meta)) => {
+                    let IpAddress::Ipv4(ip) = meta.endpoint.addr;
+                    let n = data.len().min(BUFFER_BYTES);
+                    region.write(buffer.offset, &data[..n]).ok().map(|()| (n, ip, meta.endpoint.port))
+                }
+                Err(_) => None,
+            };
+            let Some((n, ip, port)) = written else {
+                let _ = app_pool.release(&app_pool.descriptor(&buffer, 0, ACCESS_RO));
+                let _ = socket.recv(); // unreadable: let it go
+                continue;
+            };
+            let d = app_pool.descriptor(&buffer, n as u32, ACCESS_RO);
+            let inline = UdpInline { epoch: app_epoch, ip: ip.octets(), port }.encode();
+            let sent = descriptor_message(kv, label::UDP_DATA, &d, &inline)
+                .is_ok_and(|message| channel.try_send_message(&message).is_ok());
+            if !sent {
+                let _ = app_pool.release(&d);
                 break; // the outbox is full: the datagram waits in the socket
             }
-            if offset < n {
-                drops.udp_unforwarded += 1; // cut off: its echo will be out of step
-            }
-            let _ = socket.recv_slice(&mut udp_buf);
+            let _ = socket.recv();
+        }
+        if waited {
+            drops.app_buffer_waits += 1;
         }
         // 5. Drops, when they changed (at most every 2 s).
         if drops != drops_logged && userlib::rdtsc().wrapping_sub(drops_logged_at) > 2_000_000 * ticks_per_us {
             userlib::log!(
-                "netstack: dropped so far: {} unreadable rx frames, {} rx frames on a full queue, {} tx frames without a buffer, {} TCP sends, {} UDP echoes unsent, {} datagrams cut off towards kv, {} out of step",
+                "netstack: dropped so far: {} unreadable rx frames, {} rx frames on a full queue, {} tx frames without a buffer, {} TCP sends, {} UDP echoes unsent, {} datagrams not forwarded to kv, {} kv messages refused, {} returns to kv lost; {} turns waited for a to-app buffer",
                 drops.rx_unreadable,
                 drops.rx_queue_full,
                 drops.tx_no_buffer,
                 drops.tcp_unsent,
                 drops.udp_unsent,
                 drops.udp_unforwarded,
-                drops.udp_out_of_step
+                drops.kv_refused,
+                drops.returns_lost,
+                drops.app_buffer_waits
             );
             drops_logged = drops;
             drops_logged_at = userlib::rdtsc();

@@ -20,7 +20,8 @@
 //! misaligned, or already returned buffer is refused and changes nothing).
 //! The pool trusts nothing of the receiver but the return: it never reads
 //! the buffer back. A receiver that never returns buffers starves the pool
-//! (`alloc` returns `None`): the owner decides how long to wait.
+//! (`alloc` returns `None`): the owner decides how long to wait, and takes
+//! every buffer back when told the peer stopped (`reclaim_all`).
 
 use crate::region::Region;
 use abi::region::Descriptor;
@@ -123,6 +124,18 @@ impl BufferPool {
     pub fn descriptor(&self, buffer: &Buffer, length: u32, access: u16) -> Descriptor {
         let length = length.min(u32::try_from(self.buffer_size).unwrap_or(u32::MAX));
         self.region.descriptor(buffer.offset, length, access)
+    }
+
+    /// Takes back every buffer that is out, and returns how many: for an
+    /// owner told that the peer holding them stopped or restarted (a notice),
+    /// which will never return them. The owner must make sure a late return
+    /// or bounce of one of them is not taken for a later loan of the same
+    /// buffer (`net-proto`'s epoch beside each descriptor does that).
+    pub fn reclaim_all(&mut self) -> usize {
+        let reclaimed = self.outstanding;
+        self.out = [0; MAX_BUFFERS / 64];
+        self.outstanding = 0;
+        reclaimed
     }
 
     /// Takes back the buffer a returned descriptor names (our view, as the
