@@ -130,7 +130,9 @@ pub fn read_bar_shadow(sizing: bool, original: u32, sized: u32) -> u32 {
 }
 
 /// One MCFG entry: the ECAM window of buses `start_bus..=end_bus` of a
-/// PCI segment.
+/// PCI segment. `base` is where bus 0's configuration space would be
+/// (the PCI Firmware Specification's MCFG base address), also when the
+/// window starts at a later bus: bus `b` is at `base + (b << 20)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EcamWindow {
     pub base: u64,
@@ -146,14 +148,17 @@ impl EcamWindow {
         if bus < self.start_bus || bus > self.end_bus || device >= 32 || function >= 8 {
             return None;
         }
-        let index = (u64::from(bus - self.start_bus) << 8) | (u64::from(device) << 3) | u64::from(function);
+        let index = (u64::from(bus) << 8) | (u64::from(device) << 3) | u64::from(function);
         self.base.checked_add(index << 12)
     }
 
     /// The physical range `function_address` can give: its first byte
     /// and its length (1 MiB per bus of the window), for mapping it.
     pub fn span(&self) -> (u64, u64) {
-        (self.base, (u64::from(self.end_bus - self.start_bus) + 1) << 20)
+        (
+            self.base.saturating_add(u64::from(self.start_bus) << 20),
+            (u64::from(self.end_bus - self.start_bus) + 1) << 20,
+        )
     }
 }
 
@@ -219,7 +224,10 @@ pub fn mcfg_windows(table: &[u8]) -> impl Iterator<Item = EcamWindow> + '_ {
         let base = u64_at(e, 0)?;
         let segment = u16::from_le_bytes([e[8], e[9]]);
         let (start_bus, end_bus) = (e[10], e[11]);
-        (base != 0 && start_bus <= end_bus).then_some(EcamWindow { base, segment, start_bus, end_bus })
+        // A window whose last bus would lie past the end of the address
+        // space is the firmware's mistake: left out, not wrapped.
+        let fits = base.checked_add((u64::from(end_bus) + 1) << 20).is_some();
+        (base != 0 && start_bus <= end_bus && fits).then_some(EcamWindow { base, segment, start_bus, end_bus })
     })
 }
 
@@ -312,9 +320,12 @@ mod tests {
         assert_eq!(w[0].span(), (0xb000_0000, 256 << 20));
         let last = w[0].function_address(255, 31, 7).unwrap();
         assert!(last + 4096 == w[0].span().0 + w[0].span().1, "the span ends with the last function's page");
+        // A window that starts at bus 5: the base is still bus 0's place.
         let one = EcamWindow { base: 0xe000_0000, segment: 0, start_bus: 5, end_bus: 5 };
-        assert_eq!(one.span(), (0xe000_0000, 1 << 20));
-        assert_eq!(one.function_address(5, 31, 7), Some(0xe000_0000 + (1 << 20) - 4096));
+        assert_eq!(one.span(), (0xe000_0000 + (5 << 20), 1 << 20));
+        assert_eq!(one.function_address(5, 0, 0), Some(0xe000_0000 + (5 << 20)));
+        assert_eq!(one.function_address(5, 31, 7), Some(0xe000_0000 + (6 << 20) - 4096));
+        assert_eq!(one.function_address(4, 0, 0), None);
         let mut bad = t.clone();
         bad[40] ^= 1;
         assert_eq!(mcfg_windows(&bad).count(), 0);
