@@ -1,7 +1,9 @@
 //! RAPL energy counters: found from CPUID (AMD: 8000_0007:EDX[14]; Intel:
 //! family 6 models known to have them, since Intel has no CPUID bit), read
 //! at the start of the run and at its end, reported as joules and joules
-//! per million messages moved.
+//! per million messages moved. Which MSRs, the unit and the wrap are
+//! `power_policy::rapl::Rapl` (pure, host-tested); this module decides
+//! whether to read them and does the `rdmsr`.
 //!
 //! Invariants: no energy MSR is touched unless `probe` found RAPL (under
 //! QEMU TCG unknown MSRs read as zero instead of faulting, so trying would
@@ -12,28 +14,25 @@
 
 use crate::arch::x86_64::cpu::Features;
 use core::sync::atomic::{AtomicU64, Ordering};
-use x86_64::registers::model_specific::Msr;
+use power_policy::msr::Msr;
+use power_policy::rapl::Rapl;
 
-/// Where a CPU keeps its energy counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Rapl {
-    Intel,
-    Amd,
-}
+/// The calling core's RAPL MSRs, for `power_policy::rapl::Rapl` (which
+/// MSRs, the start reading, the unit and the wrap: pure code, checked on
+/// the host against a fake MSR file).
+struct RaplMsrs;
 
-impl Rapl {
-    const fn unit_msr(self) -> u32 {
-        match self {
-            Rapl::Intel => 0x606,     // MSR_RAPL_POWER_UNIT
-            Rapl::Amd => 0xC001_0299, // RAPL_PWR_UNIT
-        }
+impl Msr for RaplMsrs {
+    fn read(&mut self, msr: u32) -> u64 {
+        // SAFETY: `RaplMsrs` is only handed to `Rapl` after `probe` found
+        // RAPL on this CPU (`rapl_of`), and `Rapl` reads only its vendor's
+        // unit and package-energy MSRs; reading them has no side effects.
+        unsafe { x86_64::registers::model_specific::Msr::new(msr).read() }
     }
 
-    const fn package_msr(self) -> u32 {
-        match self {
-            Rapl::Intel => 0x611,     // MSR_PKG_ENERGY_STATUS
-            Rapl::Amd => 0xC001_029B, // PKG_ENERGY_STAT
-        }
+    fn write(&mut self, _msr: u32, _value: u64) {
+        // `Rapl` only reads (host-tested in `msr_sequence`): nothing in
+        // this module writes an MSR, so none is written.
     }
 }
 
@@ -105,19 +104,13 @@ static RAPL: spin::Once<Option<Rapl>> = spin::Once::new();
 static START_COUNT: AtomicU64 = AtomicU64::new(0);
 static START_TSC: AtomicU64 = AtomicU64::new(0);
 
-fn read_msr(msr: u32) -> u64 {
-    // SAFETY: only called for RAPL MSRs after `probe` found RAPL on this
-    // CPU; reading an energy or unit MSR has no side effects.
-    unsafe { Msr::new(msr).read() }
-}
-
 /// Decides from CPUID whether energy can be read, says so, and takes the
 /// starting reading.
 pub fn probe(f: &Features) {
     let rapl = rapl_of(f);
     match rapl {
         Some(r) => {
-            START_COUNT.store(read_msr(r.package_msr()) & 0xFFFF_FFFF, Ordering::Relaxed);
+            START_COUNT.store(r.start(&mut RaplMsrs), Ordering::Relaxed);
             START_TSC.store(crate::arch::x86_64::tsc::now(), Ordering::Relaxed);
             log::info!(
                 "energy: RAPL package counter ({r:?}) found; energy per million messages is reported at the end"
@@ -139,11 +132,7 @@ pub fn report() {
         log::info!("power: energy (RAPL): not available on this CPU");
         return;
     };
-    let unit_bits = (read_msr(rapl.unit_msr()) >> 8) & 0x1F;
-    let now = read_msr(rapl.package_msr()) & 0xFFFF_FFFF;
-    let raw = now.wrapping_sub(START_COUNT.load(Ordering::Relaxed)) & 0xFFFF_FFFF;
-    // Energy in microjoules: raw / 2^unit_bits joules.
-    let microjoules = (u128::from(raw) * 1_000_000) >> unit_bits;
+    let microjoules = rapl.microjoules_since(&mut RaplMsrs, START_COUNT.load(Ordering::Relaxed));
     let tsc_per_us = crate::arch::x86_64::tsc::ticks_per_us().max(1);
     let seconds_tenths =
         crate::arch::x86_64::tsc::now().wrapping_sub(START_TSC.load(Ordering::Relaxed)) / tsc_per_us / 100_000;

@@ -324,12 +324,17 @@ impl<'a> Producer<'a> {
         if self.wake_state.load(Ordering::Relaxed) == WAKE_STATE_AWAKE {
             return false;
         }
-        // Relaxed swap: claims the wakeup so one doorbell rings per sleep;
+        // SeqCst swap: claims the wakeup so one doorbell rings per sleep;
         // races only with the consumer's own stores to this word in
         // `prepare_to_sleep`/`finish_sleep`, and the word's modification
-        // order decides. A garbage value (hostile consumer) reads as asleep:
-        // one extra doorbell, never a lost message.
-        self.wake_state.swap(WAKE_STATE_AWAKE, Ordering::Relaxed) != WAKE_STATE_AWAKE
+        // order decides. SeqCst, not Relaxed, for the kernel's doorbell
+        // decision after it (`power::needs_doorbell`: a SeqCst load of the
+        // sleeper's HALTING flag, which the sleeper stores SeqCst before its
+        // SeqCst load of this word): only SeqCst operations are in the single
+        // order that makes one of the two see the other; a Relaxed RMW is
+        // not. On x86 both are the same `xchg`. A garbage value (hostile
+        // consumer) reads as asleep: one extra doorbell, never a lost message.
+        self.wake_state.swap(WAKE_STATE_AWAKE, Ordering::SeqCst) != WAKE_STATE_AWAKE
     }
 }
 

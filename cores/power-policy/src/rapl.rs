@@ -1,7 +1,7 @@
 //! Reading the RAPL package energy counter as pure code over [`Msr`]: which
 //! two MSRs each vendor has, the start reading, and the energy since, with
-//! the unit and the 32-bit wrap. The kernel's `energy.rs` reads the same
-//! MSRs; this is the sequence the host checks against a fake MSR file.
+//! the unit and the 32-bit wrap. The kernel's `energy.rs` runs it over
+//! `rdmsr`; the host checks it against a fake MSR file.
 //!
 //! Invariants: a reader touches only its vendor's unit and package-energy
 //! MSRs, only reads them, and one wrap of the 32-bit counter between the

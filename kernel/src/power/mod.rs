@@ -274,16 +274,25 @@ pub(super) static HALTING: [AtomicBool; MAX_CORES] = [const { AtomicBool::new(fa
 /// Whether waking `core` needs a doorbell IPI: its policy sleeps with HLT,
 /// or it is in (or on its way into) `sti; hlt` now (`HALTING`). A core in
 /// MWAIT wakes from the waker's store to its monitored wake word. Read by
-/// every waker after it claimed a wake word (SeqCst swap), so with the
-/// sleeper's SeqCst flag-then-check one of the two sees the other.
+/// every waker after it claimed a wake word with a SeqCst swap
+/// (`Producer::consumer_needs_wakeup`, `sleep::wake_mover`), so with the
+/// sleeper's SeqCst flag store then SeqCst wake-word load one of the two
+/// sees the other; the emitted code is that pairing (`xchg` flag, load
+/// word / `xchg` word, load flag).
 ///
 /// The flag covers a live change from `hlt` to `mwait` while the core
 /// halts (deciding from the policy alone, the waker would skip the IPI and
-/// store to a line nobody monitors). The flag alone is not enough here:
-/// with only it, `PWR0003` and `PWR0004` lost a wake-up under multi-threaded
-/// TCG (a server halted for good with a message in its inbox, after 14 000
-/// and 29 000 round trips; not understood yet, see docs/power.md), and with
-/// both they pass. An IPI to a core that is awake is spurious and harmless.
+/// store to a line nobody monitors). The policy term stays: on 2026-11-30
+/// the flag alone failed `PWR0003` and `PWR0004` (ping's 1 s stuck bound).
+/// On 2026-12-01 the flag alone (instrumented, loaded host) again gave
+/// stuck replies in 5 of 9 `PWR0003`/`PWR0004` runs but lost none, and
+/// every snapshot taken while ping waited showed a stall with the doorbell
+/// already rung or not needed (an awake mover not taking a message, a
+/// rung IPI not yet taken, a core slow between its last check and its
+/// halt), never a skipped one; 2 runs with the policy term had no stuck
+/// reply. So no lost wake-up was shown, but neither is the flag shown
+/// sufficient: see docs/power.md. An IPI to a core that is awake is
+/// spurious and harmless.
 pub fn needs_doorbell(core: usize) -> bool {
     HALTING.get(core).is_some_and(|h| h.load(Ordering::SeqCst)) || policy(core).escalation.sleep == SleepKind::Hlt
 }
