@@ -41,11 +41,10 @@ fn stream_messages() -> u64 {
 }
 /// Slots of the stream floor's ring (256 KiB: large enough that the
 /// sender never waits on a consumer that keeps up). The floor also runs
-/// with the direct ring's 64 slots (`FLOOR_SMALL_SLOTS`), which separates
+/// with the direct ring's 64 slots (`DIRECT_RING_SLOTS`), which separates
 /// what ring size buys (under single-threaded TCG the sender fills the
 /// whole ring in one time slice) from what the per-message work costs.
 const FLOOR_SLOTS: usize = 4096;
-const FLOOR_SMALL_SLOTS: u64 = DIRECT_RING_SLOTS as u64;
 static FLOOR_USED_SLOTS: AtomicU64 = AtomicU64::new(FLOOR_SLOTS as u64);
 
 #[repr(align(128))]
@@ -425,7 +424,7 @@ pub fn run_floors(a: usize, b: usize, stream_messages: u64) {
     }
 
     // The large ring first: the host takes the first stream-floor record as the floor.
-    for slots in [FLOOR_SLOTS as u64, FLOOR_SMALL_SLOTS] {
+    for slots in [FLOOR_SLOTS as u64, DIRECT_RING_SLOTS as u64] {
         FLOOR_HEAD.0.store(0, Ordering::SeqCst);
         FLOOR_TAIL.0.store(0, Ordering::SeqCst);
         FLOOR_USED_SLOTS.store(slots, Ordering::SeqCst);

@@ -455,8 +455,8 @@ fn check_udp_echo(guest: &Guest) -> Result<String, String> {
         "{} datagrams at 50/s: {} echoed unchanged, {} wrong, {} lost",
         outcome.sent, outcome.echoed, outcome.wrong, outcome.lost
     );
-    // UDP may drop (the guest's stack passes datagrams to kv in pieces and
-    // lost 9 of 100 once at this rate): every echo must be unchanged, and
+    // UDP may drop (9 of 100 were lost once at this rate, when the stack
+    // still passed datagrams to kv in pieces): every echo must be unchanged, and
     // at least half must come back, so a dead echo path still fails.
     if outcome.wrong == 0 && outcome.echoed * 2 >= outcome.sent { Ok(summary) } else { Err(summary) }
 }

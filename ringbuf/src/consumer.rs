@@ -144,13 +144,16 @@ impl<'a> Consumer<'a> {
     /// of 64 rings cost twice what it did with the producer index.
     #[inline(always)]
     fn why_not_published(&self, index: u64, word: u64) -> RingError {
+        if self.reads_empty(index, word) { RingError::Empty } else { self.not_published(index, word) }
+    }
+
+    /// Whether `word`, loaded from `index`'s slot, is what an empty ring
+    /// leaves there: no stamp, or the previous lap's.
+    #[inline(always)]
+    fn reads_empty(&self, index: u64, word: u64) -> bool {
         let stamp = word & STAMP_MASK;
         let previous_lap = stamp_bits(index.wrapping_sub(self.slots.len() as u64), self.slots.len().trailing_zeros());
-        if stamp & (u64::from(STAMP_PUBLISHED) << STAMP_SHIFT) == 0 || stamp == previous_lap {
-            RingError::Empty
-        } else {
-            self.not_published(index, word)
-        }
+        stamp & (u64::from(STAMP_PUBLISHED) << STAMP_SHIFT) == 0 || stamp == previous_lap
     }
 
     /// Why the stamp word `word` found in `index`'s slot does not publish
@@ -246,9 +249,7 @@ impl<'a> Consumer<'a> {
         // Relaxed: only decides whether to read; the read's own Acquire
         // load of the same word is what the copy relies on.
         let word = self.slot(index).words[STAMP_WORD].load(Ordering::Relaxed);
-        let stamp = word & STAMP_MASK;
-        let previous_lap = stamp_bits(index.wrapping_sub(self.slots.len() as u64), self.slots.len().trailing_zeros());
-        !(stamp & (u64::from(STAMP_PUBLISHED) << STAMP_SHIFT) == 0 || stamp == previous_lap)
+        !self.reads_empty(index, word)
     }
 
     /// Copies out the oldest message and releases its slot. An empty ring —
