@@ -23,8 +23,9 @@
 //! empty (the ring's fenced protocol, so a delivery in between is never
 //! lost); every announcement is withdrawn after the wait. A policy the
 //! kernel publishes while the system runs (`power_policy::live`) is applied
-//! only at a governor checkpoint (a clock read or a return from sleep):
-//! one load there when nothing changed, nothing on the message path.
+//! only at a governor checkpoint (a clock read, a return from sleep, or
+//! the end of a wait): one load there when nothing changed, nothing on
+//! the path of a message that was already waiting.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use power_policy::live::LivePolicy;
@@ -62,7 +63,7 @@ pub struct Idler {
     /// The policy the kernel publishes when the core's policy is changed
     /// while the system runs (`abi::LIVE_POLICY_OFFSET` in the info page),
     /// and the last sequence applied.
-    live: Option<&'static LivePolicy>,
+    live: &'static LivePolicy,
     live_seen: u64,
 }
 
@@ -87,7 +88,7 @@ impl Idler {
         // life; `LIVE_POLICY_OFFSET` is past `ServerInfo` (const-asserted in
         // `abi`), 8-aligned, and holds `LivePolicy`'s atomics, which only the
         // kernel writes (any bit pattern is a valid `AtomicU64`).
-        let live = Some(unsafe { &*((abi::INFO_ADDR + abi::LIVE_POLICY_OFFSET) as *const LivePolicy) });
+        let live = unsafe { &*((abi::INFO_ADDR + abi::LIVE_POLICY_OFFSET) as *const LivePolicy) };
         Idler {
             governor: Governor::new(policy),
             mover_sleeps: info.mover_sleeps != 0,
@@ -122,11 +123,23 @@ impl Idler {
     #[inline]
     pub(crate) fn message_arrived(&mut self) {
         if self.waited {
-            self.waited = false;
-            if self.governor.work_found() {
-                crate::idle_pstate(false);
-            }
-            self.report_pause_time();
+            self.wait_ended();
+        }
+    }
+
+    /// The end of a wait: reset the governor, put back a lowered P-state,
+    /// publish the pause time, and apply a live policy (the end of a wait
+    /// is a checkpoint, see `apply_live_policy`). Out of line: the poll
+    /// loop stays small, and a wait already cost at least one empty poll.
+    #[inline(never)]
+    fn wait_ended(&mut self) {
+        self.waited = false;
+        if self.governor.work_found() {
+            crate::idle_pstate(false);
+        }
+        self.report_pause_time();
+        if self.live_policy_changed() {
+            self.apply_live_policy();
         }
     }
 
@@ -156,16 +169,25 @@ impl Idler {
         }
     }
 
-    /// At a governor checkpoint (a clock read, or back from a sleep): if
-    /// the kernel published a new policy for this core, run it from now on
-    /// and say so on the console. One load when nothing changed.
+    /// The kernel published a policy this core has not applied (one load).
+    #[inline]
+    fn live_policy_changed(&self) -> bool {
+        self.live.sequence() != self.live_seen
+    }
+
+    /// At a governor checkpoint (a clock read, back from a sleep, or the
+    /// end of any wait): if the kernel published a new policy for this
+    /// core, run it from now on and say so on the console. One load when
+    /// nothing changed. The budgets only matter while the core waits, so
+    /// checking as each wait ends puts a new policy in force before the
+    /// core next waits, however short its waits are; a core that is busy
+    /// but never idle for a whole spin budget still takes it.
     #[cold]
     fn apply_live_policy(&mut self) {
-        let Some(live) = self.live else { return };
-        if live.sequence() == self.live_seen {
+        if !self.live_policy_changed() {
             return;
         }
-        let Some((generation, policy)) = live.read() else { return };
+        let Some((generation, policy)) = self.live.read() else { return };
         self.live_seen = generation * 2;
         self.governor.set_policy(policy);
         crate::log!("power: policy generation {generation} applied at a governor checkpoint");
