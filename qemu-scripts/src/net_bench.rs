@@ -547,7 +547,9 @@ pub fn run_case(case: &NetCase, built: &Built) -> Result<Vec<String>, Error> {
             std::fs::read_to_string(&path).map_err(|e| Error::new(format!("{}: {e}", path.display())))?
         }
     };
-    let opts = QemuOptions { echo: false, ..QemuOptions::default() };
+    // Single-threaded TCG: the driver server works on MMIO (see
+    // `cases::MTTCG_MMIO_SAFE`).
+    let opts = QemuOptions { echo: false, accel: crate::cases::MTTCG_MMIO_SAFE.into(), ..QemuOptions::default() };
     let mut guest = Guest::boot(built, &opts, case.name, &text, "", READY_LINE)?;
     let mut problems = Vec::new();
     for (what, check) in case.checks {
