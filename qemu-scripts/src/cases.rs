@@ -113,8 +113,9 @@ fn room_sleeps(serial: &str) -> Vec<String> {
 /// crashed twice on 2026-12-01 (SIGSEGV reading offset 0xa0 of a null
 /// pointer in its MMIO dispatch, `dmesg`), once in `DEV0003` at the moment
 /// the driver server started on its BARs; a vCPU's MMIO slow path can use a
-/// TLB entry another thread's flush freed (a known MTTCG race, not fixed in
-/// that release). One host thread has no such race. docs/drivers.md.
+/// TLB entry another thread's flush freed (most likely; races of this kind
+/// are reported against later releases too, and only with thread=multi).
+/// One host thread has no such race. docs/drivers.md.
 pub const MTTCG_MMIO_SAFE: &str = "tcg,thread=single";
 
 /// What the runner types on the console in `PWR0007`, each after a line.
