@@ -58,8 +58,9 @@ run options:
   --smp N              processors (default 4; the default system needs 4)
   --firmware bios|uefi (default bios)
   --accel tcg|tcg-single|kvm
-                       (default tcg: one host thread per vCPU; tcg-single: one thread
-                       for all vCPUs, round-robin; kvm only on real hardware hosts)
+                       (default tcg: one host thread per vCPU, tcg-single for a system
+                       with a device; tcg-single: one thread for all vCPUs,
+                       round-robin; kvm only on real hardware hosts)
   --memory SIZE        guest memory, QEMU syntax (default 256M)
   --timeout SECS       kill QEMU after this long (run: no limit, the run ends when every
                        server that is not a service has stopped, or on Ctrl-C; bench: 1800)
@@ -425,7 +426,7 @@ pub const DEFAULT_SYSTEM: &str = "qemu-scripts/systems/default.toml";
 /// One parsed command line: what `cargo xtask` was asked to do.
 pub enum Invocation {
     Help,
-    Run { opts: QemuOptions, boot_args: String, config: Option<String>, watch_ms: Option<u64> },
+    Run { opts: QemuOptions, accel_given: bool, boot_args: String, config: Option<String>, watch_ms: Option<u64> },
     Test(cases::TestOptions),
     Bench { which: Benchmark, opts: QemuOptions, runs: u32 },
     Faults(faults::FaultsOptions),
@@ -480,6 +481,7 @@ pub fn parse(mut words: Vec<String>) -> Result<Invocation, Error> {
     };
     match command.as_str() {
         "run" => {
+            let accel_given = args.words.iter().any(|w| w == "--accel");
             let opts = qemu_options(&mut args)?;
             let boot_args = args.take_value("--boot-args")?.unwrap_or_default();
             let config = args.take_value("--config")?;
@@ -495,7 +497,7 @@ pub fn parse(mut words: Vec<String>) -> Result<Invocation, Error> {
                 None => None,
             };
             no_more(args)?;
-            Ok(Invocation::Run { opts, boot_args, config, watch_ms })
+            Ok(Invocation::Run { opts, accel_given, boot_args, config, watch_ms })
         }
         "test" => {
             only_words(&args, "test")?;
@@ -657,7 +659,7 @@ fn execute(invocation: Invocation) -> Result<ExitCode, Error> {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
         }
-        Invocation::Run { mut opts, boot_args, config, watch_ms } => {
+        Invocation::Run { mut opts, accel_given, boot_args, config, watch_ms } => {
             let mut boot_args = boot_args;
             if let Some(ms) = watch_ms {
                 boot_args = format!("{boot_args} watch_ms={ms}").trim().to_string();
@@ -668,7 +670,7 @@ fn execute(invocation: Invocation) -> Result<ExitCode, Error> {
                 // What the person types reaches the guest's console (`power core=N ...`).
                 opts.input = qemu::SerialInput::Terminal;
             }
-            cmd_run(&opts, &boot_args, config.as_deref())
+            cmd_run(&opts, accel_given, &boot_args, config.as_deref())
         }
         Invocation::Test(opts) => cases::cmd_test(&opts),
         Invocation::Bench { which, opts, runs } => cmd_bench(which, &opts, runs),
@@ -686,7 +688,7 @@ fn execute(invocation: Invocation) -> Result<ExitCode, Error> {
     }
 }
 
-fn cmd_run(opts: &QemuOptions, boot_args: &str, config: Option<&str>) -> Result<ExitCode, Error> {
+fn cmd_run(opts: &QemuOptions, accel_given: bool, boot_args: &str, config: Option<&str>) -> Result<ExitCode, Error> {
     let root = root();
     // The host check first: a wrong file or too few cores fails in a second.
     let system = System::read(&root.join(config.unwrap_or(DEFAULT_SYSTEM)))?;
@@ -697,6 +699,14 @@ fn cmd_run(opts: &QemuOptions, boot_args: &str, config: Option<&str>) -> Result<
     if let Some(net) = net::for_system(&checked)? {
         opts.extra.extend(net.args);
         println!("{}", net.forward.line());
+        // QEMU 7.2's multi-threaded TCG can crash on a driver's MMIO
+        // (`cases::MTTCG_MMIO_SAFE`): unless told otherwise, one thread.
+        if !accel_given && opts.accel == "tcg" {
+            opts.accel = cases::MTTCG_MMIO_SAFE.to_string();
+            println!(
+                "xtask: a device system: single-threaded TCG (QEMU 7.2's multi-threaded TCG can crash on MMIO; --accel tcg to use it anyway)"
+            );
+        }
     }
     let opts = &opts;
     setup::host_packages()?;
