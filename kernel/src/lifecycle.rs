@@ -9,6 +9,7 @@
 //!                       and before it sleeps (a stop wakes the movers)
 //! ```
 
+use crate::arch::x86_64::tsc;
 use crate::machine;
 use crate::server;
 
@@ -36,11 +37,41 @@ pub fn supervise() -> ! {
     finish()
 }
 
+/// How long `finish` waits for the cores of stopped servers to park.
+const PARK_WAIT_MS: u64 = 1000;
+
+/// A server counts as stopped before its core parks: the core marks it
+/// stopped (which wakes core 0), then leaves its page tables and takes the
+/// role `Parked` (`server::fault::park`). Waits, up to `PARK_WAIT_MS`,
+/// until every core whose servers have all stopped has parked, so the
+/// power view sees each such core parked; a core that has not parked by
+/// then is named and the report goes on.
+fn wait_for_parking() {
+    let servers = server::all();
+    let unparked = |core: &cores::PerCore| {
+        core.role() == cores::Role::Server && !servers.iter().any(|s| s.core == core.index() && s.is_live())
+    };
+    let deadline = tsc::now().saturating_add(PARK_WAIT_MS * 1000 * tsc::ticks_per_us().max(1));
+    while cores::all().iter().any(unparked) {
+        if tsc::now() > deadline {
+            for core in cores::all().iter().filter(|c| unparked(c)) {
+                log::warn!(
+                    "system: core {}: its servers stopped but it had not parked after {PARK_WAIT_MS} ms",
+                    core.index()
+                );
+            }
+            return;
+        }
+        core::hint::spin_loop();
+    }
+}
+
 /// Prints what each server did, the supervisor view, the ring and core
 /// counters and the power view, and ends the run: with failure if a server
 /// stopped with a failure (fault, hang, non-zero exit) that its restart
 /// policy did not cover, else with success.
 pub fn finish() -> ! {
+    wait_for_parking();
     crate::report::servers();
     server::life::report();
     crate::report::core_counters();

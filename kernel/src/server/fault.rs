@@ -23,8 +23,10 @@ pub fn park(server: &Server) -> ! {
     // execution continues unchanged after the switch.
     unsafe { core::arch::asm!("mov cr3, {}", in(reg) kernel_cr3, options(nostack)) };
     core.cr3_writes.fetch_add(1, Ordering::Relaxed);
-    core.set_role(Role::Parked);
+    // The park time first: the role's Release store publishes it to
+    // whoever sees `Parked` (the power view reads both).
     crate::power::core_parked(server.core);
+    core.set_role(Role::Parked);
     x86_64::instructions::interrupts::enable();
     cores::idle_loop(core, crate::smp::wait_for_work)
 }
