@@ -111,6 +111,9 @@ bench:
                        ports forwarded to 127.0.0.1, loads the KV service from the host at
                        1, 8 and 64 connections (closed and open loop, every reply checked)
                        and UDP echo; writes target/bench/net.{csv,json,png}
+                       --rate R or --rate R1,R8,R64: the open loop's offered requests/s
+                       (default: half the first boot's closed-loop rate; every boot gets
+                       the same rates, so runs with one --rate compare)
                        instructions: boots bench.toml (a tenth of benchclient's messages)
                        with QEMU logging every run of kernel code, prints guest
                        instructions per message by function: direct ring, stream floor,
@@ -426,12 +429,30 @@ pub const DEFAULT_SYSTEM: &str = "qemu-scripts/systems/default.toml";
 /// One parsed command line: what `cargo xtask` was asked to do.
 pub enum Invocation {
     Help,
-    Run { opts: QemuOptions, accel_given: bool, boot_args: String, config: Option<String>, watch_ms: Option<u64> },
+    Run {
+        opts: QemuOptions,
+        accel_given: bool,
+        boot_args: String,
+        config: Option<String>,
+        watch_ms: Option<u64>,
+    },
     Test(cases::TestOptions),
-    Bench { which: Benchmark, opts: QemuOptions, runs: u32 },
+    /// `net_rates`: `bench net --rate`, the open-loop rates every boot is offered.
+    Bench {
+        which: Benchmark,
+        opts: QemuOptions,
+        runs: u32,
+        net_rates: Option<Vec<f64>>,
+    },
     Faults(faults::FaultsOptions),
-    Tune { opts: QemuOptions, options: tune::TuneOptions },
-    CheckConfig { files: Vec<String>, smp: Option<u32> },
+    Tune {
+        opts: QemuOptions,
+        options: tune::TuneOptions,
+    },
+    CheckConfig {
+        files: Vec<String>,
+        smp: Option<u32>,
+    },
     CheckDocs,
     CheckDeps,
     Setup,
@@ -518,6 +539,13 @@ pub fn parse(mut words: Vec<String>) -> Result<Invocation, Error> {
                     .filter(|n| (1..=100).contains(n))
                     .ok_or_else(|| Error::new(format!("--runs: `{text}` is not 1..=100")))?,
             };
+            let net_rates = match args.take_value("--rate")? {
+                Some(text) => Some(
+                    bench::netload::parse_rates(&text, &bench::netload::SweepOptions::default().concurrencies)
+                        .map_err(Error::new)?,
+                ),
+                None => None,
+            };
             if !accel_given {
                 // Multi-threaded TCG with more spinning vCPUs than host cores
                 // measures the host scheduler, not IPC (docs/benchmarks.md).
@@ -542,7 +570,10 @@ pub fn parse(mut words: Vec<String>) -> Result<Invocation, Error> {
             if matches!(which, Benchmark::Ringbuf | Benchmark::Net | Benchmark::Instructions) && runs != 1 {
                 return Err(Error::new("--runs is for the in-guest benchmarks (ipc, power), not ringbuf or net"));
             }
-            Ok(Invocation::Bench { which, opts, runs })
+            if which != Benchmark::Net && net_rates.is_some() {
+                return Err(Error::new("--rate is for `bench net` (the open loop's offered rate)"));
+            }
+            Ok(Invocation::Bench { which, opts, runs, net_rates })
         }
         "tune" => {
             let accel_given = args.words.iter().any(|w| w == "--accel");
@@ -673,7 +704,7 @@ fn execute(invocation: Invocation) -> Result<ExitCode, Error> {
             cmd_run(&opts, accel_given, &boot_args, config.as_deref())
         }
         Invocation::Test(opts) => cases::cmd_test(&opts),
-        Invocation::Bench { which, opts, runs } => cmd_bench(which, &opts, runs),
+        Invocation::Bench { which, opts, runs, net_rates } => cmd_bench(which, &opts, runs, net_rates),
         Invocation::Faults(options) => faults::cmd_faults(&options),
         Invocation::Tune { opts, options } => tune::cmd_tune(&opts, &options),
         Invocation::CheckConfig { files, smp } => cmd_check_config(&files, smp),
@@ -833,13 +864,13 @@ fn bench_plan(which: Benchmark, opts: &QemuOptions) -> Vec<PlannedBoot> {
     plan
 }
 
-fn cmd_bench(which: Benchmark, opts: &QemuOptions, runs: u32) -> Result<ExitCode, Error> {
+fn cmd_bench(which: Benchmark, opts: &QemuOptions, runs: u32, net_rates: Option<Vec<f64>>) -> Result<ExitCode, Error> {
     if which == Benchmark::Ringbuf {
         run_checked(Command::new("cargo").current_dir(root()).args(["bench", "-p", "ringbuf"]), "ringbuf benchmark")?;
         return Ok(ExitCode::SUCCESS);
     }
     if which == Benchmark::Net {
-        return net_bench::cmd_bench_net(opts);
+        return net_bench::cmd_bench_net(opts, net_rates);
     }
     if which == Benchmark::Instructions {
         return instructions::cmd_bench_instructions(opts);
@@ -1030,7 +1061,7 @@ mod bench_tests {
     fn bench_invocation(line: &str) -> Result<(Benchmark, u32, u32), Error> {
         let words = line.split_whitespace().map(str::to_string).collect();
         match parse(words)? {
-            Invocation::Bench { which, opts, runs } => Ok((which, opts.smp, runs)),
+            Invocation::Bench { which, opts, runs, .. } => Ok((which, opts.smp, runs)),
             _ => panic!("not a bench invocation: {line}"),
         }
     }
@@ -1044,6 +1075,22 @@ mod bench_tests {
         assert!(bench_invocation("bench ipc --runs 0").is_err());
         assert!(bench_invocation("bench ipc --runs many").is_err());
         assert!(bench_invocation("bench ringbuf --runs 3").is_err());
+    }
+
+    #[test]
+    fn rate_is_for_bench_net_and_is_checked() {
+        let words = |line: &str| line.split_whitespace().map(str::to_string).collect();
+        match parse(words("bench net --rate 3000")).unwrap() {
+            Invocation::Bench { net_rates, .. } => assert_eq!(net_rates, Some(vec![3000.0; 3])),
+            _ => panic!("not a bench invocation"),
+        }
+        match parse(words("bench net --rate 100,200,300")).unwrap() {
+            Invocation::Bench { net_rates, .. } => assert_eq!(net_rates, Some(vec![100.0, 200.0, 300.0])),
+            _ => panic!("not a bench invocation"),
+        }
+        assert!(parse(words("bench net --rate 100,200")).is_err());
+        assert!(parse(words("bench net --rate 0")).is_err());
+        assert!(parse(words("bench ipc --rate 3000")).is_err());
     }
 
     #[test]

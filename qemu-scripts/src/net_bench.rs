@@ -368,17 +368,23 @@ impl PolicyRun<'_> {
 }
 
 /// `cargo xtask bench net`.
-pub fn cmd_bench_net(opts: &QemuOptions) -> Result<ExitCode, Error> {
+/// `rates`: the open loop's offered rates per concurrency (`--rate`);
+/// `None`: those the first boot derives from its closed loop.
+pub fn cmd_bench_net(opts: &QemuOptions, rates: Option<Vec<f64>>) -> Result<ExitCode, Error> {
     let text = read_net_system()?;
     let build = crate::bench_build()?;
     let built = Built { binaries: &build.binaries, kernel: &build.kernel, builder: &build.builder };
     let accel_name = if opts.accel == "tcg,thread=single" { "tcg-single" } else { opts.accel.as_str() };
-    let mut options = bench::netload::SweepOptions::default();
+    let mut options = bench::netload::SweepOptions { offered: rates, ..bench::netload::SweepOptions::default() };
     let mut rows = Vec::new();
     let mut problems = Vec::new();
     let policies = policies(&opts.accel);
+    let offered = match &options.offered {
+        Some(rates) => format!("offered {rates:?} requests/s (--rate)"),
+        None => "offered half the first boot's closed-loop rate".to_string(),
+    };
     println!(
-        "xtask: network benchmark: {} boots ({}), each: closed then open loop at {:?} connections, then UDP echo",
+        "xtask: network benchmark: {} boots ({}), each: closed then open loop ({offered}) at {:?} connections, then UDP echo",
         policies.len(),
         policies.join(", "),
         options.concurrencies

@@ -8,11 +8,13 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use bench::netload::{HostService, NetJson, SweepOptions, failures, report_text, sweep, write_outputs};
+use bench::netload::{HostService, NetJson, SweepOptions, failures, parse_rates, report_text, sweep, write_outputs};
 
 const USAGE: &str = "usage: netload (--against host | --tcp 127.0.0.1:PORT --udp 127.0.0.1:PORT)
-               [--connections 1,8,64] [--requests N] [--seconds S] [--out DIR]
+               [--connections 1,8,64] [--rate R | --rate R1,R8,R64] [--requests N] [--seconds S] [--out DIR]
   --against host   start kv-logic in this process (the fixture; figures labelled host)
+  --rate R         open-loop offered rate in requests/s: one for every concurrency or one
+                   per concurrency (default: half of each closed loop's rate)
   --requests N     closed- and open-loop requests per concurrency (default 2000 / 3000)
   --seconds S      time limit of each loop (default 4 closed, 6 open)
   --out DIR        where net-host.* or net-manual.* go (default target/bench)";
@@ -24,6 +26,7 @@ fn parse() -> Result<Parsed, String> {
     let mut args = std::env::args().skip(1);
     let (mut host, mut tcp, mut udp, mut out) = (false, None, None, "target/bench".to_string());
     let mut options = SweepOptions::default();
+    let mut rates = None;
     let addr = |v: Option<String>| -> Result<SocketAddr, String> {
         v.ok_or("missing value")?.parse::<SocketAddr>().map_err(|e| e.to_string())
     };
@@ -43,6 +46,7 @@ fn parse() -> Result<Parsed, String> {
                     .collect::<Option<Vec<_>>>()
                     .ok_or("--connections: numbers 1..=256, comma-separated")?;
             }
+            "--rate" => rates = Some(args.next().ok_or("--rate needs a rate or a list")?),
             "--requests" => {
                 let n: usize = args.next().and_then(|n| n.parse().ok()).ok_or("--requests needs a number")?;
                 options.closed_requests = n;
@@ -57,6 +61,9 @@ fn parse() -> Result<Parsed, String> {
             "--out" => out = args.next().ok_or("--out needs a folder")?,
             _ => return Err(format!("unknown argument `{arg}`")),
         }
+    }
+    if let Some(text) = rates {
+        options.offered = Some(parse_rates(&text, &options.concurrencies)?);
     }
     match (host, tcp, udp) {
         (true, None, None) => Ok((None, options, out)),

@@ -27,4 +27,4 @@ pub mod workload;
 
 pub use host_fixture::HostService;
 pub use report::{NetJson, failures, report_text, write_outputs};
-pub use sweep::{NetRow, SweepOptions, sweep};
+pub use sweep::{NetRow, SweepOptions, parse_rates, sweep};

@@ -155,6 +155,31 @@ impl NetRow {
     }
 }
 
+/// The open-loop rates (requests/s in total) a person gives with
+/// `--rate`: one number for every concurrency, or one per concurrency in
+/// the order of `concurrencies` (`"3000"` or `"3000,9000,6000"`). Each
+/// is 1..=1 000 000; anything else is refused, naming what was wrong.
+pub fn parse_rates(text: &str, concurrencies: &[usize]) -> Result<Vec<f64>, String> {
+    let rates = text
+        .split(',')
+        .map(|word| {
+            word.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|r| r.is_finite() && (1.0..=1_000_000.0).contains(r))
+                .ok_or_else(|| format!("--rate: `{}` is not a rate of 1..=1000000 requests/s", word.trim()))
+        })
+        .collect::<Result<Vec<f64>, String>>()?;
+    match rates.len() {
+        1 => Ok(vec![rates[0]; concurrencies.len()]),
+        n if n == concurrencies.len() => Ok(rates),
+        n => Err(format!(
+            "--rate: {n} rates for {} concurrencies ({concurrencies:?}); give one rate, or one per concurrency",
+            concurrencies.len()
+        )),
+    }
+}
+
 /// Measures the service at `tcp`/`udp`; `progress` gets a line per step.
 /// Returns the rows and the open-loop rates offered (per concurrency).
 pub fn sweep(
@@ -257,4 +282,29 @@ pub fn line(row: &NetRow) -> String {
         row.wrong,
         row.missing
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_rates;
+
+    #[test]
+    fn one_rate_applies_to_every_concurrency() {
+        assert_eq!(parse_rates("3000", &[1, 8, 64]).unwrap(), [3000.0, 3000.0, 3000.0]);
+    }
+
+    #[test]
+    fn a_rate_per_concurrency_keeps_its_order() {
+        assert_eq!(parse_rates("100, 200.5,300", &[1, 8, 64]).unwrap(), [100.0, 200.5, 300.0]);
+    }
+
+    #[test]
+    fn bad_rates_are_refused_naming_the_word_or_the_count() {
+        for bad in ["0", "-5", "fast", "", "1e9", "NaN", "inf", "100,,200"] {
+            let e = parse_rates(bad, &[1, 8, 64]).unwrap_err();
+            assert!(e.starts_with("--rate: `"), "{bad}: {e}");
+        }
+        let e = parse_rates("100,200", &[1, 8, 64]).unwrap_err();
+        assert!(e.contains("2 rates for 3 concurrencies"), "{e}");
+    }
 }
