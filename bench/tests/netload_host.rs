@@ -3,7 +3,7 @@
 //! wrongly: the generator must catch it.
 
 use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, UdpSocket};
 use std::time::Duration;
 
 use bench::netload::contract;
@@ -121,6 +121,24 @@ fn the_contract_checks_pass_against_the_fixture() {
     assert!((1..=16).contains(&answered), "{crowd}");
     assert!(crowd.contains(&format!("{} refused cleanly, 0 stalled, 0 wrong", 40 - answered)), "{crowd}");
     contract::udp_flood(service.udp, service.tcp, 3000).unwrap();
+    let empty = contract::empty_datagram_echoed(service.udp).unwrap();
+    assert!(empty.starts_with("an empty datagram echoed empty"), "{empty}");
+}
+
+#[test]
+fn an_echo_that_drops_empty_datagrams_is_caught() {
+    // Echoes every datagram with bytes; an empty one gets a non-empty answer.
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = socket.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 2048];
+        while let Ok((len, from)) = socket.recv_from(&mut buffer) {
+            let answer: &[u8] = if len == 0 { b"not empty" } else { &buffer[..len] };
+            let _ = socket.send_to(answer, from);
+        }
+    });
+    let result = contract::empty_datagram_echoed(addr);
+    assert!(result.as_ref().is_err_and(|e| e.contains("10 other datagrams came")), "{result:?}");
 }
 
 #[test]

@@ -464,7 +464,11 @@ fn check_udp_echo(guest: &Guest) -> Result<String, String> {
     // UDP may drop (9 of 100 were lost once at this rate, when the stack
     // still passed datagrams to kv in pieces): every echo must be unchanged, and
     // at least half must come back, so a dead echo path still fails.
-    if outcome.wrong == 0 && outcome.echoed * 2 >= outcome.sent { Ok(summary) } else { Err(summary) }
+    if outcome.wrong != 0 || outcome.echoed * 2 < outcome.sent {
+        return Err(summary);
+    }
+    let empty = bench::netload::contract::empty_datagram_echoed(guest.udp()).map_err(|e| format!("{summary}; {e}"))?;
+    Ok(format!("{summary}; {empty}"))
 }
 
 fn check_malformed(guest: &Guest) -> Result<String, String> {
@@ -483,10 +487,11 @@ fn check_flood(guest: &Guest) -> Result<String, String> {
     bench::netload::contract::udp_flood(guest.udp(), guest.tcp(), 5000)
 }
 
-/// TCP load while kv exits on purpose (net-kv-restart.toml): what the
-/// clients got is reported, not required (their connections are reset
-/// when kv stops); the service must come back (the next check).
-fn check_load_across_kv_exit(guest: &Guest) -> Result<String, String> {
+/// TCP load while a server of the service exits on purpose (`why`): what
+/// the clients got is reported, not required (their connections are reset
+/// when it stops); every reply that came must be right, and some must
+/// have come; the service must come back (the next check).
+fn load_across_exit(guest: &Guest, why: &str) -> Result<String, String> {
     let outcome = bench::netload::tcp_load::run_tcp(&bench::netload::tcp_load::TcpRun {
         addr: guest.tcp(),
         workload: bench::netload::workload::Workload { connections: 4, keys: 32, value_len: 48, seed: 0x6b76 },
@@ -497,18 +502,27 @@ fn check_load_across_kv_exit(guest: &Guest) -> Result<String, String> {
     })
     .map_err(|e| e.to_string())?;
     let summary = format!(
-        "{} requests on 4 connections: {} correct, {} wrong, {} unanswered (kv exited on its 200th chunk)",
+        "{} requests on 4 connections: {} correct, {} wrong, {} unanswered ({why})",
         outcome.sent, outcome.correct, outcome.wrong, outcome.missing
     );
-    // Every reply that came must be right; that some did not is the point.
     if outcome.wrong == 0 && outcome.correct > 0 { Ok(summary) } else { Err(summary) }
+}
+
+/// net-kv-restart.toml: kv exits on its 200th chunk.
+fn check_load_across_kv_exit(guest: &Guest) -> Result<String, String> {
+    load_across_exit(guest, "kv exited on its 200th chunk")
+}
+
+/// net-stack-restart.toml: netstack exits on its 300th frame.
+fn check_load_across_stack_exit(guest: &Guest) -> Result<String, String> {
+    load_across_exit(guest, "netstack exited on its 300th frame")
 }
 
 /// The `NET` cases, run by `cargo xtask test` after the other QEMU cases.
 pub const NET_CASES: &[NetCase] = &[
     NetCase {
         name: "NET0001-kv-service-answers-every-request",
-        what: "boots net.toml; 400 SET/GET on 4 connections over the forwarded port, every reply checked; 100 UDP echoes",
+        what: "boots net.toml; 400 SET/GET on 4 connections over the forwarded port, every reply checked; 100 UDP echoes, then an empty datagram echoed empty",
         system: None,
         checks: &[("correct replies", check_correct), ("UDP echo", check_udp_echo)],
         must_show: &[],
@@ -540,6 +554,24 @@ pub const NET_CASES: &[NetCase] = &[
             "netstack: kv stopped (generation 0): ",
             "netstack: kv is back (generation 1): 0 to-app buffers taken back",
             "supervisor: server `kv` (core 4) exited with code 3",
+        ],
+    },
+    NetCase {
+        name: "NET0004-stack-restart-gives-back-its-buffers",
+        what: "boots tests/net-stack-restart.toml: netstack exits on its 300th frame holding it and is restarted; the driver takes back its rx buffers and sends the MAC again, kv takes back its to-stack buffers, and the service answers every request again",
+        system: Some("qemu-scripts/systems/tests/net-stack-restart.toml"),
+        checks: &[
+            ("load while netstack exits", check_load_across_stack_exit),
+            ("correct replies after netstack is back", check_correct),
+            ("UDP echo after netstack is back", check_udp_echo),
+        ],
+        must_show: &[
+            "netstack: exiting on purpose (exit_after_frames)",
+            "supervisor: server `netstack` (core 3) exited with code 3",
+            "virtio-net: netstack stopped (generation 0): ",
+            "virtio-net: netstack is back (generation 1): ",
+            ", MAC sent again",
+            "to-stack buffers taken back",
         ],
     },
 ];

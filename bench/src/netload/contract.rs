@@ -364,6 +364,39 @@ pub fn udp_flood(udp: SocketAddr, tcp: SocketAddr, datagrams: usize) -> Result<S
     Ok(format!("{summary}; UDP and TCP served after it"))
 }
 
+/// An empty datagram is echoed as an empty datagram (RFC 862): sent from
+/// a socket of its own, retried (UDP may drop it) up to 10 times over 5 s.
+/// The forwarder sends every reply to the last client that wrote, so late
+/// echoes of earlier datagrams may reach this socket too; only an empty
+/// one answers the question.
+pub fn empty_datagram_echoed(udp: SocketAddr) -> Result<String, String> {
+    check_local(udp).map_err(|e| e.to_string())?;
+    let socket = UdpSocket::bind(("127.0.0.1", 0)).and_then(|s| {
+        s.connect(udp)?;
+        s.set_read_timeout(Some(Duration::from_millis(100)))?;
+        Ok(s)
+    });
+    let socket = socket.map_err(|e| format!("UDP socket: {e}"))?;
+    let mut buffer = [0u8; 2048];
+    let mut others = 0usize;
+    for attempt in 1..=10 {
+        socket.send(&[]).map_err(|e| format!("sending an empty datagram: {e}"))?;
+        let until = Instant::now() + Duration::from_millis(500);
+        while Instant::now() < until {
+            match socket.recv(&mut buffer) {
+                Ok(0) => {
+                    return Ok(format!(
+                        "an empty datagram echoed empty (try {attempt}; {others} late echoes of earlier datagrams)"
+                    ));
+                }
+                Ok(_) => others += 1,
+                Err(_) => {}
+            }
+        }
+    }
+    Err(format!("no empty echo of an empty datagram in 10 tries over 5 s ({others} other datagrams came)"))
+}
+
 fn flood_datagram(socket: usize, seq: usize) -> Vec<u8> {
     let mut bytes = format!("flood s={socket} n={seq} ").into_bytes();
     bytes.resize(200, b'f');

@@ -13,6 +13,7 @@
 //!  netstack ── UDP_DATA desc(to-app) [epoch, ip, port] ▶ kv   copy out
 //!  netstack ◀─ APP_RETURN desc(to-app) / UDP_SEND desc(to-stack)  its buffer back, the echo
 //!  netstack ── STACK_RETURN desc(to-stack) [epoch] ────▶ kv   our buffer back
+//!  netstack ── UDP_EMPTY [epoch, ip, port] ──▶ kv ── UDP_SEND_EMPTY ─▶ netstack   an empty datagram's echo
 //! ```
 //!
 //! Invariants: a connection slot's session is reset when netstack opens or
@@ -78,13 +79,16 @@ fn run() -> i32 {
     // the first incarnation exits with code 3 on its Nth TCP chunk, after
     // copying it and before answering, so netstack holds buffers lent to
     // a server that stopped (and it holds some of netstack's).
-    let first_incarnation = userlib::info().is_some_and(|i| userlib::abi::generation_of_badge(i.badge) == 0);
+    let generation = userlib::info().map_or(0, |i| userlib::abi::generation_of_badge(i.badge));
+    let first_incarnation = generation == 0;
     let mut exit_after_chunks =
         userlib::arg("exit_after_chunks").and_then(|v| v.parse::<u64>().ok()).filter(|_| first_incarnation);
     let ticks_per_2s = userlib::tsc_hz().saturating_mul(2);
     let mut service: Service<SLOTS, KEYS> = Service::default();
-    // Changes when netstack stops or restarts: returns of older loans are stale.
-    let mut epoch = 0u32;
+    // Changes when netstack stops or restarts: returns of older loans are
+    // stale. Each incarnation starts on epochs of its own (returns still
+    // addressed to the one before are stale too).
+    let mut epoch = net_proto::first_epoch(generation);
     // Private copies: what netstack sent (parsed only here), and replies.
     let mut input = [0u8; BUFFER_BYTES];
     let mut out = [0u8; BUFFER_BYTES];
@@ -198,6 +202,15 @@ fn run() -> i32 {
                         let _ = pool.release(&echo);
                     }
                 }
+            }
+            label::UDP_EMPTY => {
+                // An empty datagram (inline only): its echo is empty too.
+                let Some(from) = UdpInline::decode(m.payload_bytes()) else {
+                    counts.refused += 1;
+                    continue;
+                };
+                // (`send` fails only for a payload too long: 10 bytes are not.)
+                let _ = channel.send(stack, label::UDP_SEND_EMPTY, &UdpInline { epoch, ..from }.encode());
             }
             label::STACK_RETURN => {
                 let Some(d) = descriptor_of(&m) else {

@@ -13,6 +13,8 @@
 //!  UDP_DATA  desc(to-app) [epoch, ip, port] ─────────▶  copy out
 //!        ◀──────────── APP_RETURN desc(to-app) [epoch]               buffer back
 //!        ◀──────────── UDP_SEND desc(to-stack) [epoch, ip, port]     the echo
+//!  UDP_EMPTY [epoch, ip, port] ──────────────────────▶  an empty datagram (inline)
+//!        ◀──────────── UDP_SEND_EMPTY [epoch, ip, port]              its echo (inline)
 //! ```
 //!
 //! Invariants of the protocol (each server keeps its side):
@@ -40,8 +42,26 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
-/// Labels between the stack and the application (the driver's are in
-/// `netstack`: `MAC`, `FRAME`, `FRAME_RETURN`).
+/// Labels between the driver (`virtio-net`, owns region `rx-frames`) and
+/// the stack (owns `tx-frames`). Every `FRAME` carries its owner's epoch
+/// as its inline bytes and every `FRAME_RETURN` gives the same bytes back,
+/// so an owner that took its buffers back (the peer stopped or restarted)
+/// ignores returns of older loans, as between the stack and kv.
+///
+/// ```text
+///  driver ── MAC [6 bytes] ─────────────────▶ stack   first, and again when the stack restarted
+///  driver ── FRAME desc(rx-frames) [epoch] ─▶ stack   a received frame
+///  driver ◀─ FRAME_RETURN desc [epoch] ────── stack   its buffer back
+///  driver ◀─ FRAME desc(tx-frames) [epoch] ── stack   a frame to send
+///  driver ── FRAME_RETURN desc [epoch] ─────▶ stack   its buffer back
+/// ```
+pub mod link_label {
+    pub const MAC: u32 = 0x4e00;
+    pub const FRAME: u32 = 0x4e01;
+    pub const FRAME_RETURN: u32 = 0x4e02;
+}
+
+/// Labels between the stack and the application.
 pub mod label {
     /// The stack listens (inline, empty).
     pub const READY: u32 = 0x4e03;
@@ -59,6 +79,11 @@ pub mod label {
     pub const UDP_DATA: u32 = 0x4e20;
     /// A datagram to send: descriptor (`to-stack`) + [`super::UdpInline`].
     pub const UDP_SEND: u32 = 0x4e21;
+    /// An empty datagram: no bytes, so no buffer and no descriptor (a
+    /// descriptor has a length of 1 or more); inline [`super::UdpInline`] only.
+    pub const UDP_EMPTY: u32 = 0x4e22;
+    /// An empty datagram to send: inline [`super::UdpInline`] only.
+    pub const UDP_SEND_EMPTY: u32 = 0x4e23;
     /// A `to-app` buffer back to the stack: its descriptor + `[epoch]`.
     pub const APP_RETURN: u32 = 0x4e30;
     /// A `to-stack` buffer back to the application: its descriptor + `[epoch]`.
@@ -76,6 +101,22 @@ pub const EPOCH_LEN: usize = 4;
 /// The epoch at the start of a descriptor message's inline bytes.
 pub fn epoch_of(inline: &[u8]) -> Option<u32> {
     Some(u32::from_le_bytes(inline.get(..EPOCH_LEN)?.try_into().ok()?))
+}
+
+/// The epoch bytes at the start of a message's inline bytes (fewer if it
+/// has fewer), to give back unread with a returned buffer.
+pub fn epoch_bytes(inline: &[u8]) -> &[u8] {
+    &inline[..inline.len().min(EPOCH_LEN)]
+}
+
+/// The first epoch of incarnation `generation` of a server (0 for the
+/// first incarnation). Each incarnation starts 65 536 epochs after the one
+/// before, so a return or a bounce still addressed to an earlier
+/// incarnation (sent before the peer learnt of the restart) names an
+/// epoch this one does not use, and is ignored, unless the earlier one
+/// changed its epoch 65 536 times.
+pub const fn first_epoch(generation: u32) -> u32 {
+    generation.wrapping_shl(16)
 }
 
 /// Beside `TCP_DATA` and `TCP_SEND`: little-endian epoch, then the slot.
@@ -247,10 +288,43 @@ mod tests {
     }
 
     #[test]
+    fn epoch_bytes_are_the_first_four_or_fewer() {
+        assert_eq!(epoch_bytes(&[1, 2, 3, 4, 5, 6]), [1, 2, 3, 4]);
+        assert_eq!(epoch_bytes(&[1, 2]), [1, 2]);
+        assert_eq!(epoch_bytes(&[]), [0u8; 0]);
+    }
+
+    #[test]
+    fn each_incarnation_starts_on_epochs_of_its_own() {
+        assert_eq!(first_epoch(0), 0);
+        assert_eq!(first_epoch(1), 0x1_0000);
+        // An earlier incarnation that changed its epoch fewer than 65 536
+        // times never reaches the next one's first epoch.
+        assert!(first_epoch(1) > first_epoch(0).wrapping_add(0xffff));
+        assert_eq!(first_epoch(0x1_0000), 0, "wraps after 65 536 restarts");
+    }
+
+    #[test]
     fn labels_are_distinct() {
         use label::*;
-        let all =
-            [READY, TCP_OPEN, TCP_DATA, TCP_CLOSED, TCP_SEND, TCP_DONE, UDP_DATA, UDP_SEND, APP_RETURN, STACK_RETURN];
+        use link_label::*;
+        let all = [
+            MAC,
+            FRAME,
+            FRAME_RETURN,
+            READY,
+            TCP_OPEN,
+            TCP_DATA,
+            TCP_CLOSED,
+            TCP_SEND,
+            TCP_DONE,
+            UDP_DATA,
+            UDP_SEND,
+            UDP_EMPTY,
+            UDP_SEND_EMPTY,
+            APP_RETURN,
+            STACK_RETURN,
+        ];
         for (i, a) in all.iter().enumerate() {
             assert!(all[i + 1..].iter().all(|b| a != b), "{a:#x} twice");
         }

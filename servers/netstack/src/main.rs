@@ -38,7 +38,7 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_code)]
 
-use net_proto::{BUFFER_BYTES, Chunk, Done, DoneInline, TcpInline, UdpInline, epoch_of};
+use net_proto::{BUFFER_BYTES, Chunk, Done, DoneInline, TcpInline, UdpInline, epoch_bytes, epoch_of, first_epoch};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::socket::{tcp, udp};
@@ -50,13 +50,10 @@ use userlib::{BufferPool, Channel, Region};
 
 userlib::server_main!(run);
 
-/// Labels between driver and stack (the same numbers in `virtio-net`);
-/// those between stack and kv are `net-proto`'s.
+/// Labels: between driver and stack, and between stack and kv (`net-proto`).
 pub mod label {
-    pub const MAC: u32 = 0x4e00;
-    pub const FRAME: u32 = 0x4e01;
-    pub const FRAME_RETURN: u32 = 0x4e02;
     pub use net_proto::label::*;
+    pub use net_proto::link_label::*;
 }
 
 const FRAME_MAX: usize = 1514;
@@ -95,8 +92,8 @@ struct Drops {
     tcp_unsent: u64,
     /// Echoes the UDP socket would not queue (its tx buffer full).
     udp_unsent: u64,
-    /// Datagrams not forwarded to kv: empty ones, and ones that came back
-    /// undelivered (a bounce: kv not running).
+    /// Datagrams not forwarded to kv: ones that came back undelivered (a
+    /// bounce: kv not running).
     udp_unforwarded: u64,
     /// kv's messages refused: a payload that could not be copied out (or
     /// no descriptor), an answer naming no buffer we lent, a stale epoch.
@@ -243,13 +240,29 @@ fn run() -> i32 {
         return 1;
     }
     let ticks_per_us = userlib::tsc_hz() / 1_000_000;
-    // The driver tells us the MAC first.
+    let generation = userlib::info().map_or(0, |i| userlib::abi::generation_of_badge(i.badge));
+    // Test hook (NET0004, qemu-scripts/systems/tests/net-stack-restart.toml):
+    // the first incarnation exits with code 3 on the Nth frame from the
+    // driver, after copying it and before returning its buffer, so the
+    // driver and kv each hold loans to a server that stopped.
+    let mut exit_after_frames =
+        userlib::arg("exit_after_frames").and_then(|v| v.parse::<u64>().ok()).filter(|_| generation == 0);
+    // The driver tells us the MAC first (again after we restarted: the
+    // notice of our restart makes it send it). A frame that comes before
+    // it goes back at once, with the driver's bytes.
     let mac = loop {
         let m = channel.recv();
         if m.sender_badge != 0 && m.label == label::MAC && m.payload_bytes().len() == 6 {
             let mut mac = [0u8; 6];
             mac.copy_from_slice(m.payload_bytes());
             break mac;
+        }
+        if m.sender_badge != 0
+            && m.label == label::FRAME
+            && let Some(d) = descriptor_of(&m)
+            && let Ok(back) = descriptor_message(driver, label::FRAME_RETURN, &d, epoch_bytes(inline_of(&m)))
+        {
+            channel.send_message(&back);
         }
     };
     let mut link = Link {
@@ -296,8 +309,12 @@ fn run() -> i32 {
     let mut open = [false; TCP_SOCKETS];
     // The chunk of each slot's bytes lent to kv (net-proto: one at a time).
     let mut chunks: [Option<Chunk>; TCP_SOCKETS] = [None; TCP_SOCKETS];
-    // Changes when kv stops or restarts: returns of older loans are stale.
-    let mut app_epoch = 0u32;
+    // Change when kv (the driver) stops or restarts: returns of older
+    // loans of `to-app` (`tx-frames`) buffers are stale. Each incarnation
+    // starts on epochs of its own, so returns addressed to the one before
+    // are stale too.
+    let mut app_epoch = first_epoch(generation);
+    let mut tx_epoch = first_epoch(generation);
     let mut kv_up = true;
     let empty = Descriptor { region: 0, access: 0, length: 0, offset: 0 };
     let mut returns = Returns { owed: [(empty, 0); RETURNS], head: 0, len: 0 };
@@ -347,12 +364,17 @@ fn run() -> i32 {
                         continue;
                     }
                     match notice.kind {
-                        STOPPED | GAVE_UP => userlib::log!(
-                            "netstack: the driver stopped (cause {}, detail {}{}): the device is gone; TCP and UDP wait",
-                            notice.cause,
-                            notice.detail,
-                            if notice.kind == GAVE_UP { ", for good" } else { ", to be restarted" }
-                        ),
+                        STOPPED | GAVE_UP => {
+                            // It will never return the frames it held.
+                            let reclaimed = tx_pool.reclaim_all();
+                            tx_epoch = tx_epoch.wrapping_add(1);
+                            userlib::log!(
+                                "netstack: the driver stopped (cause {}, detail {}{}): the device is gone; TCP and UDP wait; {reclaimed} tx buffers taken back",
+                                notice.cause,
+                                notice.detail,
+                                if notice.kind == GAVE_UP { ", for good" } else { ", to be restarted" }
+                            )
+                        }
                         RESTARTED => userlib::log!(
                             "netstack: the driver is back (generation {}): the device is here again",
                             notice.generation
@@ -363,7 +385,9 @@ fn run() -> i32 {
                     // A message of ours bounced back (the label says why,
                     // the descriptor's region which buffer it was).
                     if d.region == tx_pool.region().index() {
-                        let _ = tx_pool.release(&d);
+                        if epoch_of(inline_of(&m)) == Some(tx_epoch) {
+                            let _ = tx_pool.release(&d);
+                        }
                     } else if d.region == app_pool.region().index() && epoch_of(inline_of(&m)) == Some(app_epoch) {
                         match chunks.iter_mut().flatten().find(|c| c.in_flight && c.rest().0 == d.offset) {
                             // A TCP chunk: offered again later.
@@ -380,6 +404,8 @@ fn run() -> i32 {
                         }
                     }
                     // (kv's own buffers bounced back to us are kv's business.)
+                } else if m.label == label::UDP_EMPTY {
+                    drops.udp_unforwarded += 1; // an empty datagram bounced: lost
                 }
                 continue;
             }
@@ -394,12 +420,25 @@ fn run() -> i32 {
                         },
                         None => drops.rx_queue_full += 1,
                     }
-                    if let Ok(back) = descriptor_message(driver, label::FRAME_RETURN, &d, &[]) {
+                    if let Some(left) = exit_after_frames.as_mut() {
+                        *left = left.saturating_sub(1);
+                        if *left == 0 {
+                            userlib::log!(
+                                "netstack: exiting on purpose (exit_after_frames), holding a frame of the driver's, {} tx buffers and {} to-app buffers out",
+                                tx_pool.outstanding(),
+                                app_pool.outstanding()
+                            );
+                            return 3;
+                        }
+                    }
+                    if let Ok(back) = descriptor_message(driver, label::FRAME_RETURN, &d, epoch_bytes(inline_of(&m))) {
                         channel.send_message(&back);
                     }
                 }
                 label::FRAME_RETURN if !from_kv_endpoint => {
-                    if let Some(d) = descriptor_of(&m) {
+                    if let Some(d) = descriptor_of(&m)
+                        && epoch_of(inline_of(&m)) == Some(tx_epoch)
+                    {
                         let _ = tx_pool.release(&d);
                     }
                 }
@@ -439,6 +478,16 @@ fn run() -> i32 {
                         if sockets.get_mut::<udp::Socket>(udp_handle).send_slice(data, endpoint).is_err() {
                             drops.udp_unsent += 1;
                         }
+                    }
+                }
+                label::UDP_SEND_EMPTY if from_kv_endpoint => {
+                    let Some(to) = UdpInline::decode(m.payload_bytes()) else {
+                        drops.kv_refused += 1;
+                        continue;
+                    };
+                    let endpoint = IpEndpoint::new(IpAddress::Ipv4(Ipv4Address::from(to.ip)), to.port);
+                    if sockets.get_mut::<udp::Socket>(udp_handle).send_slice(&[], endpoint).is_err() {
+                        drops.udp_unsent += 1;
                     }
                 }
                 label::TCP_DONE if from_kv_endpoint => {
@@ -507,7 +556,7 @@ fn run() -> i32 {
                     continue;
                 }
                 let d = tx_pool.descriptor(&buffer, frame.len() as u32, ACCESS_RO);
-                if let Ok(message) = descriptor_message(driver, label::FRAME, &d, &[]) {
+                if let Ok(message) = descriptor_message(driver, label::FRAME, &d, &tx_epoch.to_le_bytes()) {
                     channel.send_message(&message);
                 }
             }
@@ -591,11 +640,17 @@ fn run() -> i32 {
         // Datagrams, whole, one buffer each.
         let socket = sockets.get_mut::<udp::Socket>(udp_handle);
         while kv_up && socket.can_recv() {
-            if socket.peek().is_ok_and(|(data, _)| data.is_empty()) {
+            if let Ok((data, meta)) = socket.peek()
+                && data.is_empty()
+            {
                 // An empty datagram: no buffer to describe (a descriptor
-                // has a length), so it is not forwarded.
+                // has a length), so only its sender travels, inline.
+                let IpAddress::Ipv4(ip) = meta.endpoint.addr;
+                let inline = UdpInline { epoch: app_epoch, ip: ip.octets(), port: meta.endpoint.port }.encode();
+                if channel.try_send(kv, label::UDP_EMPTY, &inline).is_err() {
+                    break; // the outbox is full: the datagram waits in the socket
+                }
                 let _ = socket.recv();
-                drops.udp_unforwarded += 1;
                 continue;
             }
             let Some(buffer) = app_pool.alloc() else {

@@ -1,16 +1,19 @@
-//! The virtio-net driver server (issue 16; `docs/drivers.md`). Today it
-//! has one mode, `mode=probe`, the device-grant check of test `DEV0001`:
-//! it lists the PCI functions the kernel granted it (info page), reads
-//! each one's configuration space through `pci_config` and checks the
-//! ids, sizes a BAR through the kernel's shadow (the BAR must not move),
-//! checks that the kernel keeps I/O decoding off, reads a register of a
-//! mapped memory BAR and writes and reads back its DMA memory's first
-//! and last words. With `expect=none` it checks the opposite: no devices
-//! in its info page and `pci_config` refused with `NOT_GRANTED`.
+//! The virtio-net driver server (issue 16; `docs/drivers.md`). Modes:
 //!
-//! The polling driver itself (virtio-drivers over the granted BARs and
-//! DMA memory, packets in a region shared with the stack) is not written
-//! yet.
+//! - `mode=driver`: the polling driver (virtio-drivers over the granted
+//!   BARs and DMA memory, `userlib::device::virtio`); frames travel to
+//!   and from `netstack` as descriptors of two regions (`net-proto`'s
+//!   `link_label`).
+//! - `mode=probe`: the device-grant check of test `DEV0001`: it lists the
+//!   PCI functions the kernel granted it (info page), reads each one's
+//!   configuration space through `pci_config` and checks the ids, sizes a
+//!   BAR through the kernel's shadow (the BAR must not move), checks that
+//!   the kernel keeps I/O decoding off, reads a register of a mapped
+//!   memory BAR and writes and reads back its DMA memory's first and last
+//!   words. With `expect=none` it checks the opposite: no devices in its
+//!   info page and `pci_config` refused with `NOT_GRANTED`.
+//! - `mode=arp`: the driver alone sends an ARP request for the gateway and
+//!   polls until the reply comes (`DEV0002`).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_code)]
 
@@ -274,11 +277,7 @@ fn arp_test() -> i32 {
     }
 }
 
-mod label {
-    pub const MAC: u32 = 0x4e00;
-    pub const FRAME: u32 = 0x4e01;
-    pub const FRAME_RETURN: u32 = 0x4e02;
-}
+use net_proto::link_label as label;
 
 /// The driver proper: polls the device; each received frame is copied into
 /// a buffer of the region `rx-frames` (ours; the stack holds it read-only)
@@ -286,9 +285,16 @@ mod label {
 /// has copied the frame out. Frames from the stack arrive as descriptors
 /// into its region `tx-frames`: copied out (the stack could rewrite them)
 /// into a transmit buffer, and the descriptor returned. Polling only.
+///
+/// Every frame lent to the stack carries our epoch (`net-proto`); when
+/// the stack stops or restarts (a notice), every `rx-frames` buffer is
+/// ours again, the epoch changes so late returns of the old loans are
+/// ignored, and a restarted stack is sent the MAC again.
 fn driver() -> i32 {
+    use net_proto::{epoch_bytes, epoch_of, first_epoch};
+    use userlib::abi::notice::{GAVE_UP, RESTARTED, STOPPED};
     use userlib::abi::region::ACCESS_RO;
-    use userlib::region::{copy_out, descriptor_message, descriptor_of};
+    use userlib::region::{copy_out, descriptor_message, descriptor_of, inline_of};
     let Some(mut channel) = userlib::Channel::open_or_log() else { return 1 };
     let Some(stack) = channel.endpoint_named("netstack") else {
         userlib::log!("virtio-net: needs the endpoint `netstack`");
@@ -322,6 +328,8 @@ fn driver() -> i32 {
         userlib::device::virtio::QUEUE
     );
     let _ = channel.send(stack, label::MAC, &mac);
+    let generation = userlib::info().map_or(0, |i| userlib::abi::generation_of_badge(i.badge));
+    let mut epoch = first_epoch(generation);
     // Test knob (DEV0003): fault on purpose this long after start.
     let fault_at = userlib::arg("fault_after_ms")
         .and_then(|v| v.parse::<u64>().ok())
@@ -342,7 +350,7 @@ fn driver() -> i32 {
                 };
                 if pool.region().write(buffer.offset, f).is_ok() {
                     let d = pool.descriptor(&buffer, f.len() as u32, ACCESS_RO);
-                    if let Ok(m) = descriptor_message(stack, label::FRAME, &d, &[]) {
+                    if let Ok(m) = descriptor_message(stack, label::FRAME, &d, &epoch.to_le_bytes()) {
                         channel.send_message(&m);
                         return;
                     }
@@ -361,13 +369,33 @@ fn driver() -> i32 {
                 if m.sender_badge == 0
                     && let Some(notice) = userlib::Channel::notice(&m)
                 {
-                    userlib::log!("virtio-net: notice {notice:?}");
+                    if m.destination_endpoint == stack && matches!(notice.kind, STOPPED | GAVE_UP | RESTARTED) {
+                        // The stack will never return what the stopped
+                        // incarnation held.
+                        let reclaimed = pool.reclaim_all();
+                        epoch = epoch.wrapping_add(1);
+                        let back = notice.kind == RESTARTED;
+                        if back {
+                            let _ = channel.send(stack, label::MAC, &mac);
+                        }
+                        userlib::log!(
+                            "virtio-net: netstack {} (generation {}): {reclaimed} rx buffers taken back{}",
+                            if back { "is back" } else { "stopped" },
+                            notice.generation,
+                            if back { ", MAC sent again" } else { "" }
+                        );
+                    } else {
+                        userlib::log!("virtio-net: notice {notice:?}");
+                    }
                 }
                 continue;
             };
             if m.sender_badge == 0 || m.label == label::FRAME_RETURN {
-                // Ours again (returned, or bounced).
-                let _ = pool.release(&d);
+                // Ours again (returned, or bounced), unless it is a loan
+                // taken back since (another epoch) or not ours at all.
+                if d.region == pool.region().index() && epoch_of(inline_of(&m)) == Some(epoch) {
+                    let _ = pool.release(&d);
+                }
                 continue;
             }
             if m.label != label::FRAME {
@@ -379,7 +407,8 @@ fn driver() -> i32 {
                     Err(_) => dropped += 1,
                 }
             }
-            if let Ok(back) = descriptor_message(stack, label::FRAME_RETURN, &d, &[]) {
+            // The stack's epoch back with its buffer.
+            if let Ok(back) = descriptor_message(stack, label::FRAME_RETURN, &d, epoch_bytes(inline_of(&m))) {
                 channel.send_message(&back);
             }
         }
