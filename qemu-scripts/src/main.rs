@@ -114,6 +114,8 @@ bench:
                        --rate R or --rate R1,R8,R64: the open loop's offered requests/s
                        (default: half the first boot's closed-loop rate; every boot gets
                        the same rates, so runs with one --rate compare)
+                       --policies P,Q: boot only these policies, in this order (default
+                       pause,mwait,hlt under TCG, spin first elsewhere)
                        instructions: boots bench.toml (a tenth of benchclient's messages)
                        with QEMU logging every run of kernel code, prints guest
                        instructions per message by function: direct ring, stream floor,
@@ -437,12 +439,12 @@ pub enum Invocation {
         watch_ms: Option<u64>,
     },
     Test(cases::TestOptions),
-    /// `net_rates`: `bench net --rate`, the open-loop rates every boot is offered.
+    /// `net`: `bench net`'s own options (`--rate`, `--policies`).
     Bench {
         which: Benchmark,
         opts: QemuOptions,
         runs: u32,
-        net_rates: Option<Vec<f64>>,
+        net: net_bench::NetBenchOptions,
     },
     Faults(faults::FaultsOptions),
     Tune {
@@ -539,18 +541,16 @@ pub fn parse(mut words: Vec<String>) -> Result<Invocation, Error> {
                     .filter(|n| (1..=100).contains(n))
                     .ok_or_else(|| Error::new(format!("--runs: `{text}` is not 1..=100")))?,
             };
-            let net_rates = match args.take_value("--rate")? {
-                Some(text) => Some(
-                    bench::netload::parse_rates(&text, &bench::netload::SweepOptions::default().concurrencies)
-                        .map_err(Error::new)?,
-                ),
-                None => None,
-            };
+            let rates = args.take_value("--rate")?;
+            let policies = args.take_value("--policies")?;
             if !accel_given {
                 // Multi-threaded TCG with more spinning vCPUs than host cores
                 // measures the host scheduler, not IPC (docs/benchmarks.md).
                 opts.accel = "tcg,thread=single".to_string();
             }
+            let net_given = rates.is_some() || policies.is_some();
+            let net = net_bench::NetBenchOptions::parse(rates.as_deref(), policies.as_deref(), &opts.accel)
+                .map_err(Error::new)?;
             let rest = args.finish()?;
             let which = match rest.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
                 [] => Benchmark::All,
@@ -570,10 +570,10 @@ pub fn parse(mut words: Vec<String>) -> Result<Invocation, Error> {
             if matches!(which, Benchmark::Ringbuf | Benchmark::Net | Benchmark::Instructions) && runs != 1 {
                 return Err(Error::new("--runs is for the in-guest benchmarks (ipc, power), not ringbuf or net"));
             }
-            if which != Benchmark::Net && net_rates.is_some() {
-                return Err(Error::new("--rate is for `bench net` (the open loop's offered rate)"));
+            if which != Benchmark::Net && net_given {
+                return Err(Error::new("--rate and --policies are for `bench net`"));
             }
-            Ok(Invocation::Bench { which, opts, runs, net_rates })
+            Ok(Invocation::Bench { which, opts, runs, net })
         }
         "tune" => {
             let accel_given = args.words.iter().any(|w| w == "--accel");
@@ -704,7 +704,7 @@ fn execute(invocation: Invocation) -> Result<ExitCode, Error> {
             cmd_run(&opts, accel_given, &boot_args, config.as_deref())
         }
         Invocation::Test(opts) => cases::cmd_test(&opts),
-        Invocation::Bench { which, opts, runs, net_rates } => cmd_bench(which, &opts, runs, net_rates),
+        Invocation::Bench { which, opts, runs, net } => cmd_bench(which, &opts, runs, net),
         Invocation::Faults(options) => faults::cmd_faults(&options),
         Invocation::Tune { opts, options } => tune::cmd_tune(&opts, &options),
         Invocation::CheckConfig { files, smp } => cmd_check_config(&files, smp),
@@ -864,13 +864,18 @@ fn bench_plan(which: Benchmark, opts: &QemuOptions) -> Vec<PlannedBoot> {
     plan
 }
 
-fn cmd_bench(which: Benchmark, opts: &QemuOptions, runs: u32, net_rates: Option<Vec<f64>>) -> Result<ExitCode, Error> {
+fn cmd_bench(
+    which: Benchmark,
+    opts: &QemuOptions,
+    runs: u32,
+    net: net_bench::NetBenchOptions,
+) -> Result<ExitCode, Error> {
     if which == Benchmark::Ringbuf {
         run_checked(Command::new("cargo").current_dir(root()).args(["bench", "-p", "ringbuf"]), "ringbuf benchmark")?;
         return Ok(ExitCode::SUCCESS);
     }
     if which == Benchmark::Net {
-        return net_bench::cmd_bench_net(opts, net_rates);
+        return net_bench::cmd_bench_net(opts, &net);
     }
     if which == Benchmark::Instructions {
         return instructions::cmd_bench_instructions(opts);
@@ -1077,20 +1082,34 @@ mod bench_tests {
         assert!(bench_invocation("bench ringbuf --runs 3").is_err());
     }
 
+    fn net_options(line: &str) -> Result<net_bench::NetBenchOptions, Error> {
+        match parse(line.split_whitespace().map(str::to_string).collect())? {
+            Invocation::Bench { net, .. } => Ok(net),
+            _ => panic!("not a bench invocation: {line}"),
+        }
+    }
+
     #[test]
     fn rate_is_for_bench_net_and_is_checked() {
-        let words = |line: &str| line.split_whitespace().map(str::to_string).collect();
-        match parse(words("bench net --rate 3000")).unwrap() {
-            Invocation::Bench { net_rates, .. } => assert_eq!(net_rates, Some(vec![3000.0; 3])),
-            _ => panic!("not a bench invocation"),
-        }
-        match parse(words("bench net --rate 100,200,300")).unwrap() {
-            Invocation::Bench { net_rates, .. } => assert_eq!(net_rates, Some(vec![100.0, 200.0, 300.0])),
-            _ => panic!("not a bench invocation"),
-        }
-        assert!(parse(words("bench net --rate 100,200")).is_err());
-        assert!(parse(words("bench net --rate 0")).is_err());
-        assert!(parse(words("bench ipc --rate 3000")).is_err());
+        assert_eq!(net_options("bench net --rate 3000").unwrap().rates, Some(vec![3000.0; 3]));
+        assert_eq!(net_options("bench net --rate 100,200,300").unwrap().rates, Some(vec![100.0, 200.0, 300.0]));
+        assert_eq!(net_options("bench net").unwrap().rates, None);
+        assert!(net_options("bench net --rate 100,200").is_err());
+        assert!(net_options("bench net --rate 0").is_err());
+        assert!(net_options("bench ipc --rate 3000").is_err());
+    }
+
+    #[test]
+    fn policies_are_for_bench_net_and_are_checked() {
+        assert_eq!(net_options("bench net").unwrap().policies, ["pause", "mwait", "hlt"]);
+        assert_eq!(net_options("bench net --policies hlt,pause").unwrap().policies, ["hlt", "pause"]);
+        assert_eq!(net_options("bench net --policies spin --accel kvm").unwrap().policies, ["spin"]);
+        let spin = net_options("bench net --policies spin").unwrap_err().0;
+        assert!(spin.contains("`spin`") && spin.contains("TCG"), "{spin}");
+        let unknown = net_options("bench net --policies pause,nap").unwrap_err().0;
+        assert!(unknown.contains("`nap`"), "{unknown}");
+        assert!(net_options("bench net --policies pause,pause").is_err());
+        assert!(net_options("bench power --policies pause").is_err());
     }
 
     #[test]

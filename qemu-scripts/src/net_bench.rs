@@ -48,6 +48,52 @@ pub fn policies(accel: &str) -> Vec<&'static str> {
     crate::POWER_POLICIES.iter().copied().filter(|p| !(accel.starts_with("tcg") && *p == "spin")).collect()
 }
 
+/// What `cargo xtask bench net` was asked for beyond the QEMU options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetBenchOptions {
+    /// `--rate`: the open loop's offered rates per concurrency; `None`:
+    /// those the first boot derives from its closed loop.
+    pub rates: Option<Vec<f64>>,
+    /// `--policies`: the boots, in order (default: [`policies`]).
+    pub policies: Vec<&'static str>,
+}
+
+impl NetBenchOptions {
+    /// From the words of `--rate` and `--policies` (either may be absent),
+    /// for a run under `accel`; anything not understood is refused, named.
+    pub fn parse(rates: Option<&str>, chosen: Option<&str>, accel: &str) -> Result<NetBenchOptions, String> {
+        let rates = rates
+            .map(|text| bench::netload::parse_rates(text, &bench::netload::SweepOptions::default().concurrencies))
+            .transpose()?;
+        let available = policies(accel);
+        let policies = match chosen {
+            None => available,
+            Some(text) => {
+                let mut picked: Vec<&'static str> = Vec::new();
+                for word in text.split(',').map(str::trim) {
+                    let Some(&policy) = crate::POWER_POLICIES.iter().find(|p| **p == word) else {
+                        return Err(format!(
+                            "--policies: `{word}` is not a policy ({})",
+                            crate::POWER_POLICIES.join(", ")
+                        ));
+                    };
+                    if !available.contains(&policy) {
+                        return Err(format!(
+                            "--policies: `{policy}` is not measured under TCG (a poll loop without `pause` keeps the emulator thread)"
+                        ));
+                    }
+                    if picked.contains(&policy) {
+                        return Err(format!("--policies: `{policy}` twice"));
+                    }
+                    picked.push(policy);
+                }
+                picked
+            }
+        };
+        Ok(NetBenchOptions { rates, policies })
+    }
+}
+
 /// `net.toml` with its power tables replaced by `policy` for every server
 /// core and the mover: no plain re-polling, then (except `pause`) 50 µs of
 /// pausing and the policy's sleep, as `systems/power-bench/` does.
@@ -368,17 +414,16 @@ impl PolicyRun<'_> {
 }
 
 /// `cargo xtask bench net`.
-/// `rates`: the open loop's offered rates per concurrency (`--rate`);
-/// `None`: those the first boot derives from its closed loop.
-pub fn cmd_bench_net(opts: &QemuOptions, rates: Option<Vec<f64>>) -> Result<ExitCode, Error> {
+pub fn cmd_bench_net(opts: &QemuOptions, net: &NetBenchOptions) -> Result<ExitCode, Error> {
     let text = read_net_system()?;
     let build = crate::bench_build()?;
     let built = Built { binaries: &build.binaries, kernel: &build.kernel, builder: &build.builder };
     let accel_name = if opts.accel == "tcg,thread=single" { "tcg-single" } else { opts.accel.as_str() };
-    let mut options = bench::netload::SweepOptions { offered: rates, ..bench::netload::SweepOptions::default() };
+    let mut options =
+        bench::netload::SweepOptions { offered: net.rates.clone(), ..bench::netload::SweepOptions::default() };
     let mut rows = Vec::new();
     let mut problems = Vec::new();
-    let policies = policies(&opts.accel);
+    let policies = &net.policies;
     let offered = match &options.offered {
         Some(rates) => format!("offered {rates:?} requests/s (--rate)"),
         None => "offered half the first boot's closed-loop rate".to_string(),
@@ -389,7 +434,7 @@ pub fn cmd_bench_net(opts: &QemuOptions, rates: Option<Vec<f64>>) -> Result<Exit
         policies.join(", "),
         options.concurrencies
     );
-    for policy in &policies {
+    for policy in policies {
         let name = format!("bench-net-{policy}");
         let mut guest = Guest::boot(&built, opts, &name, &policy_system(&text, policy), "", READY_LINE)?;
         let (tcp, udp) = (guest.tcp(), guest.udp());
