@@ -79,7 +79,7 @@ fn run() -> i32 {
     // the first incarnation exits with code 3 on its Nth TCP chunk, after
     // copying it and before answering, so netstack holds buffers lent to
     // a server that stopped (and it holds some of netstack's).
-    let generation = userlib::info().map_or(0, |i| userlib::abi::generation_of_badge(i.badge));
+    let generation = userlib::generation();
     let first_incarnation = generation == 0;
     let mut exit_after_chunks =
         userlib::arg("exit_after_chunks").and_then(|v| v.parse::<u64>().ok()).filter(|_| first_incarnation);

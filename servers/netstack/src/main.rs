@@ -240,7 +240,7 @@ fn run() -> i32 {
         return 1;
     }
     let ticks_per_us = userlib::tsc_hz() / 1_000_000;
-    let generation = userlib::info().map_or(0, |i| userlib::abi::generation_of_badge(i.badge));
+    let generation = userlib::generation();
     // Test hook (NET0004, qemu-scripts/systems/tests/net-stack-restart.toml):
     // the first incarnation exits with code 3 on the Nth frame from the
     // driver, after copying it and before returning its buffer, so the

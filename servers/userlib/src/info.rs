@@ -17,6 +17,13 @@ pub fn info() -> Option<&'static abi::ServerInfo> {
     (info.magic == abi::INFO_MAGIC).then_some(info)
 }
 
+/// Which incarnation of its server this is: 0 for the first, one more
+/// for each restart (the generation in the server's badge; 0 without an
+/// info page).
+pub fn generation() -> u32 {
+    info().map_or(0, |i| abi::generation_of_badge(i.badge))
+}
+
 /// The server's `args` text from the system TOML ("" if none).
 pub fn args() -> &'static str {
     let Some(info) = info() else { return "" };

@@ -43,7 +43,7 @@ pub use channel::{Channel, Message, OpenError, SendError};
 pub use device::{Device, DeviceError};
 pub use direct_ring::{Consumer, DirectRing, DirectRingError, Producer, RingError};
 pub use idle::{Idler, SleepCounts};
-pub use info::{arg, arg_u64, args, info};
+pub use info::{arg, arg_u64, args, generation, info};
 pub use pool::{Buffer, BufferPool, PoolError};
 pub use region::{Region, RegionError};
 pub use syscall::*;

@@ -328,7 +328,7 @@ fn driver() -> i32 {
         userlib::device::virtio::QUEUE
     );
     let _ = channel.send(stack, label::MAC, &mac);
-    let generation = userlib::info().map_or(0, |i| userlib::abi::generation_of_badge(i.badge));
+    let generation = userlib::generation();
     let mut epoch = first_epoch(generation);
     // Test knob (DEV0003): fault on purpose this long after start.
     let fault_at = userlib::arg("fault_after_ms")
