@@ -221,6 +221,20 @@ fn now(ticks_per_us: u64) -> Instant {
     Instant::from_micros((userlib::rdtsc() / ticks_per_us.max(1)) as i64)
 }
 
+/// Queues `data` (kv's `UDP_SEND` payload, or nothing for
+/// `UDP_SEND_EMPTY`) as a datagram to the destination in kv's inline
+/// bytes; counts a destination that does not decode, or a full socket.
+fn send_datagram(socket: &mut udp::Socket, inline: &[u8], data: &[u8], drops: &mut Drops) {
+    let Some(to) = UdpInline::decode(inline) else {
+        drops.kv_refused += 1;
+        return;
+    };
+    let endpoint = IpEndpoint::new(IpAddress::Ipv4(Ipv4Address::from(to.ip)), to.port);
+    if socket.send_slice(data, endpoint).is_err() {
+        drops.udp_unsent += 1;
+    }
+}
+
 fn run() -> i32 {
     let Some(mut channel) = Channel::open_or_log() else { return 1 };
     let (Some(driver), Some(kv)) = (channel.endpoint_named("driver"), channel.endpoint_named("kv")) else {
@@ -470,25 +484,11 @@ fn run() -> i32 {
                             }
                         }
                     } else {
-                        let Some(to) = UdpInline::decode(inline) else {
-                            drops.kv_refused += 1;
-                            continue;
-                        };
-                        let endpoint = IpEndpoint::new(IpAddress::Ipv4(Ipv4Address::from(to.ip)), to.port);
-                        if sockets.get_mut::<udp::Socket>(udp_handle).send_slice(data, endpoint).is_err() {
-                            drops.udp_unsent += 1;
-                        }
+                        send_datagram(sockets.get_mut::<udp::Socket>(udp_handle), inline, data, &mut drops);
                     }
                 }
                 label::UDP_SEND_EMPTY if from_kv_endpoint => {
-                    let Some(to) = UdpInline::decode(m.payload_bytes()) else {
-                        drops.kv_refused += 1;
-                        continue;
-                    };
-                    let endpoint = IpEndpoint::new(IpAddress::Ipv4(Ipv4Address::from(to.ip)), to.port);
-                    if sockets.get_mut::<udp::Socket>(udp_handle).send_slice(&[], endpoint).is_err() {
-                        drops.udp_unsent += 1;
-                    }
+                    send_datagram(sockets.get_mut::<udp::Socket>(udp_handle), m.payload_bytes(), &[], &mut drops);
                 }
                 label::TCP_DONE if from_kv_endpoint => {
                     let (Some(d), Some(done)) = (descriptor_of(&m), DoneInline::decode(inline_of(&m))) else {
